@@ -1,0 +1,85 @@
+// The descriptor state behind dragonmem::Pool / dragonmem::Memory and behind the C
+// API's handles. Not for direct use: the layout may change between releases.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dragonmem::detail {
+
+class PoolMapping;  // a pool mapped into this process (lib/pool_mapping.hpp)
+
+// What a descriptor knows about a pool without mapping it: enough to serialize it,
+// tell whether it is local and answer hostid/uid/name queries off-node.
+struct PoolIdentity {
+    std::string name;          // base name, 1-29 chars
+    std::uint64_t m_uid = 0;
+    std::uint64_t hostid = 0;
+    std::uint64_t rt_uid = 0;
+    std::uint64_t nonce = 0;   // random per pool instance: a recreated pool never matches
+    std::uint64_t heap_bytes = 0;
+    std::uint32_t id_slot_bits = 0;  // ids carry the manifest slot in their low bits
+};
+
+// Reference counting of PoolMapping, out of line (lib/mapping_registry.cpp).
+void mapping_add_ref(PoolMapping* mapping) noexcept;
+void mapping_release(PoolMapping* mapping) noexcept;
+
+// A counted reference to a PoolMapping; the mapping is unmapped when the last one goes.
+// Moves are inline pointer swaps: only copies and the last release touch the count.
+class MappingRef {
+public:
+    MappingRef() = default;
+    explicit MappingRef(PoolMapping* adopt) noexcept : p_(adopt) {}  // takes over one count
+    MappingRef(const MappingRef& o) noexcept : p_(o.p_) {
+        if (p_ != nullptr) mapping_add_ref(p_);
+    }
+    MappingRef(MappingRef&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    MappingRef& operator=(const MappingRef& o) noexcept {
+        if (o.p_ != nullptr) mapping_add_ref(o.p_);
+        reset();
+        p_ = o.p_;
+        return *this;
+    }
+    MappingRef& operator=(MappingRef&& o) noexcept {
+        if (this != &o) {
+            reset();
+            p_ = o.p_;
+            o.p_ = nullptr;
+        }
+        return *this;
+    }
+    ~MappingRef() { reset(); }
+    PoolMapping* get() const noexcept { return p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    void reset() noexcept {
+        if (p_ != nullptr) mapping_release(p_);
+        p_ = nullptr;
+    }
+
+private:
+    PoolMapping* p_ = nullptr;
+};
+
+// A pool descriptor: local (mapping set; the identity is the mapping's) or remote
+// (identity only). Neither set: an empty descriptor.
+struct PoolRef {
+    MappingRef mapping;
+    std::shared_ptr<const PoolIdentity> identity;  // remote descriptors only
+    bool valid() const noexcept { return static_cast<bool>(mapping) || identity != nullptr; }
+};
+
+// An allocation descriptor: a view [view_offset, view_offset + view_bytes) of a block.
+// id 0 is the zero-byte allocation (no block, no manifest record).
+struct MemoryRef {
+    PoolRef pool;
+    std::uint64_t id = 0;
+    std::uint64_t type = 0;
+    std::uint64_t block_offset = 0;    // offset of the block in the pool's heap
+    std::uint64_t requested_bytes = 0; // size asked for at allocation
+    std::uint64_t view_offset = 0;     // from the block start
+    std::uint64_t view_bytes = 0;
+};
+
+}  // namespace dragonmem::detail

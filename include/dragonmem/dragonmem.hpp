@@ -1,0 +1,8 @@
+// dragonmem's C++ API: include this one header.
+#pragma once
+
+#include <dragonmem/error.hpp>
+#include <dragonmem/memory.hpp>
+#include <dragonmem/pool.hpp>
+#include <dragonmem/types.hpp>
+#include <dragonmem/version.hpp>

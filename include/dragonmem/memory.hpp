@@ -1,0 +1,56 @@
+// dragonmem::Memory: a move-only handle to (a view of) an allocation. Dropping the
+// handle does not free the allocation: allocations live in the pool until free().
+#pragma once
+
+#include <dragonmem/detail/refs.hpp>
+#include <dragonmem/error.hpp>
+#include <dragonmem/pool.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dragonmem {
+
+class Memory {
+public:
+    // Attaches a serialized allocation descriptor (binary or base64).
+    static Memory attach(std::span<const std::uint8_t> serialized);
+    static Memory attach_base64(std::string_view base64);
+
+    Memory() = default;
+    Memory(Memory&&) noexcept = default;
+    Memory& operator=(Memory&&) noexcept = default;
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
+    ~Memory() = default;
+
+    bool valid() const noexcept { return ref_.pool.valid(); }
+    bool is_local() const;
+    std::uint64_t id() const;
+    std::uint64_t type() const;
+    std::size_t size() const;          // this view's bytes
+    std::uint64_t block_offset() const;
+    void* pointer() const;             // nullptr for a zero-byte allocation
+    std::span<std::byte> bytes() const;
+
+    Memory clone(std::ptrdiff_t offset = 0, std::optional<std::size_t> length = std::nullopt) const;
+    void modify_size(std::size_t bytes, const timespec* timeout = nullptr);
+    void free();                       // frees the allocation; this handle becomes empty
+    bool exists() const;               // still live in its pool
+    Pool pool() const;
+    std::vector<std::uint8_t> serialize() const;
+    std::string serialize_base64() const;
+
+    const detail::MemoryRef& ref() const noexcept { return ref_; }
+    explicit Memory(detail::MemoryRef ref) noexcept : ref_(std::move(ref)) {}
+
+private:
+    detail::MemoryRef ref_;
+};
+
+}  // namespace dragonmem

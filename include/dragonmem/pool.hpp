@@ -1,0 +1,78 @@
+// dragonmem::Pool: a move-only RAII handle to a managed-memory pool. Destroying the
+// handle detaches (never destroys the pool); destroy() removes the pool for everyone.
+#pragma once
+
+#include <dragonmem/detail/refs.hpp>
+#include <dragonmem/error.hpp>
+#include <dragonmem/types.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dragonmem {
+
+class Memory;
+
+class Pool {
+public:
+    // Creates pool `name` (1-29 chars of [A-Za-z0-9._-], not starting with '.' or '-')
+    // with `bytes` of allocatable space rounded up to a power of two.
+    static Pool create(std::string_view name, std::size_t bytes, std::uint64_t m_uid = 0,
+                       const PoolOptions& options = {});
+    // Attaches a serialized pool descriptor (binary, or its base64 text).
+    static Pool attach(std::span<const std::uint8_t> serialized);
+    static Pool attach_base64(std::string_view base64);
+    // Attaches the descriptor whose base64 is in environment variable `var`.
+    static Pool attach_from_env(const char* var);
+    // Attaches a pool of this host by its base name.
+    static Pool attach_local(std::string_view name);
+    // Base names of every dragonmem pool on this host (found in /dev/shm).
+    static std::vector<std::string> list_local();
+
+    Pool() = default;  // an empty handle; every call on it throws MAP_KEY_NOT_FOUND
+    Pool(Pool&&) noexcept = default;
+    Pool& operator=(Pool&& other) noexcept;
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    ~Pool();
+
+    Pool clone() const;
+    void detach() noexcept;   // leaves this handle empty
+    void destroy();           // unmaps and unlinks; other handles then fail
+
+    bool valid() const noexcept { return ref_.valid(); }
+    bool is_local() const;
+    std::string name() const;
+    std::uint64_t m_uid() const;
+    std::uint64_t hostid() const;
+    std::uint64_t rt_uid() const;
+    std::vector<std::uint8_t> serialize() const;
+    std::string serialize_base64() const;
+
+    // Allocation. type is any integer (DRAGON_MEMORY_ALLOC_DATA etc. are named ones).
+    Memory alloc(std::size_t bytes, std::uint64_t type = DRAGON_MEMORY_ALLOC_DATA) const;
+    // Waits for space up to *timeout (nullptr: forever).
+    Memory alloc_blocking(std::size_t bytes, std::uint64_t type, const timespec* timeout) const;
+    Memory from_id(std::uint64_t id, std::uint64_t offset = 0,
+                   std::optional<std::size_t> length = std::nullopt) const;
+    bool allocation_exists(std::uint64_t id) const;
+    std::vector<AllocationInfo> allocations(std::optional<std::uint64_t> type = std::nullopt) const;
+
+    PoolAttributes attributes() const;
+    std::vector<FreeBlockCount> free_blocks() const;  // smallest block size first
+    CheckReport check() const;
+    void* base_pointer() const;  // start of the heap
+    std::size_t heap_bytes() const;
+
+    const detail::PoolRef& ref() const noexcept { return ref_; }
+    explicit Pool(detail::PoolRef ref) noexcept : ref_(std::move(ref)) {}
+
+private:
+    detail::PoolRef ref_;
+};
+
+}  // namespace dragonmem

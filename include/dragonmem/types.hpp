@@ -1,0 +1,78 @@
+// Plain value types the C++ API returns: options, attributes, statistics, listings.
+#pragma once
+
+#include <dragon/managed_memory.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dragonmem {
+
+// How to create a pool (the C API's dragonMemoryPoolAttr_t, as a C++ struct).
+struct PoolOptions {
+    std::size_t min_block_bytes = 32;    // rounded up to a power of two, at least 32
+    std::size_t max_allocations = 0;     // manifest capacity; 0: number of min blocks, at most 1048576
+    unsigned mode = 0600;                // permission bits, umask ignored
+    dragonLockKind_t lock_type = DRAGON_LOCK_FIFO;
+    dragonMemoryPoolType_t mem_type = DRAGON_MEMORY_TYPE_SHM;
+    dragonMemoryPoolGrowthType_t growth_type = DRAGON_MEMORY_GROWTH_NONE;
+    std::size_t segment_size = 0;        // recorded only
+    std::size_t max_size = 0;            // recorded only
+    std::vector<std::size_t> preallocs;  // preallocs[n]: blocks of min_block_bytes << n to cache
+};
+
+// Everything a pool's header says about it, plus its live figures.
+struct PoolAttributes {
+    std::string name;                 // base name
+    std::string shm_name;             // POSIX shm object name, e.g. "dragonmem.p1"
+    std::uint64_t m_uid = 0;
+    std::uint64_t hostid = 0;
+    std::uint64_t rt_uid = 0;
+    unsigned mode = 0;
+    dragonLockKind_t lock_type = DRAGON_LOCK_FIFO;
+    dragonMemoryPoolType_t mem_type = DRAGON_MEMORY_TYPE_SHM;
+    dragonMemoryPoolGrowthType_t growth_type = DRAGON_MEMORY_GROWTH_NONE;
+    std::size_t segment_size = 0;
+    std::size_t max_size = 0;
+    std::size_t min_block_bytes = 0;
+    std::size_t max_block_bytes = 0;    // largest block of the empty pool (== heap_bytes)
+    std::size_t heap_bytes = 0;         // allocatable size, a power of two
+    std::size_t total_bytes = 0;        // the whole shm object: header + manifest + heap
+    std::size_t manifest_bytes = 0;
+    std::size_t heap_meta_bytes = 0;    // the heap's own metadata (fixed, not per block)
+    std::size_t max_allocations = 0;    // manifest capacity
+    std::size_t free_bytes = 0;
+    double utilization_pct = 0.0;       // 100 * used / heap_bytes
+    std::size_t live_allocations = 0;
+    std::size_t max_live_allocations = 0;  // most live at once since creation
+    bool waiters = false;               // someone is blocked waiting for memory or a slot
+    std::uint64_t recoveries = 0;       // times a survivor repaired the pool after a crash
+};
+
+struct AllocationInfo {
+    std::uint64_t id = 0;
+    std::uint64_t type = 0;
+    std::uint64_t offset = 0;           // of the block in the heap
+    std::uint64_t size = 0;             // bytes requested
+    std::uint64_t block_bytes = 0;      // the buddy block holding it
+};
+
+struct FreeBlockCount {
+    std::size_t block_bytes = 0;
+    std::size_t count = 0;
+};
+
+// The verdict of Pool::check(): the invariants of DESIGN.md section 4.
+struct CheckReport {
+    bool ok = true;
+    std::vector<std::string> problems;  // one sentence each, empty when ok
+    std::size_t heap_bytes = 0;
+    std::size_t free_bytes = 0;         // sum of free blocks found on the free lists
+    std::size_t used_bytes = 0;         // sum of live blocks found in the manifest
+    std::size_t live_allocations = 0;
+    std::size_t free_blocks = 0;
+};
+
+}  // namespace dragonmem

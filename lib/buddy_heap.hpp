@@ -1,0 +1,88 @@
+// The buddy allocator over a pool's heap. Its state is HeapState (pool_layout.hpp) plus
+// in-band headers in free blocks; every call must hold the pool lock.
+//
+// Speed: a freed block goes onto a per-size "deferred" list (up to k_deferred_limit per
+// size) instead of being coalesced at once, so the common alloc/free of one size is a
+// list pop/push with no split/merge cascade. Coalescing is lazy: an allocation that finds
+// no block coalesces every deferred block and retries, so any request that would succeed
+// with eager coalescing succeeds here too (the fully coalesced free set is a function of
+// the allocated set alone).
+//
+// Crash story: the heap is derived state. The manifest is the truth; if a process dies
+// while holding the lock, repair rebuilds the heap from the live manifest records
+// (rebuild()) with a new tag secret, so half-updated links and stale headers are ignored.
+#pragma once
+
+#include "pool_layout.hpp"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dragonmem::detail {
+
+struct HeapBlock {
+    std::uint64_t offset;
+    std::uint32_t order;
+};
+
+inline constexpr std::uint64_t k_deferred_limit = 64;
+
+class BuddyHeap {
+public:
+    BuddyHeap() = default;
+    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint32_t min_order, std::uint32_t max_order)
+        : state_(state), base_(heap_base), min_order_(min_order), max_order_(max_order) {}
+
+    // Fresh heap: one maximal free block.
+    void format(std::uint64_t secret);
+
+    // Smallest order whose block holds `bytes` (bytes > 0).
+    std::uint32_t order_for(std::uint64_t bytes) const noexcept;
+    std::uint32_t min_order() const noexcept { return min_order_; }
+    std::uint32_t max_order() const noexcept { return max_order_; }
+
+    // A block of exactly `order`, or k_nil when none can be had even after coalescing.
+    std::uint64_t alloc(std::uint32_t order);
+    // Whether alloc(order) would succeed (may coalesce deferred blocks, nothing else).
+    bool can_alloc(std::uint32_t order);
+    // Returns a block (it must be allocated, of this order).
+    void free(std::uint64_t offset, std::uint32_t order);
+    // Returns a block onto its size's deferred list whatever the limit (preallocation).
+    void cache(std::uint64_t offset, std::uint32_t order);
+    // Coalesces every deferred block (the heap then is what eager coalescing would give).
+    void coalesce_deferred();
+    // Rebuilds the free lists as the complement of `live` (sorted by offset, aligned,
+    // non-overlapping), with a new tag secret.
+    void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
+
+    std::uint64_t free_bytes() const noexcept { return state_->free_bytes; }
+    std::uint64_t heap_bytes() const noexcept { return std::uint64_t{1} << max_order_; }
+
+    // For the checker: every block on the free and deferred lists, validating links,
+    // tags, alignment and bounds; problems are appended as sentences.
+    void collect_listed_blocks(std::vector<HeapBlock>& out, std::vector<std::string>& problems) const;
+
+private:
+    FreeBlockHeader* header(std::uint64_t offset) const noexcept {
+        return reinterpret_cast<FreeBlockHeader*>(base_ + offset);
+    }
+    std::uint64_t tag_for(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
+    void reset_lists(std::uint64_t secret) noexcept;
+    bool is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept;
+    void push_free(std::uint64_t offset, std::uint32_t order) noexcept;
+    void remove_free(std::uint64_t offset, std::uint32_t order) noexcept;
+    void push_deferred(std::uint64_t offset, std::uint32_t order) noexcept;
+    std::uint64_t pop_deferred(std::uint32_t order) noexcept;
+    void free_coalescing(std::uint64_t offset, std::uint32_t order) noexcept;
+    void walk_list(std::uint32_t order, bool deferred, std::vector<HeapBlock>& out,
+                   std::vector<std::string>& problems) const;
+
+    HeapState* state_ = nullptr;
+    std::uint8_t* base_ = nullptr;
+    std::uint32_t min_order_ = 0;
+    std::uint32_t max_order_ = 0;
+};
+
+}  // namespace dragonmem::detail

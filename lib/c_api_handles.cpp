@@ -1,0 +1,67 @@
+// The two descriptor tables and the checks every C entry point starts with.
+#include "c_api_handles.hpp"
+
+#include "error.hpp"
+#include "handle_table.hpp"
+
+namespace dragonmem::detail {
+
+namespace {
+
+// Leaked on purpose: descriptors may be used from atexit handlers and other statics.
+HandleTable<PoolRef>& pool_table() {
+    static auto* table = new HandleTable<PoolRef>();
+    return *table;
+}
+
+HandleTable<MemoryRef>& memory_table() {
+    static auto* table = new HandleTable<MemoryRef>();
+    return *table;
+}
+
+constexpr int k_original = 1;
+
+}  // namespace
+
+dragonError_t find_pool(const dragonMemoryPoolDescr_t* descr, const char* op, PoolRef*& out) {
+    if (descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: the pool descriptor pointer is NULL", op);
+    out = pool_table().find(descr->_idx);
+    if (out == nullptr)
+        return failf(DRAGON_MAP_KEY_NOT_FOUND,
+                     "{}: pool descriptor {:#x} is not valid in this process (never initialised, detached or destroyed)",
+                     op, descr->_idx);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t find_memory(const dragonMemoryDescr_t* descr, const char* op, MemoryRef*& out) {
+    if (descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: the memory descriptor pointer is NULL", op);
+    out = memory_table().find(descr->_idx);
+    if (out == nullptr)
+        return failf(DRAGON_MAP_KEY_NOT_FOUND,
+                     "{}: memory descriptor {:#x} is not valid in this process (never initialised, freed or detached)",
+                     op, descr->_idx);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t store_pool(dragonMemoryPoolDescr_t* descr, PoolRef&& ref) {
+    std::uint64_t key = pool_table().insert(std::move(ref));
+    if (key == 0) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "no memory left for another pool descriptor");
+    descr->_original = k_original;
+    descr->_idx = key;
+    descr->_rt_idx = 0;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t store_memory(dragonMemoryDescr_t* descr, MemoryRef&& ref) {
+    std::uint64_t key = memory_table().insert(std::move(ref));
+    if (key == 0) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "no memory left for another memory descriptor");
+    descr->_original = k_original;
+    descr->_idx = key;
+    return DRAGON_SUCCESS;
+}
+
+bool erase_pool(const dragonMemoryPoolDescr_t* descr) { return descr != nullptr && pool_table().erase(descr->_idx); }
+
+bool erase_memory(const dragonMemoryDescr_t* descr) { return descr != nullptr && memory_table().erase(descr->_idx); }
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,122 @@
+// A process-local table that turns C descriptors ({_idx}) into C++ values safely: keys
+// carry a generation, so an uninitialised, stale or forged key is rejected instead of
+// dereferenced. Lookups take no lock (one bounds check, one load, one compare); inserts
+// and erases take a short spinlock. Entries never move, so a found pointer stays valid
+// until its own key is erased (using a descriptor while another thread frees it is the
+// caller's race, as with any handle).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace dragonmem::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+template <typename T>
+class HandleTable {
+public:
+    static constexpr std::uint32_t k_chunk_bits = 10;
+    static constexpr std::uint32_t k_chunk_entries = 1u << k_chunk_bits;
+    static constexpr std::uint32_t k_max_chunks = 1u << 14;  // 16M live handles
+
+    HandleTable() = default;
+    HandleTable(const HandleTable&) = delete;
+    HandleTable& operator=(const HandleTable&) = delete;
+
+    // Stores `value` and returns its key (never 0), or 0 when out of memory/handles.
+    std::uint64_t insert(T&& value) noexcept {
+        lock();
+        std::uint32_t index;
+        if (free_head_ != k_none) {
+            index = free_head_;
+            free_head_ = entry(index).next_free;
+        } else {
+            if ((next_index_ >> k_chunk_bits) >= k_max_chunks || !ensure_chunk(next_index_ >> k_chunk_bits)) {
+                unlock();
+                return 0;
+            }
+            index = next_index_++;
+        }
+        Entry& e = entry(index);
+        std::uint64_t key = (static_cast<std::uint64_t>(e.generation) << 32) | (index + 1);
+        e.value = std::move(value);
+        e.key.store(key, std::memory_order_release);
+        unlock();
+        return key;
+    }
+
+    T* find(std::uint64_t key) const noexcept {
+        std::uint64_t low = key & 0xFFFFFFFFu;
+        if (low == 0) return nullptr;
+        std::uint64_t index = low - 1;
+        std::uint64_t chunk = index >> k_chunk_bits;
+        if (chunk >= k_max_chunks) return nullptr;
+        Entry* entries = chunks_[chunk].load(std::memory_order_acquire);
+        if (entries == nullptr) return nullptr;
+        Entry& e = entries[index & (k_chunk_entries - 1)];
+        return e.key.load(std::memory_order_acquire) == key ? &e.value : nullptr;
+    }
+
+    // Removes the key's value (destroying it); false for an unknown key.
+    bool erase(std::uint64_t key) noexcept {
+        T* found = find(key);
+        if (found == nullptr) return false;
+        std::uint32_t index = static_cast<std::uint32_t>((key & 0xFFFFFFFFu) - 1);
+        lock();
+        Entry& e = entry(index);
+        if (e.key.load(std::memory_order_relaxed) != key) {
+            unlock();
+            return false;
+        }
+        e.key.store(0, std::memory_order_release);
+        e.generation += 1;
+        T old(std::move(e.value));  // leaves the entry's value empty
+        e.next_free = free_head_;
+        free_head_ = index;
+        unlock();
+        return true;  // `old` is destroyed here, outside the spinlock
+    }
+
+private:
+    static constexpr std::uint32_t k_none = ~0u;
+
+    struct Entry {
+        std::atomic<std::uint64_t> key{0};
+        std::uint32_t generation = 1;
+        std::uint32_t next_free = k_none;
+        T value{};
+    };
+
+    Entry& entry(std::uint32_t index) const noexcept {
+        return chunks_[index >> k_chunk_bits].load(std::memory_order_relaxed)[index & (k_chunk_entries - 1)];
+    }
+
+    bool ensure_chunk(std::uint32_t chunk) noexcept {
+        if (chunks_[chunk].load(std::memory_order_relaxed) != nullptr) return true;
+        Entry* fresh = new (std::nothrow) Entry[k_chunk_entries];
+        if (fresh == nullptr) return false;
+        chunks_[chunk].store(fresh, std::memory_order_release);
+        return true;
+    }
+
+    void lock() noexcept {
+        while (spin_.test_and_set(std::memory_order_acquire))
+            while (spin_.test(std::memory_order_relaxed)) cpu_relax();
+    }
+    void unlock() noexcept { spin_.clear(std::memory_order_release); }
+
+    mutable std::atomic<Entry*> chunks_[k_max_chunks] = {};
+    std::atomic_flag spin_ = ATOMIC_FLAG_INIT;
+    std::uint32_t free_head_ = k_none;
+    std::uint32_t next_index_ = 0;
+};
+
+}  // namespace dragonmem::detail

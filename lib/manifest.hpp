@@ -1,0 +1,79 @@
+// The manifest: one record per live allocation {id, offset, requested size, type}, in a
+// fixed table of `capacity` slots (max_allocations). Every call holds the pool lock,
+// except is_live(), a lock-free peek for get_pointer.
+//
+// Ids are (counter << slot_bits) | slot with a pool-wide counter: unique for the pool's
+// life, strictly increasing, never 0, and O(1) to look up (mask, then compare), so a
+// stale id never resolves to a newer allocation in the same slot.
+//
+// Crash story: a record's `id` is its commit point (see ManifestRecord). The free-slot
+// stack and the counters are derived state that repair rebuilds from the records.
+// Slots at or above `slot_hwm` were never used: creation does not touch the table, so a
+// million-slot manifest costs no memory until used.
+#pragma once
+
+#include "pool_layout.hpp"
+
+#include <cstdint>
+
+namespace dragonmem::detail {
+
+class Manifest {
+public:
+    Manifest() = default;
+    Manifest(PoolHeader* header, ManifestRecord* records)
+        : header_(header), records_(records), capacity_(header->manifest_capacity),
+          slot_bits_(header->id_slot_bits) {}
+
+    std::uint64_t capacity() const noexcept { return capacity_; }
+    std::uint32_t slot_bits() const noexcept { return slot_bits_; }
+    std::uint64_t slot_of(std::uint64_t id) const noexcept { return id & ((std::uint64_t{1} << slot_bits_) - 1); }
+
+    bool has_free_slot() const noexcept {
+        return header_->slot_free_head != 0 || header_->slot_hwm < capacity_;
+    }
+    // Call only after has_free_slot().
+    std::uint64_t take_slot() noexcept;
+    // The slot's record must already be retired (id 0).
+    void give_back_slot(std::uint64_t slot) noexcept;
+
+    // The next id for `slot`; false when the id space is exhausted.
+    bool next_id(std::uint64_t slot, std::uint64_t& id_out) noexcept;
+
+    // Commit point of an allocation: fields first, id last (release).
+    void publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,
+                 std::uint64_t type) noexcept;
+    // Commit point of a free: the id goes to 0 first.
+    void retire(std::uint64_t slot) noexcept;
+
+    // The live record with this id, or nullptr.
+    const ManifestRecord* find(std::uint64_t id) const noexcept;
+    bool is_live(std::uint64_t id) const noexcept { return find(id) != nullptr; }
+
+    const ManifestRecord& record(std::uint64_t slot) const noexcept { return records_[slot]; }
+    ManifestRecord& record(std::uint64_t slot) noexcept { return records_[slot]; }
+    // Slots below this may be live; scans stop here.
+    std::uint64_t used_extent() const noexcept {
+        return header_->slot_hwm < capacity_ ? header_->slot_hwm : capacity_;
+    }
+
+    template <typename Fn>
+    void for_each_live(Fn&& fn) const {
+        std::uint64_t extent = used_extent();
+        for (std::uint64_t slot = 0; slot < extent; ++slot) {
+            std::uint64_t id = records_[slot].id.load(std::memory_order_acquire);
+            if (id != 0) fn(slot, records_[slot], id);
+        }
+    }
+
+    // Rebuilds the free-slot stack from the records (repair).
+    void rebuild_free_slots() noexcept;
+
+private:
+    PoolHeader* header_ = nullptr;
+    ManifestRecord* records_ = nullptr;
+    std::uint64_t capacity_ = 0;
+    std::uint32_t slot_bits_ = 0;
+};
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,72 @@
+// Process-wide name -> mapping table, and MappingRef's reference counting.
+#include "mapping_registry.hpp"
+
+#include "pool_mapping.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+namespace dragonmem::detail {
+
+namespace {
+
+struct Registry {
+    std::mutex mutex;
+    std::unordered_map<std::string, PoolMapping*> by_shm_name;  // weak: counts live in the mappings
+};
+
+Registry& registry() {
+    static Registry* instance = new Registry();  // never destroyed: mappings may outlive statics
+    return *instance;
+}
+
+}  // namespace
+
+dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                              const PoolOptions& options, MappingRef& out) {
+    PoolMapping* created = nullptr;
+    if (dragonError_t rc = PoolMapping::create(name, bytes, m_uid, options, created)) return rc;
+    {
+        Registry& reg = registry();
+        std::lock_guard guard(reg.mutex);
+        // A stale entry (a destroyed pool someone still holds) is simply replaced.
+        reg.by_shm_name[created->shm_name()] = created;
+    }
+    // Assigned outside the lock: dropping out's old value may re-enter the registry.
+    out = MappingRef(created);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t registry_attach(const std::string& shm_name, std::uint64_t expected_nonce, MappingRef& out) {
+    PoolMapping* result = nullptr;
+    {
+        Registry& reg = registry();
+        std::lock_guard guard(reg.mutex);
+        auto found = reg.by_shm_name.find(shm_name);
+        if (found != reg.by_shm_name.end()) {
+            PoolMapping* existing = found->second;
+            bool same_instance = expected_nonce == 0 || existing->identity()->nonce == expected_nonce;
+            if (same_instance && !existing->destroyed_elsewhere() && existing->try_add_ref()) result = existing;
+        }
+        if (result == nullptr) {
+            if (dragonError_t rc = PoolMapping::open(shm_name, expected_nonce, result)) return rc;
+            reg.by_shm_name[shm_name] = result;
+        }
+    }
+    // Assigned outside the lock: dropping out's old value may re-enter the registry.
+    out = MappingRef(result);
+    return DRAGON_SUCCESS;
+}
+
+void registry_forget(PoolMapping* mapping) noexcept {
+    Registry& reg = registry();
+    std::lock_guard guard(reg.mutex);
+    auto found = reg.by_shm_name.find(mapping->shm_name());
+    if (found != reg.by_shm_name.end() && found->second == mapping) reg.by_shm_name.erase(found);
+}
+
+void mapping_add_ref(PoolMapping* mapping) noexcept { mapping->add_ref(); }
+
+void mapping_release(PoolMapping* mapping) noexcept { mapping->release(); }
+
+}  // namespace dragonmem::detail

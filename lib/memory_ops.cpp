@@ -1,0 +1,177 @@
+// Allocation descriptor operations shared by the C and C++ APIs. A descriptor is a view
+// [view_offset, view_offset + view_bytes) of one allocation; views share the record,
+// so freeing through any of them frees the allocation.
+#include "base64.hpp"
+#include "descriptor_codec.hpp"
+#include "descriptor_ops.hpp"
+#include "error.hpp"
+#include "pool_mapping.hpp"
+
+namespace dragonmem::detail {
+
+dragonError_t mem_require_valid(const MemoryRef& mem, const char* op) {
+    if (!mem.pool.valid())
+        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: the memory descriptor is not initialised (or was freed or detached)",
+                     op);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
+                        const timespec* timeout) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, blocking ? "alloc_blocking" : "alloc", mapping)) return rc;
+    MemoryRef result;
+    result.pool.mapping = pool.mapping;
+    result.type = type;
+    if (bytes != 0) {  // zero bytes: id 0, no block, no record
+        BlockInfo block;
+        if (dragonError_t rc = mapping->alloc(bytes, type, blocking, timeout, block)) return rc;
+        result.id = block.id;
+        result.block_offset = block.offset;
+        result.requested_bytes = bytes;
+        result.view_bytes = bytes;
+    }
+    out = std::move(result);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_free(const MemoryRef& mem) {
+    if (dragonError_t rc = mem_require_valid(mem, "free")) return rc;
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(mem.pool, "free", mapping)) return rc;
+    return mapping->free(mem.id);
+}
+
+dragonError_t mem_pointer(const MemoryRef& mem, void*& out) {
+    if (dragonError_t rc = mem_require_valid(mem, "get_pointer")) return rc;
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(mem.pool, "get_pointer", mapping)) return rc;
+    if (mem.id == 0) {
+        out = nullptr;
+        return DRAGON_SUCCESS;
+    }
+    if (!mapping->is_live(mem.id))
+        return failf(DRAGON_KEY_NOT_FOUND, "get_pointer: allocation id {} in pool '{}' is no longer live (freed)",
+                     mem.id, mapping->identity()->name);
+    out = mapping->heap_base() + mem.block_offset + mem.view_offset;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_clone(MemoryRef& out, const MemoryRef& mem, std::ptrdiff_t offset, const std::size_t* length) {
+    if (dragonError_t rc = mem_require_valid(mem, "descr_clone")) return rc;
+    if (offset < 0 || static_cast<std::uint64_t>(offset) > mem.view_bytes)
+        return failf(DRAGON_INVALID_ARGUMENT, "descr_clone: offset {} is outside the {} B descriptor", offset,
+                     mem.view_bytes);
+    std::uint64_t rest = mem.view_bytes - static_cast<std::uint64_t>(offset);
+    if (length != nullptr && *length > rest)
+        return failf(DRAGON_INVALID_ARGUMENT, "descr_clone: offset {} + length {} exceeds the {} B descriptor", offset,
+                     *length, mem.view_bytes);
+    MemoryRef result = mem;
+    result.view_offset += static_cast<std::uint64_t>(offset);
+    result.view_bytes = length != nullptr ? *length : rest;
+    out = std::move(result);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out) {
+    if (dragonError_t rc = mem_require_valid(mem, "serialize")) return rc;
+    if (mem.pool.mapping) {
+        if (dragonError_t rc = mem.pool.mapping.get()->check_usable("serialize")) return rc;
+    }
+    DecodedMemory fields;
+    fields.pool = *identity_of(mem.pool);
+    fields.id = mem.id;
+    fields.type = mem.id == 0 ? 0 : mem.type;
+    fields.block_offset = mem.block_offset;
+    fields.requested_bytes = mem.requested_bytes;
+    fields.view_offset = mem.view_offset;
+    fields.view_bytes = mem.view_bytes;
+    out = encode_memory(fields);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_attach(MemoryRef& out, std::span<const std::uint8_t> serialized) {
+    DecodedMemory fields;
+    if (dragonError_t rc = decode_memory(serialized, fields)) return rc;
+    std::uint64_t nonce = fields.pool.nonce;
+    // Attach the pool part exactly as a pool descriptor (local: map or share; else remote).
+    PoolRef pool;
+    if (dragonError_t rc = pool_attach(pool, encode_pool(fields.pool))) return rc;
+    if (pool.mapping && fields.id != 0) {
+        PoolMapping* mapping = pool.mapping.get();
+        if (mapping->identity()->nonce != nonce || fields.block_offset >= mapping->heap_bytes())
+            return failf(DRAGON_INVALID_ARGUMENT, "memory descriptor does not match pool '{}'", fields.pool.name);
+    }
+    MemoryRef result;
+    result.pool = std::move(pool);
+    result.id = fields.id;
+    result.type = fields.type;
+    result.block_offset = fields.block_offset;
+    result.requested_bytes = fields.requested_bytes;
+    result.view_offset = fields.view_offset;
+    result.view_bytes = fields.view_bytes;
+    out = std::move(result);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_attach_base64(MemoryRef& out, std::string_view base64) {
+    auto bytes = base64_decode(base64);
+    if (!bytes)
+        return failf(DRAGON_INVALID_ARGUMENT, "memory descriptor '{}' is not valid base64",
+                     base64.size() > 60 ? std::string(base64.substr(0, 60)) + "..." : std::string(base64));
+    return mem_attach(out, *bytes);
+}
+
+dragonError_t mem_from_id(MemoryRef& out, const PoolRef& pool, std::uint64_t id, std::uint64_t offset,
+                          const std::uint64_t* length) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, "from_id", mapping)) return rc;
+    BlockInfo block;
+    if (dragonError_t rc = mapping->lookup(id, block)) return rc;
+    if (offset > block.requested_bytes)
+        return failf(DRAGON_INVALID_ARGUMENT, "from_id: offset {} is outside allocation id {} of {} B", offset, id,
+                     block.requested_bytes);
+    std::uint64_t rest = block.requested_bytes - offset;
+    if (length != nullptr && *length > rest)
+        return failf(DRAGON_INVALID_ARGUMENT, "from_id: offset {} + length {} exceeds allocation id {} of {} B", offset,
+                     *length, id, block.requested_bytes);
+    MemoryRef result;
+    result.pool.mapping = pool.mapping;
+    result.id = id;
+    result.type = block.type;
+    result.block_offset = block.offset;
+    result.requested_bytes = block.requested_bytes;
+    result.view_offset = offset;
+    result.view_bytes = length != nullptr ? *length : rest;
+    out = std::move(result);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_exists(const MemoryRef& mem, bool& out) {
+    if (dragonError_t rc = mem_require_valid(mem, "allocation_exists")) return rc;
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(mem.pool, "allocation_exists", mapping)) return rc;
+    out = mem.id != 0 && mapping->is_live(mem.id);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_modify_size(MemoryRef& mem, std::size_t bytes, const timespec* timeout) {
+    if (dragonError_t rc = mem_require_valid(mem, "modify_size")) return rc;
+    if (mem.id == 0) {
+        // A zero-byte descriptor gets a real allocation of the new size.
+        MemoryRef grown;
+        if (dragonError_t rc = mem_alloc(grown, mem.pool, bytes, mem.type, true, timeout)) return rc;
+        mem = std::move(grown);
+        return DRAGON_SUCCESS;
+    }
+    std::uint64_t limit = mem.requested_bytes - mem.view_offset;
+    if (bytes > limit)
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "modify_size: {} B exceeds the {} B available to this descriptor (allocation id {} of {} B, view "
+                     "offset {})",
+                     bytes, limit, mem.id, mem.requested_bytes, mem.view_offset);
+    mem.view_bytes = bytes;
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace dragonmem::detail

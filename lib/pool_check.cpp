@@ -1,0 +1,105 @@
+// The invariant checker (DESIGN.md section 4): free + live bytes = heap size, no two
+// blocks overlap, the manifest's live records are exactly the allocated blocks, every
+// free block is on exactly one list, and the counters agree with what is found.
+#include "pool_mapping.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace dragonmem::detail {
+
+void PoolMapping::collect_invariant_problems(CheckReport& out) {
+    std::vector<std::string>& problems = out.problems;
+    std::uint64_t heap_bytes = header_->heap_bytes;
+    out.heap_bytes = heap_bytes;
+
+    struct Span {
+        std::uint64_t offset;
+        std::uint64_t size;
+        std::uint64_t id;  // 0 for a listed free block
+    };
+    std::vector<Span> spans;
+
+    std::uint64_t live_found = 0;
+    manifest_.for_each_live([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
+        ++live_found;
+        if (manifest_.slot_of(id) != slot) {
+            problems.push_back(fmt::format("manifest slot {} holds id {} which belongs to slot {}", slot, id,
+                                           manifest_.slot_of(id)));
+            return;
+        }
+        if (rec.requested_bytes == 0 || rec.requested_bytes > heap_bytes) {
+            problems.push_back(fmt::format("allocation id {} has impossible size {} B", id, rec.requested_bytes));
+            return;
+        }
+        std::uint64_t size = std::uint64_t{1} << heap_.order_for(rec.requested_bytes);
+        if (rec.offset % size != 0 || rec.offset + size > heap_bytes) {
+            problems.push_back(fmt::format("allocation id {} at offset {} ({} B block) is misaligned or out of bounds",
+                                           id, rec.offset, size));
+            return;
+        }
+        spans.push_back(Span{rec.offset, size, id});
+        out.used_bytes += size;
+    });
+    out.live_allocations = live_found;
+    if (live_found != header_->live_count)
+        problems.push_back(fmt::format("live count says {} but the manifest holds {} live records",
+                                       header_->live_count, live_found));
+
+    std::vector<HeapBlock> listed;
+    heap_.collect_listed_blocks(listed, problems);
+    out.free_blocks = listed.size();
+    for (const HeapBlock& block : listed) {
+        std::uint64_t size = std::uint64_t{1} << block.order;
+        spans.push_back(Span{block.offset, size, 0});
+        out.free_bytes += size;
+    }
+    if (out.free_bytes != header_->heap.free_bytes)
+        problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B",
+                                       header_->heap.free_bytes, out.free_bytes));
+
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
+    std::uint64_t cursor = 0;
+    auto describe = [](const Span& s) {
+        return s.id == 0 ? fmt::format("free block at {} ({} B)", s.offset, s.size)
+                         : fmt::format("allocation id {} at {} ({} B)", s.id, s.offset, s.size);
+    };
+    for (std::size_t i = 0; i < spans.size(); ++i) {
+        const Span& s = spans[i];
+        if (s.offset < cursor)
+            problems.push_back(fmt::format("{} overlaps {}", describe(s), describe(spans[i - 1])));
+        else if (s.offset > cursor)
+            problems.push_back(fmt::format("{} B at offset {} are neither free nor allocated (lost)", s.offset - cursor,
+                                           cursor));
+        cursor = std::max(cursor, s.offset + s.size);
+    }
+    if (cursor < heap_bytes)
+        problems.push_back(fmt::format("{} B at offset {} are neither free nor allocated (lost)", heap_bytes - cursor,
+                                       cursor));
+    if (out.free_bytes + out.used_bytes != heap_bytes)
+        problems.push_back(fmt::format("free {} B + used {} B = {} B, but the heap has {} B", out.free_bytes,
+                                       out.used_bytes, out.free_bytes + out.used_bytes, heap_bytes));
+
+    // Free-slot stack: every free slot below the high-water mark exactly once.
+    std::uint64_t extent = manifest_.used_extent();
+    std::uint64_t on_stack = 0;
+    std::uint64_t link = header_->slot_free_head;
+    while (link != 0) {
+        std::uint64_t slot = link - 1;
+        if (slot >= extent || on_stack > extent) {
+            problems.push_back(fmt::format("free-slot list is corrupt at slot {} (high-water mark {})", slot, extent));
+            break;
+        }
+        if (manifest_.record(slot).id.load(std::memory_order_relaxed) != 0)
+            problems.push_back(fmt::format("manifest slot {} is on the free-slot list but holds a live record", slot));
+        ++on_stack;
+        link = manifest_.record(slot).offset;
+    }
+    if (on_stack + live_found != extent && problems.empty())
+        problems.push_back(fmt::format("{} free slots listed + {} live != {} slots used", on_stack, live_found, extent));
+
+    out.ok = problems.empty();
+}
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,125 @@
+// The layout of a pool's single POSIX shm object, shared by every process that maps it:
+//
+//   [ PoolHeader (one page) ][ manifest records (page-rounded) ][ heap (2^k bytes) ]
+//
+// Everything in it is position-independent: offsets from the heap start, never pointers
+// (the mapping lands at a different address in each process). Sizes and offsets the
+// crash reasoning depends on are pinned with static_assert below.
+#pragma once
+
+#include "robust_lock.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace dragonmem::detail {
+
+inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
+inline constexpr std::uint32_t k_layout_version = 1;
+inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
+inline constexpr std::size_t k_page_bytes = 4096;
+inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
+inline constexpr std::uint64_t k_nil = ~0ULL;              // "no block" in a free list link
+inline constexpr std::size_t k_name_capacity = 32;         // base names are 1-29 chars
+inline constexpr std::size_t k_max_name_len = 29;
+inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: a free-block header fits
+inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
+
+// The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
+// their own list links in-band, so this is fixed-size whatever the pool size: no
+// per-block bitsets.
+struct HeapState {
+    std::uint64_t free_head[k_max_orders];      // doubly-linked, coalesced free blocks
+    std::uint64_t deferred_head[k_max_orders];  // singly-linked freed-but-not-coalesced blocks
+    std::uint64_t free_count[k_max_orders];
+    std::uint64_t deferred_count[k_max_orders];
+    std::uint64_t free_mask;                    // bit k: free_head[k] non-empty
+    std::uint64_t deferred_mask;                // bit k: deferred_head[k] non-empty
+    std::uint64_t free_bytes;                   // free + deferred bytes
+    std::uint64_t tag_secret;                   // keys in-band header tags; renewed by repair
+};
+
+struct PoolHeader {
+    // ---- identity: written once by the creator before `ready`, read-only afterwards.
+    std::atomic<std::uint64_t> magic;           // k_pool_magic, stored last at creation
+    std::uint32_t layout_version;
+    std::uint32_t header_bytes;                 // sizeof(PoolHeader)
+    std::uint64_t total_bytes;                  // size of the shm object
+    std::uint64_t manifest_offset;              // from the object start
+    std::uint64_t manifest_capacity;            // max_allocations
+    std::uint64_t heap_offset;                  // from the object start, page aligned
+    std::uint64_t heap_bytes;                   // 1 << max_block_order
+    std::uint32_t min_block_order;
+    std::uint32_t max_block_order;
+    std::uint32_t id_slot_bits;                 // an id's low bits are its manifest slot
+    std::uint32_t mode;
+    std::uint64_t m_uid;
+    std::uint64_t hostid;
+    std::uint64_t rt_uid;
+    std::uint64_t nonce;                        // random per pool instance
+    std::uint32_t lock_type;
+    std::uint32_t mem_type;
+    std::uint32_t growth_type;
+    std::uint32_t reserved0;
+    std::uint64_t segment_size;
+    std::uint64_t max_size;
+    std::uint64_t heap_alignment;               // mappings place the heap at this alignment
+    char name[k_name_capacity];
+    std::atomic<std::uint32_t> ready;           // k_pool_ready once creation committed
+    std::uint32_t reserved1;
+
+    // ---- synchronisation
+    alignas(64) OwnerLock lock;                 // robust_lock.hpp: guards the mutable state below
+    alignas(64) std::atomic<std::uint32_t> destroyed;  // set by pool_destroy, never cleared
+    std::atomic<std::uint32_t> wake_seq;        // futex word: bumped by every free
+    std::atomic<std::uint32_t> has_waiters;     // a sleeper exists: frees must FUTEX_WAKE
+    std::uint32_t reserved2;
+
+    // ---- mutable state, guarded by `lock`
+    alignas(64) std::uint64_t id_counter;       // ids are (++id_counter << id_slot_bits) | slot
+    std::uint64_t live_count;
+    std::uint64_t max_live_count;
+    std::uint64_t slot_free_head;               // 1 + index of a free slot below slot_hwm, 0: none
+    std::uint64_t slot_hwm;                     // slots at or above it were never used
+    std::uint64_t recoveries;                   // repairs after a holder died
+    HeapState heap;
+};
+
+// A manifest record: one per live allocation. `id` is the commit point: a record is live
+// iff id != 0, and id is stored (release) only after every other field is written, so
+// a process killed at any instant leaves either a complete record or a free slot.
+struct ManifestRecord {
+    std::atomic<std::uint64_t> id;
+    std::uint64_t offset;           // block offset in the heap; next-free-slot link when free
+    std::uint64_t requested_bytes;
+    std::uint64_t type;
+};
+
+// The in-band header of a block on a free or deferred list (the block's first 32 bytes).
+// `tag` is a keyed hash of (offset, order, kind, secret): user data cannot pass for a
+// header by accident, and a stale header left inside an allocated block never matches
+// because blocks' headers are cleared when they leave a list and the secret is renewed
+// on repair.
+struct FreeBlockHeader {
+    std::uint64_t tag;
+    std::uint64_t next;
+    std::uint64_t prev;   // k_nil on deferred lists (singly linked)
+    std::uint32_t order;
+    std::uint32_t kind;   // k_block_free or k_block_deferred
+};
+
+inline constexpr std::uint32_t k_block_free = 0x46524545;      // "FREE"
+inline constexpr std::uint32_t k_block_deferred = 0x44454645;  // "DEFE"
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "ids must be stored in one instruction");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be plain 32-bit");
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex word must be 4 bytes");
+static_assert(sizeof(ManifestRecord) == 32, "manifest records are 32 bytes");
+static_assert(sizeof(FreeBlockHeader) == 32, "a free-block header must fit the 32 B minimum block");
+static_assert(sizeof(FreeBlockHeader) <= (1u << k_min_block_order_floor));
+static_assert(sizeof(PoolHeader) <= k_page_bytes, "the header fits one page");
+static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object is recognised");
+static_assert(offsetof(PoolHeader, lock) % 64 == 0);
+
+}  // namespace dragonmem::detail

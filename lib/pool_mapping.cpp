@@ -1,0 +1,522 @@
+// Creating, opening and operating on a mapped pool. Each shared-memory update below
+// says what a survivor sees if this process is killed around it.
+#include "pool_mapping.hpp"
+
+#include "error.hpp"
+#include "host_identity.hpp"
+#include "mapping_registry.hpp"
+#include "robust_lock.hpp"
+#include "waiter.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <thread>
+
+namespace dragonmem::detail {
+
+namespace {
+
+constexpr std::uint64_t k_max_heap_order = 46;            // 64 TiB
+constexpr std::uint64_t k_max_manifest_capacity = 1ULL << 32;
+constexpr std::uint64_t k_max_heap_alignment = 1ULL << 30;
+
+std::uint64_t random_u64() {
+    std::uint64_t value = 0;
+    if (::getrandom(&value, sizeof value, 0) != sizeof value)
+        value = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                (static_cast<std::uint64_t>(::getpid()) << 32);
+    return value == 0 ? 1 : value;
+}
+
+std::uint64_t round_up(std::uint64_t value, std::uint64_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+std::uint32_t bits_for_slots(std::uint64_t capacity) {
+    // Enough bits to hold slot numbers 0..capacity-1 (at least 1).
+    std::uint32_t bits = static_cast<std::uint32_t>(std::bit_width(capacity - 1));
+    return bits == 0 ? 1 : bits;
+}
+
+// Validates a header read from an existing object against the object's size.
+dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, const std::string& shm_name) {
+    auto bad = [&](const std::string& why) {
+        return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
+    };
+    if (h.magic.load(std::memory_order_acquire) != k_pool_magic)
+        return bad(fmt::format("wrong magic {:#018x}", h.magic.load()));
+    if (h.layout_version != k_layout_version)
+        return bad(fmt::format("layout version {} (this library reads version {})", h.layout_version, k_layout_version));
+    if (h.header_bytes != sizeof(PoolHeader))
+        return bad(fmt::format("header size {} (expected {})", h.header_bytes, sizeof(PoolHeader)));
+    if (h.total_bytes != object_bytes)
+        return bad(fmt::format("header says {} bytes but the object has {}", h.total_bytes, object_bytes));
+    if (h.min_block_order < k_min_block_order_floor || h.max_block_order > k_max_heap_order ||
+        h.min_block_order > h.max_block_order)
+        return bad(fmt::format("block orders {}..{} out of range", h.min_block_order, h.max_block_order));
+    if (h.heap_bytes != (std::uint64_t{1} << h.max_block_order))
+        return bad(fmt::format("heap size {} is not 2^{}", h.heap_bytes, h.max_block_order));
+    if (h.manifest_capacity < 5 || h.manifest_capacity > k_max_manifest_capacity ||
+        h.id_slot_bits != bits_for_slots(h.manifest_capacity))
+        return bad(fmt::format("manifest capacity {} / slot bits {} inconsistent", h.manifest_capacity, h.id_slot_bits));
+    if (h.manifest_offset != k_page_bytes ||
+        h.heap_offset < h.manifest_offset + h.manifest_capacity * sizeof(ManifestRecord) ||
+        h.heap_offset % k_page_bytes != 0 || h.heap_offset + h.heap_bytes != h.total_bytes)
+        return bad("manifest/heap offsets inconsistent with sizes");
+    if (h.heap_alignment == 0 || !std::has_single_bit(h.heap_alignment) || h.heap_alignment > k_max_heap_alignment)
+        return bad(fmt::format("heap alignment {} invalid", h.heap_alignment));
+    std::string_view name(h.name, strnlen(h.name, k_name_capacity));
+    if (name.size() > k_max_name_len || shm_name_for(name) != shm_name)
+        return bad("the name stored in the header does not match the object's name");
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace
+
+dragonError_t validate_pool_name(std::string_view name) {
+    if (name.empty() || name.size() > k_max_name_len)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool name '{}' has {} characters; it must have 1 to {}", name,
+                     name.size(), k_max_name_len);
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '-' || c == '.';
+        if (!ok)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "pool name '{}' contains '{}'; only letters, digits, '_', '-' and '.' are allowed", name,
+                         c == '\0' ? std::string("\\0") : std::string(1, c));
+    }
+    if (name.front() == '.' || name.front() == '-')
+        return failf(DRAGON_INVALID_ARGUMENT, "pool name '{}' must not start with '{}'", name, name.front());
+    return DRAGON_SUCCESS;
+}
+
+PoolMapping::~PoolMapping() { shm_unmap(mapping_); }
+
+bool PoolMapping::try_add_ref() noexcept {
+    std::uint32_t count = refs_.load(std::memory_order_relaxed);
+    while (count != 0)
+        if (refs_.compare_exchange_weak(count, count + 1, std::memory_order_relaxed)) return true;
+    return false;
+}
+
+void PoolMapping::release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    registry_forget(this);
+    delete this;
+}
+
+dragonError_t PoolMapping::attach_views(ShmMapping mapping) {
+    mapping_ = mapping;
+    header_ = reinterpret_cast<PoolHeader*>(mapping_.base);
+    heap_base_ = mapping_.base + header_->heap_offset;
+    manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset));
+    heap_ = BuddyHeap(&header_->heap, heap_base_, header_->min_block_order, header_->max_block_order);
+    auto identity = std::make_shared<PoolIdentity>();
+    identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
+    identity->m_uid = header_->m_uid;
+    identity->hostid = header_->hostid;
+    identity->rt_uid = header_->rt_uid;
+    identity->nonce = header_->nonce;
+    identity->heap_bytes = header_->heap_bytes;
+    identity->id_slot_bits = header_->id_slot_bits;
+    identity_ = std::move(identity);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                                  const PoolOptions& options, PoolMapping*& out) {
+    if (dragonError_t rc = validate_pool_name(name)) return rc;
+    if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
+    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM)
+        return failf(DRAGON_MEMORY_ILLEGAL_MEMTYPE,
+                     "pool '{}': memory type {} is not supported; only DRAGON_MEMORY_TYPE_SHM (0) is", name,
+                     static_cast<int>(options.mem_type));
+    if ((options.mode & ~0777u) != 0)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': mode {:04o} invalid; give permission bits only (at most 0777)",
+                     name, options.mode);
+    if (static_cast<unsigned>(options.lock_type) > DRAGON_LOCK_GREEDY)
+        return failf(DRAGON_INVALID_LOCK_KIND, "pool '{}': lock type {} unknown", name, static_cast<int>(options.lock_type));
+    std::uint64_t min_block = std::max<std::uint64_t>(options.min_block_bytes, 1);
+    std::uint32_t min_order = std::max<std::uint32_t>(static_cast<std::uint32_t>(std::bit_width(min_block - 1)),
+                                                      k_min_block_order_floor);
+    std::uint32_t max_order = bytes <= 1 ? 0 : static_cast<std::uint32_t>(std::bit_width(bytes - 1));
+    if (max_order < min_order) max_order = min_order;
+    if (min_order > k_max_heap_order || max_order > k_max_heap_order)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size {} B or min block {} B exceeds the 2^{} B limit", name,
+                     bytes, options.min_block_bytes, k_max_heap_order);
+    std::uint64_t heap_bytes = std::uint64_t{1} << max_order;
+    std::uint64_t min_blocks = heap_bytes >> min_order;
+    if (min_blocks < 5)
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "pool '{}': {} B of heap hold only {} blocks of the {} B minimum block; at least 5 are needed", name,
+                     heap_bytes, min_blocks, std::uint64_t{1} << min_order);
+    std::uint64_t capacity = options.max_allocations != 0
+                                 ? options.max_allocations
+                                 : std::min<std::uint64_t>(min_blocks, k_default_max_allocations_cap);
+    if (capacity < 5 || capacity > k_max_manifest_capacity)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': max_allocations {} out of range (5 to {})", name, capacity,
+                     k_max_manifest_capacity);
+    for (std::size_t n = 0; n < options.preallocs.size(); ++n)
+        if (options.preallocs[n] != 0 && min_order + n > max_order)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "pool '{}': preallocation index {} asks for {} B blocks, larger than the {} B heap", name, n,
+                         n < 64 ? (std::uint64_t{1} << (min_order + n)) : 0, heap_bytes);
+
+    std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
+    std::uint64_t heap_offset = k_page_bytes + manifest_bytes;
+    std::uint64_t total_bytes = heap_offset + heap_bytes;
+    std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
+    std::string shm_name = shm_name_for(name);
+
+    int fd = -1;
+    if (dragonError_t rc = shm_create(shm_name, total_bytes, static_cast<mode_t>(options.mode), fd)) return rc;
+    ShmMapping mapping;
+    dragonError_t rc = shm_map(fd, total_bytes, heap_offset, alignment, mapping);
+    ::close(fd);
+    if (rc != DRAGON_SUCCESS) {
+        shm_unlink_name(shm_name);
+        return rc;
+    }
+
+    // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait; a
+    // creator killed before that leaves an object that attach reports as uninitialised.
+    auto* h = reinterpret_cast<PoolHeader*>(mapping.base);
+    h->layout_version = k_layout_version;
+    h->header_bytes = sizeof(PoolHeader);
+    h->total_bytes = total_bytes;
+    h->manifest_offset = k_page_bytes;
+    h->manifest_capacity = capacity;
+    h->heap_offset = heap_offset;
+    h->heap_bytes = heap_bytes;
+    h->min_block_order = min_order;
+    h->max_block_order = max_order;
+    h->id_slot_bits = bits_for_slots(capacity);
+    h->mode = options.mode;
+    h->m_uid = m_uid;
+    h->hostid = this_hostid();
+    h->rt_uid = this_rt_uid();
+    h->nonce = random_u64();
+    h->lock_type = static_cast<std::uint32_t>(options.lock_type);
+    h->mem_type = static_cast<std::uint32_t>(options.mem_type);
+    h->growth_type = static_cast<std::uint32_t>(options.growth_type);
+    h->segment_size = options.segment_size;
+    h->max_size = options.max_size;
+    h->heap_alignment = alignment;
+    std::memcpy(h->name, name.data(), name.size());
+    owner_lock_init(h->lock);
+
+    auto* pool = new PoolMapping();
+    pool->shm_name_ = shm_name;
+    pool->attach_views(mapping);
+    pool->heap_.format(random_u64());
+    // Preallocations: carve the blocks, then park them on the deferred lists so the first
+    // allocations of those sizes are list pops.
+    std::vector<HeapBlock> carved;
+    for (std::size_t n = 0; n < options.preallocs.size(); ++n) {
+        for (std::size_t i = 0; i < options.preallocs[n]; ++i) {
+            std::uint32_t order = min_order + static_cast<std::uint32_t>(n);
+            std::uint64_t offset = pool->heap_.alloc(order);
+            if (offset == k_nil) {
+                delete pool;  // unmaps
+                shm_unlink_name(shm_name);
+                return failf(DRAGON_INVALID_ARGUMENT,
+                             "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
+                             i + 1, options.preallocs[n], std::uint64_t{1} << order, heap_bytes);
+            }
+            carved.push_back({offset, order});
+        }
+    }
+    for (const HeapBlock& block : carved) pool->heap_.cache(block.offset, block.order);
+    h->ready.store(k_pool_ready, std::memory_order_release);
+    h->magic.store(k_pool_magic, std::memory_order_release);
+    out = pool;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expected_nonce, PoolMapping*& out) {
+    int fd = -1;
+    if (dragonError_t rc = shm_open_existing(shm_name, expected_nonce != 0, fd)) return rc;
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+
+    // A pool being created is sized and formatted before its magic is stored: wait a
+    // little for it rather than failing a racing attach.
+    struct stat st {};
+    alignas(64) unsigned char header_copy[sizeof(PoolHeader)];
+    const auto* h = reinterpret_cast<const PoolHeader*>(header_copy);
+    for (int attempt = 0;; ++attempt) {
+        if (::fstat(fd, &st) != 0)
+            return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("fstat of shm object '{}'", shm_name));
+        bool big_enough = static_cast<std::uint64_t>(st.st_size) >= k_page_bytes;
+        ssize_t got = big_enough ? ::pread(fd, header_copy, sizeof header_copy, 0) : 0;
+        if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
+        bool ready = got == static_cast<ssize_t>(sizeof header_copy) &&
+                     h->magic.load(std::memory_order_acquire) == k_pool_magic &&
+                     h->ready.load(std::memory_order_acquire) == k_pool_ready;
+        if (ready) break;
+        bool blank = !big_enough || h->magic.load(std::memory_order_relaxed) == 0;
+        if (!blank || attempt >= 200)
+            return blank ? failf(DRAGON_INVALID_ARGUMENT,
+                                 "shm object '{}' ({} bytes) is not an initialised dragonmem pool (its creator may have "
+                                 "died while creating it; remove it with 'dragonmem destroy --force')",
+                                 shm_name, static_cast<std::uint64_t>(st.st_size))
+                         : validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (dragonError_t rc = validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
+    if (expected_nonce != 0 && h->nonce != expected_nonce)
+        return failf(DRAGON_OBJECT_DESTROYED,
+                     "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
+    if (h->destroyed.load(std::memory_order_acquire) != 0)
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", shm_name);
+
+    ShmMapping mapping;
+    if (dragonError_t rc = shm_map(fd, h->total_bytes, h->heap_offset, h->heap_alignment, mapping)) return rc;
+    auto* pool = new PoolMapping();
+    pool->shm_name_ = shm_name;
+    pool->attach_views(mapping);
+    out = pool;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::explain_unusable(const char* op) const {
+    if (unmapped_.load(std::memory_order_acquire))
+        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: pool '{}' was destroyed by this process", op, identity_->name);
+    return failf(DRAGON_OBJECT_DESTROYED, "{}: pool '{}' has been destroyed", op, identity_->name);
+}
+
+dragonError_t PoolMapping::lock() {
+    if (owner_lock_acquire(header_->lock) == LockOutcome::acquired_owner_dead) {
+        // The previous holder died mid-update: rebuild derived state from the manifest.
+        // If we die during repair, the next taker finds us dead and repairs again from
+        // the same manifest.
+        repair();
+    }
+    if (destroyed_elsewhere()) {
+        unlock();
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    return DRAGON_SUCCESS;
+}
+
+void PoolMapping::unlock() noexcept { owner_lock_release(header_->lock); }
+
+dragonError_t PoolMapping::explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code) {
+    std::uint64_t lists = header_->heap.free_mask | header_->heap.deferred_mask;
+    std::uint64_t largest = lists == 0 ? 0 : std::uint64_t{1} << (63 - std::countl_zero(lists));
+    return failf(code,
+                 "no free block of {} B for a {} B request in pool '{}' ({} B free, largest free block {} B, {} live "
+                 "allocations)",
+                 std::uint64_t{1} << order, bytes, identity_->name, header_->heap.free_bytes, largest,
+                 header_->live_count);
+}
+
+dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
+                                 BlockInfo& out) {
+    // Callers checked check_usable() (descriptor_ops): not repeated on the fast path.
+    if (bytes > header_->heap_bytes)
+        // Never satisfiable, so never wait, and never touch the lock.
+        return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
+                     "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
+                     header_->heap_bytes);
+    std::uint32_t order = heap_.order_for(bytes);
+    timespec deadline{};
+    if (blocking && timeout != nullptr) {
+        if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)
+            return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",
+                         static_cast<long long>(timeout->tv_sec), static_cast<long long>(timeout->tv_nsec));
+        deadline = deadline_after(*timeout);
+    }
+    for (;;) {
+        if (dragonError_t rc = lock()) return rc;
+        dragonError_t failure;
+        if (!manifest_.has_free_slot()) {
+            // Both full: report the heap, the limit users think of first.
+            failure = heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+        } else {
+            std::uint64_t offset = heap_.alloc(order);
+            if (offset != k_nil) {
+                std::uint64_t slot = manifest_.take_slot();
+                std::uint64_t id = 0;
+                if (!manifest_.next_id(slot, id)) {
+                    manifest_.give_back_slot(slot);
+                    heap_.free(offset, order);
+                    unlock();
+                    return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
+                }
+                // Commit point: see Manifest::publish.
+                manifest_.publish(slot, id, offset, bytes, type);
+                header_->live_count += 1;
+                if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
+                unlock();
+                out = BlockInfo{id, type, offset, bytes};
+                return DRAGON_SUCCESS;
+            }
+            failure = DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+        }
+        // Nothing changed in the pool: a failed allocation leaves it as it was.
+        bool expired = blocking && timeout != nullptr && deadline_passed(deadline);
+        if (!blocking || expired) {
+            dragonError_t code = failure == DRAGON_OUT_OF_SPACE ? DRAGON_OUT_OF_SPACE
+                                 : blocking                     ? DRAGON_TIMEOUT
+                                                                : failure;
+            if (failure == DRAGON_OUT_OF_SPACE)
+                failf(code, "manifest of pool '{}' is full: {} live allocations of {} allowed (max_allocations){}",
+                      identity_->name, header_->live_count, manifest_.capacity(),
+                      blocking ? "; timed out waiting for a free slot" : "");
+            else
+                explain_no_block(bytes, order, code);
+            unlock();
+            return code;
+        }
+        // Sleep until a free bumps wake_seq (see waiter.hpp for the protocol).
+        std::uint32_t seen = header_->wake_seq.load(std::memory_order_relaxed);
+        header_->has_waiters.store(1, std::memory_order_relaxed);
+        unlock();
+        futex_wait_until(&header_->wake_seq, seen, timeout != nullptr ? &deadline : nullptr);
+        if (dragonError_t rc = check_usable("alloc_blocking")) return rc;
+    }
+}
+
+dragonError_t PoolMapping::free(std::uint64_t id) {
+    if (id == 0) return DRAGON_SUCCESS;  // zero-byte allocations own no block
+    if (dragonError_t rc = lock()) return rc;
+    const ManifestRecord* rec = manifest_.find(id);
+    if (rec == nullptr) {
+        unlock();
+        return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}' (already freed?)", id,
+                     identity_->name);
+    }
+    std::uint64_t slot = manifest_.slot_of(id);
+    std::uint64_t offset = rec->offset;
+    std::uint32_t order = heap_.order_for(rec->requested_bytes);
+    // Commit point: after retire() the allocation is gone; if we die before the block is
+    // back on a list, repair rebuilds the heap without it.
+    manifest_.retire(slot);
+    heap_.free(offset, order);
+    manifest_.give_back_slot(slot);
+    header_->live_count -= 1;
+    // Only frees change wake_seq, always under the lock, so a plain increment suffices.
+    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    bool wake = header_->has_waiters.load(std::memory_order_relaxed) != 0;
+    if (wake) header_->has_waiters.store(0, std::memory_order_relaxed);
+    unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::lookup(std::uint64_t id, BlockInfo& out) {
+    if (dragonError_t rc = check_usable("from_id")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    const ManifestRecord* rec = manifest_.find(id);
+    if (rec == nullptr) {
+        unlock();
+        return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}'", id, identity_->name);
+    }
+    out = BlockInfo{id, rec->type, rec->offset, rec->requested_bytes};
+    unlock();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out) {
+    if (dragonError_t rc = check_usable("get_allocations")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    out.clear();
+    try {
+        manifest_.for_each_live([&](std::uint64_t, const ManifestRecord& rec, std::uint64_t id) {
+            if (type && rec.type != *type) return;
+            out.push_back(AllocationInfo{id, rec.type, rec.offset, rec.requested_bytes,
+                                         std::uint64_t{1} << heap_.order_for(rec.requested_bytes)});
+        });
+    } catch (const std::bad_alloc&) {
+        unlock();
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory listing allocations");
+    }
+    unlock();  // also on an empty pool (Dragon kept the lock there)
+    std::sort(out.begin(), out.end(), [](const AllocationInfo& a, const AllocationInfo& b) { return a.id < b.id; });
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::attributes(PoolAttributes& out) {
+    if (dragonError_t rc = check_usable("get_attr")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    const PoolHeader& h = *header_;
+    out.name = identity_->name;
+    out.shm_name = shm_name_;
+    out.m_uid = h.m_uid;
+    out.hostid = h.hostid;
+    out.rt_uid = h.rt_uid;
+    out.mode = h.mode;
+    out.lock_type = static_cast<dragonLockKind_t>(h.lock_type);
+    out.mem_type = static_cast<dragonMemoryPoolType_t>(h.mem_type);
+    out.growth_type = static_cast<dragonMemoryPoolGrowthType_t>(h.growth_type);
+    out.segment_size = h.segment_size;
+    out.max_size = h.max_size;
+    out.min_block_bytes = std::size_t{1} << h.min_block_order;
+    out.max_block_bytes = h.heap_bytes;
+    out.heap_bytes = h.heap_bytes;
+    out.total_bytes = h.total_bytes;
+    out.manifest_bytes = h.heap_offset - h.manifest_offset;
+    out.heap_meta_bytes = sizeof(HeapState);
+    out.max_allocations = h.manifest_capacity;
+    out.free_bytes = h.heap.free_bytes;
+    out.utilization_pct = 100.0 * static_cast<double>(h.heap_bytes - h.heap.free_bytes) / static_cast<double>(h.heap_bytes);
+    out.live_allocations = h.live_count;
+    out.max_live_allocations = h.max_live_count;
+    out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
+    out.recoveries = h.recoveries;
+    unlock();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
+    if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    // Report the coalesced truth (what eager coalescing would show).
+    heap_.coalesce_deferred();
+    out.clear();
+    for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
+        out.push_back(FreeBlockCount{std::size_t{1} << order, header_->heap.free_count[order]});
+    unlock();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::check(CheckReport& out) {
+    if (dragonError_t rc = check_usable("check")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    out = CheckReport{};
+    collect_invariant_problems(out);
+    unlock();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::destroy() {
+    if (dragonError_t rc = check_usable("pool_destroy")) return rc;
+    if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    // From here every other process's next call (and every sleeper, once woken) sees
+    // OBJECT_DESTROYED. Killed right after: the object stays linked but marked
+    // destroyed; `dragonmem destroy --force NAME` removes it.
+    header_->destroyed.store(1, std::memory_order_release);
+    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    unlock();
+    futex_wake_all(&header_->wake_seq);
+    // Nobody else can have re-created the name: it was still linked to our object.
+    int err = shm_unlink_name(shm_name_);
+    unmapped_.store(true, std::memory_order_release);
+    registry_forget(this);
+    shm_unmap(mapping_);
+    if (err != 0 && err != ENOENT)
+        return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_unlink('{}')", shm_name_));
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,146 @@
+// Pool descriptor operations shared by the C and C++ APIs.
+#include "base64.hpp"
+#include "descriptor_codec.hpp"
+#include "descriptor_ops.hpp"
+#include "error.hpp"
+#include "host_identity.hpp"
+#include "mapping_registry.hpp"
+#include "pool_mapping.hpp"
+#include "shm_segment.hpp"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace dragonmem::detail {
+
+const PoolIdentity* identity_of(const PoolRef& pool) noexcept {
+    if (pool.mapping) return pool.mapping.get()->identity().get();
+    return pool.identity.get();
+}
+
+bool pool_is_local(const PoolRef& pool) noexcept { return static_cast<bool>(pool.mapping); }
+
+dragonError_t pool_require_valid(const PoolRef& pool, const char* op) {
+    if (!pool.valid())
+        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: the pool descriptor is not initialised (or was detached)", op);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_require_local(const PoolRef& pool, const char* op, PoolMapping*& out) {
+    if (dragonError_t rc = pool_require_valid(pool, op)) return rc;
+    if (!pool.mapping) {
+        const PoolIdentity* id = pool.identity.get();
+        return failf(DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL,
+                     "{}: pool '{}' is on another host (hostid {:#x}, runtime {}; this process: hostid {:#x}, runtime "
+                     "{}) and cannot be used here",
+                     op, id->name, id->hostid, id->rt_uid, this_hostid(), this_rt_uid());
+    }
+    PoolMapping* mapping = pool.mapping.get();
+    if (dragonError_t rc = mapping->check_usable(op)) return rc;
+    out = mapping;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_create(PoolRef& out, std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                          const PoolOptions& options) {
+    MappingRef mapping;
+    if (dragonError_t rc = registry_create(name, bytes, m_uid, options, mapping)) return rc;
+    out = PoolRef{std::move(mapping), nullptr};
+    return DRAGON_SUCCESS;
+}
+
+namespace {
+
+// Local when the descriptor names this host and runtime: then map it.
+dragonError_t attach_identity(PoolRef& out, PoolIdentity identity) {
+    if (identity.hostid == this_hostid() && identity.rt_uid == this_rt_uid()) {
+        MappingRef mapping;
+        if (dragonError_t rc = registry_attach(shm_name_for(identity.name), identity.nonce, mapping)) return rc;
+        out = PoolRef{std::move(mapping), nullptr};
+        return DRAGON_SUCCESS;
+    }
+    out = PoolRef{MappingRef(), std::make_shared<const PoolIdentity>(std::move(identity))};
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace
+
+dragonError_t pool_attach(PoolRef& out, std::span<const std::uint8_t> serialized) {
+    PoolIdentity identity;
+    if (dragonError_t rc = decode_pool(serialized, identity)) return rc;
+    return attach_identity(out, std::move(identity));
+}
+
+dragonError_t pool_attach_base64(PoolRef& out, std::string_view base64) {
+    auto bytes = base64_decode(base64);
+    if (!bytes)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool descriptor '{}' is not valid base64",
+                     base64.size() > 60 ? std::string(base64.substr(0, 60)) + "..." : std::string(base64));
+    return pool_attach(out, *bytes);
+}
+
+dragonError_t pool_attach_env(PoolRef& out, const char* env_var) {
+    if (env_var == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "attach_from_env: the variable name is NULL");
+    const char* value = std::getenv(env_var);
+    if (value == nullptr)
+        return failf(DRAGON_INVALID_ARGUMENT, "attach_from_env: environment variable '{}' is not set", env_var);
+    auto bytes = base64_decode(value);
+    if (!bytes)
+        return failf(DRAGON_INVALID_ARGUMENT, "attach_from_env: environment variable '{}' does not hold base64",
+                     env_var);
+    return pool_attach(out, *bytes);
+}
+
+dragonError_t pool_attach_local(PoolRef& out, std::string_view name) {
+    if (dragonError_t rc = validate_pool_name(name)) return rc;
+    MappingRef mapping;
+    if (dragonError_t rc = registry_attach(shm_name_for(name), 0, mapping)) return rc;
+    out = PoolRef{std::move(mapping), nullptr};
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_list_local(std::vector<std::string>& names) {
+    names.clear();
+    DIR* dir = ::opendir(std::string(k_shm_dir).c_str());
+    if (dir == nullptr) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("opendir('{}')", k_shm_dir));
+    while (dirent* entry = ::readdir(dir)) {
+        std::string_view file(entry->d_name);
+        if (!file.starts_with(k_shm_prefix)) continue;
+        std::string_view base = file.substr(k_shm_prefix.size());
+        if (base.empty() || base.size() > k_max_name_len) continue;
+        names.emplace_back(base);
+    }
+    ::closedir(dir);
+    std::sort(names.begin(), names.end());
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out) {
+    if (dragonError_t rc = pool_require_valid(pool, "pool_serialize")) return rc;
+    if (pool.mapping) {
+        if (dragonError_t rc = pool.mapping.get()->check_usable("pool_serialize")) return rc;
+    }
+    out = encode_pool(*identity_of(pool));
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_destroy(PoolRef& pool) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, "pool_destroy", mapping)) return rc;
+    if (dragonError_t rc = mapping->destroy()) return rc;
+    pool = PoolRef{};
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_clone(PoolRef& out, const PoolRef& pool) {
+    if (dragonError_t rc = pool_require_valid(pool, "pool_descr_clone")) return rc;
+    if (pool.mapping) {
+        if (dragonError_t rc = pool.mapping.get()->check_usable("pool_descr_clone")) return rc;
+    }
+    out = pool;
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,102 @@
+// shm_open/ftruncate/mmap wrappers with errors that name the object and the errno.
+#include "shm_segment.hpp"
+
+#include "error.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace {
+constexpr std::uintptr_t k_page_bytes_local = 4096;
+}
+
+namespace dragonmem::detail {
+
+std::string shm_name_for(std::string_view base_name) {
+    return std::string(k_shm_prefix) + std::string(base_name);
+}
+
+dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t mode, int& fd_out) {
+    std::string path = "/" + shm_name;
+    int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        int err = errno;
+        if (err == EEXIST)
+            return failf(DRAGON_MEMORY_ERRNO, "pool shm object '{}' already exists (name in use): {} (errno {})",
+                         shm_name, std::strerror(err), err);
+        return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}', O_CREAT|O_EXCL)", shm_name));
+    }
+    // shm_open applies the umask; the pool's mode must be exactly what was asked.
+    if (::fchmod(fd, mode) != 0 || ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+        int err = errno;
+        ::close(fd);
+        ::shm_unlink(path.c_str());
+        return fail_errno(DRAGON_MEMORY_ERRNO, err,
+                          fmt::format("sizing pool shm object '{}' to {} bytes with mode {:04o}", shm_name, bytes,
+                                      static_cast<unsigned>(mode)));
+    }
+    fd_out = fd;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t shm_open_existing(const std::string& shm_name, bool destroyed_if_missing, int& fd_out) {
+    std::string path = "/" + shm_name;
+    int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOENT && destroyed_if_missing)
+            return failf(DRAGON_OBJECT_DESTROYED, "pool shm object '{}' does not exist: the pool was destroyed",
+                         shm_name);
+        if (err == ENOENT)
+            return failf(DRAGON_MEMORY_ERRNO, "no pool '{}' on this host (no {}/{}): {} (errno {})",
+                         shm_name.substr(k_shm_prefix.size()), k_shm_dir, shm_name, std::strerror(err), err);
+        return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}') to attach", shm_name));
+    }
+    fd_out = fd;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t shm_map(int fd, std::size_t bytes, std::size_t aligned_offset, std::size_t alignment,
+                      ShmMapping& out) {
+    // Reserve address space with slack, then map the object over an aligned part of it.
+    std::size_t reserve_bytes = bytes + alignment;
+    void* reservation = ::mmap(nullptr, reserve_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reservation == MAP_FAILED)
+        return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reserving {} bytes of address space", reserve_bytes));
+    auto start = reinterpret_cast<std::uintptr_t>(reservation);
+    std::uintptr_t aligned_heap = (start + aligned_offset + alignment - 1) & ~(static_cast<std::uintptr_t>(alignment) - 1);
+    std::uintptr_t map_at = aligned_heap - aligned_offset;
+    void* mapped = ::mmap(reinterpret_cast<void*>(map_at), bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (mapped == MAP_FAILED) {
+        int err = errno;
+        ::munmap(reservation, reserve_bytes);
+        return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("mapping {} bytes of the pool", bytes));
+    }
+    // Give back the slack on both sides.
+    if (map_at > start) ::munmap(reservation, map_at - start);
+    std::uintptr_t end = map_at + bytes;
+    std::uintptr_t reserve_end = start + reserve_bytes;
+    std::uintptr_t end_page = (end + k_page_bytes_local - 1) & ~(k_page_bytes_local - 1);
+    if (reserve_end > end_page) ::munmap(reinterpret_cast<void*>(end_page), reserve_end - end_page);
+    out.base = static_cast<std::uint8_t*>(mapped);
+    out.bytes = bytes;
+    return DRAGON_SUCCESS;
+}
+
+void shm_unmap(ShmMapping& mapping) noexcept {
+    if (mapping.base != nullptr) ::munmap(mapping.base, mapping.bytes);
+    mapping.base = nullptr;
+    mapping.bytes = 0;
+}
+
+int shm_unlink_name(const std::string& shm_name) noexcept {
+    std::string path = "/" + shm_name;
+    return ::shm_unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
+}  // namespace dragonmem::detail
