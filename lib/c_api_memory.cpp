@@ -71,7 +71,7 @@ dragonError_t dragon_memory_get_pool(const dragonMemoryDescr_t* mem_descr, drago
     if (dragonError_t rc = find_memory(mem_descr, "get_pool", mem)) return rc;
     if (pool_descr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "get_pool: pool_descr is NULL");
     PoolRef copy;
-    if (dragonError_t rc = pool_clone(copy, mem->pool)) return rc;
+    if (dragonError_t rc = mem_pool(*mem, "get_pool", copy)) return rc;
     return store_pool(pool_descr, std::move(copy));
 }
 

@@ -28,7 +28,7 @@ Memory Memory::attach_base64(std::string_view base64) {
     return Memory(std::move(ref));
 }
 
-bool Memory::is_local() const { return detail::pool_is_local(checked(ref_, "is_local").pool); }
+bool Memory::is_local() const { return checked(ref_, "is_local").mapping != nullptr; }
 std::uint64_t Memory::id() const { return checked(ref_, "id").id; }
 std::uint64_t Memory::type() const { return checked(ref_, "type").type; }
 std::size_t Memory::size() const { return checked(ref_, "get_size").view_bytes; }
@@ -66,7 +66,7 @@ bool Memory::exists() const {
 
 Pool Memory::pool() const {
     detail::PoolRef ref;
-    throw_if_failed(detail::pool_clone(ref, checked(ref_, "get_pool").pool));
+    throw_if_failed(detail::mem_pool(ref_, "get_pool", ref));
     return Pool(std::move(ref));
 }
 

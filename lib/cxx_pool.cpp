@@ -63,6 +63,8 @@ std::vector<std::string> Pool::list_local() {
     return names;
 }
 
+void Pool::force_remove(std::string_view name) { throw_if_failed(detail::pool_force_remove(name)); }
+
 Pool& Pool::operator=(Pool&& other) noexcept {
     ref_ = std::move(other.ref_);
     return *this;

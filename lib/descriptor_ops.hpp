@@ -31,6 +31,7 @@ dragonError_t pool_attach_base64(PoolRef& out, std::string_view base64);
 dragonError_t pool_attach_env(PoolRef& out, const char* env_var);
 dragonError_t pool_attach_local(PoolRef& out, std::string_view name);
 dragonError_t pool_list_local(std::vector<std::string>& names);
+dragonError_t pool_force_remove(std::string_view name);
 dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out);
 dragonError_t pool_destroy(PoolRef& pool);  // empties `pool` on success
 dragonError_t pool_clone(PoolRef& out, const PoolRef& pool);
@@ -39,6 +40,10 @@ dragonError_t pool_clone(PoolRef& out, const PoolRef& pool);
 dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
                         const timespec* timeout);
 dragonError_t mem_require_valid(const MemoryRef& mem, const char* op);
+// The mapping of a valid, local, still attached and not destroyed allocation's pool.
+dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMapping*& out);
+// A (counted) pool descriptor for the allocation's pool.
+dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out);
 dragonError_t mem_free(const MemoryRef& mem);
 dragonError_t mem_pointer(const MemoryRef& mem, void*& out);
 dragonError_t mem_clone(MemoryRef& out, const MemoryRef& mem, std::ptrdiff_t offset, const std::size_t* length);

@@ -1,7 +1,8 @@
 // A process-local table that turns C descriptors ({_idx}) into C++ values safely: keys
 // carry a generation, so an uninitialised, stale or forged key is rejected instead of
 // dereferenced. Lookups take no lock (one bounds check, one load, one compare); inserts
-// and erases take a short spinlock. Entries never move, so a found pointer stays valid
+// and erases work on a per-thread stash of free entries, so the fast path has no lock
+// and no atomic read-modify-write. Entries never move, so a found pointer stays valid
 // until its own key is erased (using a descriptor while another thread frees it is the
 // caller's race, as with any handle).
 #pragma once
@@ -33,23 +34,13 @@ public:
 
     // Stores `value` and returns its key (never 0), or 0 when out of memory/handles.
     std::uint64_t insert(T&& value) noexcept {
-        lock();
-        std::uint32_t index;
-        if (free_head_ != k_none) {
-            index = free_head_;
-            free_head_ = entry(index).next_free;
-        } else {
-            if ((next_index_ >> k_chunk_bits) >= k_max_chunks || !ensure_chunk(next_index_ >> k_chunk_bits)) {
-                unlock();
-                return 0;
-            }
-            index = next_index_++;
-        }
+        Stash& stash = stash_;
+        if (stash.count == 0 && !refill(stash)) return 0;
+        std::uint32_t index = stash.slots[--stash.count];
         Entry& e = entry(index);
         std::uint64_t key = (static_cast<std::uint64_t>(e.generation) << 32) | (index + 1);
         e.value = std::move(value);
         e.key.store(key, std::memory_order_release);
-        unlock();
         return key;
     }
 
@@ -65,28 +56,66 @@ public:
         return e.key.load(std::memory_order_acquire) == key ? &e.value : nullptr;
     }
 
-    // Removes the key's value (destroying it); false for an unknown key.
+    // Removes the key's value (destroying it); false for an unknown key. Two threads
+    // erasing the same key at once is the caller's race (a double free).
     bool erase(std::uint64_t key) noexcept {
-        T* found = find(key);
-        if (found == nullptr) return false;
+        if (find(key) == nullptr) return false;
         std::uint32_t index = static_cast<std::uint32_t>((key & 0xFFFFFFFFu) - 1);
-        lock();
         Entry& e = entry(index);
-        if (e.key.load(std::memory_order_relaxed) != key) {
-            unlock();
-            return false;
-        }
         e.key.store(0, std::memory_order_release);
         e.generation += 1;
-        T old(std::move(e.value));  // leaves the entry's value empty
-        e.next_free = free_head_;
-        free_head_ = index;
-        unlock();
-        return true;  // `old` is destroyed here, outside the spinlock
+        T old(std::move(e.value));  // leaves the entry's value empty; destroyed on return
+        Stash& stash = stash_;
+        stash.owner = this;
+        if (stash.count == k_stash_capacity) flush(stash, k_stash_capacity / 2);
+        stash.slots[stash.count++] = index;
+        return true;
     }
 
 private:
     static constexpr std::uint32_t k_none = ~0u;
+    static constexpr std::uint32_t k_stash_capacity = 32;
+
+    // Free entries a thread keeps for itself, so insert/erase take no lock and no atomic
+    // read-modify-write; the shared free list is touched once per k_stash_capacity / 2.
+    struct Stash {
+        std::uint32_t count = 0;
+        std::uint32_t slots[k_stash_capacity];
+        HandleTable* owner = nullptr;
+        ~Stash() {
+            if (owner != nullptr) owner->flush(*this, count);
+        }
+    };
+
+    bool refill(Stash& stash) noexcept {
+        stash.owner = this;
+        lock();
+        while (stash.count < k_stash_capacity / 2) {
+            std::uint32_t index;
+            if (free_head_ != k_none) {
+                index = free_head_;
+                free_head_ = entry(index).next_free;
+            } else {
+                if ((next_index_ >> k_chunk_bits) >= k_max_chunks || !ensure_chunk(next_index_ >> k_chunk_bits)) break;
+                index = next_index_++;
+            }
+            stash.slots[stash.count++] = index;
+        }
+        unlock();
+        return stash.count != 0;
+    }
+
+    void flush(Stash& stash, std::uint32_t how_many) noexcept {
+        lock();
+        for (std::uint32_t i = 0; i < how_many && stash.count != 0; ++i) {
+            std::uint32_t index = stash.slots[--stash.count];
+            entry(index).next_free = free_head_;
+            free_head_ = index;
+        }
+        unlock();
+    }
+
+    static inline thread_local Stash stash_;
 
     struct Entry {
         std::atomic<std::uint64_t> key{0};

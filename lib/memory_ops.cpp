@@ -10,9 +10,43 @@
 namespace dragonmem::detail {
 
 dragonError_t mem_require_valid(const MemoryRef& mem, const char* op) {
-    if (!mem.pool.valid())
+    if (!mem.valid())
         return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: the memory descriptor is not initialised (or was freed or detached)",
                      op);
+    return DRAGON_SUCCESS;
+}
+
+namespace {
+
+bool borrowed_mapping_alive(const MemoryRef& mem) noexcept {
+    return mem.mapping != nullptr && mem.mapping->epoch() == mem.mapping_epoch;
+}
+
+dragonError_t explain_gone(const char* op) {
+    return failf(DRAGON_MAP_KEY_NOT_FOUND,
+                 "{}: the pool of this memory descriptor is no longer attached in this process (every pool "
+                 "descriptor of it was detached or destroyed)",
+                 op);
+}
+
+}  // namespace
+
+dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMapping*& out) {
+    if (dragonError_t rc = mem_require_valid(mem, op)) return rc;
+    if (mem.mapping == nullptr) return pool_require_local(mem.pool, op, out);  // remote: explains
+    if (!borrowed_mapping_alive(mem)) return explain_gone(op);
+    if (dragonError_t rc = mem.mapping->check_usable(op)) return rc;
+    out = mem.mapping;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out) {
+    if (dragonError_t rc = mem_require_valid(mem, op)) return rc;
+    if (mem.mapping == nullptr || mem.pool.valid()) return pool_clone(out, mem.pool);
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = mem_require_local(mem, op, mapping)) return rc;
+    mapping->add_ref();
+    out = PoolRef{MappingRef(mapping), nullptr};
     return DRAGON_SUCCESS;
 }
 
@@ -21,7 +55,8 @@ dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, 
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, blocking ? "alloc_blocking" : "alloc", mapping)) return rc;
     MemoryRef result;
-    result.pool.mapping = pool.mapping;
+    result.mapping = mapping;
+    result.mapping_epoch = mapping->epoch();
     result.type = type;
     if (bytes != 0) {  // zero bytes: id 0, no block, no record
         BlockInfo block;
@@ -36,16 +71,14 @@ dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, 
 }
 
 dragonError_t mem_free(const MemoryRef& mem) {
-    if (dragonError_t rc = mem_require_valid(mem, "free")) return rc;
     PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = pool_require_local(mem.pool, "free", mapping)) return rc;
+    if (dragonError_t rc = mem_require_local(mem, "free", mapping)) return rc;
     return mapping->free(mem.id);
 }
 
 dragonError_t mem_pointer(const MemoryRef& mem, void*& out) {
-    if (dragonError_t rc = mem_require_valid(mem, "get_pointer")) return rc;
     PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = pool_require_local(mem.pool, "get_pointer", mapping)) return rc;
+    if (dragonError_t rc = mem_require_local(mem, "get_pointer", mapping)) return rc;
     if (mem.id == 0) {
         out = nullptr;
         return DRAGON_SUCCESS;
@@ -75,11 +108,14 @@ dragonError_t mem_clone(MemoryRef& out, const MemoryRef& mem, std::ptrdiff_t off
 
 dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out) {
     if (dragonError_t rc = mem_require_valid(mem, "serialize")) return rc;
-    if (mem.pool.mapping) {
-        if (dragonError_t rc = mem.pool.mapping.get()->check_usable("serialize")) return rc;
+    const PoolIdentity* identity = identity_of(mem.pool);
+    if (mem.mapping != nullptr) {
+        PoolMapping* mapping = nullptr;
+        if (dragonError_t rc = mem_require_local(mem, "serialize", mapping)) return rc;
+        identity = mapping->identity().get();
     }
     DecodedMemory fields;
-    fields.pool = *identity_of(mem.pool);
+    fields.pool = *identity;
     fields.id = mem.id;
     fields.type = mem.id == 0 ? 0 : mem.type;
     fields.block_offset = mem.block_offset;
@@ -103,7 +139,11 @@ dragonError_t mem_attach(MemoryRef& out, std::span<const std::uint8_t> serialize
             return failf(DRAGON_INVALID_ARGUMENT, "memory descriptor does not match pool '{}'", fields.pool.name);
     }
     MemoryRef result;
-    result.pool = std::move(pool);
+    if (pool.mapping) {
+        result.mapping = pool.mapping.get();
+        result.mapping_epoch = result.mapping->epoch();
+    }
+    result.pool = std::move(pool);  // keeps the pool attached as long as this descriptor
     result.id = fields.id;
     result.type = fields.type;
     result.block_offset = fields.block_offset;
@@ -136,7 +176,8 @@ dragonError_t mem_from_id(MemoryRef& out, const PoolRef& pool, std::uint64_t id,
         return failf(DRAGON_INVALID_ARGUMENT, "from_id: offset {} + length {} exceeds allocation id {} of {} B", offset,
                      *length, id, block.requested_bytes);
     MemoryRef result;
-    result.pool.mapping = pool.mapping;
+    result.mapping = mapping;
+    result.mapping_epoch = mapping->epoch();
     result.id = id;
     result.type = block.type;
     result.block_offset = block.offset;
@@ -148,9 +189,8 @@ dragonError_t mem_from_id(MemoryRef& out, const PoolRef& pool, std::uint64_t id,
 }
 
 dragonError_t mem_exists(const MemoryRef& mem, bool& out) {
-    if (dragonError_t rc = mem_require_valid(mem, "allocation_exists")) return rc;
     PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = pool_require_local(mem.pool, "allocation_exists", mapping)) return rc;
+    if (dragonError_t rc = mem_require_local(mem, "allocation_exists", mapping)) return rc;
     out = mem.id != 0 && mapping->is_live(mem.id);
     return DRAGON_SUCCESS;
 }
@@ -159,8 +199,11 @@ dragonError_t mem_modify_size(MemoryRef& mem, std::size_t bytes, const timespec*
     if (dragonError_t rc = mem_require_valid(mem, "modify_size")) return rc;
     if (mem.id == 0) {
         // A zero-byte descriptor gets a real allocation of the new size.
+        PoolRef pool;
+        if (dragonError_t rc = mem_pool(mem, "modify_size", pool)) return rc;
         MemoryRef grown;
-        if (dragonError_t rc = mem_alloc(grown, mem.pool, bytes, mem.type, true, timeout)) return rc;
+        if (dragonError_t rc = mem_alloc(grown, pool, bytes, mem.type, true, timeout)) return rc;
+        grown.pool = std::move(mem.pool);  // keep whatever attach the old descriptor held
         mem = std::move(grown);
         return DRAGON_SUCCESS;
     }

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 namespace dragonmem::detail {
@@ -97,7 +98,38 @@ dragonError_t validate_pool_name(std::string_view name) {
     return DRAGON_SUCCESS;
 }
 
-PoolMapping::~PoolMapping() { shm_unmap(mapping_); }
+namespace {
+
+// Retired PoolMapping objects. Never freed: a MemoryRef may still hold a pointer to one
+// and must be able to read its epoch. Bounded by the most pools mapped at once.
+struct Graveyard {
+    std::mutex mutex;
+    std::vector<PoolMapping*> retired;
+    std::uint64_t next_epoch = 1;
+};
+
+Graveyard& graveyard() {
+    static auto* instance = new Graveyard();
+    return *instance;
+}
+
+}  // namespace
+
+PoolMapping* PoolMapping::make() {
+    Graveyard& g = graveyard();
+    std::lock_guard guard(g.mutex);
+    PoolMapping* object;
+    if (g.retired.empty()) {
+        object = new PoolMapping();
+    } else {
+        object = g.retired.back();
+        g.retired.pop_back();
+    }
+    object->refs_.store(1, std::memory_order_relaxed);
+    object->unmapped_.store(false, std::memory_order_relaxed);
+    object->epoch_.store(g.next_epoch++, std::memory_order_release);
+    return object;
+}
 
 bool PoolMapping::try_add_ref() noexcept {
     std::uint32_t count = refs_.load(std::memory_order_relaxed);
@@ -109,7 +141,19 @@ bool PoolMapping::try_add_ref() noexcept {
 void PoolMapping::release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     registry_forget(this);
-    delete this;
+    Graveyard& g = graveyard();
+    std::lock_guard guard(g.mutex);
+    epoch_.store(g.next_epoch++, std::memory_order_release);  // borrowed pointers now see "gone"
+    unmapped_.store(true, std::memory_order_release);
+    shm_unmap(mapping_);
+    header_ = nullptr;
+    identity_.reset();
+    shm_name_.clear();
+    try {
+        g.retired.push_back(this);
+    } catch (const std::bad_alloc&) {
+        // Keeping the object alive is what matters; losing it for reuse is harmless.
+    }
 }
 
 dragonError_t PoolMapping::attach_views(ShmMapping mapping) {
@@ -212,7 +256,7 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
     std::memcpy(h->name, name.data(), name.size());
     owner_lock_init(h->lock);
 
-    auto* pool = new PoolMapping();
+    PoolMapping* pool = make();
     pool->shm_name_ = shm_name;
     pool->attach_views(mapping);
     pool->heap_.format(random_u64());
@@ -224,7 +268,7 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
             std::uint32_t order = min_order + static_cast<std::uint32_t>(n);
             std::uint64_t offset = pool->heap_.alloc(order);
             if (offset == k_nil) {
-                delete pool;  // unmaps
+                pool->release();  // unmaps
                 shm_unlink_name(shm_name);
                 return failf(DRAGON_INVALID_ARGUMENT,
                              "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
@@ -281,7 +325,7 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
 
     ShmMapping mapping;
     if (dragonError_t rc = shm_map(fd, h->total_bytes, h->heap_offset, h->heap_alignment, mapping)) return rc;
-    auto* pool = new PoolMapping();
+    PoolMapping* pool = make();
     pool->shm_name_ = shm_name;
     pool->attach_views(mapping);
     out = pool;
@@ -290,7 +334,8 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
 
 dragonError_t PoolMapping::explain_unusable(const char* op) const {
     if (unmapped_.load(std::memory_order_acquire))
-        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: pool '{}' was destroyed by this process", op, identity_->name);
+        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: pool '{}' was destroyed by this process", op,
+                     identity_ ? identity_->name : std::string("?"));
     return failf(DRAGON_OBJECT_DESTROYED, "{}: pool '{}' has been destroyed", op, identity_->name);
 }
 

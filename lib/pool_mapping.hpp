@@ -44,14 +44,16 @@ public:
     // pool was destroyed and another took its name. The result holds one reference.
     static dragonError_t open(const std::string& shm_name, std::uint64_t expected_nonce, PoolMapping*& out);
 
-    ~PoolMapping();
     PoolMapping(const PoolMapping&) = delete;
     PoolMapping& operator=(const PoolMapping&) = delete;
 
     // Reference counting behind MappingRef.
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     bool try_add_ref() noexcept;  // fails once the count reached 0
-    void release() noexcept;      // unmaps and deletes at 0
+    void release() noexcept;      // unmaps and recycles at 0 (see epoch())
+    // Changes whenever this object stops or starts standing for a mapped pool: borrowed
+    // pointers (MemoryRef) compare it to tell that their pool is gone.
+    std::uint64_t epoch() const noexcept { return epoch_.load(std::memory_order_acquire); }
 
     const std::shared_ptr<const PoolIdentity>& identity() const noexcept { return identity_; }
     const std::string& shm_name() const noexcept { return shm_name_; }
@@ -83,6 +85,8 @@ public:
 
 private:
     PoolMapping() = default;
+    ~PoolMapping() = default;          // never called: objects are recycled
+    static PoolMapping* make();        // a recycled or new object with a fresh epoch
     dragonError_t attach_views(ShmMapping mapping);
     // Takes the pool lock, repairing first if its last holder died; fails when the pool
     // was destroyed.
@@ -94,6 +98,7 @@ private:
     dragonError_t explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code);
 
     std::atomic<std::uint32_t> refs_{1};
+    std::atomic<std::uint64_t> epoch_{0};
     std::atomic<bool> unmapped_{false};
     std::string shm_name_;
     std::shared_ptr<const PoolIdentity> identity_;

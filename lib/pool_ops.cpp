@@ -117,6 +117,16 @@ dragonError_t pool_list_local(std::vector<std::string>& names) {
     return DRAGON_SUCCESS;
 }
 
+dragonError_t pool_force_remove(std::string_view name) {
+    if (dragonError_t rc = validate_pool_name(name)) return rc;
+    PoolRef pool;
+    if (pool_attach_local(pool, name) == DRAGON_SUCCESS && pool_destroy(pool) == DRAGON_SUCCESS) return DRAGON_SUCCESS;
+    std::string shm_name = shm_name_for(name);
+    if (int err = shm_unlink_name(shm_name); err != 0)
+        return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("removing shm object '{}'", shm_name));
+    return DRAGON_SUCCESS;
+}
+
 dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out) {
     if (dragonError_t rc = pool_require_valid(pool, "pool_serialize")) return rc;
     if (pool.mapping) {

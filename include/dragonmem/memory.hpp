@@ -29,7 +29,7 @@ public:
     Memory& operator=(const Memory&) = delete;
     ~Memory() = default;
 
-    bool valid() const noexcept { return ref_.pool.valid(); }
+    bool valid() const noexcept { return ref_.valid(); }
     bool is_local() const;
     std::uint64_t id() const;
     std::uint64_t type() const;

@@ -32,6 +32,11 @@ public:
     static Pool attach_local(std::string_view name);
     // Base names of every dragonmem pool on this host (found in /dev/shm).
     static std::vector<std::string> list_local();
+    // Removes pool `name` of this host even when it cannot be attached (a creator killed
+    // mid-creation, a corrupt header): a valid pool is destroyed properly (attached
+    // processes then see OBJECT_DESTROYED), anything else named dragonmem.<name> is
+    // unlinked. MEMORY_ERRNO when there is no such object.
+    static void force_remove(std::string_view name);
 
     Pool() = default;  // an empty handle; every call on it throws MAP_KEY_NOT_FOUND
     Pool(Pool&&) noexcept = default;

@@ -73,6 +73,12 @@ struct PoolRef {
 // An allocation descriptor: a view [view_offset, view_offset + view_bytes) of a block.
 // id 0 is the zero-byte allocation (no block, no manifest record).
 struct MemoryRef {
+    // Local access, borrowed without a count (allocating costs no atomic): valid while
+    // the mapping's epoch is still `mapping_epoch`. Mappings are recycled, never freed,
+    // so a descriptor outliving its pool's last attach is detected, not followed.
+    PoolMapping* mapping = nullptr;
+    std::uint64_t mapping_epoch = 0;
+    // A remote pool's identity, or the attach held by a descriptor made by memory attach.
     PoolRef pool;
     std::uint64_t id = 0;
     std::uint64_t type = 0;
@@ -80,6 +86,7 @@ struct MemoryRef {
     std::uint64_t requested_bytes = 0; // size asked for at allocation
     std::uint64_t view_offset = 0;     // from the block start
     std::uint64_t view_bytes = 0;
+    bool valid() const noexcept { return mapping != nullptr || pool.valid(); }
 };
 
 }  // namespace dragonmem::detail
