@@ -5,6 +5,7 @@
 #include "descriptor_codec.hpp"
 #include "descriptor_ops.hpp"
 #include "error.hpp"
+#include "host_identity.hpp"
 #include "pool_mapping.hpp"
 
 #include <cstdlib>
@@ -34,7 +35,8 @@ dragonError_t options_from_attr(const dragonMemoryPoolAttr_t* attr, const char* 
                      attr->npre_allocs);
     out.min_block_bytes = attr->data_min_block_size == 0 ? 32 : attr->data_min_block_size;
     out.max_allocations = attr->max_allocations;
-    out.mode = static_cast<unsigned>(attr->mode);
+    // A zero-filled attr (attr_init skipped) would make a pool nobody can attach: 0 is 0600.
+    out.mode = attr->mode == 0 ? 0600u : static_cast<unsigned>(attr->mode);
     out.lock_type = attr->lock_type;
     out.mem_type = attr->mem_type;
     out.growth_type = attr->growth_type;
@@ -179,7 +181,8 @@ dragonError_t dragon_memory_pool_runtime_is_local(dragonMemoryPoolDescr_t* pool_
     if (dragonError_t rc = find_pool(pool_descr, "pool_runtime_is_local", pool)) return rc;
     if (runtime_is_local == nullptr)
         return fail(DRAGON_INVALID_ARGUMENT, "pool_runtime_is_local: runtime_is_local is NULL");
-    *runtime_is_local = pool_is_local(*pool);
+    // Dragon's meaning: the pool belongs to this process's runtime, whatever the host.
+    *runtime_is_local = identity_of(*pool)->rt_uid == this_rt_uid();
     return DRAGON_SUCCESS;
 }
 
@@ -202,7 +205,8 @@ dragonError_t dragon_memory_pool_get_uid_fname(const dragonMemoryPoolSerial_t* p
 bool dragon_memory_pool_is_local(dragonMemoryPoolDescr_t* pool_descr) {
     PoolRef* pool = nullptr;
     if (find_pool(pool_descr, "pool_is_local", pool) != DRAGON_SUCCESS) return false;
-    return pool_is_local(*pool);
+    // A descriptor of a destroyed pool is no longer valid, hence not local.
+    return pool_is_local(*pool) && pool->mapping.get()->check_usable("pool_is_local") == DRAGON_SUCCESS;
 }
 
 dragonError_t dragon_memory_pool_muid(dragonMemoryPoolDescr_t* pool_descr, dragonULInt* muid) {

@@ -20,6 +20,14 @@ detail::PoolMapping* local_mapping(const detail::PoolRef& ref, const char* op) {
     return mapping;
 }
 
+// C++ Memory objects keep their pool attached (one count), so that a Memory obtained
+// from a temporary Pool stays usable; C descriptors borrow instead (Dragon's rule: the
+// pool stays attached while its allocations are used).
+Memory holding_pool(detail::MemoryRef&& ref, const detail::PoolRef& pool) {
+    if (ref.mapping != nullptr && !ref.pool.valid()) ref.pool.mapping = pool.mapping;
+    return Memory(std::move(ref));
+}
+
 const detail::PoolIdentity& identity(const detail::PoolRef& ref, const char* op) {
     throw_if_failed(detail::pool_require_valid(ref, op));
     return *detail::identity_of(ref);
@@ -102,20 +110,20 @@ std::string Pool::serialize_base64() const { return detail::base64_encode(serial
 Memory Pool::alloc(std::size_t bytes, std::uint64_t type) const {
     detail::MemoryRef ref;
     throw_if_failed(detail::mem_alloc(ref, ref_, bytes, type, false, nullptr));
-    return Memory(std::move(ref));
+    return holding_pool(std::move(ref), ref_);
 }
 
 Memory Pool::alloc_blocking(std::size_t bytes, std::uint64_t type, const timespec* timeout) const {
     detail::MemoryRef ref;
     throw_if_failed(detail::mem_alloc(ref, ref_, bytes, type, true, timeout));
-    return Memory(std::move(ref));
+    return holding_pool(std::move(ref), ref_);
 }
 
 Memory Pool::from_id(std::uint64_t id, std::uint64_t offset, std::optional<std::size_t> length) const {
     detail::MemoryRef ref;
     std::uint64_t len = length.value_or(0);
     throw_if_failed(detail::mem_from_id(ref, ref_, id, offset, length ? &len : nullptr));
-    return Memory(std::move(ref));
+    return holding_pool(std::move(ref), ref_);
 }
 
 bool Pool::allocation_exists(std::uint64_t id) const {

@@ -55,7 +55,7 @@ typedef struct dragonMemoryPoolAttr_st {
     double utilization_pct;            /* read-only: 100 * used / allocatable */
     size_t data_min_block_size;        /* requested min block (default 32, rounded up to 2^k) */
     size_t max_allocations;            /* manifest capacity (default: number of min blocks, at most 1048576) */
-    size_t waiters_for_manifest;       /* read-only: 1 if some caller is waiting for memory or a slot */
+    size_t waiters_for_manifest;       /* read-only: 1 if a caller waited for memory or a slot since the last free */
     size_t manifest_entries;           /* read-only: live allocations */
     size_t max_manifest_entries;       /* read-only: most live allocations seen at once */
     size_t manifest_allocated_size;    /* read-only: bytes of the manifest */
@@ -65,10 +65,10 @@ typedef struct dragonMemoryPoolAttr_st {
     size_t max_size;                   /* recorded; pools do not grow */
     size_t max_allocatable_block_size; /* read-only: largest block of the empty pool */
     size_t n_segments;                 /* must be 0 */
-    dragonLockKind_t lock_type;        /* recorded; a robust process-shared mutex is used */
+    dragonLockKind_t lock_type;        /* recorded; one crash-safe lock kind is used */
     dragonMemoryPoolType_t mem_type;   /* DRAGON_MEMORY_TYPE_SHM only */
     dragonMemoryPoolGrowthType_t growth_type; /* recorded */
-    mode_t mode;                       /* permission bits of the pool (default 0600, umask ignored) */
+    mode_t mode;                       /* permission bits of the pool (default 0600, umask ignored; 0 means 0600) */
     size_t npre_allocs;                /* entries in pre_allocs */
     size_t* pre_allocs;                /* pre_allocs[n]: blocks of min_block << n to cache at creation */
     char* mname;                       /* read-only: the pool's shm object name (freed by attr_destroy) */

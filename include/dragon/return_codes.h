@@ -132,7 +132,8 @@ const char* dragon_getrcstr(const dragonError_t rc);
 const char* dragon_get_rc_string(const dragonError_t rc);
 
 /* The message of this thread's last failed call: what failed and why, with the values
- * involved. Returns a malloc'd copy the caller frees (as Dragon); "" when none. */
+ * involved. It stays until the thread's next failure. Returns a malloc'd copy the caller
+ * frees (as Dragon); "" when the thread never failed. */
 char* dragon_getlasterrstr(void);
 
 #ifdef __cplusplus
