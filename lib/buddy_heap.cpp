@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <unordered_set>
 #include <cstring>
 
 namespace dragonmem::detail {
@@ -24,8 +25,16 @@ std::uint64_t BuddyHeap::tag_for(std::uint64_t offset, std::uint32_t order, std:
     return x | 1;  // 0 marks a cleared header
 }
 
+bool BuddyHeap::header_intact(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept {
+    std::uint64_t size = bit(order);
+    auto link_ok = [&](std::uint64_t link) { return link == k_nil || (link < heap_bytes() && (link & (size - 1)) == 0); };
+    if (offset >= heap_bytes() || (offset & (size - 1)) != 0) return false;
+    const FreeBlockHeader* h = header(offset);
+    return h->tag == tag_for(offset, order, kind) && link_ok(h->next) && link_ok(h->prev);
+}
+
 bool BuddyHeap::is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept {
-    return header(offset)->tag == tag_for(offset, order, k_block_free);
+    return header_intact(offset, order, k_block_free);
 }
 
 void BuddyHeap::reset_lists(std::uint64_t secret) noexcept {
@@ -111,22 +120,26 @@ std::uint64_t BuddyHeap::alloc(std::uint32_t order) {
     if (order > max_order_) return k_nil;
     std::uint64_t offset;
     if (state_->deferred_mask & bit(order)) {
+        if (!header_intact(state_->deferred_head[order], order, k_block_deferred)) return k_heap_corrupt;
         offset = pop_deferred(order);
     } else {
         std::uint64_t at_least = ~(bit(order) - 1);
         std::uint64_t candidates = (state_->free_mask | state_->deferred_mask) & at_least;
         if (candidates == 0) {
             if (state_->deferred_mask == 0) return k_nil;
-            coalesce_deferred();
+            if (!coalesce_deferred()) return k_heap_corrupt;
             candidates = state_->free_mask & at_least;
             if (candidates == 0) return k_nil;
         }
         std::uint32_t have = static_cast<std::uint32_t>(std::countr_zero(candidates));
         if (state_->free_mask & bit(have)) {
             offset = state_->free_head[have];
+            if (!header_intact(offset, have, k_block_free)) return k_heap_corrupt;
             remove_free(offset, have);
         } else {
-            offset = pop_deferred(have);
+            offset = state_->deferred_head[have];
+            if (!header_intact(offset, have, k_block_deferred)) return k_heap_corrupt;
+            pop_deferred(have);
         }
         // Split down: the upper halves go back on the free lists.
         while (have > order) {
@@ -143,8 +156,7 @@ bool BuddyHeap::can_alloc(std::uint32_t order) {
     std::uint64_t at_least = ~(bit(order) - 1);
     if ((state_->free_mask | state_->deferred_mask) & at_least) return true;
     if (state_->deferred_mask == 0) return false;
-    coalesce_deferred();
-    return (state_->free_mask & at_least) != 0;
+    return coalesce_deferred() && (state_->free_mask & at_least) != 0;
 }
 
 void BuddyHeap::free(std::uint64_t offset, std::uint32_t order) {
@@ -160,11 +172,13 @@ void BuddyHeap::cache(std::uint64_t offset, std::uint32_t order) {
     push_deferred(offset, order);
 }
 
-void BuddyHeap::coalesce_deferred() {
+bool BuddyHeap::coalesce_deferred() {
     while (state_->deferred_mask != 0) {
         std::uint32_t order = static_cast<std::uint32_t>(std::countr_zero(state_->deferred_mask));
+        if (!header_intact(state_->deferred_head[order], order, k_block_deferred)) return false;
         free_coalescing(pop_deferred(order), order);
     }
+    return true;
 }
 
 void BuddyHeap::rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret) {
@@ -189,6 +203,32 @@ void BuddyHeap::rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t ne
     }
     add_gap(cursor, heap_bytes());
     state_->free_bytes = free_total;
+}
+
+void BuddyHeap::coalesced_counts(std::vector<std::uint64_t>& counts) const {
+    std::vector<HeapBlock> listed;
+    std::vector<std::string> ignored;  // a damaged list is the checker's business
+    collect_listed_blocks(listed, ignored);
+    // Merge buddies order by order, smallest first, in a private set.
+    std::vector<std::unordered_set<std::uint64_t>> by_order(k_max_orders);
+    for (const HeapBlock& block : listed) by_order[block.order].insert(block.offset);
+    counts.assign(k_max_orders, 0);
+    for (std::uint32_t order = 0; order < k_max_orders; ++order) {
+        auto& here = by_order[order];
+        if (order < max_order_) {
+            for (auto it = here.begin(); it != here.end();) {
+                std::uint64_t buddy = *it ^ bit(order);
+                if (here.count(buddy) != 0) {
+                    by_order[order + 1].insert(*it & ~bit(order));
+                    here.erase(buddy);
+                    it = here.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+        counts[order] = here.size();
+    }
 }
 
 void BuddyHeap::walk_list(std::uint32_t order, bool deferred, std::vector<HeapBlock>& out,

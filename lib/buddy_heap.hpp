@@ -28,6 +28,9 @@ struct HeapBlock {
 };
 
 inline constexpr std::uint64_t k_deferred_limit = 64;
+// alloc()'s answer when a list holds a block whose header was overwritten (a user wrote
+// past its allocation): the caller repairs the heap from the manifest and retries.
+inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
 
 class BuddyHeap {
 public:
@@ -43,7 +46,8 @@ public:
     std::uint32_t min_order() const noexcept { return min_order_; }
     std::uint32_t max_order() const noexcept { return max_order_; }
 
-    // A block of exactly `order`, or k_nil when none can be had even after coalescing.
+    // A block of exactly `order`, k_nil when none can be had even after coalescing, or
+    // k_heap_corrupt (nothing was changed past the bad block; repair, then retry).
     std::uint64_t alloc(std::uint32_t order);
     // Whether alloc(order) would succeed (may coalesce deferred blocks, nothing else).
     bool can_alloc(std::uint32_t order);
@@ -51,14 +55,19 @@ public:
     void free(std::uint64_t offset, std::uint32_t order);
     // Returns a block onto its size's deferred list whatever the limit (preallocation).
     void cache(std::uint64_t offset, std::uint32_t order);
-    // Coalesces every deferred block (the heap then is what eager coalescing would give).
-    void coalesce_deferred();
+    // Coalesces every deferred block (the heap then is what eager coalescing would give);
+    // false if a deferred block's header was found overwritten (repair, then retry).
+    bool coalesce_deferred();
     // Rebuilds the free lists as the complement of `live` (sorted by offset, aligned,
     // non-overlapping), with a new tag secret.
     void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
 
     std::uint64_t free_bytes() const noexcept { return state_->free_bytes; }
     std::uint64_t heap_bytes() const noexcept { return std::uint64_t{1} << max_order_; }
+
+    // Free blocks per order (index = order) as if every deferred block were coalesced;
+    // reads only.
+    void coalesced_counts(std::vector<std::uint64_t>& counts) const;
 
     // For the checker: every block on the free and deferred lists, validating links,
     // tags, alignment and bounds; problems are appended as sentences.
@@ -71,6 +80,8 @@ private:
     std::uint64_t tag_for(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
     void reset_lists(std::uint64_t secret) noexcept;
     bool is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept;
+    // A listed block's header is ours: tag, and links that stay inside the heap.
+    bool header_intact(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
     void push_free(std::uint64_t offset, std::uint32_t order) noexcept;
     void remove_free(std::uint64_t offset, std::uint32_t order) noexcept;
     void push_deferred(std::uint64_t offset, std::uint32_t order) noexcept;

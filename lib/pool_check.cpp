@@ -99,6 +99,13 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     if (on_stack + live_found != extent && problems.empty())
         problems.push_back(fmt::format("{} free slots listed + {} live != {} slots used", on_stack, live_found, extent));
 
+    // A damaged list can produce hundreds of near-identical lines: keep the first ones.
+    constexpr std::size_t k_max_problems = 50;
+    if (problems.size() > k_max_problems) {
+        std::size_t more = problems.size() - k_max_problems;
+        problems.resize(k_max_problems);
+        problems.push_back(fmt::format("... and {} more problems", more));
+    }
     out.ok = problems.empty();
 }
 

@@ -389,6 +389,17 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
             failure = heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
         } else {
             std::uint64_t offset = heap_.alloc(order);
+            if (offset == k_heap_corrupt) {
+                // A free block's header was overwritten (a write past an allocation's end).
+                // The manifest still says what is allocated: rebuild the heap and retry.
+                repair();
+                offset = heap_.alloc(order);
+                if (offset == k_heap_corrupt) {
+                    unlock();
+                    return failf(DRAGON_FAILURE, "the heap of pool '{}' is corrupt and could not be repaired",
+                                 identity_->name);
+                }
+            }
             if (offset != k_nil) {
                 std::uint64_t slot = manifest_.take_slot();
                 std::uint64_t id = 0;
@@ -526,12 +537,19 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
 dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
     if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
     if (dragonError_t rc = lock()) return rc;
-    // Report the coalesced truth (what eager coalescing would show).
-    heap_.coalesce_deferred();
+    // Report the coalesced truth (what eager coalescing would show), computed aside so
+    // that looking does not throw away the deferred blocks (and the preallocations).
+    std::vector<std::uint64_t> counts;
+    try {
+        heap_.coalesced_counts(counts);
+    } catch (const std::bad_alloc&) {
+        unlock();
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory counting free blocks");
+    }
+    unlock();
     out.clear();
     for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
-        out.push_back(FreeBlockCount{std::size_t{1} << order, header_->heap.free_count[order]});
-    unlock();
+        out.push_back(FreeBlockCount{std::size_t{1} << order, counts[order]});
     return DRAGON_SUCCESS;
 }
 
