@@ -1,0 +1,170 @@
+// The figure table and how each figure turns a contender into a timed lane.
+#include "figures.hpp"
+
+#include "contenders.hpp"
+#include "procs_driver.hpp"
+
+#include <fmt/format.h>
+
+#include <regex>
+
+namespace bench {
+namespace {
+
+constexpr std::size_t KiB = 1024;
+constexpr std::size_t MiB = 1024 * KiB;
+constexpr std::size_t GiB = 1024 * MiB;
+
+struct FigureDef {
+    FigureSpec spec;
+    std::vector<Contender*> contenders;
+    std::function<Lane(Contender*)> make_lane;
+};
+
+// dragonmem, then the Boost peer when built, then `floor` (may be null).
+std::vector<Contender*> lineup(const Contenders& all, Contender* floor) {
+    std::vector<Contender*> lanes{all.dragonmem.get()};
+    if (all.boost) {
+        lanes.push_back(all.boost.get());
+    }
+    if (floor != nullptr) {
+        lanes.push_back(floor);
+    }
+    return lanes;
+}
+
+std::vector<FigureDef> define_figures(const Contenders& all, const RunConfig& config) {
+    std::vector<FigureDef> figures;
+    for (const std::size_t size : {64 * std::size_t{1}, 4 * KiB, 1 * MiB}) {
+        figures.push_back(
+            {{"pair/" + size_label(size), "pair", fmt::format("alloc+free pair of {} B, one process", size),
+              "ns/pair", Metric::ns_per_op, "malloc", {{"size_bytes", double(size)}}},
+             lineup(all, all.malloc.get()),
+             [size](Contender* c) {
+                 return Lane{c, {}, [c, size](std::uint64_t units) {
+                                 return BatchTime{c->pairs(size, units), units, {}};
+                             }};
+             }});
+    }
+    for (const std::size_t size : {64 * std::size_t{1}, 4 * KiB, 1 * MiB}) {
+        figures.push_back(
+            {{"live/" + size_label(size), "live",
+              fmt::format("{} live allocations of {} B, then {} frees in allocation order; per operation", kLiveCount,
+                          size, kLiveCount),
+              "ns/op", Metric::ns_per_op, "malloc", {{"size_bytes", double(size)}, {"live_count", double(kLiveCount)}}},
+             lineup(all, all.malloc.get()),
+             [size](Contender* c) {
+                 return Lane{c, {}, [c, size](std::uint64_t cycles) {
+                                 const LivePhases phases = c->live(size, kLiveCount, cycles);
+                                 const std::uint64_t half_ops = cycles * kLiveCount;
+                                 return BatchTime{phases.alloc_ns + phases.free_ns,
+                                                  2 * half_ops,
+                                                  {{"alloc", phases.alloc_ns, half_ops}, {"free", phases.free_ns, half_ops}}};
+                             }};
+             }});
+    }
+    figures.push_back(
+        {{"handle/64B", "handle",
+          "dragonmem: serialize + attach + detach + serial_free of a 64 B allocation; "
+          "boost: get_handle_from_address + get_address_from_handle",
+          "ns/round trip", Metric::ns_per_op, "", {{"size_bytes", 64}}},
+         lineup(all, nullptr),
+         [](Contender* c) {
+             return Lane{c, {}, [c](std::uint64_t units) { return BatchTime{c->handle_round_trips(units), units, {}}; }};
+         }});
+    for (const std::size_t pool : {64 * MiB, 1 * GiB, 16 * GiB}) {
+        figures.push_back(
+            {{"create_destroy/" + size_label(pool), "create_destroy",
+              fmt::format("create + destroy of a {} pool (memory reserved, not touched)", size_label(pool)),
+              "ns/create+destroy", Metric::ns_per_op, "raw_shm", {{"pool_bytes", double(pool)}}},
+             lineup(all, all.raw_shm.get()),
+             [pool](Contender* c) {
+                 return Lane{c, {}, [c, pool](std::uint64_t units) {
+                                 return BatchTime{c->create_destroys(pool, units), units, {}};
+                             }};
+             }});
+    }
+    for (const std::size_t pool : {64 * MiB, 1 * GiB, 16 * GiB}) {
+        figures.push_back(
+            {{"attach/" + size_label(pool), "attach",
+              fmt::format("attach + detach of an existing {} pool not mapped in the process", size_label(pool)),
+              "ns/attach+detach", Metric::ns_per_op, "raw_shm", {{"pool_bytes", double(pool)}}},
+             lineup(all, all.raw_shm.get()),
+             [pool](Contender* c) {
+                 return Lane{c, {}, [c, pool](std::uint64_t units) {
+                                 return BatchTime{c->attach_detaches(pool, units), units, {}};
+                             }};
+             }});
+    }
+    for (const int processes : {1, 2, 4}) {
+        figures.push_back(
+            {{fmt::format("procs/{}", processes), "procs",
+              fmt::format("{} forked process(es) attach one {} pool and do {} B alloc+free pairs for a fixed time; "
+                          "aggregate rate (malloc: private heaps, the no-sharing ideal)",
+                          processes, size_label(kSharedPoolBytes), kHammerBlockBytes),
+              "pairs/s", Metric::ops_per_s, "malloc",
+              {{"processes", processes}, {"size_bytes", double(kHammerBlockBytes)},
+               {"pool_bytes", double(kSharedPoolBytes)}}},
+             lineup(all, all.malloc.get()),
+             [processes, duration_ns = config.procs_rep_ns](Contender* c) {
+                 return Lane{c, [c] { c->share(kSharedPoolBytes); },
+                             [c, processes, duration_ns](std::uint64_t) {
+                                 const HammerOutcome outcome = hammer(*c, processes, kHammerBlockBytes, duration_ns);
+                                 return BatchTime{outcome.window_ns, outcome.pairs, {}};
+                             }};
+             }});
+    }
+    return figures;
+}
+
+}  // namespace
+
+Contenders make_contenders() {
+    Contenders all;
+    all.dragonmem = make_dragonmem_contender(kHeapPoolBytes);
+#if DRAGONMEM_BENCH_HAVE_BOOST
+    all.boost = make_boost_contender(kHeapPoolBytes);
+#endif
+    all.malloc = make_malloc_contender();
+    all.raw_shm = make_raw_shm_contender();
+    return all;
+}
+
+std::vector<std::string> figure_names(const Contenders& contenders) {
+    std::vector<std::string> names;
+    for (const auto& figure : define_figures(contenders, RunConfig{})) {
+        names.push_back(figure.spec.name);
+    }
+    return names;
+}
+
+std::vector<FigureResult> run_figures(const Contenders& contenders, const RunConfig& config, const std::string& filter) {
+    const std::regex pattern(filter);
+    std::vector<FigureResult> results;
+    for (const auto& figure : define_figures(contenders, config)) {
+        if (!filter.empty() && !std::regex_search(figure.spec.name, pattern)) {
+            continue;
+        }
+        std::vector<Lane> lanes;
+        for (Contender* contender : figure.contenders) {
+            lanes.push_back(figure.make_lane(contender));
+        }
+        results.push_back(run_figure(figure.spec, std::move(lanes), config));
+    }
+    return results;
+}
+
+std::string size_label(std::size_t bytes) {
+    if (bytes >= GiB && bytes % GiB == 0) {
+        return fmt::format("{}GiB", bytes / GiB);
+    }
+    if (bytes >= MiB && bytes % MiB == 0) {
+        return fmt::format("{}MiB", bytes / MiB);
+    }
+    if (bytes >= KiB && bytes % KiB == 0) {
+        return fmt::format("{}KiB", bytes / KiB);
+    }
+    return fmt::format("{}B", bytes);
+}
+
+}  // namespace bench

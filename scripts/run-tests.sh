@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test: the normal build, the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer, the threaded stress under ThreadSanitizer and a short fuzz
+# run (clang). Prints per-suite results, then one line "N passed, N failed" (test cases).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+long=false
+[ "${DRAGONMEM_LONG_TESTS:-0}" = 1 ] && long=true
+
+configure() {  # dir, extra meson args...
+  local dir=$1; shift
+  [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null || return 1
+  ninja -C "$dir" >/dev/null || return 1
+}
+
+logs=()
+status=0
+run_suite() {  # label, dir, meson test args...
+  local label=$1 dir=$2; shift 2
+  echo "=== $label"
+  meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout|Skipped):' || true
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  logs+=("$label=$dir/meson-logs/testlog.json")
+}
+
+configure build -Dlong_tests=$long || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+run_suite normal build
+
+configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dlong_tests=$long \
+  || { echo "asan build failed"; echo "0 passed, 1 failed"; exit 1; }
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_suite asan_ubsan build-asan
+
+if command -v clang++ >/dev/null; then
+  if CXX=clang++ CC=clang configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dbench=false -Dcli=false; then
+    TSAN_OPTIONS=halt_on_error=1 run_suite tsan build-tsan --suite tsan
+  else
+    echo "tsan build failed"; status=1
+  fi
+  if CXX=clang++ CC=clang configure build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+       -Dbench=false -Dcli=false; then
+    run_suite fuzz build-fuzz --suite fuzz
+  else
+    echo "fuzz build failed"; status=1
+  fi
+fi
+
+python3 scripts/test_summary.py "${logs[@]}" || status=1
+exit $status

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The Quick start: installs what is missing (Debian 12, as root), builds, then runs
+#   scripts/setup.sh demo   a pool's life through the dragonmem CLI
+#   scripts/setup.sh test   every test (normal build, then ASan+UBSan), ending with "N passed, N failed"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(meson ninja-build g++ pkg-config cmake libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
+          libboost-dev jq util-linux)
+[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+case "${1:-demo}" in
+  demo) exec tools/demo.sh build/tools/dragonmem ;;
+  test) exec scripts/run-tests.sh ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,714 @@
+#!/usr/bin/env bash
+# CLI tests: drive the built dragonmem binary as a user would, parse every output with jq,
+# and walk every command, exit code and error path (the matrix is in README.md here).
+# Usage: cli_test.sh [DRAGONMEM [CLI_PEER]]
+# The last line is "cli: N passed, M failed"; the exit status is non-zero when M > 0.
+# shellcheck disable=SC2162,SC2317 # "run read" runs dragonmem read; helpers run through check
+set -u
+
+BIN=$(realpath "${1:-build/tools/dragonmem}")
+PEER=$(realpath "${2:-$(dirname "$BIN")/../tests/cli/cli_peer}")
+P="clit$$"   # every pool of this run is named $P...: unique per run, and the trap finds them
+WORK=$(mktemp -d)
+passed=0
+failed=0
+
+cleanup() {
+    local object
+    for object in /dev/shm/dragonmem."$P"*; do
+        [ -e "$object" ] || continue
+        "$BIN" destroy --force "${object#/dev/shm/dragonmem.}" >/dev/null 2>&1
+        rm -f "$object"   # in case the binary itself is what is broken
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM   # through the EXIT trap
+
+finish() {
+    echo "cli: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+}
+
+for tool in jq "$BIN" "$PEER"; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "cannot run: $tool not found"
+        failed=1
+        finish
+    fi
+done
+
+# ---- harness --------------------------------------------------------------------------
+
+# run ARGS...: runs dragonmem with stdin from $IN (default /dev/null). Sets RC, OUT, ERR;
+# the exact stdout bytes stay in $WORK/out.
+run() {
+    "$BIN" "$@" <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
+    RC=$?
+    # Raw output may hold NUL bytes, which bash drops (with a warning) from OUT; the tests
+    # of raw bytes compare $WORK/out itself.
+    { OUT=$(cat "$WORK/out"); } 2>/dev/null
+    ERR=$(cat "$WORK/err")
+}
+
+record() {  # record NAME STATUS
+    if [ "$2" -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        printf 'FAIL: %s\n  exit: %s\n  stdout: %.600s\n  stderr: %.600s\n' "$1" "$RC" "$OUT" "$ERR"
+    fi
+}
+
+fails_to() { ! "$@"; }
+one_document() { [ "$(jq -s length <<<"$1" 2>/dev/null)" = 1 ]; }
+
+# ok NAME [FILTER]: the last run exited 0, printed one compact JSON document on stdout
+# (one line), nothing on stderr, and FILTER holds for the document.
+ok() {
+    local name=$1 filter=${2:-true}
+    [ "$RC" -eq 0 ] && [ -z "$ERR" ] && one_document "$OUT" && [ "$(wc -l <"$WORK/out")" -eq 1 ] &&
+        jq -e "$filter" <<<"$OUT" >/dev/null 2>&1
+    record "$name" $?
+}
+
+# fails NAME EXIT CODE [FILTER]: the last run exited EXIT with nothing on stdout and
+# exactly {"error": {"code": CODE, "rc": N, "message": "..."}} on stderr; FILTER (on the
+# error object) holds. CODE may list alternatives: "DRAGON_A|DRAGON_B".
+fails() {
+    local name=$1 want=$2 code=$3 filter=${4:-true}
+    [ "$RC" -eq "$want" ] && [ -z "$OUT" ] && one_document "$ERR" &&
+        jq -e --arg code "$code" '(keys == ["error"]) and (.error | keys == ["code", "message", "rc"])
+            and (.error.code | test("^(" + $code + ")$")) and (.error.rc | type == "number")
+            and (.error.message | length > 0)' <<<"$ERR" >/dev/null 2>&1 &&
+        jq -e ".error | $filter" <<<"$ERR" >/dev/null 2>&1
+    record "$name" $?
+}
+
+# usage NAME [FILTER]: bad usage: exit 2, DRAGON_INVALID_ARGUMENT with rc 1.
+usage() { fails "$1" 2 DRAGON_INVALID_ARGUMENT ".rc == 1 and (${2:-true})"; }
+
+# check NAME COMMAND...: a case that passes when COMMAND succeeds.
+check() {
+    local name=$1
+    shift
+    "$@" >/dev/null 2>&1
+    record "$name" $?
+}
+
+# help_shows PATTERN...: the last run exited 0 and printed every PATTERN on stdout.
+help_shows() {
+    [ "$RC" -eq 0 ] || return 1
+    local pattern
+    for pattern; do grep -q -- "$pattern" "$WORK/out" || return 1; done
+}
+# indented STREAM EXIT: the last run exited EXIT and STREAM (out|err) holds one JSON
+# document over several lines.
+indented() { [ "$RC" -eq "$2" ] && [ "$(wc -l <"$WORK/$1")" -gt 1 ] && one_document "$(cat "$WORK/$1")"; }
+gone() { [ ! -e "/dev/shm/dragonmem.$1" ]; }
+exists() { [ -e "/dev/shm/dragonmem.$1" ]; }
+jq_out() { jq -r "$1" <<<"$OUT"; }
+now_us() { local t=$EPOCHREALTIME; echo "${t//[.,]/}"; }
+
+# ---- global options ---------------------------------------------------------------------
+
+test_global() {
+    run --version
+    ok "--version prints name and version" '.name == "dragonmem" and (.version | test("^[0-9]+\\.[0-9]+\\.[0-9]+$"))'
+
+    run --help
+    check "--help exits 0 and lists the commands" help_shows create destroy check
+
+    local command
+    for command in create attach alloc free ls dump serialize destroy write read check; do
+        run "$command" --help
+        check "$command --help shows an example" help_shows "^Example" "dragonmem $command"
+    done
+
+    run
+    usage "no command is bad usage"
+    run frobnicate
+    usage "an unknown command is bad usage"
+    run ls --bogus
+    usage "an unknown option is bad usage" '.message | test("bogus")'
+    run create "${P}u" --size 1M --bogus
+    usage "an unknown option on create is bad usage"
+    check "a create with an unknown option makes no pool" gone "${P}u"
+    run --pretty ls
+    check "--pretty indents the document" indented out 0
+    run ls --pretty
+    check "--pretty is accepted after the command" indented out 0
+    run --pretty destroy "${P}nosuch"
+    check "--pretty indents errors too" indented err 1
+}
+
+# ---- create -----------------------------------------------------------------------------
+
+test_create() {
+    run create "${P}a" --size 1M
+    ok "create prints the pool" '.name == "'"${P}a"'" and .shm_name == "dragonmem.'"${P}a"'" and .local == true
+        and .size == 1048576 and .free == 1048576 and .used == 0 and .utilization == 0
+        and .live_allocations == 0 and .mode == "0600" and .min_block == 32 and .m_uid == 0
+        and (.hostid | test("^0x[0-9a-f]{16}$")) and (.serialized | length > 0)
+        and .total_bytes > .size and .max_allocations > 0'
+    SERIAL_A=$(jq_out .serialized)
+    HOSTID=$(jq_out .hostid)
+    check "create makes /dev/shm/dragonmem.NAME" exists "${P}a"
+    check "create's default mode is 0600" test "$(stat -c %a "/dev/shm/dragonmem.${P}a")" = 600
+    check "create reports the owner uid" test "$(jq_out .owner_uid)" = "$(id -u)"
+
+    run create "${P}b" --size 1000 --min-block 100 --max-allocations 16 --mode 0640 --uid 42
+    ok "create honours every option" '.size == 1024 and .min_block == 128 and .max_allocations == 16
+        and .mode == "0640" and .m_uid == 42'
+    check "create --mode sets the shm object's mode" test "$(stat -c %a "/dev/shm/dragonmem.${P}b")" = 640
+    run destroy "${P}b"
+
+    run create "${P}c" --size 64K --prealloc 4,2,1
+    ok "create --prealloc makes a usable pool" '.size == 65536 and .free == 65536'
+    run alloc "${P}c" --size 32 --count 5
+    ok "a preallocated pool allocates" '.allocations | length == 5'
+    run destroy "${P}c"
+    run create "${P}c" --size 64K --prealloc 0,0,0,0,0,0,0,0,0,0,3
+    fails "create --prealloc that does not fit fails" 1 DRAGON_INVALID_ARGUMENT
+    check "a failed --prealloc create leaves nothing" gone "${P}c"
+
+    run create "${P}d" --size 2m
+    ok "sizes take lower-case suffixes" '.size == 2097152'
+    run destroy "${P}d"
+
+    run create "${P}a" --size 1M
+    fails "create of a name in use fails" 1 DRAGON_MEMORY_ERRNO '.message | length > 0'
+    run create "bad/name" --size 1M
+    fails "create rejects a name with a slash" 1 DRAGON_INVALID_ARGUMENT
+    run create "${P}with-a-name-over-29-chars" --size 1M
+    fails "create rejects a name over 29 characters" 1 DRAGON_INVALID_ARGUMENT
+    run create "${P}e" --size 64
+    fails "create rejects fewer than 5 minimum blocks" 1 DRAGON_INVALID_ARGUMENT
+    run create "${P}e" --size 1M --max-allocations 4
+    fails "create rejects max-allocations below 5" 1 DRAGON_INVALID_ARGUMENT
+    check "failed creates leave nothing behind" gone "${P}e"
+
+    run create "${P}e" --size banana
+    usage "--size banana is bad usage" '.message | test("banana")'
+    run create "${P}e" --size 1.5M
+    usage "a fractional size is bad usage"
+    run create "${P}e" --size 99999999999999999999
+    usage "a size beyond 64 bits is bad usage"
+    run create "${P}e" --size 20000000000000G
+    usage "a size overflowing with its suffix is bad usage"
+    run create "${P}e"
+    usage "create without --size is bad usage" '.message | test("size")'
+    run create --size 1M
+    usage "create without NAME is bad usage"
+    run create "${P}e" --size
+    usage "--size without a value is bad usage"
+    run create "${P}e" --size 1M --mode 0999
+    usage "a non-octal mode is bad usage"
+    run create "${P}e" --size 1M --uid abc
+    usage "a non-numeric uid is bad usage"
+    run create "${P}e" --size 1M --prealloc 1,x
+    usage "a bad prealloc list is bad usage"
+    run create "${P}e" --size 1M --min-block 1Q
+    usage "an unknown size suffix is bad usage"
+    check "bad usage makes no pool" gone "${P}e"
+}
+
+# ---- alloc ------------------------------------------------------------------------------
+
+test_alloc() {
+    run alloc "${P}a" --size 4K
+    ok "alloc makes one allocation" '.pool == "'"${P}a"'" and (.allocations | length == 1)
+        and (.allocations[0] | .id > 0 and .type == 0 and .type_name == "data" and .size == 4096
+             and .block_size == 4096 and .offset % 4096 == 0 and (.serialized | length > 0))'
+    ID1=$(jq_out '.allocations[0].id')
+    MSERIAL1=$(jq_out '.allocations[0].serialized')
+
+    run alloc "${P}a" --size 100 --type channel
+    ok "alloc rounds the block up and names the type" '.allocations[0] | .size == 100 and .block_size == 128
+        and .type == 1 and .type_name == "channel"'
+    ID2=$(jq_out '.allocations[0].id')
+
+    run alloc "${P}a" --size 64 --type 7
+    ok "alloc takes a numeric type" '.allocations[0] | .type == 7 and .type_name == null'
+    ID7=$(jq_out '.allocations[0].id')
+
+    run alloc "${P}a" --size 1K --count 3 --type channel_buffer
+    ok "alloc --count makes that many, ids increasing" '.allocations | length == 3
+        and .[0].id < .[1].id and .[1].id < .[2].id and all(.type_name == "channel_buffer")'
+    run alloc "${P}a" --size 32 --type BOOTSTRAP
+    ok "type names ignore case" '.allocations[0].type == 3'
+
+    run alloc --serial "$SERIAL_A" --size 64
+    ok "alloc takes a pool descriptor instead of POOL" '.pool == "'"${P}a"'"'
+
+    run ls "${P}a"
+    ok "allocations outlive the command that made them" '.allocations | map(.id) | index('"$ID1"') != null
+        and index('"$ID2"') != null'
+    run ls "${P}a"
+    ok "ls and alloc agree on the live count" '.allocations | length == 8'
+
+    run alloc "${P}a" --size 2M
+    fails "alloc larger than the pool fails at once" 1 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE
+    run alloc "${P}a" --size 2M --timeout 5
+    fails "alloc larger than the pool fails at once even blocking" 1 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE
+    run alloc "${P}nosuch" --size 64
+    fails "alloc in a missing pool fails" 1 "$MISSING_CODE"
+
+    run alloc "${P}a" --size banana
+    usage "alloc --size banana is bad usage"
+    run alloc "${P}a" --size 64 --type bogus
+    usage "an unknown type is bad usage" '.message | test("bogus")'
+    run alloc "${P}a" --size 64 --count 0
+    usage "--count 0 is bad usage"
+    run alloc "${P}a" --size 64 --timeout soon
+    usage "a non-numeric timeout is bad usage"
+    run alloc "${P}a" --size 64 --timeout -1
+    usage "a negative timeout is bad usage"
+    run alloc "${P}a"
+    usage "alloc without --size is bad usage"
+    run alloc --size 64
+    usage "alloc without a pool is bad usage"
+    run alloc "${P}a" --serial "$SERIAL_A" --size 64
+    usage "POOL and --serial together are bad usage"
+}
+
+# A small pool, filled, to see full-pool errors, blocking and all-or-nothing --count.
+test_alloc_full() {
+    local full="${P}f" id
+    run create "$full" --size 64K --max-allocations 5
+    run alloc "$full" --size 16K --count 5
+    fails "a failed alloc --count makes none (no space for the 5th)" 1 DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE
+    run ls "$full"
+    ok "after a failed --count the pool is as it was" '.allocations == []'
+    run alloc "$full" --size 1K --count 6
+    fails "a failed alloc --count makes none (manifest full at the 6th)" 1 DRAGON_OUT_OF_SPACE
+    run dump "$full"
+    ok "after a failed --count the pool is whole again" '.pool.free == 65536 and .pool.live_allocations == 0
+        and .free_blocks[-1] == {"block_size": 65536, "count": 1}'
+
+    run alloc "$full" --size 16K --count 4
+    ok "a pool fills to 100% with one block size" '.allocations | length == 4'
+    id=$(jq_out '.allocations[0].id')
+    run alloc "$full" --size 16K
+    fails "alloc in a full pool fails without waiting" 1 DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE
+
+    local start end
+    start=$(now_us)
+    run alloc "$full" --size 16K --timeout 0.3
+    end=$(now_us)
+    fails "alloc --timeout times out in a full pool" 1 DRAGON_TIMEOUT
+    check "alloc --timeout 0.3 waits about 0.3 s" test $(((end - start) / 1000)) -ge 250 -a $(((end - start) / 1000)) -lt 3000
+
+    # Another process frees a block while we wait: the waiter must wake and get it.
+    ( sleep 0.4; "$BIN" free "$full" "$id" >/dev/null ) &
+    start=$(now_us)
+    run alloc "$full" --size 16K --timeout 20
+    end=$(now_us)
+    wait
+    ok "alloc --timeout gets the block another process frees" '.allocations | length == 1'
+    check "the blocked alloc woke soon after the free" test $(((end - start) / 1000)) -lt 5000
+
+    run check "$full"
+    ok "a full pool passes check" '.ok == true and .free_bytes == 0 and .used_bytes == 65536'
+    run destroy "$full"
+}
+
+# ---- free -------------------------------------------------------------------------------
+
+test_free() {
+    run alloc "${P}a" --size 512 --count 2
+    local a b
+    a=$(jq_out '.allocations[0].id')
+    b=$(jq_out '.allocations[1].id')
+
+    run free "${P}a" "$a" 999999999
+    fails "free with one id not live fails" 1 "$NOT_LIVE_CODE"
+    run ls "${P}a"
+    ok "a failed free frees nothing" '.allocations | map(.id) | index('"$a"') != null'
+
+    run free "${P}a" "$a" "$b"
+    ok "free reports what it freed" '.pool == "'"${P}a"'" and (.freed | map(.id)) == ['"$a"', '"$b"']
+        and (.freed[0] | .size == 512 and .block_size == 512 and .type_name == "data")'
+    run ls "${P}a"
+    ok "freed allocations leave the listing" '.allocations | map(.id) | index('"$a"') == null and index('"$b"') == null'
+    run free "${P}a" "$a"
+    fails "freeing an id twice fails" 1 "$NOT_LIVE_CODE"
+
+    run alloc "${P}a" --size 256
+    local serial
+    serial=$(jq_out '.allocations[0].serialized')
+    a=$(jq_out '.allocations[0].id')
+    run free --serial "$serial"
+    ok "free --serial frees the allocation it names" '.pool == "'"${P}a"'" and .freed[0].id == '"$a"
+    run free --serial "$serial"
+    fails "free --serial of a freed allocation fails" 1 "$NOT_LIVE_CODE"
+    run free --serial "not base64!"
+    fails "free --serial with bad base64 fails" 1 DRAGON_INVALID_ARGUMENT
+    run free --serial "$SERIAL_A"
+    fails "free --serial with a pool descriptor fails" 1 DRAGON_INVALID_ARGUMENT
+
+    run free "${P}a" abc
+    usage "a non-numeric id is bad usage"
+    run free "${P}a" -- -3
+    usage "a negative id is bad usage"
+    run free "${P}a"
+    usage "free without ids is bad usage"
+    run free "${P}a" "$ID7" "$ID7"
+    usage "an id given twice is bad usage"
+    run free "${P}a" "$ID7" --serial "$MSERIAL1"
+    usage "ids and --serial together are bad usage"
+    run free "${P}nosuch" 1
+    fails "free in a missing pool fails" 1 "$MISSING_CODE"
+}
+
+# ---- ls ---------------------------------------------------------------------------------
+
+test_ls() {
+    run ls
+    ok "ls lists this run's pool with its figures" '.pools | map(select(.name == "'"${P}a"'"))
+        | length == 1 and (.[0] | .size == 1048576 and (.free | type == "number")
+        and (.utilization | type == "number") and .live_allocations > 0)'
+
+    # A pool created through the library, not the CLI, is listed too.
+    "$PEER" create "${P}lib" 65536
+    run ls
+    ok "ls lists pools made by library users" '.pools | map(.name) | index("'"${P}lib"'") != null'
+
+    # Garbage under a pool's name is listed with its error instead of ending the listing.
+    head -c 8192 /dev/urandom >"/dev/shm/dragonmem.${P}junk"
+    run ls
+    ok "ls lists a pool it cannot attach with its error" '(.pools | map(select(.name == "'"${P}junk"'"))[0]
+        | .error.code | startswith("DRAGON_")) and (.pools | map(.name) | index("'"${P}a"'") != null)'
+    run check "${P}junk"
+    fails "check of a damaged pool fails" 1 "$DAMAGED_CODE"
+    run destroy "${P}junk"
+    fails "destroy of a damaged pool fails" 1 "$DAMAGED_CODE"
+    check "a failed destroy leaves the damaged pool" exists "${P}junk"
+    run destroy "${P}junk" --force
+    ok "destroy --force removes a damaged pool" '.destroyed == ["'"${P}junk"'"] and .failed == []'
+    check "destroy --force unlinks the damaged pool's shm object" gone "${P}junk"
+
+    run ls "${P}a" --type channel
+    ok "ls POOL --type lists that type only" '.type == 1 and (.allocations | length == 1)
+        and .allocations[0].id == '"$ID2"
+    run ls "${P}a" --type 7
+    ok "ls POOL --type takes numbers" '.allocations | map(.id) == ['"$ID7"']'
+    run ls --serial "$SERIAL_A"
+    ok "ls takes a pool descriptor" '.pool == "'"${P}a"'" and .type == null and (.allocations | length > 0)'
+    run ls --type channel
+    usage "ls --type without a pool is bad usage"
+    run ls "${P}a" --type nope
+    usage "ls with a bad type is bad usage"
+    run ls "${P}nosuch"
+    fails "ls of a missing pool fails" 1 "$MISSING_CODE"
+}
+
+# ---- write / read / dump ----------------------------------------------------------------
+
+test_bytes() {
+    printf 'hello, pool' >"$WORK/hello"
+    IN="$WORK/hello" run write "${P}a" "$ID1"
+    ok "write copies stdin into the allocation" '.bytes_written == 11 and .id == '"$ID1"' and .size == 4096
+        and .offset == 0'
+    run read "${P}a" "$ID1" --length 11
+    check "read returns what write stored" test "$OUT" = "hello, pool"
+    run read "${P}a" "$ID1"
+    check "read prints the whole allocation" test "$(wc -c <"$WORK/out")" -eq 4096
+    IN="$WORK/hello" run write "${P}a" "$ID1" --offset 100
+    ok "write --offset" '.offset == 100 and .bytes_written == 11'
+    run read "${P}a" "$ID1" --offset 100 --length 5
+    check "read --offset --length" test "$OUT" = "hello"
+
+    head -c 4096 /dev/urandom >"$WORK/random"
+    IN="$WORK/random" run write "${P}a" "$ID1"
+    ok "write of exactly the allocation's size" '.bytes_written == 4096'
+    run read "${P}a" "$ID1"
+    check "binary bytes survive write and read" cmp "$WORK/out" "$WORK/random"
+    run dump "${P}a" --id "$ID1" --raw
+    check "dump --raw prints the raw bytes" cmp "$WORK/out" "$WORK/random"
+    run dump "${P}a" --id "$ID1"
+    ok "dump --id prints the bytes in hex" '.pool == "'"${P}a"'" and .allocation.id == '"$ID1"'
+        and (.hex | length == 8192) and .hex == "'"$(od -An -v -tx1 "$WORK/random" | tr -d ' \n')"'"'
+    run dump "${P}a" --id "$ID1" --hex
+    ok "dump --hex is the default made explicit" '(.hex | length == 8192)'
+
+    head -c 5000 /dev/zero >"$WORK/big"
+    IN="$WORK/big" run write "${P}a" "$ID1"
+    fails "write larger than the allocation fails naming both sizes" 1 DRAGON_INVALID_ARGUMENT \
+        '.message | test("5000") and test("4096")'
+    run read "${P}a" "$ID1"
+    check "a failed write leaves the allocation as it was" cmp "$WORK/out" "$WORK/random"
+    IN="$WORK/hello" run write "${P}a" "$ID1" --offset 4090
+    fails "write past the end from an offset fails" 1 DRAGON_INVALID_ARGUMENT '.message | test("11")'
+    IN="$WORK/hello" run write "${P}a" "$ID1" --offset 5000
+    fails "write at an offset beyond the allocation fails" 1 DRAGON_INVALID_ARGUMENT
+    run read "${P}a" "$ID1" --offset 4000 --length 200
+    fails "read beyond the allocation fails" 1 DRAGON_INVALID_ARGUMENT
+    run read "${P}a" 999999999
+    fails "read of an id not live fails" 1 "$NOT_LIVE_CODE"
+    run dump "${P}a" --id 999999999
+    fails "dump of an id not live fails" 1 "$NOT_LIVE_CODE"
+
+    IN="$WORK/hello" run write --serial "$MSERIAL1"
+    ok "write takes an allocation descriptor" '.id == '"$ID1"
+    run read --serial "$MSERIAL1" --length 11
+    check "read takes an allocation descriptor" test "$OUT" = "hello, pool"
+
+    # The library sees what the CLI wrote, and the CLI what the library wrote.
+    check "a library user reads what the CLI wrote" "$PEER" expect "${P}a" "$ID1" "hello, pool"
+    local lib_id
+    lib_id=$("$PEER" alloc "${P}a" 64 "from the library")
+    run ls "${P}a"
+    ok "the CLI lists an allocation a library user made" '.allocations | map(.id) | index('"${lib_id:-0}"') != null'
+    run read "${P}a" "${lib_id:-0}" --length 16
+    check "the CLI reads what a library user wrote" test "$OUT" = "from the library"
+    run free "${P}a" "${lib_id:-0}"
+    ok "the CLI frees an allocation a library user made" '.freed[0].id == '"${lib_id:-0}"
+    check "a library user sees the CLI's free" fails_to "$PEER" expect "${P}a" "${lib_id:-0}" x
+
+    run write "${P}a"
+    usage "write without an id is bad usage"
+    run write "${P}a" 1 2
+    usage "write with two ids is bad usage"
+    run read "${P}a" "$ID1" --length lots
+    usage "read with a bad length is bad usage"
+    run read
+    usage "read without an allocation is bad usage"
+    run dump "${P}a" --hex
+    usage "dump --hex without --id is bad usage"
+    run dump "${P}a" --id "$ID1" --hex --raw
+    usage "dump --hex --raw together is bad usage"
+    run dump "${P}a" --id x
+    usage "dump with a bad id is bad usage"
+}
+
+test_dump() {
+    run dump "${P}a"
+    ok "dump shows attributes, free blocks and the manifest" '(.pool | .name == "'"${P}a"'" and .size == 1048576)
+        and (.free_blocks | length > 0 and all(has("block_size") and has("count")))
+        and (.manifest | length) == .pool.live_allocations'
+    ok "dump's free blocks add up to the free bytes" '([.free_blocks[] | .block_size * .count] | add) == .pool.free'
+    ok "dump's blocks add up to the pool" '.pool.free + ([.manifest[].block_size] | add) == .pool.size'
+    ok "dump's utilization agrees with used and size" '(.pool.utilization - 100 * .pool.used / .pool.size | fabs) < 0.001'
+    run dump "${P}nosuch"
+    fails "dump of a missing pool fails" 1 "$MISSING_CODE"
+}
+
+# ---- serialize / attach -----------------------------------------------------------------
+
+test_attach() {
+    run serialize "${P}a"
+    ok "serialize prints the pool's descriptor" '.pool == "'"${P}a"'" and .id == null and (.serialized | length > 0)'
+    local serial
+    serial=$(jq_out .serialized)
+    run serialize "${P}a" --id "$ID1"
+    ok "serialize --id prints the allocation's descriptor" '.id == '"$ID1"' and (.serialized | length > 0)'
+    local mserial
+    mserial=$(jq_out .serialized)
+    run read --serial "$mserial" --length 11
+    check "serialize --id's descriptor reaches the allocation" test "$OUT" = "hello, pool"
+    run serialize "${P}a" --id 999999999
+    fails "serialize of an id not live fails" 1 "$NOT_LIVE_CODE"
+    run serialize "${P}nosuch"
+    fails "serialize of a missing pool fails" 1 "$MISSING_CODE"
+    run serialize "${P}a" --id -
+    usage "serialize with a bad id is bad usage"
+
+    run attach "$serial"
+    ok "attach on this host is local, with the pool" '.name == "'"${P}a"'" and .local == true
+        and .hostid == "'"$HOSTID"'" and .m_uid == 0 and .rt_uid == 0 and .pool.name == "'"${P}a"'"
+        and .pool.live_allocations > 0'
+    POOLSER="$serial" run attach --env POOLSER
+    ok "attach --env reads the descriptor from the environment" '.name == "'"${P}a"'" and .local == true'
+    POD_UID="elsewhere-$$" run attach "$serial"
+    ok "attach with another POD_UID is remote, without pool figures" '.name == "'"${P}a"'" and .local == false
+        and .pool == null and .hostid == "'"$HOSTID"'"'
+    DRAGON_RT_UID=77 run attach "$serial"
+    ok "attach under another runtime id is remote" '.local == false and .rt_uid == 0'
+    POD_UID="elsewhere-$$" run alloc --serial "$serial" --size 64
+    fails "alloc through a remote descriptor fails" 1 DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL
+    POD_UID="elsewhere-$$" run read --serial "$mserial"
+    fails "read through a remote descriptor fails" 1 DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL
+
+    run attach "!!!not base64"
+    fails "attach of bad base64 fails" 1 DRAGON_INVALID_ARGUMENT
+    run attach "aGVsbG8gd29ybGQ="
+    fails "attach of base64 that is no descriptor fails" 1 DRAGON_INVALID_ARGUMENT
+    run attach "${serial:0:$((${#serial} / 2))}"
+    fails "attach of a truncated descriptor fails" 1 DRAGON_INVALID_ARGUMENT
+    run attach "$mserial"
+    fails "attach of an allocation descriptor fails" 1 DRAGON_INVALID_ARGUMENT
+    run attach --env "DRAGONMEM_UNSET_$$"
+    fails "attach --env of an unset variable fails" 1 "$ENV_UNSET_CODE"
+    run attach
+    usage "attach without a descriptor is bad usage"
+    run attach "$serial" --env POOLSER
+    usage "SERIAL and --env together are bad usage"
+}
+
+# ---- check ------------------------------------------------------------------------------
+
+test_check() {
+    run check "${P}a"
+    ok "check of a healthy pool" '.pool == "'"${P}a"'" and .ok == true and .problems == []
+        and .free_bytes + .used_bytes == .heap_bytes and .live_allocations > 0'
+    run check --serial "$SERIAL_A"
+    ok "check takes a pool descriptor" '.ok == true'
+    run check "${P}nosuch"
+    fails "check of a missing pool fails" 1 "$MISSING_CODE"
+    run check
+    usage "check without a pool is bad usage"
+
+    # Damage a pool behind the library's back: zero its heap, where free blocks keep their
+    # list headers (lib/pool_layout.hpp: the heap is the object's last `size` bytes).
+    local damaged="${P}dmg" total size
+    run create "$damaged" --size 64K
+    total=$(jq_out .total_bytes)
+    size=$(jq_out .size)
+    run alloc "$damaged" --size 1K --count 2
+    dd if=/dev/zero of="/dev/shm/dragonmem.$damaged" bs=4096 seek=$(((total - size) / 4096)) count=$((size / 4096)) \
+        conv=notrunc status=none
+    run check "$damaged"
+    check "check of a damaged pool prints the verdict and exits 1" verdict_broken
+    check "check of a damaged pool reports DRAGON_INVALID_STATE on stderr" \
+        jq -e '.error.code == "DRAGON_INVALID_STATE" and (.error.message | test("invariant"))' "$WORK/err"
+    run destroy "$damaged"
+    ok "a damaged pool can still be destroyed" '.destroyed == ["'"$damaged"'"]'
+}
+
+# force_partly_failed: the last run was "destroy --force NOSUCH X": X destroyed, NOSUCH
+# reported under "failed" on stdout and in the error on stderr, exit 1.
+force_partly_failed() {
+    [ "$RC" -eq 1 ] && gone "${P}x" &&
+        jq -e '.destroyed == ["'"${P}x"'"] and .failed[0].name == "'"${P}nosuch"'"
+            and .failed[0].error.code == "'"$MISSING_CODE"'"' <<<"$OUT" &&
+        jq -e '.error.code == "'"$MISSING_CODE"'" and (.error.message | test("'"${P}nosuch"'"))' <<<"$ERR"
+}
+
+# verdict_broken: the last run was a check that exited 1 with a broken verdict on stdout.
+verdict_broken() {
+    [ "$RC" -eq 1 ] && jq -e '.ok == false and (.problems | length > 0) and .pool != null' <<<"$OUT"
+}
+
+# ---- destroy ----------------------------------------------------------------------------
+
+test_destroy() {
+    run create "${P}x" --size 64K
+    run destroy "${P}x" "${P}nosuch"
+    fails "destroy with one missing pool fails" 1 "$MISSING_CODE"
+    check "destroy with one missing pool destroys none" exists "${P}x"
+    run destroy "${P}x" "${P}x"
+    usage "a pool named twice is bad usage"
+    run destroy
+    usage "destroy without pools is bad usage"
+    run destroy --all-mine "${P}x"
+    usage "--all-mine with names is bad usage"
+    run destroy --force --serial "$SERIAL_A"
+    usage "--force with --serial is bad usage"
+    run destroy --force "${P}nosuch" "${P}x"
+    check "destroy --force goes on past a missing pool, and exits 1" force_partly_failed
+    run create "${P}x" --size 64K
+
+    run destroy "${P}x" "${P}lib"
+    ok "destroy removes the pools it names" '.destroyed == ["'"${P}x"'", "'"${P}lib"'"] and .failed == []'
+    check "destroy unlinks the shm objects" gone "${P}x"
+    check "destroy unlinks a library-made pool's shm object" gone "${P}lib"
+
+    run destroy --serial "$SERIAL_A"
+    ok "destroy --serial removes the pool" '.destroyed == ["'"${P}a"'"]'
+    check "destroy --serial unlinks the shm object" gone "${P}a"
+    run attach "$SERIAL_A"
+    fails "attach of a destroyed pool fails" 1 "$DESTROYED_CODE"
+    run destroy "${P}a"
+    fails "destroy of a destroyed pool fails" 1 "$MISSING_CODE"
+}
+
+# --all-mine removes every pool of the caller on the host, so it runs where the host is
+# only ours: a private /dev/shm in a user and mount namespace.
+test_destroy_all_mine() {
+    if ! unshare -rm true 2>/dev/null; then
+        echo "SKIP: destroy --all-mine (no user namespaces here)"
+        return
+    fi
+    unshare -rm bash -s "$BIN" "$P" "$WORK" >"$WORK/ns.log" 2>&1 <<'EOF'
+set -u
+bin=$1 p=$2 work=$3
+mount -t tmpfs tmpfs /dev/shm || exit 3
+"$bin" create "${p}m1" --size 64K >/dev/null || exit 4
+"$bin" create "${p}m2" --size 64K >/dev/null || exit 4
+"$bin" destroy --all-mine >"$work/first.json" || exit 5
+"$bin" destroy --all-mine >"$work/second.json" || exit 6
+head -c 8192 /dev/urandom >"/dev/shm/dragonmem.${p}junk"
+"$bin" destroy --all-mine >"$work/junk.json" 2>"$work/junk.err"
+echo $? >"$work/junk.rc"
+"$bin" destroy --all-mine --force >"$work/forced.json" || exit 7
+ls -A /dev/shm >"$work/left"
+EOF
+    RC=$?
+    OUT=$(cat "$WORK/ns.log")
+    ERR=""
+    check "destroy --all-mine runs in a private /dev/shm" test "$RC" -eq 0
+    check "destroy --all-mine removes every pool of the user" \
+        jq -e '.destroyed == ["'"${P}m1"'", "'"${P}m2"'"] and .failed == []' "$WORK/first.json"
+    check "a second destroy --all-mine finds nothing" jq -e '.destroyed == [] and .failed == []' "$WORK/second.json"
+    check "destroy --all-mine reports a pool of the user it cannot destroy" \
+        jq -e '.destroyed == [] and .failed[0].name == "'"${P}junk"'" and (.failed[0].error.code | startswith("DRAGON_"))' \
+        "$WORK/junk.json"
+    check "destroy --all-mine exits 1 when a pool is left" test "$(cat "$WORK/junk.rc")" = 1
+    check "destroy --all-mine says which pool is left on stderr" \
+        jq -e '.error.message | test("'"${P}junk"'")' "$WORK/junk.err"
+    check "destroy --all-mine --force removes the pool it could not destroy" \
+        jq -e '.destroyed == ["'"${P}junk"'"] and .failed == []' "$WORK/forced.json"
+    check "destroy --all-mine leaves /dev/shm empty" test ! -s "$WORK/left"
+
+    # Another user's pools are not "mine": needs root to become another user.
+    if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+        echo "SKIP: destroy --all-mine leaves other users' pools (not root)"
+        return
+    fi
+    unshare -m bash -s "$BIN" "$P" "$WORK" >"$WORK/ns.log" 2>&1 <<'EOF'
+set -u
+bin=$1 p=$2 work=$3
+mount -t tmpfs tmpfs /dev/shm || exit 3
+setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" create "${p}nobody" --size 64K >/dev/null || exit 4
+"$bin" create "${p}root" --size 64K >/dev/null || exit 4
+"$bin" destroy --all-mine >"$work/first.json" || exit 5
+ls -A /dev/shm >"$work/left"
+EOF
+    RC=$?
+    OUT=$(cat "$WORK/ns.log")
+    check "destroy --all-mine runs as root in a private /dev/shm" test "$RC" -eq 0
+    check "destroy --all-mine destroys root's pool" jq -e '.destroyed == ["'"${P}root"'"]' "$WORK/first.json"
+    check "destroy --all-mine leaves another user's pool" test "$(cat "$WORK/left")" = "dragonmem.${P}nobody"
+}
+
+# ---- run --------------------------------------------------------------------------------
+
+# The codes of errors met in several places. A missing pool is the errno of a failed
+# shm_open (ENOENT); a descriptor of a destroyed pool is OBJECT_DESTROYED or MEMORY_ERRNO
+# (DESIGN.md section 2); a bad pool header or descriptor is INVALID_ARGUMENT.
+MISSING_CODE=DRAGON_MEMORY_ERRNO
+NOT_LIVE_CODE=DRAGON_KEY_NOT_FOUND
+DAMAGED_CODE=DRAGON_INVALID_ARGUMENT
+DESTROYED_CODE="DRAGON_OBJECT_DESTROYED|DRAGON_MEMORY_ERRNO"
+ENV_UNSET_CODE=DRAGON_INVALID_ARGUMENT
+
+test_global
+test_create
+test_alloc
+test_alloc_full
+test_free
+test_ls
+test_bytes
+test_dump
+test_attach
+test_check
+test_destroy
+test_destroy_all_mine
+
+shopt -s nullglob
+leftovers=(/dev/shm/dragonmem."$P"*)
+RC=0 OUT="${leftovers[*]}" ERR=""
+check "nothing of this run is left in /dev/shm" test "${#leftovers[@]}" -eq 0
+finish

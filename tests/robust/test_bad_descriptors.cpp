@@ -1,0 +1,493 @@
+// Bad-input matrix, descriptor rows (BAD_INPUTS.md, rows D*): every malformed serialized
+// pool or allocation descriptor is refused with the row's code and a message, nothing
+// crashes, and the pool the descriptor was taken from is unchanged (free size, listing,
+// free blocks and check() identical before and after).
+#include "support.hpp"
+
+#include <cstring>
+#include <random>
+
+using dragonmem::Memory;
+using dragonmem::Pool;
+using namespace robust;
+
+TEST_SUITE_BEGIN("bad_descriptors");
+
+namespace {
+
+// Serialized layout (lib/descriptor_codec.hpp): envelope 16 B, pool fields, name, then
+// the allocation fields of a memory descriptor.
+constexpr std::size_t k_version_at = 4, k_kind_at = 6, k_hostid_at = 16, k_nonce_at = 40, k_heap_at = 48,
+                      k_slot_bits_at = 56, k_name_len_at = 57, k_name_at = 58;
+
+std::size_t mem_fields_at(const std::vector<std::uint8_t>& d) { return k_name_at + d[k_name_len_at]; }
+
+void put64(std::vector<std::uint8_t>& d, std::size_t at, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) d[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint64_t get64(const std::vector<std::uint8_t>& d, std::size_t at) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(d[at + static_cast<std::size_t>(i)]) << (8 * i);
+    return v;
+}
+
+// Attaching `bytes` as a pool descriptor, through the C API, the C++ API and
+// get_uid_fname, must give `expected` with a message.
+void pool_rejected(const std::vector<std::uint8_t>& bytes, dragonError_t expected, const std::string& row) {
+    count_bad_inputs();
+    dragonMemoryPoolSerial_t ser{bytes.size(), const_cast<std::uint8_t*>(bytes.data())};
+    dragonMemoryPoolDescr_t descr;
+    dragonError_t rc = dragon_memory_pool_attach(&descr, &ser);
+    std::string msg = rc != DRAGON_SUCCESS ? last_error() : "";
+    CHECK_MESSAGE(rc == expected, row << ": pool_attach returned " << toString(rc) << " (expected " << toString(expected)
+                                      << "): " << msg);
+    if (rc == DRAGON_SUCCESS) (void)dragon_memory_pool_detach(&descr);
+    CHECK_MESSAGE((rc == DRAGON_SUCCESS || !msg.empty()), row << ": no message");
+    if (expected == DRAGON_INVALID_ARGUMENT) {
+        dragonULInt uid = 0;
+        char* fname = nullptr;
+        rc = dragon_memory_pool_get_uid_fname(&ser, &uid, &fname);
+        std::free(fname);
+        CHECK_MESSAGE(rc == expected, row << ": pool_get_uid_fname returned " << toString(rc));
+    }
+    try {
+        Pool p = Pool::attach(bytes);
+        CHECK_MESSAGE(expected == DRAGON_SUCCESS, row << ": Pool::attach accepted it");
+    } catch (const dragonmem::Error& e) {
+        CHECK_MESSAGE(e.code() == expected, row << ": Pool::attach threw " << e.code_name() << ": " << e.what());
+        CHECK_MESSAGE(std::strlen(e.what()) > 0, row << ": empty exception message");
+    }
+}
+
+void memory_rejected(const std::vector<std::uint8_t>& bytes, dragonError_t expected, const std::string& row) {
+    count_bad_inputs();
+    dragonMemorySerial_t ser{bytes.size(), const_cast<std::uint8_t*>(bytes.data())};
+    dragonMemoryDescr_t mem;
+    dragonError_t rc = dragon_memory_attach(&mem, &ser);
+    std::string msg = rc != DRAGON_SUCCESS ? last_error() : "";
+    CHECK_MESSAGE(rc == expected, row << ": memory_attach returned " << toString(rc) << " (expected "
+                                      << toString(expected) << "): " << msg);
+    if (rc == DRAGON_SUCCESS) (void)dragon_memory_detach(&mem);
+    CHECK_MESSAGE((rc == DRAGON_SUCCESS || !msg.empty()), row << ": no message");
+    try {
+        Memory m = Memory::attach(bytes);
+        CHECK_MESSAGE(expected == DRAGON_SUCCESS, row << ": Memory::attach accepted it");
+    } catch (const dragonmem::Error& e) {
+        CHECK_MESSAGE(e.code() == expected, row << ": Memory::attach threw " << e.code_name() << ": " << e.what());
+    }
+}
+
+// A pool with some allocations, a free block or two, and a snapshot to compare with.
+struct Fixture {
+    ScopedPool scoped{64 * 1024, {}, "bd"};
+    std::vector<Memory> live;
+    std::vector<std::uint8_t> pool_ser;
+    std::vector<std::uint8_t> mem_ser;
+    PoolSnapshot before;
+    Fixture() {
+        Pool& p = scoped.pool();
+        for (int i = 0; i < 6; ++i) live.push_back(p.alloc(static_cast<std::size_t>(300 * (i + 1)), static_cast<std::uint64_t>(i)));
+        live[2].free();
+        pool_ser = p.serialize();
+        mem_ser = live[3].serialize();
+        before = snapshot(p);
+    }
+    void require_unchanged(const std::string& row) {
+        PoolSnapshot after = snapshot(scoped.pool());
+        CHECK_MESSAGE(after == before, row << ": the pool changed\nbefore " << before.describe() << "\nafter  "
+                                           << after.describe());
+    }
+};
+
+}  // namespace
+
+TEST_CASE("D1-D4: empty, truncated at every length, oversized, every single bit flipped") {
+    Fixture f;
+    for (const auto* source : {&f.pool_ser, &f.mem_ser}) {
+        const bool is_pool = source == &f.pool_ser;
+        const std::vector<std::uint8_t>& good = *source;
+        auto rejected = [&](const std::vector<std::uint8_t>& b, const std::string& row) {
+            if (is_pool)
+                pool_rejected(b, DRAGON_INVALID_ARGUMENT, row);
+            else
+                memory_rejected(b, DRAGON_INVALID_ARGUMENT, row);
+        };
+        const std::string kind = is_pool ? "pool" : "memory";
+        // D1: empty (length 0 with a buffer; NULL data).
+        rejected({}, "D1 empty " + kind + " descriptor");
+        {
+            std::uint8_t one = 0;
+            if (is_pool) {
+                dragonMemoryPoolSerial_t ser{0, &one};
+                dragonMemoryPoolDescr_t d;
+                ROBUST_CHECK_RC(dragon_memory_pool_attach(&d, &ser), DRAGON_INVALID_ARGUMENT);
+                dragonMemoryPoolSerial_t null_data{16, nullptr};
+                ROBUST_CHECK_RC(dragon_memory_pool_attach(&d, &null_data), DRAGON_INVALID_ARGUMENT);
+            } else {
+                dragonMemorySerial_t ser{0, &one};
+                dragonMemoryDescr_t d;
+                ROBUST_CHECK_RC(dragon_memory_attach(&d, &ser), DRAGON_INVALID_ARGUMENT);
+                dragonMemorySerial_t null_data{16, nullptr};
+                ROBUST_CHECK_RC(dragon_memory_attach(&d, &null_data), DRAGON_INVALID_ARGUMENT);
+            }
+            count_bad_inputs(2);
+        }
+        // D2: truncated at every length.
+        for (std::size_t len = 1; len < good.size(); ++len)
+            rejected(std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<long>(len)),
+                     "D2 " + kind + " truncated to " + std::to_string(len));
+        // D3: oversized (trailing bytes, zeros or garbage; and far too long).
+        for (std::size_t extra = 1; extra <= 64; ++extra) {
+            std::vector<std::uint8_t> b = good;
+            b.resize(good.size() + extra, static_cast<std::uint8_t>(extra * 37));
+            rejected(b, "D3 " + kind + " with " + std::to_string(extra) + " extra bytes");
+            reseal(b);  // even with length and checksum made consistent
+            rejected(b, "D3 " + kind + " with " + std::to_string(extra) + " extra bytes, resealed");
+        }
+        rejected(std::vector<std::uint8_t>(1 << 20, 0x41), "D3 " + kind + " of 1 MiB");
+        // D4: every single bit flipped.
+        for (std::size_t bit = 0; bit < good.size() * 8; ++bit) {
+            std::vector<std::uint8_t> b = good;
+            b[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+            rejected(b, "D4 " + kind + " bit " + std::to_string(bit) + " flipped");
+        }
+    }
+    f.require_unchanged("D1-D4");
+}
+
+TEST_CASE("D5-D7: wrong magic, wrong version, wrong kind (with a valid checksum)") {
+    Fixture f;
+    for (auto* d : {&f.pool_ser, &f.mem_ser}) {
+        const bool is_pool = d == &f.pool_ser;
+        auto rejected = [&](std::vector<std::uint8_t> b, const std::string& row) {
+            reseal(b);
+            if (is_pool)
+                pool_rejected(b, DRAGON_INVALID_ARGUMENT, row);
+            else
+                memory_rejected(b, DRAGON_INVALID_ARGUMENT, row);
+        };
+        std::vector<std::uint8_t> b = *d;
+        b[0] = 'X';
+        rejected(b, "D5 wrong magic");
+        for (std::uint16_t version : {0, 2, 0xFFFF}) {
+            b = *d;
+            b[k_version_at] = static_cast<std::uint8_t>(version);
+            b[k_version_at + 1] = static_cast<std::uint8_t>(version >> 8);
+            rejected(b, "D6 version " + std::to_string(version));
+        }
+        for (std::uint16_t kind : {0, 3, 0xFFFF}) {
+            b = *d;
+            b[k_kind_at] = static_cast<std::uint8_t>(kind);
+            b[k_kind_at + 1] = 0;
+            rejected(b, "D7 kind " + std::to_string(kind));
+        }
+    }
+    // D7: a pool descriptor given as a memory descriptor and the other way round.
+    memory_rejected(f.pool_ser, DRAGON_INVALID_ARGUMENT, "D7 pool descriptor to memory_attach");
+    pool_rejected(f.mem_ser, DRAGON_INVALID_ARGUMENT, "D7 memory descriptor to pool_attach");
+    f.require_unchanged("D5-D7");
+}
+
+TEST_CASE("D8: a valid envelope around garbage (checksum recomputed) is refused, or is a well-formed remote pool") {
+    Fixture f;
+    std::mt19937_64 rng(42);
+    int refused = 0, remote = 0, local_but_other = 0, outside = 0;
+    std::string outside_example;
+    const int trials = long_mode() ? 20000 : 3000;
+    for (int trial = 0; trial < trials; ++trial) {
+        bool is_pool = trial % 2 == 0;
+        std::vector<std::uint8_t> b = is_pool ? f.pool_ser : f.mem_ser;
+        // Garbage over a random span of the body; sometimes keep the name length sane.
+        std::size_t from = 16 + rng() % (b.size() - 16);
+        std::size_t to = from + 1 + rng() % (b.size() - from);
+        for (std::size_t i = from; i < to; ++i) b[i] = static_cast<std::uint8_t>(rng());
+        if (trial % 3 == 0) b[k_name_len_at] = f.pool_ser[k_name_len_at];
+        reseal(b);
+        count_bad_inputs();
+        if (is_pool) {
+            dragonMemoryPoolSerial_t ser{b.size(), b.data()};
+            dragonMemoryPoolDescr_t d;
+            dragonError_t rc = dragon_memory_pool_attach(&d, &ser);
+            if (rc == DRAGON_SUCCESS) {
+                // Accepted: a descriptor of a pool elsewhere, or (garbage that missed the
+                // identity fields) exactly this pool.
+                ++remote;
+                if (dragon_memory_pool_is_local(&d)) {
+                    dragonMemoryPoolSerial_t again{};
+                    bool same = dragon_memory_pool_serialize(&again, &d) == DRAGON_SUCCESS &&
+                                std::vector<std::uint8_t>(again.data, again.data + again.len) == f.pool_ser;
+                    (void)dragon_memory_pool_serial_free(&again);
+                    if (!same) ++local_but_other;
+                }
+                (void)dragon_memory_pool_detach(&d);
+            } else {
+                ++refused;
+                std::string msg = last_error();
+                CHECK_MESSAGE((rc == DRAGON_INVALID_ARGUMENT || rc == DRAGON_OBJECT_DESTROYED),
+                              "D8 trial " << trial << ": " << toString(rc) << ": " << msg);
+                CHECK(!msg.empty());
+            }
+        } else {
+            dragonMemorySerial_t ser{b.size(), b.data()};
+            dragonMemoryDescr_t m;
+            dragonError_t rc = dragon_memory_attach(&m, &ser);
+            if (rc == DRAGON_SUCCESS) {
+                ++remote;
+                // Accepted garbage must never give a pointer outside the real allocation.
+                void* ptr = nullptr;
+                std::size_t size = 0;
+                if (dragon_memory_get_pointer(&m, &ptr) == DRAGON_SUCCESS && ptr != nullptr) {
+                    (void)dragon_memory_get_size(&m, &size);
+                    auto* heap = static_cast<std::uint8_t*>(f.scoped.pool().base_pointer());
+                    auto* p = static_cast<std::uint8_t*>(ptr);
+                    bool inside = false;
+                    for (const auto& a : f.scoped.pool().allocations())
+                        inside = inside || (p >= heap + a.offset && p + size <= heap + a.offset + a.size);
+                    if (!inside && outside++ == 0)
+                        outside_example = "trial " + std::to_string(trial) + ": pointer heap+" +
+                                          std::to_string(p - heap) + ", size " + std::to_string(size);
+                }
+                (void)dragon_memory_detach(&m);
+            } else {
+                ++refused;
+                CHECK_MESSAGE((rc == DRAGON_INVALID_ARGUMENT || rc == DRAGON_OBJECT_DESTROYED),
+                              "D8 trial " << trial << ": " << toString(rc) << ": " << last_error());
+            }
+        }
+    }
+    MESSAGE("D8: " << refused << " refused, " << remote << " accepted as well-formed");
+    CHECK_MESSAGE(local_but_other == 0, local_but_other << " garbage pool descriptors attached a local pool other "
+                                                           "than the one they came from");
+    CHECK_MESSAGE(outside == 0, outside << " garbage memory descriptors were accepted and gave a pointer+size outside "
+                                           "every live allocation, e.g. "
+                                        << outside_example);
+    f.require_unchanged("D8");
+}
+
+TEST_CASE("D9-D13: field checks behind a valid checksum (names, hostid, instance, heap size, slot bits)") {
+    Fixture f;
+    auto with = [&](auto edit) {
+        std::vector<std::uint8_t> b = f.pool_ser;
+        edit(b);
+        reseal(b);
+        return b;
+    };
+    // D9: names that cannot be pool names.
+    auto set_name = [&](std::vector<std::uint8_t>& b, const std::string& name) {
+        b.resize(k_name_at);
+        b[k_name_len_at] = static_cast<std::uint8_t>(name.size());
+        b.insert(b.end(), name.begin(), name.end());
+    };
+    for (std::string name : {std::string(""), std::string(30, 'a'), std::string("a/b"), std::string(".hidden"),
+                             std::string("-dash"), std::string("sp ace"), std::string("nul\0x", 5), std::string("é")})
+        pool_rejected(with([&](auto& b) { set_name(b, name); }), DRAGON_INVALID_ARGUMENT, "D9 name '" + name + "'");
+    // A name length byte that runs past the end.
+    pool_rejected(with([&](auto& b) { b[k_name_len_at] = 200; }), DRAGON_INVALID_ARGUMENT, "D9 name length 200");
+    // D10-D13: zero host, zero instance, impossible heap sizes and slot bits.
+    pool_rejected(with([&](auto& b) { put64(b, k_hostid_at, 0); }), DRAGON_INVALID_ARGUMENT, "D10 hostid 0");
+    pool_rejected(with([&](auto& b) { put64(b, k_nonce_at, 0); }), DRAGON_INVALID_ARGUMENT, "D11 nonce 0");
+    for (std::uint64_t heap : {0ULL, 1ULL, 128ULL, 3000ULL, (1ULL << 20) + 1, ~0ULL})
+        pool_rejected(with([&](auto& b) { put64(b, k_heap_at, heap); }), DRAGON_INVALID_ARGUMENT,
+                      "D12 heap size " + std::to_string(heap));
+    for (int bits : {0, 33, 64, 255})
+        pool_rejected(with([&](auto& b) { b[k_slot_bits_at] = static_cast<std::uint8_t>(bits); }),
+                      DRAGON_INVALID_ARGUMENT, "D13 slot bits " + std::to_string(bits));
+    // D14: a well-formed descriptor of this host naming a pool that does not exist.
+    pool_rejected(with([&](auto& b) { set_name(b, "dmrnosuchpool" + std::to_string(::getpid())); }),
+                  DRAGON_OBJECT_DESTROYED, "D14 local pool that does not exist");
+    // The same pool with another instance number: not this pool.
+    pool_rejected(with([&](auto& b) { put64(b, k_nonce_at, get64(b, k_nonce_at) ^ 1); }), DRAGON_OBJECT_DESTROYED,
+                  "D14 right name, wrong pool instance");
+    f.require_unchanged("D9-D14");
+}
+
+TEST_CASE("D15-D16: memory descriptors whose allocation fields are inconsistent or forged") {
+    Fixture f;
+    Pool& pool = f.scoped.pool();
+    const std::size_t at = mem_fields_at(f.mem_ser);
+    const std::uint64_t heap = pool.heap_bytes();
+    enum { ID = 0, TYPE = 8, BLOCK = 16, REQ = 24, VOFF = 32, VLEN = 40 };
+    auto with = [&](std::initializer_list<std::pair<int, std::uint64_t>> edits) {
+        std::vector<std::uint8_t> b = f.mem_ser;
+        for (auto [field_at, value] : edits) put64(b, at + static_cast<std::size_t>(field_at), value);
+        reseal(b);
+        return b;
+    };
+    const std::uint64_t id = f.live[3].id();
+    const std::uint64_t req = f.live[3].size();
+    // D15: fields that cannot describe any allocation.
+    memory_rejected(with({{REQ, 0}}), DRAGON_INVALID_ARGUMENT, "D15 requested 0 with a non-zero id");
+    memory_rejected(with({{REQ, heap + 1}}), DRAGON_INVALID_ARGUMENT, "D15 requested larger than the heap");
+    memory_rejected(with({{BLOCK, heap}}), DRAGON_INVALID_ARGUMENT, "D15 block offset at the heap end");
+    memory_rejected(with({{VOFF, req + 1}}), DRAGON_INVALID_ARGUMENT, "D15 view offset past the allocation");
+    memory_rejected(with({{VLEN, req + 1}}), DRAGON_INVALID_ARGUMENT, "D15 view longer than the allocation");
+    memory_rejected(with({{VOFF, 1}, {VLEN, req}}), DRAGON_INVALID_ARGUMENT, "D15 view offset + length past the end");
+    memory_rejected(with({{ID, 0}}), DRAGON_INVALID_ARGUMENT, "D15 id 0 with a size");
+    memory_rejected(with({{BLOCK, ~0ULL}}), DRAGON_INVALID_ARGUMENT, "D15 block offset 2^64-1");
+    memory_rejected(with({{VOFF, ~0ULL}, {VLEN, 2}}), DRAGON_INVALID_ARGUMENT, "D15 view offset overflow");
+
+    // D16: forged fields of a LIVE allocation. Whatever attach does with them, it must
+    // never hand out a pointer+size outside that allocation's block.
+    struct Forgery {
+        std::string row;
+        std::vector<std::uint8_t> bytes;
+    };
+    const std::uint64_t real_block = f.live[3].block_offset();
+    std::vector<Forgery> forged = {
+        {"D16 block offset of another allocation", with({{BLOCK, f.live[0].block_offset()}})},
+        {"D16 block offset near the heap end (block would run past the heap)", with({{BLOCK, heap - 32}})},
+        {"D16 requested size larger than the real allocation", with({{REQ, heap / 2}, {VLEN, heap / 2}})},
+        {"D16 misaligned block offset", with({{BLOCK, real_block + 8}})},
+    };
+    for (const Forgery& fg : forged) {
+        count_bad_inputs();
+        Isolated r = run_isolated([&]() -> std::string {
+            dragonMemorySerial_t ser{fg.bytes.size(), const_cast<std::uint8_t*>(fg.bytes.data())};
+            dragonMemoryDescr_t m;
+            dragonError_t rc = dragon_memory_attach(&m, &ser);
+            if (rc != DRAGON_SUCCESS) return "refused " + std::to_string(static_cast<int>(rc)) + " " + last_error();
+            void* ptr = nullptr;
+            std::size_t size = 0;
+            dragonError_t rp = dragon_memory_get_pointer(&m, &ptr);
+            (void)dragon_memory_get_size(&m, &size);
+            if (rp != DRAGON_SUCCESS) return "pointer-refused " + std::to_string(static_cast<int>(rp)) + " " + last_error();
+            auto* base = static_cast<std::uint8_t*>(pool.base_pointer());
+            auto* p = static_cast<std::uint8_t*>(ptr);
+            bool inside = p >= base + real_block && p + size <= base + real_block + req;
+            return std::string(inside ? "inside" : "OUTSIDE") + " pointer=heap+" + std::to_string(p - base) +
+                   " size=" + std::to_string(size) + " (real block at " + std::to_string(real_block) + ", " +
+                   std::to_string(req) + " B; heap " + std::to_string(heap) + " B)";
+        });
+        REQUIRE_MESSAGE(r.completed, fg.row << ": " << r.text);
+        bool ok = r.text.rfind("refused 1 ", 0) == 0 || r.text.rfind("pointer-refused", 0) == 0 ||
+                  r.text.rfind("inside", 0) == 0;
+        CHECK_MESSAGE(ok, fg.row << ": attach accepted a forged descriptor of live id " << id << " and gave "
+                                 << r.text);
+    }
+    f.require_unchanged("D15-D16");
+}
+
+TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-created pools") {
+    // D17: an allocation freed after it was serialized.
+    {
+        Fixture f;
+        Pool& pool = f.scoped.pool();
+        std::vector<std::uint8_t> stale = f.live[4].serialize();
+        f.live[4].free();
+        PoolSnapshot before = snapshot(pool);
+        count_bad_inputs();
+        dragonMemorySerial_t ser{stale.size(), stale.data()};
+        dragonMemoryDescr_t m;
+        dragonError_t rc = dragon_memory_attach(&m, &ser);
+        if (rc == DRAGON_SUCCESS) {
+            void* ptr = nullptr;
+            ROBUST_CHECK_RC(dragon_memory_get_pointer(&m, &ptr), DRAGON_KEY_NOT_FOUND);
+            int flag = 7;
+            ROBUST_CHECK_RC(dragon_memory_pool_allocation_exists(&m, &flag), DRAGON_SUCCESS);
+            CHECK(flag == 0);
+            ROBUST_CHECK_RC(dragon_memory_free(&m), DRAGON_KEY_NOT_FOUND);
+            (void)dragon_memory_detach(&m);
+        } else {
+            CHECK_MESSAGE(rc == DRAGON_KEY_NOT_FOUND, toString(rc));
+        }
+        // A newer allocation in the same block is not reachable through the stale one.
+        Memory newer = pool.alloc(1500);
+        rc = dragon_memory_attach(&m, &ser);
+        if (rc == DRAGON_SUCCESS) {
+            ROBUST_CHECK_RC(dragon_memory_free(&m), DRAGON_KEY_NOT_FOUND);
+            (void)dragon_memory_detach(&m);
+        }
+        CHECK(newer.exists());
+        newer.free();
+        PoolSnapshot after = snapshot(pool);
+        CHECK_MESSAGE(after == before, "D17\nbefore " << before.describe() << "\nafter  " << after.describe());
+    }
+    // D18: a destroyed pool, in this process and in another one.
+    {
+        std::string name;
+        std::vector<std::uint8_t> pool_ser, mem_ser;
+        {
+            ScopedPool scoped(64 * 1024, {}, "ds");
+            name = scoped.name();
+            Memory m = scoped.pool().alloc(100);
+            pool_ser = scoped.pool().serialize();
+            mem_ser = m.serialize();
+            scoped.pool().destroy();
+        }
+        REQUIRE_FALSE(shm_exists(name));
+        pool_rejected(pool_ser, DRAGON_OBJECT_DESTROYED, "D18 pool descriptor of a destroyed pool");
+        memory_rejected(mem_ser, DRAGON_OBJECT_DESTROYED, "D18 memory descriptor of a destroyed pool");
+        Child other = Child::spawn({child_program(), "attach"}, {"DMR_POOL=" + base64(pool_ser)});
+        auto line = other.wait_line("attach", 10000);
+        REQUIRE_MESSAGE(line.has_value(), other.output());
+        int rc = std::stoi(field(*line, "rc"));
+        CHECK_MESSAGE((rc == DRAGON_OBJECT_DESTROYED || rc == DRAGON_MEMORY_ERRNO), *line);
+        CHECK_FALSE(field(*line, "msg").empty());
+        count_bad_inputs();
+    }
+    // D19: a pool destroyed and re-created under the same name.
+    {
+        ScopedPool first(64 * 1024, {}, "rc");
+        const std::string name = first.name();
+        Memory m = first.pool().alloc(100);
+        std::vector<std::uint8_t> old_pool = first.pool().serialize();
+        std::vector<std::uint8_t> old_mem = m.serialize();
+        first.pool().destroy();
+        Pool second = Pool::create(name, 64 * 1024);
+        Memory m2 = second.alloc(100);  // same offset and likely the same id as the old one
+        PoolSnapshot before = snapshot(second);
+        pool_rejected(old_pool, DRAGON_OBJECT_DESTROYED, "D19 old pool descriptor, pool re-created");
+        memory_rejected(old_mem, DRAGON_OBJECT_DESTROYED, "D19 old memory descriptor, pool re-created");
+        PoolSnapshot after = snapshot(second);
+        CHECK_MESSAGE(after == before, "D19\nbefore " << before.describe() << "\nafter  " << after.describe());
+        m2.free();
+        second.destroy();
+    }
+}
+
+TEST_CASE("D20: base64 and environment-variable forms") {
+    Fixture f;
+    const std::string good = base64(f.pool_ser);
+    struct Case {
+        std::string value;
+        const char* row;
+    };
+    std::vector<Case> cases = {
+        {"", "D20 empty string"},
+        {"!!!!", "D20 not base64"},
+        {good.substr(0, good.size() - 4), "D20 base64 of a truncated descriptor"},
+        {good + "AAAA", "D20 base64 with extra bytes"},
+        {good.substr(0, good.size() - 1), "D20 base64 with a missing character"},
+        {std::string(4000, 'A'), "D20 4000 base64 characters of zeros"},
+        {"QUJD\nREVG", "D20 base64 with a newline"},
+    };
+    const std::string var = "DMR_BAD_" + std::to_string(::getpid());
+    for (const Case& c : cases) {
+        count_bad_inputs(3);
+        ::setenv(var.c_str(), c.value.c_str(), 1);
+        dragonMemoryPoolDescr_t d;
+        dragonError_t rc = dragon_memory_pool_attach_from_env(&d, var.c_str());
+        std::string msg = last_error();
+        CHECK_MESSAGE(rc == DRAGON_INVALID_ARGUMENT, c.row << ": " << toString(rc) << ": " << msg);
+        CHECK_MESSAGE(!msg.empty(), c.row);
+        try {
+            Pool p = Pool::attach_base64(c.value);
+            FAIL_CHECK(c.row << ": Pool::attach_base64 accepted it");
+        } catch (const dragonmem::Error& e) {
+            CHECK_MESSAGE(e.code() == DRAGON_INVALID_ARGUMENT, c.row << ": " << e.what());
+        }
+        try {
+            Memory m = Memory::attach_base64(c.value);
+            FAIL_CHECK(c.row << ": Memory::attach_base64 accepted it");
+        } catch (const dragonmem::Error& e) {
+            CHECK_MESSAGE(e.code() == DRAGON_INVALID_ARGUMENT, c.row << ": " << e.what());
+        }
+    }
+    ::unsetenv(var.c_str());
+    dragonMemoryPoolDescr_t d;
+    ROBUST_CHECK_RC(dragon_memory_pool_attach_from_env(&d, var.c_str()), DRAGON_INVALID_ARGUMENT);  // unset
+    count_bad_inputs();
+    f.require_unchanged("D20");
+}
+
+TEST_SUITE_END();

@@ -1,0 +1,53 @@
+// Unique pool names for tests and the guarantee that nothing of ours stays in /dev/shm:
+// every name handed out is remembered, a ShmGuard unlinks its pool's objects when it
+// goes out of scope (also when a REQUIRE throws), and an atexit sweep removes whatever
+// this process's names left behind.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dmtest {
+
+// "dmt<pid>_<n>" (at most 29 chars, the safe character set); remembered for the sweep.
+// `pad_to` > 0 pads the name with 'x' up to that length (still unique).
+std::string unique_pool_name(std::size_t pad_to = 0);
+
+// The prefix every name from unique_pool_name() of this process starts with.
+std::string my_name_prefix();
+
+// /dev/shm/dragonmem.<name>
+std::string shm_path(std::string_view pool_name);
+bool shm_exists(std::string_view pool_name);
+// Entries of /dev/shm whose name starts with `prefix` (e.g. "dragonmem.dmt123_").
+std::vector<std::string> shm_entries_with_prefix(std::string_view prefix);
+// Every /dev/shm object belonging to pool `name`: "dragonmem.<name>" itself and any
+// "dragonmem.<name>.*" / "dragonmem.<name>_*" companions a pool may use.
+std::vector<std::string> shm_objects_of(std::string_view pool_name);
+
+// Unlinks every object of `pool_name` (ignores errors). Returns how many were removed.
+int unlink_pool_objects(std::string_view pool_name);
+// Unlinks every object of every name this process handed out; returns the leftovers
+// it found (for a report), already removed.
+std::vector<std::string> sweep_my_shm();
+
+// Removes /dev/shm objects left by test processes that are gone (a crashed or killed
+// earlier run): names "dragonmem.[.-]dmt<pid>_..." or "dragonmem.[.-]dmc<pid>_..." whose
+// <pid> no longer exists. Returns what it removed.
+std::vector<std::string> sweep_dead_owners();
+
+// Removes a pool's shared-memory objects on scope exit, whatever the test did.
+class ShmGuard {
+public:
+    explicit ShmGuard(std::string pool_name) : name_(std::move(pool_name)) {}
+    ShmGuard(const ShmGuard&) = delete;
+    ShmGuard& operator=(const ShmGuard&) = delete;
+    ~ShmGuard() { unlink_pool_objects(name_); }
+    const std::string& name() const { return name_; }
+
+private:
+    std::string name_;
+};
+
+}  // namespace dmtest

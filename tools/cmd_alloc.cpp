@@ -1,0 +1,96 @@
+// dragonmem alloc: make allocations that outlive the command (they live in the pool).
+#include "commands.hpp"
+#include "common.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace dragonmem::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+timespec to_timespec(Clock::duration remaining) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(remaining, Clock::duration::zero()));
+    return timespec{static_cast<std::time_t>(ns.count() / 1'000'000'000),
+                    static_cast<long>(ns.count() % 1'000'000'000)};
+}
+
+// The command is all or nothing: if allocation k fails, the k-1 made before are freed
+// again, so a failed `alloc --count K` leaves the pool as it found it.
+std::vector<Memory> allocate(const Pool& pool, std::size_t bytes, std::uint64_t type, std::uint64_t count,
+                             std::optional<Clock::time_point> deadline) {
+    std::vector<Memory> made;
+    try {
+        for (std::uint64_t i = 0; i < count; ++i) {
+            if (!deadline) {
+                made.push_back(pool.alloc(bytes, type));
+                continue;
+            }
+            // One deadline for the whole command, not SEC per allocation.
+            const timespec remaining = to_timespec(*deadline - Clock::now());
+            made.push_back(pool.alloc_blocking(bytes, type, &remaining));
+        }
+    } catch (...) {
+        for (Memory& memory : made) {
+            try {
+                memory.free();
+            } catch (const Error&) {
+                // Someone freed it already: nothing of ours is left to undo.
+            }
+        }
+        throw;
+    }
+    return made;
+}
+
+}  // namespace
+
+Command add_alloc(CLI::App& top) {
+    struct Args {
+        PoolTarget target;
+        std::string size, type = "data", timeout, count = "1";
+    };
+    auto args = std::make_shared<Args>();
+    CLI::App* cmd = top.add_subcommand("alloc", "Allocate memory in a pool");
+    add_pool_target(*cmd, args->target);
+    cmd->add_option("--size", args->size, "Bytes per allocation (4096, 64K, 1M, 2G)")
+        ->type_name("SIZE")
+        ->required();
+    cmd->add_option("--type", args->type, "data (default), channel, channel_buffer, bootstrap or a number")
+        ->type_name("TYPE");
+    auto* timeout = cmd->add_option("--timeout", args->timeout, "Wait up to SEC seconds for free space")->type_name("SEC");
+    cmd->add_option("--count", args->count, "Number of allocations (default 1); all or none are made")
+        ->type_name("K");
+    cmd->footer("Example:\n  id=$(dragonmem alloc p1 --size 4K --type channel | jq '.allocations[0].id')");
+
+    return {cmd, [=] {
+                const std::size_t bytes = parse_size(args->size, "--size");
+                const std::uint64_t type = parse_type(args->type, "--type");
+                const std::uint64_t count = parse_uint(args->count, "--count");
+                if (count == 0) throw UsageError("--count: at least 1 allocation");
+                std::optional<Clock::time_point> deadline;
+                if (timeout->count() != 0) {
+                    const double seconds = parse_seconds(args->timeout, "--timeout");
+                    deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(seconds));
+                }
+                const Pool pool = open_pool(args->target);
+                const std::vector<Memory> made = allocate(pool, bytes, type, count, deadline);
+                const std::string name = pool.name();
+                const AllocationIndex index = index_allocations(pool);
+                json allocations = json::array();
+                for (const Memory& memory : made)
+                    allocations.push_back(allocation_json(info_of(memory, index, name), memory.serialize_base64()));
+                return Outcome{json{{"pool", name}, {"allocations", allocations}}, std::nullopt};
+            }};
+}
+
+}  // namespace dragonmem::cli

@@ -1,0 +1,47 @@
+// dragonmem create: make a pool and print it, serialized descriptor included.
+#include "commands.hpp"
+#include "common.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+namespace dragonmem::cli {
+
+Command add_create(CLI::App& top) {
+    struct Args {
+        std::string name, size, uid, min_block, max_allocations, mode, prealloc;
+    };
+    auto args = std::make_shared<Args>();
+    CLI::App* cmd = top.add_subcommand("create", "Create a pool");
+    cmd->add_option("NAME", args->name, "Base name: 1-29 chars of [A-Za-z0-9._-]")->type_name("")->required();
+    cmd->add_option("--size", args->size, "Allocatable bytes (4096, 64K, 1M, 2G), rounded up to a power of 2")
+        ->type_name("SIZE")
+        ->required();
+    auto* uid = cmd->add_option("--uid", args->uid, "The pool's m_uid (default 0)")->type_name("N");
+    auto* min_block = cmd->add_option("--min-block", args->min_block, "Smallest block (default 32), a size")->type_name("SIZE");
+    auto* max_allocations =
+        cmd->add_option("--max-allocations", args->max_allocations, "Manifest capacity (default: number of min blocks)")
+                                 ->type_name("N");
+    auto* mode = cmd->add_option("--mode", args->mode, "Octal permission bits (default 0600, umask ignored)")->type_name("OCTAL");
+    auto* prealloc =
+        cmd->add_option("--prealloc", args->prealloc, "N,N,...: blocks of min-block << i to cache at creation")
+                         ->type_name("N,N,...");
+    cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .serialized");
+
+    return {cmd, [=] {
+                const std::size_t bytes = parse_size(args->size, "--size");
+                PoolOptions options;
+                std::uint64_t m_uid = 0;
+                if (uid->count() != 0) m_uid = parse_uint(args->uid, "--uid");
+                if (min_block->count() != 0) options.min_block_bytes = parse_size(args->min_block, "--min-block");
+                if (max_allocations->count() != 0)
+                    options.max_allocations = parse_uint(args->max_allocations, "--max-allocations");
+                if (mode->count() != 0) options.mode = parse_mode(args->mode, "--mode");
+                if (prealloc->count() != 0) options.preallocs = parse_uint_list(args->prealloc, "--prealloc");
+                const Pool pool = Pool::create(args->name, bytes, m_uid, options);
+                return Outcome{pool_json(pool), std::nullopt};
+            }};
+}
+
+}  // namespace dragonmem::cli

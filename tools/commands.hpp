@@ -1,0 +1,49 @@
+// The sub-commands of dragonmem. Each add_* registers its sub-command (options, help,
+// example) on the top-level app and returns how to run it once the line is parsed; main
+// runs the selected one and owns printing and exit codes.
+#pragma once
+
+#include "output.hpp"
+
+#include <dragonmem/dragonmem.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace dragonmem::cli {
+
+// Printed on stderr when a command acted and yet must report failure (check found a
+// broken invariant, destroy --all-mine could not remove a pool): exit 1.
+struct Failure {
+    dragonError_t code = DRAGON_FAILURE;
+    std::string message;
+};
+
+struct Outcome {
+    std::optional<json> document;  // nullopt: the command streamed raw bytes to stdout
+    std::optional<Failure> failure;
+};
+
+struct Command {
+    CLI::App* app = nullptr;
+    std::function<Outcome()> run;
+};
+
+Command add_create(CLI::App& top);
+Command add_attach(CLI::App& top);
+Command add_alloc(CLI::App& top);
+Command add_free(CLI::App& top);
+Command add_ls(CLI::App& top);
+Command add_dump(CLI::App& top);
+Command add_serialize(CLI::App& top);
+Command add_destroy(CLI::App& top);
+Command add_write(CLI::App& top);
+Command add_read(CLI::App& top);
+Command add_check(CLI::App& top);
+
+}  // namespace dragonmem::cli

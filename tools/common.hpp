@@ -1,0 +1,89 @@
+// Shared helpers of the dragonmem command: the one parser for each kind of argument
+// (sizes, numbers, types, modes), the usage-error type, and how a command names its pool.
+#pragma once
+
+#include <dragonmem/dragonmem.hpp>
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace dragonmem::cli {
+
+// Bad usage the command line itself is to blame for: exit 2, DRAGON_INVALID_ARGUMENT.
+// Failures of the library (and of the operation the user asked for) are dragonmem::Error.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// "4096", "64K", "1M", "2G", "1T" (binary multiples, case-insensitive). `what` names the
+// option in the error message.
+std::size_t parse_size(std::string_view text, std::string_view what);
+// A plain decimal unsigned integer (ids, counts, uids).
+std::uint64_t parse_uint(std::string_view text, std::string_view what);
+// Non-negative seconds, fractions allowed ("0.25").
+double parse_seconds(std::string_view text, std::string_view what);
+// Permission bits in octal ("0600", "644").
+unsigned parse_mode(std::string_view text, std::string_view what);
+// data|channel|channel_buffer|bootstrap or any unsigned integer.
+std::uint64_t parse_type(std::string_view text, std::string_view what);
+// "N,N,..." of unsigned integers.
+std::vector<std::size_t> parse_uint_list(std::string_view text, std::string_view what);
+// The name of a named allocation type, nullopt for other numbers.
+std::optional<std::string_view> type_name(std::uint64_t type);
+
+// Which pool a command works on: its base name (positional POOL) or, instead, the base64
+// of a serialized pool descriptor (--serial). Exactly one of the two.
+struct PoolTarget {
+    std::string name;
+    std::string serial;
+};
+// Adds the positional POOL and --serial to `cmd`.
+void add_pool_target(CLI::App& cmd, PoolTarget& target);
+dragonmem::Pool open_pool(const PoolTarget& target);
+
+// Which allocation(s) a command works on: POOL and decimal ids, or, instead, the base64 of
+// a serialized allocation descriptor (--serial), which names its pool itself.
+struct AllocationTarget {
+    std::string pool;
+    std::vector<std::string> ids;
+    std::string serial;
+};
+// Adds the positionals POOL and ID (`many`: ID...) and --serial to `cmd`.
+void add_allocation_target(CLI::App& cmd, AllocationTarget& target, bool many);
+// Every allocation named, all checked live by the library before the caller acts on any.
+std::vector<dragonmem::Memory> open_allocations(const AllocationTarget& target);
+
+// Live allocations of `pool` by id, read once per command (the manifest is the truth for
+// block sizes, which a Memory handle does not carry).
+using AllocationIndex = std::unordered_map<std::uint64_t, dragonmem::AllocationInfo>;
+AllocationIndex index_allocations(const dragonmem::Pool& pool);
+// The index's record of `id`; a clear KEY_NOT_FOUND error when it is not live.
+const dragonmem::AllocationInfo& lookup(const AllocationIndex& index, std::uint64_t id,
+                                        const std::string& pool_name);
+
+// The manifest record of a handle's allocation: id, type and offset from the handle, the
+// block size from `index`. The zero-byte allocation (id 0) has no block.
+dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const AllocationIndex& index,
+                                  const std::string& pool_name);
+
+// The uid owning /dev/shm/<shm_name>, nullopt when it cannot be stat'ed.
+std::optional<uid_t> shm_owner_uid(const std::string& shm_name);
+// The POSIX shm object of pool `base_name` as the library names it (DESIGN.md section 4:
+// every object of a pool is named from the pool name). Used only where the pool could
+// not be attached, so its attributes cannot say.
+std::string shm_name_of(const std::string& base_name);
+
+}  // namespace dragonmem::cli

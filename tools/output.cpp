@@ -1,0 +1,145 @@
+// The JSON shapes the dragonmem command prints, and the writers for stdout and stderr.
+// Keys are stable snake_case; dragonmem(1) documents each one.
+#include "output.hpp"
+
+#include "common.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace dragonmem::cli {
+namespace {
+
+const char* lock_type_name(dragonLockKind_t kind) {
+    switch (kind) {
+    case DRAGON_LOCK_FIFO: return "fifo";
+    case DRAGON_LOCK_FIFO_LITE: return "fifo_lite";
+    case DRAGON_LOCK_GREEDY: return "greedy";
+    }
+    return "unknown";
+}
+
+const char* mem_type_name(dragonMemoryPoolType_t type) {
+    switch (type) {
+    case DRAGON_MEMORY_TYPE_SHM: return "shm";
+    case DRAGON_MEMORY_TYPE_HUGEPAGE: return "hugepage";
+    case DRAGON_MEMORY_TYPE_GPU: return "gpu";
+    case DRAGON_MEMORY_TYPE_FILE: return "file";
+    case DRAGON_MEMORY_TYPE_PRIVATE: return "private";
+    }
+    return "unknown";
+}
+
+const char* growth_type_name(dragonMemoryPoolGrowthType_t growth) {
+    switch (growth) {
+    case DRAGON_MEMORY_GROWTH_NONE: return "none";
+    case DRAGON_MEMORY_GROWTH_UNLIMITED: return "unlimited";
+    case DRAGON_MEMORY_GROWTH_CAPPED: return "capped";
+    }
+    return "unknown";
+}
+
+// stdout carries data a script depends on: a short write must not pass silently.
+void write_stdout(const void* data, std::size_t bytes) {
+    if (bytes != 0 && std::fwrite(data, 1, bytes, stdout) != bytes)
+        throw dragonmem::Error(DRAGON_MEMORY_ERRNO, fmt::format("writing {} B to stdout failed: {}", bytes,
+                                                                std::strerror(errno)));
+}
+
+}  // namespace
+
+json descriptor_json(const dragonmem::Pool& pool) {
+    return json{{"name", pool.name()},       {"m_uid", pool.m_uid()},      {"hostid", hex_u64(pool.hostid())},
+                {"rt_uid", pool.rt_uid()},   {"local", pool.is_local()}};
+}
+
+json pool_json(const dragonmem::Pool& pool) {
+    const dragonmem::PoolAttributes a = pool.attributes();
+    const std::optional<uid_t> owner = shm_owner_uid(a.shm_name);
+    json j = descriptor_json(pool);
+    j.update(json{
+        {"shm_name", a.shm_name},
+        {"owner_uid", owner ? json(*owner) : json(nullptr)},
+        {"mode", fmt::format("{:04o}", a.mode)},
+        {"size", a.heap_bytes},
+        {"total_bytes", a.total_bytes},
+        {"free", a.free_bytes},
+        {"used", a.heap_bytes - a.free_bytes},
+        {"utilization", a.utilization_pct},
+        {"min_block", a.min_block_bytes},
+        {"max_block", a.max_block_bytes},
+        {"max_allocations", a.max_allocations},
+        {"live_allocations", a.live_allocations},
+        {"max_live_allocations", a.max_live_allocations},
+        {"manifest_bytes", a.manifest_bytes},
+        {"heap_meta_bytes", a.heap_meta_bytes},
+        {"lock_type", lock_type_name(a.lock_type)},
+        {"mem_type", mem_type_name(a.mem_type)},
+        {"growth_type", growth_type_name(a.growth_type)},
+        {"segment_size", a.segment_size},
+        {"max_size", a.max_size},
+        {"waiters", a.waiters},
+        {"recoveries", a.recoveries},
+        {"serialized", pool.serialize_base64()},
+    });
+    return j;
+}
+
+json allocation_json(const dragonmem::AllocationInfo& info, const std::string& serialized) {
+    const auto name = type_name(info.type);
+    return json{{"id", info.id},
+                {"type", info.type},
+                {"type_name", name ? json(*name) : json(nullptr)},
+                {"offset", info.offset},
+                {"size", info.size},
+                {"block_size", info.block_bytes},
+                {"serialized", serialized}};
+}
+
+json allocations_json(const dragonmem::Pool& pool, std::optional<std::uint64_t> type) {
+    json list = json::array();
+    for (const dragonmem::AllocationInfo& info : pool.allocations(type))
+        list.push_back(allocation_json(info, pool.from_id(info.id).serialize_base64()));
+    return list;
+}
+
+json error_json(std::string_view code_name, int rc, std::string_view message) {
+    return json{{"code", code_name}, {"rc", rc}, {"message", message}};
+}
+
+std::string hex_u64(std::uint64_t value) { return fmt::format("0x{:016x}", value); }
+
+std::string hex_bytes(std::span<const std::byte> bytes) {
+    std::string text;
+    text.reserve(bytes.size() * 2);
+    for (std::byte b : bytes) fmt::format_to(std::back_inserter(text), "{:02x}", static_cast<unsigned>(b));
+    return text;
+}
+
+void print_document(const json& document, bool pretty) {
+    // Replace invalid UTF-8 (a pool name is checked by the library, but a message may
+    // quote user input) instead of throwing half-way through the output.
+    const std::string text = document.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace) + "\n";
+    write_stdout(text.data(), text.size());
+    if (std::fflush(stdout) != 0)
+        throw dragonmem::Error(DRAGON_MEMORY_ERRNO, fmt::format("flushing stdout failed: {}", std::strerror(errno)));
+}
+
+void print_error(std::string_view code_name, int rc, std::string_view message, bool pretty) {
+    const json document{{"error", error_json(code_name, rc, message)}};
+    const std::string text = document.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace) + "\n";
+    // Nothing sensible is left to do if stderr itself fails.
+    std::fputs(text.c_str(), stderr);
+    std::fflush(stderr);
+}
+
+void write_raw(std::span<const std::byte> bytes) {
+    write_stdout(bytes.data(), bytes.size());
+    if (std::fflush(stdout) != 0)
+        throw dragonmem::Error(DRAGON_MEMORY_ERRNO, fmt::format("flushing stdout failed: {}", std::strerror(errno)));
+}
+
+}  // namespace dragonmem::cli
