@@ -18,9 +18,16 @@ constexpr std::uint16_t k_kind_pool = 1;
 constexpr std::uint16_t k_kind_memory = 2;
 constexpr std::size_t k_crc_at = 12;
 
+// Appends little-endian fields to a fixed buffer; the vector is made once at the end.
+struct Writer {
+    std::uint8_t bytes[k_memory_serial_max];
+    std::size_t size = 0;
+    std::vector<std::uint8_t> take() const { return {bytes, bytes + size}; }
+};
+
 template <typename T>
-void put(std::vector<std::uint8_t>& out, T value) {
-    for (std::size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+void put(Writer& out, T value) {
+    for (std::size_t i = 0; i < sizeof(T); ++i) out.bytes[out.size++] = static_cast<std::uint8_t>(value >> (8 * i));
 }
 
 template <typename T>
@@ -39,7 +46,7 @@ std::uint32_t crc_of(std::span<const std::uint8_t> bytes) {
     return ~state;
 }
 
-void encode_pool_fields(std::vector<std::uint8_t>& out, const PoolIdentity& pool) {
+void encode_pool_fields(Writer& out, const PoolIdentity& pool) {
     put<std::uint64_t>(out, pool.hostid);
     put<std::uint64_t>(out, pool.rt_uid);
     put<std::uint64_t>(out, pool.m_uid);
@@ -47,25 +54,24 @@ void encode_pool_fields(std::vector<std::uint8_t>& out, const PoolIdentity& pool
     put<std::uint64_t>(out, pool.heap_bytes);
     put<std::uint8_t>(out, static_cast<std::uint8_t>(pool.id_slot_bits));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(pool.name.size()));
-    out.insert(out.end(), pool.name.begin(), pool.name.end());
+    std::memcpy(out.bytes + out.size, pool.name.data(), pool.name.size());
+    out.size += pool.name.size();
 }
 
-std::vector<std::uint8_t> start(std::uint16_t kind) {
-    std::vector<std::uint8_t> out;
-    out.reserve(k_memory_serial_max);
+void start(Writer& out, std::uint16_t kind) {
     put<std::uint32_t>(out, k_magic);
     put<std::uint16_t>(out, k_version);
     put<std::uint16_t>(out, kind);
     put<std::uint32_t>(out, 0);  // length, patched by seal()
     put<std::uint32_t>(out, 0);  // crc, patched by seal()
-    return out;
 }
 
-void seal(std::vector<std::uint8_t>& out) {
-    auto length = static_cast<std::uint32_t>(out.size());
-    for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<std::uint8_t>(length >> (8 * i));
-    std::uint32_t crc = crc_of(out);
-    for (int i = 0; i < 4; ++i) out[k_crc_at + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+std::vector<std::uint8_t> seal(Writer& out) {
+    auto length = static_cast<std::uint32_t>(out.size);
+    for (int i = 0; i < 4; ++i) out.bytes[8 + i] = static_cast<std::uint8_t>(length >> (8 * i));
+    std::uint32_t crc = crc_of({out.bytes, out.size});
+    for (int i = 0; i < 4; ++i) out.bytes[k_crc_at + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+    return out.take();
 }
 
 // Checks the envelope and decodes the pool part; `end` receives where it stopped.
@@ -120,14 +126,15 @@ dragonError_t decode_envelope(std::span<const std::uint8_t> bytes, std::uint16_t
 }  // namespace
 
 std::vector<std::uint8_t> encode_pool(const PoolIdentity& pool) {
-    std::vector<std::uint8_t> out = start(k_kind_pool);
+    Writer out;
+    start(out, k_kind_pool);
     encode_pool_fields(out, pool);
-    seal(out);
-    return out;
+    return seal(out);
 }
 
 std::vector<std::uint8_t> encode_memory(const DecodedMemory& memory) {
-    std::vector<std::uint8_t> out = start(k_kind_memory);
+    Writer out;
+    start(out, k_kind_memory);
     encode_pool_fields(out, memory.pool);
     put<std::uint64_t>(out, memory.id);
     put<std::uint64_t>(out, memory.type);
@@ -135,8 +142,7 @@ std::vector<std::uint8_t> encode_memory(const DecodedMemory& memory) {
     put<std::uint64_t>(out, memory.requested_bytes);
     put<std::uint64_t>(out, memory.view_offset);
     put<std::uint64_t>(out, memory.view_bytes);
-    seal(out);
-    return out;
+    return seal(out);
 }
 
 dragonError_t decode_pool(std::span<const std::uint8_t> bytes, PoolIdentity& out) {

@@ -27,6 +27,7 @@ dragonError_t pool_require_valid(const PoolRef& pool, const char* op);
 dragonError_t pool_create(PoolRef& out, std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                           const PoolOptions& options);
 dragonError_t pool_attach(PoolRef& out, std::span<const std::uint8_t> serialized);
+dragonError_t pool_attach_identity(PoolRef& out, PoolIdentity identity);  // already decoded
 dragonError_t pool_attach_base64(PoolRef& out, std::string_view base64);
 dragonError_t pool_attach_env(PoolRef& out, const char* env_var);
 dragonError_t pool_attach_local(PoolRef& out, std::string_view name);

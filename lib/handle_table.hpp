@@ -115,7 +115,7 @@ private:
         unlock();
     }
 
-    static inline thread_local Stash stash_;
+    __attribute__((tls_model("initial-exec"))) static inline thread_local Stash stash_;
 
     struct Entry {
         std::atomic<std::uint64_t> key{0};

@@ -132,7 +132,7 @@ dragonError_t mem_attach(MemoryRef& out, std::span<const std::uint8_t> serialize
     std::uint64_t nonce = fields.pool.nonce;
     // Attach the pool part exactly as a pool descriptor (local: map or share; else remote).
     PoolRef pool;
-    if (dragonError_t rc = pool_attach(pool, encode_pool(fields.pool))) return rc;
+    if (dragonError_t rc = pool_attach_identity(pool, fields.pool)) return rc;
     if (pool.mapping && fields.id != 0) {
         PoolMapping* mapping = pool.mapping.get();
         if (mapping->identity()->nonce != nonce || fields.block_offset >= mapping->heap_bytes())

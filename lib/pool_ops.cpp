@@ -51,10 +51,8 @@ dragonError_t pool_create(PoolRef& out, std::string_view name, std::size_t bytes
     return DRAGON_SUCCESS;
 }
 
-namespace {
-
 // Local when the descriptor names this host and runtime: then map it.
-dragonError_t attach_identity(PoolRef& out, PoolIdentity identity) {
+dragonError_t pool_attach_identity(PoolRef& out, PoolIdentity identity) {
     if (identity.hostid == this_hostid() && identity.rt_uid == this_rt_uid()) {
         MappingRef mapping;
         if (dragonError_t rc = registry_attach(shm_name_for(identity.name), identity.nonce, mapping)) return rc;
@@ -65,12 +63,10 @@ dragonError_t attach_identity(PoolRef& out, PoolIdentity identity) {
     return DRAGON_SUCCESS;
 }
 
-}  // namespace
-
 dragonError_t pool_attach(PoolRef& out, std::span<const std::uint8_t> serialized) {
     PoolIdentity identity;
     if (dragonError_t rc = decode_pool(serialized, identity)) return rc;
-    return attach_identity(out, std::move(identity));
+    return pool_attach_identity(out, std::move(identity));
 }
 
 dragonError_t pool_attach_base64(PoolRef& out, std::string_view base64) {
