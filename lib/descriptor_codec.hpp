@@ -5,7 +5,7 @@
 //   4      2    format version (1)
 //   6      2    kind: 1 pool, 2 memory
 //   8      4    total length in bytes
-//   12     4    CRC-32C of every byte except these four
+//   12     4    CRC-32C of the whole descriptor, these four bytes read as zero
 //   16     40   pool: hostid, rt_uid, m_uid, nonce, heap_bytes (u64 little-endian)
 //   56     1    id slot bits
 //   57     1    name length n (1..29)

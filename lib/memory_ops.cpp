@@ -137,6 +137,16 @@ dragonError_t mem_attach(MemoryRef& out, std::span<const std::uint8_t> serialize
         PoolMapping* mapping = pool.mapping.get();
         if (mapping->identity()->nonce != nonce || fields.block_offset >= mapping->heap_bytes())
             return failf(DRAGON_INVALID_ARGUMENT, "memory descriptor does not match pool '{}'", fields.pool.name);
+        // A checksum proves integrity, not honesty: the block must be the manifest's.
+        // An id no longer live is accepted (get_pointer then refuses it).
+        BlockInfo block;
+        if (mapping->lookup(fields.id, block) == DRAGON_SUCCESS &&
+            (block.offset != fields.block_offset || block.requested_bytes != fields.requested_bytes))
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "memory descriptor of allocation id {} says block offset {} and {} B, but pool '{}' records "
+                         "offset {} and {} B",
+                         fields.id, fields.block_offset, fields.requested_bytes, fields.pool.name, block.offset,
+                         block.requested_bytes);
     }
     MemoryRef result;
     if (pool.mapping) {

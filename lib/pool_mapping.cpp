@@ -27,6 +27,7 @@ namespace {
 constexpr std::uint64_t k_max_heap_order = 46;            // 64 TiB
 constexpr std::uint64_t k_max_manifest_capacity = 1ULL << 32;
 constexpr std::uint64_t k_max_heap_alignment = 1ULL << 30;
+constexpr long k_wait_slice_ms = 100;
 
 std::uint64_t random_u64() {
     std::uint64_t value = 0;
@@ -67,9 +68,10 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, c
     if (h.manifest_capacity < 5 || h.manifest_capacity > k_max_manifest_capacity ||
         h.id_slot_bits != bits_for_slots(h.manifest_capacity))
         return bad(fmt::format("manifest capacity {} / slot bits {} inconsistent", h.manifest_capacity, h.id_slot_bits));
-    if (h.manifest_offset != k_page_bytes ||
-        h.heap_offset < h.manifest_offset + h.manifest_capacity * sizeof(ManifestRecord) ||
-        h.heap_offset % k_page_bytes != 0 || h.heap_offset + h.heap_bytes != h.total_bytes)
+    // Written so that no sum can wrap around: each term is bounded before it is added.
+    if (h.manifest_offset != k_page_bytes || h.heap_offset % k_page_bytes != 0 || h.heap_offset > object_bytes ||
+        h.heap_bytes != object_bytes - h.heap_offset ||
+        h.heap_offset - h.manifest_offset < h.manifest_capacity * sizeof(ManifestRecord))
         return bad("manifest/heap offsets inconsistent with sizes");
     if (h.heap_alignment == 0 || !std::has_single_bit(h.heap_alignment) || h.heap_alignment > k_max_heap_alignment)
         return bad(fmt::format("heap alignment {} invalid", h.heap_alignment));
@@ -303,17 +305,17 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
         bool big_enough = static_cast<std::uint64_t>(st.st_size) >= k_page_bytes;
         ssize_t got = big_enough ? ::pread(fd, header_copy, sizeof header_copy, 0) : 0;
         if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
-        bool ready = got == static_cast<ssize_t>(sizeof header_copy) &&
-                     h->magic.load(std::memory_order_acquire) == k_pool_magic &&
-                     h->ready.load(std::memory_order_acquire) == k_pool_ready;
-        if (ready) break;
-        bool blank = !big_enough || h->magic.load(std::memory_order_relaxed) == 0;
-        if (!blank || attempt >= 200)
-            return blank ? failf(DRAGON_INVALID_ARGUMENT,
-                                 "shm object '{}' ({} bytes) is not an initialised dragonmem pool (its creator may have "
-                                 "died while creating it; remove it with 'dragonmem destroy --force')",
-                                 shm_name, static_cast<std::uint64_t>(st.st_size))
-                         : validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name);
+        bool whole = got == static_cast<ssize_t>(sizeof header_copy);
+        std::uint64_t magic = whole ? h->magic.load(std::memory_order_acquire) : 0;
+        if (magic == k_pool_magic && h->ready.load(std::memory_order_acquire) == k_pool_ready) break;
+        // Not a pool at all: say why now. Blank or not yet ready: it may be mid-creation.
+        if (magic != 0 && magic != k_pool_magic)
+            return validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name);
+        if (attempt >= 200)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "shm object '{}' ({} bytes) is not an initialised dragonmem pool (its creator may have died "
+                         "while creating it; remove it with 'dragonmem destroy --force')",
+                         shm_name, static_cast<std::uint64_t>(st.st_size));
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (dragonError_t rc = validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
@@ -438,7 +440,12 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
         std::uint32_t seen = header_->wake_seq.load(std::memory_order_relaxed);
         header_->has_waiters.store(1, std::memory_order_relaxed);
         unlock();
-        futex_wait_until(&header_->wake_seq, seen, timeout != nullptr ? &deadline : nullptr);
+        // Sleep in slices: if a lock holder died mid-free nobody will bump wake_seq, so we
+        // look again (taking the lock repairs the pool) at least every k_wait_slice_ms.
+        timespec slice = deadline_after(timespec{0, k_wait_slice_ms * 1000000L});
+        bool slice_first = timeout == nullptr || slice.tv_sec < deadline.tv_sec ||
+                           (slice.tv_sec == deadline.tv_sec && slice.tv_nsec < deadline.tv_nsec);
+        futex_wait_until(&header_->wake_seq, seen, slice_first ? &slice : &deadline);
         if (dragonError_t rc = check_usable("alloc_blocking")) return rc;
     }
 }

@@ -81,12 +81,14 @@ std::uint32_t* futex_half(OwnerLock& lock) noexcept {
 }  // namespace
 
 bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept {
+    // tid 0 or one beyond pid_t is no thread: a garbage word must not wedge the pool.
+    if (tid == 0 || tid > static_cast<std::uint32_t>(INT_MAX)) return true;
     char state = 0;
     std::uint64_t start_ticks = 0;
     if (read_task_stat(tid, state, start_ticks))
-        return state == 'Z' || state == 'X' || (stamp != 0 && static_cast<std::uint32_t>(start_ticks) != stamp);
-    if (::kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH) return true;
-    return false;
+        return state == 'Z' || state == 'X' || static_cast<std::uint32_t>(start_ticks) != stamp;
+    // No /proc: only existence can be checked.
+    return ::kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH;
 }
 
 void owner_lock_init(OwnerLock& lock) noexcept {

@@ -1,7 +1,7 @@
 // The doctest runner of dm_robust. Meson runs it once per suite (-ts=NAME). `--long`
 // (or DRAGONMEM_LONG_TESTS=1) selects the long forms (hundreds of kill rounds, longer
 // stress). After the run, whatever this process's pool names left in /dev/shm is removed
-// and reported.
+// and reported; so is what earlier runs that died left behind.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "support.hpp"
 
@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
         else
             args.push_back(argv[i]);
     }
+    for (const std::string& stale : robust::sweep_dead_runs())
+        std::fprintf(stderr, "note: removed %s, left by an earlier run that died\n", stale.c_str());
     doctest::Context context;
     context.applyCommandLine(static_cast<int>(args.size()), args.data());
     const int result = context.run();

@@ -1,6 +1,7 @@
 // Implementation of the robustness tests' shared pieces (see support.hpp).
 #include "support.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -58,6 +59,24 @@ std::vector<std::string> sweep() {
     }
     for (const std::string& name : names)
         if (::unlink(shm_path(name).c_str()) == 0) removed.push_back(shm_path(name));
+    return removed;
+}
+
+std::vector<std::string> sweep_dead_runs() {
+    std::vector<std::string> removed;
+    DIR* dir = ::opendir("/dev/shm");
+    if (dir == nullptr) return removed;
+    const std::string prefix = "dragonmem.dmr";
+    while (dirent* entry = ::readdir(dir)) {
+        std::string file = entry->d_name;
+        if (file.rfind(prefix, 0) != 0) continue;
+        char* end = nullptr;
+        long pid = std::strtol(file.c_str() + prefix.size(), &end, 10);
+        if (pid <= 0 || end == nullptr || *end != '_') continue;
+        if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH && ::unlink(("/dev/shm/" + file).c_str()) == 0)
+            removed.push_back("/dev/shm/" + file);
+    }
+    ::closedir(dir);
     return removed;
 }
 

@@ -41,6 +41,9 @@ bool shm_exists(std::string_view pool_name);
 void unlink_pool(std::string_view pool_name);
 // Unlinks every object named by unique_name() in this process; returns what it removed.
 std::vector<std::string> sweep();
+// Unlinks the objects of earlier runs that died before their own sweep (a sanitizer
+// halting the process, a SIGKILL): dmr<pid>_* whose pid no longer exists.
+std::vector<std::string> sweep_dead_runs();
 
 // Removes a pool's object on scope exit, whatever happened.
 class ShmGuard {

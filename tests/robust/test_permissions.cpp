@@ -7,6 +7,8 @@
 #include "support.hpp"
 
 #include <cerrno>
+#include <cstdlib>
+#include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,44 @@ constexpr uid_t k_nobody = 65534;
 constexpr gid_t k_nogroup = 65534;
 constexpr uid_t k_other_user = 65533;
 
+// A copy of dm_robust_child that other users can run: the build tree may sit under a
+// folder they cannot enter (a CI clone in a private folder). Removed at scope exit.
+class ChildCopy {
+public:
+    ChildCopy() {
+        char dir_template[] = "/tmp/dmr_child_XXXXXX";
+        if (::mkdtemp(dir_template) == nullptr) return;
+        dir_ = dir_template;
+        ::chmod(dir_.c_str(), 0755);
+        path_ = dir_ + "/dm_robust_child";
+        std::ifstream in(child_program(), std::ios::binary);
+        std::ofstream out(path_, std::ios::binary);
+        out << in.rdbuf();
+        out.close();
+        ::chmod(path_.c_str(), 0755);
+    }
+    ~ChildCopy() {
+        if (!path_.empty()) ::unlink(path_.c_str());
+        if (!dir_.empty()) ::rmdir(dir_.c_str());
+    }
+    ChildCopy(const ChildCopy&) = delete;
+    ChildCopy& operator=(const ChildCopy&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string dir_;
+    std::string path_;
+};
+
+const std::string& other_user_child() {
+    static ChildCopy* copy = nullptr;
+    if (copy == nullptr) {
+        copy = new ChildCopy();
+        std::atexit([] { delete copy; });
+    }
+    return copy->path();
+}
+
 struct AsUser {
     int rc = -1;
     int alloc_rc = -1;
@@ -35,13 +75,13 @@ struct AsUser {
 AsUser try_as(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::string& pool_b64,
               const std::string& pool_name) {
     AsUser out;
-    Child attach = Child::spawn_as({child_program(), "attach"}, uid, gid, groups, {"DMR_POOL=" + pool_b64});
+    Child attach = Child::spawn_as({other_user_child(), "attach"}, uid, gid, groups, {"DMR_POOL=" + pool_b64});
     auto line = attach.wait_line("attach", 10000);
     REQUIRE_MESSAGE(line.has_value(), "attach as uid " << uid << ": " << attach.output());
     out.rc = std::stoi(field(*line, "rc"));
     out.alloc_rc = std::stoi(field(*line, "alloc_rc"));
     out.msg = field(*line, "msg");
-    Child open = Child::spawn_as({child_program(), "open-shm", shm_path(pool_name)}, uid, gid, groups);
+    Child open = Child::spawn_as({other_user_child(), "open-shm", shm_path(pool_name)}, uid, gid, groups);
     auto opened = open.wait_line("open", 10000);
     REQUIRE_MESSAGE(opened.has_value(), open.output());
     out.rdonly_errno = std::stoi(field(*opened, "rdonly_errno"));
@@ -134,7 +174,7 @@ TEST_CASE("permissions: a pool created by nobody with 0600 is closed to another 
     }
     const std::string name = unique_name("nb");
     ShmGuard guard(name);
-    Child creator = Child::spawn_as({child_program(), "create-and-wait", name, "65536", "600"}, k_nobody, k_nogroup, {});
+    Child creator = Child::spawn_as({other_user_child(), "create-and-wait", name, "65536", "600"}, k_nobody, k_nogroup, {});
     auto created = creator.wait_line("created", 10000);
     REQUIRE_MESSAGE(created.has_value(), creator.output());
     const std::string b64 = field(*created, "b64");
