@@ -92,8 +92,12 @@ FigureResult run_figure(const FigureSpec& spec, std::vector<Lane> lanes, const R
             if (lanes[i].prepare) {
                 lanes[i].prepare();
             }
-            result.lanes[i].units_per_rep =
-                spec.metric == Metric::ns_per_op ? calibrate(lanes[i], config.target_rep_ns) : 1;
+            if (spec.metric == Metric::ns_per_op) {
+                result.lanes[i].units_per_rep = calibrate(lanes[i], config.target_rep_ns);
+            } else {
+                result.lanes[i].units_per_rep = 1;
+                lanes[i].run(1);  // warm-up rep, not recorded: fixed-time figures need no calibration
+            }
         });
     }
     for (int rep = 0; rep < config.reps; ++rep) {
