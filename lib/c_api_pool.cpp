@@ -194,7 +194,7 @@ dragonError_t dragon_memory_pool_get_uid_fname(const dragonMemoryPoolSerial_t* p
     if (dragonError_t rc = decode_pool({pool_ser->data, pool_ser->len}, identity)) return rc;
     if (uid_out != nullptr) *uid_out = identity.m_uid;
     if (fname_out != nullptr) {
-        std::string name = "/" + shm_name_for(identity.name);
+        std::string name = fmt::format("/{}", shm_name_for(identity.name));  // not "/" + tmp: GCC 12 -Wrestrict false positive
         *fname_out = static_cast<char*>(std::malloc(name.size() + 1));
         if (*fname_out == nullptr) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "pool_get_uid_fname: out of memory");
         std::memcpy(*fname_out, name.c_str(), name.size() + 1);
