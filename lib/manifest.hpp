@@ -4,7 +4,17 @@
 //
 // Ids are (counter << slot_bits) | slot with a pool-wide counter: unique for the pool's
 // life, strictly increasing, never 0, and O(1) to look up (mask, then compare), so a
-// stale id never resolves to a newer allocation in the same slot.
+// stale id never resolves to a newer allocation in the same slot. The counter is taken
+// with one fetch_add, so ids increase in the order allocations are made, pool-wide,
+// including those a thread cache serves without the lock.
+//
+// A record's id word (the commit point) is one of:
+//   0                                  free slot
+//   id < 2^62                          a live allocation
+//   k_cached_bit | entry               a block parked in thread-cache `entry`
+//   k_cached_bit | k_claimed_bit | entry   that thread is turning it into an allocation
+// Transitions among the last three happen without the lock, each by one CAS on the id
+// word (thread_cache.hpp); 0 <-> used happens only under the lock.
 //
 // Crash story: a record's `id` is its commit point (see ManifestRecord). The free-slot
 // stack and the counters are derived state that repair rebuilds from the records.
@@ -18,12 +28,24 @@
 
 namespace dragonmem::detail {
 
+inline constexpr std::uint64_t k_cached_bit = 1ULL << 63;
+inline constexpr std::uint64_t k_claimed_bit = 1ULL << 62;
+inline constexpr std::uint64_t k_cache_entry_mask = 0xFF;
+static_assert(k_cache_entries <= k_cache_entry_mask + 1);
+
+inline constexpr std::uint64_t cached_word(std::uint32_t entry) noexcept { return k_cached_bit | entry; }
+inline constexpr std::uint64_t claimed_word(std::uint32_t entry) noexcept {
+    return k_cached_bit | k_claimed_bit | entry;
+}
+inline constexpr bool is_cache_word(std::uint64_t word) noexcept { return (word & k_cached_bit) != 0; }
+inline constexpr bool is_live_id(std::uint64_t word) noexcept { return word != 0 && (word & k_cached_bit) == 0; }
+
 class Manifest {
 public:
     Manifest() = default;
     Manifest(PoolHeader* header, ManifestRecord* records)
         : header_(header), records_(records), capacity_(header->manifest_capacity),
-          slot_bits_(header->id_slot_bits) {}
+          slot_bits_(header->id_slot_bits), counter_limit_(((k_claimed_bit - 1) >> slot_bits_)) {}
 
     std::uint64_t capacity() const noexcept { return capacity_; }
     std::uint32_t slot_bits() const noexcept { return slot_bits_; }
@@ -37,16 +59,25 @@ public:
     // The slot's record must already be retired (id 0).
     void give_back_slot(std::uint64_t slot) noexcept;
 
-    // The next id for `slot`; false when the id space is exhausted.
-    bool next_id(std::uint64_t slot, std::uint64_t& id_out) noexcept;
+    // The next id for `slot`; false when the id space is exhausted. Lock not needed.
+    bool next_id(std::uint64_t slot, std::uint64_t& id_out) noexcept {
+        std::uint64_t counter = header_->id_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (counter > counter_limit_) return false;
+        id_out = (counter << slot_bits_) | slot;
+        return true;
+    }
+    // Ids stay below 2^62 (the cache bits).
+    std::uint64_t counter_limit() const noexcept { return counter_limit_; }
 
     // Commit point of an allocation: fields first, id last (release).
     void publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,
                  std::uint64_t type) noexcept;
-    // Commit point of a free: the id goes to 0 first.
-    void retire(std::uint64_t slot) noexcept;
+    // Commit point of a free: the id word goes from `word` to 0, by CAS because a thread
+    // cache may move a live record to cached at the same instant. False if it was not
+    // `word` any more.
+    bool retire(std::uint64_t slot, std::uint64_t word) noexcept;
 
-    // The live record with this id, or nullptr.
+    // The live record with this id, or nullptr (cache words are never ids).
     const ManifestRecord* find(std::uint64_t id) const noexcept;
     bool is_live(std::uint64_t id) const noexcept { return find(id) != nullptr; }
 
@@ -57,12 +88,22 @@ public:
         return header_->slot_hwm < capacity_ ? header_->slot_hwm : capacity_;
     }
 
+    // Live allocations only.
     template <typename Fn>
     void for_each_live(Fn&& fn) const {
         std::uint64_t extent = used_extent();
         for (std::uint64_t slot = 0; slot < extent; ++slot) {
             std::uint64_t id = records_[slot].id.load(std::memory_order_acquire);
-            if (id != 0) fn(slot, records_[slot], id);
+            if (is_live_id(id)) fn(slot, records_[slot], id);
+        }
+    }
+    // Every record in use: live allocations and cached blocks (fn gets the id word).
+    template <typename Fn>
+    void for_each_used(Fn&& fn) const {
+        std::uint64_t extent = used_extent();
+        for (std::uint64_t slot = 0; slot < extent; ++slot) {
+            std::uint64_t word = records_[slot].id.load(std::memory_order_acquire);
+            if (word != 0) fn(slot, records_[slot], word);
         }
     }
 
@@ -74,6 +115,7 @@ private:
     ManifestRecord* records_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint32_t slot_bits_ = 0;
+    std::uint64_t counter_limit_ = 0;
 };
 
 }  // namespace dragonmem::detail

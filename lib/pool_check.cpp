@@ -17,12 +17,37 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     struct Span {
         std::uint64_t offset;
         std::uint64_t size;
-        std::uint64_t id;  // 0 for a listed free block
+        std::uint64_t id;  // 0 for a listed free block or a cached one
+        bool cached;
     };
     std::vector<Span> spans;
 
     std::uint64_t live_found = 0;
-    manifest_.for_each_live([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
+    std::uint64_t used_found = 0;  // live + cached records
+    manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
+        ++used_found;
+        if (is_cache_word(id)) {
+            // A block parked in a thread cache: allocated as far as the heap knows.
+            std::uint64_t entry = id & k_cache_entry_mask;
+            if (entry >= k_cache_entries) {
+                problems.push_back(fmt::format("manifest slot {} names thread-cache entry {}, which does not exist",
+                                               slot, entry));
+                return;
+            }
+            std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
+            std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
+            std::uint64_t size = requested == 0 || requested > heap_bytes ? 0 : std::uint64_t{1} << heap_.order_for(requested);
+            if (size == 0 || offset % size != 0 || offset >= heap_bytes || size > heap_bytes - offset) {
+                problems.push_back(fmt::format("cached block in manifest slot {} (offset {}, {} B) is impossible", slot,
+                                               offset, requested));
+                return;
+            }
+            spans.push_back(Span{offset, size, 0, true});
+            out.cached_blocks += 1;
+            out.cached_bytes += size;
+            out.used_bytes += size;
+            return;
+        }
         ++live_found;
         if (manifest_.slot_of(id) != slot) {
             problems.push_back(fmt::format("manifest slot {} holds id {} which belongs to slot {}", slot, id,
@@ -39,20 +64,20 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
                                            id, rec.offset, size));
             return;
         }
-        spans.push_back(Span{rec.offset, size, id});
+        spans.push_back(Span{rec.offset, size, id, false});
         out.used_bytes += size;
     });
     out.live_allocations = live_found;
-    if (live_found != header_->live_count)
-        problems.push_back(fmt::format("live count says {} but the manifest holds {} live records",
-                                       header_->live_count, live_found));
+    if (used_found != header_->live_count)
+        problems.push_back(fmt::format("live count says {} but the manifest holds {} records in use ({} live, {} cached)",
+                                       header_->live_count, used_found, live_found, used_found - live_found));
 
     std::vector<HeapBlock> listed;
     heap_.collect_listed_blocks(listed, problems);
     out.free_blocks = listed.size();
     for (const HeapBlock& block : listed) {
         std::uint64_t size = std::uint64_t{1} << block.order;
-        spans.push_back(Span{block.offset, size, 0});
+        spans.push_back(Span{block.offset, size, 0, false});
         out.free_bytes += size;
     }
     if (out.free_bytes != header_->heap.free_bytes)
@@ -62,6 +87,7 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
     std::uint64_t cursor = 0;
     auto describe = [](const Span& s) {
+        if (s.cached) return fmt::format("cached block at {} ({} B)", s.offset, s.size);
         return s.id == 0 ? fmt::format("free block at {} ({} B)", s.offset, s.size)
                          : fmt::format("allocation id {} at {} ({} B)", s.id, s.offset, s.size);
     };
@@ -92,12 +118,12 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
             break;
         }
         if (manifest_.record(slot).id.load(std::memory_order_relaxed) != 0)
-            problems.push_back(fmt::format("manifest slot {} is on the free-slot list but holds a live record", slot));
+            problems.push_back(fmt::format("manifest slot {} is on the free-slot list but holds a record in use", slot));
         ++on_stack;
-        link = manifest_.record(slot).offset;
+        link = manifest_.record(slot).offset.load(std::memory_order_relaxed);
     }
-    if (on_stack + live_found != extent && problems.empty())
-        problems.push_back(fmt::format("{} free slots listed + {} live != {} slots used", on_stack, live_found, extent));
+    if (on_stack + used_found != extent && problems.empty())
+        problems.push_back(fmt::format("{} free slots listed + {} in use != {} slots used", on_stack, used_found, extent));
 
     // A damaged list can produce hundreds of near-identical lines: keep the first ones.
     constexpr std::size_t k_max_problems = 50;

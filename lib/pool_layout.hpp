@@ -16,7 +16,7 @@
 namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
-inline constexpr std::uint32_t k_layout_version = 1;
+inline constexpr std::uint32_t k_layout_version = 2;  // 2: thread-cache entries, atomic id counter
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -25,6 +25,7 @@ inline constexpr std::size_t k_name_capacity = 32;         // base names are 1-2
 inline constexpr std::size_t k_max_name_len = 29;
 inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: a free-block header fits
 inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
+inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size: no
@@ -38,6 +39,15 @@ struct HeapState {
     std::uint64_t deferred_mask;                // bit k: deferred_head[k] non-empty
     std::uint64_t free_bytes;                   // free + deferred bytes
     std::uint64_t tag_secret;                   // keys in-band header tags; renewed by repair
+};
+
+// A thread that caches blocks of this pool (thread_cache.hpp). `owner` is the thread's
+// owner word (robust_lock.hpp), 0 when the entry is unclaimed; `pid` its process, so a
+// process that unmaps the pool can hand back its threads' caches.
+struct CacheEntry {
+    std::atomic<std::uint64_t> owner;
+    std::atomic<std::uint32_t> pid;
+    std::uint32_t reserved;
 };
 
 struct PoolHeader {
@@ -76,9 +86,16 @@ struct PoolHeader {
     std::atomic<std::uint32_t> has_waiters;     // a sleeper exists: frees must FUTEX_WAKE
     std::uint32_t reserved2;
 
+    // ---- ids: taken with one fetch_add, with or without the lock (thread caches allocate
+    // without it). On a line of its own: it is the one word every allocation writes.
+    alignas(64) std::atomic<std::uint64_t> id_counter;  // ids are (counter << id_slot_bits) | slot
+
+    // ---- thread-cache entries (thread_cache.hpp): claimed and released under `lock`;
+    // an entry's index marks the manifest records its thread holds cached.
+    alignas(64) CacheEntry cache_entries[k_cache_entries];
+
     // ---- mutable state, guarded by `lock`
-    alignas(64) std::uint64_t id_counter;       // ids are (++id_counter << id_slot_bits) | slot
-    std::uint64_t live_count;
+    alignas(64) std::uint64_t live_count;       // records in use: live allocations + cached blocks
     std::uint64_t max_live_count;
     std::uint64_t slot_free_head;               // 1 + index of a free slot below slot_hwm, 0: none
     std::uint64_t slot_hwm;                     // slots at or above it were never used
@@ -86,14 +103,17 @@ struct PoolHeader {
     HeapState heap;
 };
 
-// A manifest record: one per live allocation. `id` is the commit point: a record is live
-// iff id != 0, and id is stored (release) only after every other field is written, so
-// a process killed at any instant leaves either a complete record or a free slot.
+// A manifest record: one per allocated block. `id` is the commit point and says what the
+// record is (manifest.hpp): 0 free; a live allocation's id; or a block parked in a
+// thread's cache (cached, or claimed while that thread turns it into an allocation).
+// A live id is stored (release) only after every other field is written, so a process
+// killed at any instant leaves a complete record, a cached block or a free slot. The
+// fields are atomics because a cache's owner writes them without the pool lock.
 struct ManifestRecord {
     std::atomic<std::uint64_t> id;
-    std::uint64_t offset;           // block offset in the heap; next-free-slot link when free
-    std::uint64_t requested_bytes;
-    std::uint64_t type;
+    std::atomic<std::uint64_t> offset;           // block offset in the heap; next-free-slot link when free
+    std::atomic<std::uint64_t> requested_bytes;  // a cached block: its block size
+    std::atomic<std::uint64_t> type;
 };
 
 // The in-band header of a block on a free or deferred list (the block's first 32 bytes).
@@ -121,5 +141,6 @@ static_assert(sizeof(FreeBlockHeader) <= (1u << k_min_block_order_floor));
 static_assert(sizeof(PoolHeader) <= k_page_bytes, "the header fits one page");
 static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object is recognised");
 static_assert(offsetof(PoolHeader, lock) % 64 == 0);
+static_assert(sizeof(CacheEntry) == 16);
 
 }  // namespace dragonmem::detail

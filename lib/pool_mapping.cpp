@@ -142,6 +142,7 @@ bool PoolMapping::try_add_ref() noexcept {
 
 void PoolMapping::release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    hand_back_process_caches();  // this process's threads' cached blocks go back to the heap
     registry_forget(this);
     Graveyard& g = graveyard();
     std::lock_guard guard(g.mutex);
@@ -376,6 +377,10 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
                      "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
                      header_->heap_bytes);
     std::uint32_t order = heap_.order_for(bytes);
+    // The common case: a block this thread freed earlier (thread_cache.hpp), no lock.
+    if (ThreadCache* cache = thread_cache_find(this, epoch());
+        cache != nullptr && alloc_from_cache(*cache, order, bytes, type, out))
+        return DRAGON_SUCCESS;
     timespec deadline{};
     if (blocking && timeout != nullptr) {
         if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)
@@ -385,41 +390,25 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     }
     for (;;) {
         if (dragonError_t rc = lock()) return rc;
-        dragonError_t failure;
-        if (!manifest_.has_free_slot()) {
-            // Both full: report the heap, the limit users think of first.
-            failure = heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
-        } else {
-            std::uint64_t offset = heap_.alloc(order);
-            if (offset == k_heap_corrupt) {
-                // A free block's header was overwritten (a write past an allocation's end).
-                // The manifest still says what is allocated: rebuild the heap and retry.
-                repair();
-                offset = heap_.alloc(order);
-                if (offset == k_heap_corrupt) {
-                    unlock();
-                    return failf(DRAGON_FAILURE, "the heap of pool '{}' is corrupt and could not be repaired",
-                                 identity_->name);
-                }
+        bool reported = false;  // a failure alloc_locked has explained: return it as is
+        dragonError_t failure = alloc_locked(bytes, type, order, out, reported);
+        if (failure != DRAGON_SUCCESS && !reported) {
+            // Blocks parked in thread caches (any thread's) are free memory: take them
+            // back before saying there is none.
+            if (take_back_all_cached_locked() > 0) {
+                bool wake = announce_frees_locked();
+                failure = alloc_locked(bytes, type, order, out, reported);
+                if (wake) futex_wake_all(&header_->wake_seq);
             }
-            if (offset != k_nil) {
-                std::uint64_t slot = manifest_.take_slot();
-                std::uint64_t id = 0;
-                if (!manifest_.next_id(slot, id)) {
-                    manifest_.give_back_slot(slot);
-                    heap_.free(offset, order);
-                    unlock();
-                    return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
-                }
-                // Commit point: see Manifest::publish.
-                manifest_.publish(slot, id, offset, bytes, type);
-                header_->live_count += 1;
-                if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
-                unlock();
-                out = BlockInfo{id, type, offset, bytes};
-                return DRAGON_SUCCESS;
-            }
-            failure = DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+        }
+        if (failure == DRAGON_SUCCESS) {
+            if (ThreadCache* cache = cache_for_this_thread_locked()) refill_locked(*cache, order);
+            unlock();
+            return DRAGON_SUCCESS;
+        }
+        if (reported) {
+            unlock();
+            return failure;
         }
         // Nothing changed in the pool: a failed allocation leaves it as it was.
         bool expired = blocking && timeout != nullptr && deadline_passed(deadline);
@@ -450,28 +439,54 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     }
 }
 
+dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order,
+                                        BlockInfo& out, bool& reported) {
+    if (!manifest_.has_free_slot())
+        // Both full: report the heap, the limit users think of first.
+        return heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+    std::uint64_t offset = heap_.alloc(order);
+    if (offset == k_heap_corrupt) {
+        // A free block's header was overwritten (a write past an allocation's end).
+        // The manifest still says what is allocated: rebuild the heap and retry.
+        repair();
+        offset = heap_.alloc(order);
+        if (offset == k_heap_corrupt) {
+            reported = true;
+            return failf(DRAGON_FAILURE, "the heap of pool '{}' is corrupt and could not be repaired", identity_->name);
+        }
+    }
+    if (offset == k_nil) return DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+    std::uint64_t slot = manifest_.take_slot();
+    std::uint64_t id = 0;
+    if (!manifest_.next_id(slot, id)) {
+        manifest_.give_back_slot(slot);
+        heap_.free(offset, order);
+        reported = true;
+        return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
+    }
+    // Commit point: see Manifest::publish.
+    manifest_.publish(slot, id, offset, bytes, type);
+    header_->live_count += 1;
+    if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
+    out = BlockInfo{id, type, offset, bytes};
+    return DRAGON_SUCCESS;
+}
+
 dragonError_t PoolMapping::free(std::uint64_t id) {
     if (id == 0) return DRAGON_SUCCESS;  // zero-byte allocations own no block
+    ThreadCache* cache = thread_cache_find(this, epoch());
+    if (cache != nullptr && free_to_cache(*cache, id)) return DRAGON_SUCCESS;
     if (dragonError_t rc = lock()) return rc;
-    const ManifestRecord* rec = manifest_.find(id);
-    if (rec == nullptr) {
+    int order = manifest_.find(id) == nullptr ? -1 : take_back_locked(manifest_.slot_of(id), id);
+    if (order < 0) {
         unlock();
         return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}' (already freed?)", id,
                      identity_->name);
     }
-    std::uint64_t slot = manifest_.slot_of(id);
-    std::uint64_t offset = rec->offset;
-    std::uint32_t order = heap_.order_for(rec->requested_bytes);
-    // Commit point: after retire() the allocation is gone; if we die before the block is
-    // back on a list, repair rebuilds the heap without it.
-    manifest_.retire(slot);
-    heap_.free(offset, order);
-    manifest_.give_back_slot(slot);
-    header_->live_count -= 1;
-    // Only frees change wake_seq, always under the lock, so a plain increment suffices.
-    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    bool wake = header_->has_waiters.load(std::memory_order_relaxed) != 0;
-    if (wake) header_->has_waiters.store(0, std::memory_order_relaxed);
+    // The free could not be cached because this size's magazine is full: make room.
+    if (cache != nullptr && cache->mags[order].cap != 0 && cache->mags[order].count >= cache->mags[order].cap)
+        flush_magazine_locked(*cache, static_cast<std::uint32_t>(order));
+    bool wake = announce_frees_locked();
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
     return DRAGON_SUCCESS;
@@ -512,6 +527,9 @@ dragonError_t PoolMapping::list(std::optional<std::uint64_t> type, std::vector<A
 dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     if (dragonError_t rc = check_usable("get_attr")) return rc;
     if (dragonError_t rc = lock()) return rc;
+    // Blocks parked in thread caches are free space: report them as such.
+    std::uint64_t cached_left = 0;
+    bool wake = reclaim_cached_locked(ReclaimPlan{0, true}, &cached_left) > 0 && announce_frees_locked();
     const PoolHeader& h = *header_;
     out.name = identity_->name;
     out.shm_name = shm_name_;
@@ -533,17 +551,19 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.max_allocations = h.manifest_capacity;
     out.free_bytes = h.heap.free_bytes;
     out.utilization_pct = 100.0 * static_cast<double>(h.heap_bytes - h.heap.free_bytes) / static_cast<double>(h.heap_bytes);
-    out.live_allocations = h.live_count;
-    out.max_live_allocations = h.max_live_count;
+    out.live_allocations = h.live_count - cached_left;
+    out.max_live_allocations = h.max_live_count;  // counts cached blocks too: the manifest's high-water mark
     out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
     out.recoveries = h.recoveries;
     unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
     return DRAGON_SUCCESS;
 }
 
 dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
     if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
     if (dragonError_t rc = lock()) return rc;
+    bool wake = reclaim_cached_locked(ReclaimPlan{0, true}) > 0 && announce_frees_locked();
     // Report the coalesced truth (what eager coalescing would show), computed aside so
     // that looking does not throw away the deferred blocks (and the preallocations).
     std::vector<std::uint64_t> counts;
@@ -554,6 +574,7 @@ dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
         return fail(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory counting free blocks");
     }
     unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
     out.clear();
     for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
         out.push_back(FreeBlockCount{std::size_t{1} << order, counts[order]});

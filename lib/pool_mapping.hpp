@@ -8,6 +8,7 @@
 #include "manifest.hpp"
 #include "pool_layout.hpp"
 #include "shm_segment.hpp"
+#include "thread_cache.hpp"
 
 #include <dragon/return_codes.h>
 #include <dragonmem/detail/refs.hpp>
@@ -83,7 +84,44 @@ public:
     std::uint64_t heap_bytes() const noexcept { return header_->heap_bytes; }
     std::uint32_t order_for(std::uint64_t bytes) const noexcept { return heap_.order_for(bytes); }
 
+    // A thread's cache goes back to its pool when the thread exits (thread_cache.cpp).
+    static void hand_back_thread_cache(ThreadCache& cache) noexcept;
+
 private:
+    // ---- thread caches (pool_cache.cpp; the protocol is in thread_cache.hpp)
+    struct ReclaimPlan {
+        std::uint64_t whole_entries = 0;  // bit e: take every record of entry e (owner gone)
+        bool steal_cached = false;        // also take other entries' cached (not claimed) blocks
+    };
+    bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
+                          BlockInfo& out) noexcept;
+    bool free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept;
+    // The calling thread's cache, created (with a shared entry) if it has none; lock held.
+    ThreadCache* cache_for_this_thread_locked() noexcept;
+    void refill_locked(ThreadCache& cache, std::uint32_t order) noexcept;
+    void flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept;
+    // Frees the record in `slot` if its id word still is `word` (one CAS): returns the
+    // freed block's order, 0 if the record was implausible (no block freed), -1 if the
+    // word had changed. Lock held.
+    int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
+    // Bumps wake_seq after frees; true if sleepers must be woken (after unlock()).
+    bool announce_frees_locked() noexcept;
+    // Takes cache records back to the heap; returns how many, and in `left` how many
+    // cache records remain. Lock held.
+    std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr) noexcept;
+    // Entries whose owner thread is gone (or that have no owner). Lock held.
+    std::uint64_t dead_entries_locked() const noexcept;
+    void release_entries_locked(std::uint64_t entries) noexcept;
+    // Before an allocation fails: every cached block, and the claimed ones of dead
+    // threads, go back to the heap; dead threads' entries are released. Lock held.
+    std::uint64_t take_back_all_cached_locked() noexcept;
+    // Frees the cached blocks of dead threads and releases their entries. Lock held.
+    void sweep_dead_entries_locked() noexcept;
+    // Takes the lock and hands back every block of these entries, releasing them.
+    void hand_back_entries(std::uint64_t entries) noexcept;
+    void hand_back_process_caches() noexcept;  // release(): this process's entries
+
+
     PoolMapping() = default;
     ~PoolMapping() = default;          // never called: objects are recycled
     static PoolMapping* make();        // a recycled or new object with a fresh epoch
@@ -93,6 +131,10 @@ private:
     dragonError_t lock();
     void unlock() noexcept;
     void repair() noexcept;  // pool_repair.cpp
+    // One allocation from the heap, lock held. `reported`: the failure's message is set
+    // and final (corrupt heap, ids used up); otherwise the caller explains it.
+    dragonError_t alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order, BlockInfo& out,
+                               bool& reported);
     void collect_invariant_problems(CheckReport& out);  // pool_check.cpp
     dragonError_t explain_unusable(const char* op) const;
     dragonError_t explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code);

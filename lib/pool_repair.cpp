@@ -6,6 +6,8 @@
 // all functions of the live records, so recomputing them restores a consistent pool.
 // Records that cannot be a real allocation (out of bounds, misaligned, overlapping an
 // earlier one) are retired, so a corrupt record cannot poison the rebuilt heap.
+// Blocks parked in thread caches (thread_cache.hpp) are kept while their owner thread
+// lives (it may be using them this instant, without the lock) and freed otherwise.
 #include "pool_mapping.hpp"
 
 #include "waiter.hpp"
@@ -24,19 +26,29 @@ void PoolMapping::repair() noexcept {
     };
     std::vector<Live> live;
     std::uint64_t heap_bytes = header_->heap_bytes;
-    std::uint64_t top_counter = header_->id_counter;
+    std::uint64_t top_counter = 0;
+    const std::uint64_t dead_entries = dead_entries_locked();
     try {
-        manifest_.for_each_live([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
-            bool plausible = manifest_.slot_of(id) == slot && rec.requested_bytes != 0 &&
-                             rec.requested_bytes <= heap_bytes;
-            if (plausible) {
-                std::uint32_t order = heap_.order_for(rec.requested_bytes);
-                std::uint64_t size = std::uint64_t{1} << order;
-                plausible = rec.offset < heap_bytes && rec.offset % size == 0 && rec.offset + size <= heap_bytes;
-                if (plausible) live.push_back(Live{slot, id, HeapBlock{rec.offset, order}});
+        manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t word) {
+            bool plausible;
+            if (is_cache_word(word)) {
+                std::uint64_t entry = word & k_cache_entry_mask;
+                plausible = entry < k_cache_entries && ((dead_entries >> entry) & 1) == 0;
+            } else {
+                plausible = manifest_.slot_of(word) == slot;
+                top_counter = std::max(top_counter, word >> manifest_.slot_bits());
             }
-            if (!plausible) manifest_.retire(slot);
-            top_counter = std::max(top_counter, id >> manifest_.slot_bits());
+            std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
+            std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
+            if (plausible && requested != 0 && requested <= heap_bytes) {
+                std::uint32_t order = heap_.order_for(requested);
+                std::uint64_t size = std::uint64_t{1} << order;
+                plausible = offset < heap_bytes && offset % size == 0 && offset + size <= heap_bytes;
+                if (plausible) live.push_back(Live{slot, word, HeapBlock{offset, order}});
+            } else {
+                plausible = false;
+            }
+            if (!plausible) manifest_.retire(slot, word);
         });
     } catch (const std::bad_alloc&) {
         // Cannot rebuild without memory; leave the pool as is rather than guess.
@@ -48,7 +60,7 @@ void PoolMapping::repair() noexcept {
     std::uint64_t cursor = 0;
     for (const Live& entry : live) {
         if (entry.block.offset < cursor) {  // overlaps the previous block: cannot both be real
-            manifest_.retire(entry.slot);
+            manifest_.retire(entry.slot, entry.id);
             continue;
         }
         blocks.push_back(entry.block);
@@ -59,7 +71,10 @@ void PoolMapping::repair() noexcept {
         secret = header_->heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
     heap_.rebuild(blocks, secret);
     manifest_.rebuild_free_slots();
-    header_->id_counter = top_counter;
+    // Never lower: lock-free allocations may have taken ids beyond the last published one.
+    if (header_->id_counter.load(std::memory_order_relaxed) < top_counter)
+        header_->id_counter.store(top_counter, std::memory_order_relaxed);
+    release_entries_locked(dead_entries);
     header_->live_count = blocks.size();
     if (header_->max_live_count < header_->live_count) header_->max_live_count = header_->live_count;
     header_->recoveries += 1;

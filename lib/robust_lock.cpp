@@ -91,6 +91,12 @@ bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept {
     return ::kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH;
 }
 
+std::uint64_t current_owner_word() noexcept { return my_word(); }
+
+bool owner_word_is_dead(std::uint64_t word) noexcept {
+    return word == 0 || lock_owner_is_dead(static_cast<std::uint32_t>(word), static_cast<std::uint32_t>(word >> 32));
+}
+
 void owner_lock_init(OwnerLock& lock) noexcept {
     lock.word.store(0, std::memory_order_relaxed);
     lock.sleepers.store(0, std::memory_order_relaxed);

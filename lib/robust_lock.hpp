@@ -39,4 +39,10 @@ void owner_lock_release(OwnerLock& lock) noexcept;
 // For tests: is the thread (tid, start stamp) gone?
 bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept;
 
+// The calling thread's owner word, (start stamp << 32) | tid: what it writes into a lock
+// it holds, and into a thread-cache entry it owns (thread_cache.hpp).
+std::uint64_t current_owner_word() noexcept;
+// Whether the thread an owner word names is gone; 0 (no owner) counts as gone.
+bool owner_word_is_dead(std::uint64_t word) noexcept;
+
 }  // namespace dragonmem::detail

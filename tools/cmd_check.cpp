@@ -26,7 +26,9 @@ Command add_check(CLI::App& top) {
                                      {"free_bytes", report.free_bytes},
                                      {"used_bytes", report.used_bytes},
                                      {"live_allocations", report.live_allocations},
-                                     {"free_blocks", report.free_blocks}},
+                                     {"free_blocks", report.free_blocks},
+                                     {"cached_blocks", report.cached_blocks},
+                                     {"cached_bytes", report.cached_bytes}},
                                 std::nullopt};
                 if (!report.ok)
                     outcome.failure = Failure{DRAGON_INVALID_STATE,

@@ -46,7 +46,8 @@ struct PoolAttributes {
     std::size_t free_bytes = 0;
     double utilization_pct = 0.0;       // 100 * used / heap_bytes
     std::size_t live_allocations = 0;
-    std::size_t max_live_allocations = 0;  // most live at once since creation
+    std::size_t max_live_allocations = 0;  // most manifest records in use at once since creation
+                                           // (live allocations plus blocks cached by threads)
     bool waiters = false;               // someone is blocked waiting for memory or a slot
     std::uint64_t recoveries = 0;       // times a survivor repaired the pool after a crash
 };
@@ -70,9 +71,11 @@ struct CheckReport {
     std::vector<std::string> problems;  // one sentence each, empty when ok
     std::size_t heap_bytes = 0;
     std::size_t free_bytes = 0;         // sum of free blocks found on the free lists
-    std::size_t used_bytes = 0;         // sum of live blocks found in the manifest
+    std::size_t used_bytes = 0;         // sum of the blocks the manifest holds (live + cached)
     std::size_t live_allocations = 0;
     std::size_t free_blocks = 0;
+    std::size_t cached_blocks = 0;      // freed blocks parked in thread caches for reuse
+    std::size_t cached_bytes = 0;
 };
 
 }  // namespace dragonmem

@@ -1,0 +1,236 @@
+// The pool's side of the per-thread block caches: the lock-free alloc and free, and the
+// locked refill, flush and take-back. The protocol and its crash argument are in
+// thread_cache.hpp; each shared update below says what a survivor sees if we die there.
+#include "pool_mapping.hpp"
+
+#include "robust_lock.hpp"
+#include "waiter.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+
+namespace dragonmem::detail {
+
+bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
+                                   BlockInfo& out) noexcept {
+    Magazine& mag = cache.mags[order];
+    const std::uint64_t cached = cached_word(cache.entry);
+    while (mag.count != 0) {
+        std::uint32_t slot = mag.slots[--mag.count];
+        ManifestRecord& rec = manifest_.record(slot);
+        std::uint64_t expected = cached;
+        // Claim: once claimed, only this thread (or, if it dies, repair) changes the record.
+        if (!rec.id.compare_exchange_strong(expected, claimed_word(cache.entry), std::memory_order_acquire,
+                                            std::memory_order_relaxed))
+            continue;  // taken back to the heap since it was cached: a stale slot
+        if (heap_.order_for(rec.requested_bytes.load(std::memory_order_relaxed)) != order) {
+            // A stale duplicate of a slot that was taken back, then cached again at
+            // another size; the copy pushed then is the valid one.
+            rec.id.store(cached, std::memory_order_release);
+            continue;
+        }
+        std::uint64_t id = 0;
+        if (!manifest_.next_id(slot, id)) {
+            rec.id.store(cached, std::memory_order_release);
+            mag.slots[mag.count++] = slot;
+            return false;  // the locked path reports the exhausted id space
+        }
+        std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
+        // Killed from the claim to here: the record reads claimed by a dead thread and
+        // repair (or the next failing allocation) frees the block.
+        rec.requested_bytes.store(bytes, std::memory_order_relaxed);
+        rec.type.store(type, std::memory_order_relaxed);
+        rec.id.store(id, std::memory_order_release);  // commit point: a live allocation
+        out = BlockInfo{id, type, offset, bytes};
+        return true;
+    }
+    return false;
+}
+
+bool PoolMapping::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
+    // A sleeper waits for a free to wake it: leave that to the locked path.
+    if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return false;
+    std::uint64_t slot = manifest_.slot_of(id);
+    if (!is_live_id(id) || slot >= manifest_.capacity()) return false;  // the locked path explains
+    ManifestRecord& rec = manifest_.record(slot);
+    if (rec.id.load(std::memory_order_acquire) != id) return false;
+    // Read while the record holds this id: its fields cannot change until it is freed,
+    // and the CAS below proves it was not.
+    std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
+    if (requested == 0 || requested > header_->heap_bytes) return false;
+    Magazine& mag = cache.mags[heap_.order_for(requested)];
+    if (mag.count >= mag.cap) return false;  // full (or not cached): the locked path flushes
+    std::uint64_t expected = id;
+    // Commit point of the free. Killed after it: the block is cached by a dead thread.
+    if (!rec.id.compare_exchange_strong(expected, cached_word(cache.entry), std::memory_order_acq_rel,
+                                        std::memory_order_relaxed))
+        return false;  // freed by someone else meanwhile: the locked path reports it
+    mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
+    return true;
+}
+
+int PoolMapping::take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept {
+    ManifestRecord& rec = manifest_.record(slot);
+    if (!manifest_.retire(slot, word)) return -1;
+    // Retired: killed from here on, repair rebuilds the heap without this block.
+    std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
+    std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
+    int order = -1;
+    if (requested != 0 && requested <= header_->heap_bytes) {
+        std::uint32_t o = heap_.order_for(requested);
+        std::uint64_t size = std::uint64_t{1} << o;
+        if (offset % size == 0 && offset < header_->heap_bytes && size <= header_->heap_bytes - offset) {
+            heap_.free(offset, o);
+            order = static_cast<int>(o);
+        }
+    }
+    // An implausible record (overwritten shared memory) frees no block: the checker
+    // reports the bytes as lost and a repair recovers them.
+    manifest_.give_back_slot(slot);
+    header_->live_count -= 1;
+    return order < 0 ? 0 : order;
+}
+
+bool PoolMapping::announce_frees_locked() noexcept {
+    // Only lock holders change wake_seq, so a plain increment suffices.
+    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    bool wake = header_->has_waiters.load(std::memory_order_relaxed) != 0;
+    if (wake) header_->has_waiters.store(0, std::memory_order_relaxed);
+    return wake;
+}
+
+ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
+    std::uint64_t epoch = this->epoch();
+    if (ThreadCache* cache = thread_cache_find(this, epoch)) return cache;
+    ThreadCache* cache = thread_cache_create(this, epoch);
+    if (cache == nullptr) return nullptr;
+    for (int pass = 0; pass < 2 && cache->entry == k_no_entry; ++pass) {
+        if (pass == 1) sweep_dead_entries_locked();  // every entry taken: free those of dead threads
+        for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
+            CacheEntry& entry = header_->cache_entries[e];
+            if (entry.owner.load(std::memory_order_relaxed) != 0) continue;
+            // Killed right after: the entry names a dead thread and holds nothing.
+            entry.owner.store(current_owner_word(), std::memory_order_relaxed);
+            entry.pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+            cache->entry = e;
+            break;
+        }
+    }
+    if (cache->entry == k_no_entry) return cache;  // stays uncached: every magazine cap is 0
+    // Blocks a thread may hold per size: bounded in count and bytes, and a small share of
+    // a small pool.
+    std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
+    for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
+        cache->mags[order].cap = static_cast<std::uint32_t>(std::min<std::uint64_t>(k_magazine_slots, budget >> order));
+    return cache;
+}
+
+void PoolMapping::refill_locked(ThreadCache& cache, std::uint32_t order) noexcept {
+    Magazine& mag = cache.mags[order];
+    if (mag.cap == 0) return;
+    std::uint64_t want = std::min(mag.warm, mag.cap - mag.count);
+    mag.warm = std::min(mag.cap, mag.warm == 0 ? 1 : mag.warm * 2);
+    // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
+    want = std::min(want, (manifest_.capacity() - header_->live_count) / 16);
+    want = std::min(want, (heap_.free_bytes() / 16) >> order);
+    const std::uint64_t cached = cached_word(cache.entry);
+    for (std::uint64_t i = 0; i < want && manifest_.has_free_slot(); ++i) {
+        std::uint64_t offset = heap_.alloc(order);
+        if (offset == k_nil || offset == k_heap_corrupt) break;  // the next allocation repairs
+        std::uint64_t slot = manifest_.take_slot();
+        ManifestRecord& rec = manifest_.record(slot);
+        rec.offset.store(offset, std::memory_order_relaxed);
+        rec.requested_bytes.store(std::uint64_t{1} << order, std::memory_order_relaxed);
+        rec.type.store(0, std::memory_order_relaxed);
+        // Commit point. Killed before it: the slot reads free and repair frees the block.
+        rec.id.store(cached, std::memory_order_release);
+        header_->live_count += 1;
+        mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
+    }
+    // The high-water mark counts manifest records in use, cached blocks included.
+    if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
+}
+
+void PoolMapping::flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept {
+    Magazine& mag = cache.mags[order];
+    const std::uint64_t cached = cached_word(cache.entry);
+    while (mag.count > mag.cap / 2) take_back_locked(mag.slots[--mag.count], cached);  // stale slots: no-ops
+}
+
+std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left) noexcept {
+    std::uint64_t taken = 0;
+    std::uint64_t remaining = 0;
+    manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
+        if (!is_cache_word(word)) return;
+        std::uint64_t e = word & k_cache_entry_mask;
+        bool whole = e >= k_cache_entries || ((plan.whole_entries >> e) & 1) != 0;
+        bool take = whole || (plan.steal_cached && (word & k_claimed_bit) == 0);
+        // A failed CAS: the owner claimed it meanwhile; it is an allocation now.
+        if (take && take_back_locked(slot, word) >= 0)
+            ++taken;
+        else
+            ++remaining;
+    });
+    if (left != nullptr) *left = remaining;
+    return taken;
+}
+
+std::uint64_t PoolMapping::dead_entries_locked() const noexcept {
+    std::uint64_t dead = 0;
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
+        if (owner_word_is_dead(header_->cache_entries[e].owner.load(std::memory_order_relaxed)))
+            dead |= std::uint64_t{1} << e;
+    return dead;
+}
+
+void PoolMapping::release_entries_locked(std::uint64_t entries) noexcept {
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
+        if (((entries >> e) & 1) != 0) header_->cache_entries[e].owner.store(0, std::memory_order_relaxed);
+}
+
+std::uint64_t PoolMapping::take_back_all_cached_locked() noexcept {
+    std::uint64_t dead = dead_entries_locked();  // reads /proc only for owned entries
+    std::uint64_t taken = reclaim_cached_locked(ReclaimPlan{dead, true});
+    release_entries_locked(dead);
+    return taken;
+}
+
+void PoolMapping::sweep_dead_entries_locked() noexcept {
+    std::uint64_t dead = dead_entries_locked();
+    reclaim_cached_locked(ReclaimPlan{dead, false});
+    release_entries_locked(dead);
+}
+
+void PoolMapping::hand_back_entries(std::uint64_t entries) noexcept {
+    if (entries == 0 || lock() != DRAGON_SUCCESS) return;
+    bool wake = reclaim_cached_locked(ReclaimPlan{entries, false}) > 0 && announce_frees_locked();
+    release_entries_locked(entries);
+    unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
+}
+
+void PoolMapping::hand_back_process_caches() noexcept {
+    if (unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere()) return;
+    auto pid = static_cast<std::uint32_t>(::getpid());
+    std::uint64_t mine = 0;
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
+        const CacheEntry& entry = header_->cache_entries[e];
+        if (entry.owner.load(std::memory_order_relaxed) != 0 && entry.pid.load(std::memory_order_relaxed) == pid)
+            mine |= std::uint64_t{1} << e;
+    }
+    hand_back_entries(mine);
+}
+
+void PoolMapping::hand_back_thread_cache(ThreadCache& cache) noexcept {
+    PoolMapping* mapping = cache.mapping;
+    if (cache.entry == k_no_entry || !mapping->try_add_ref()) return;
+    // The object may have been recycled for another pool: the epoch tells.
+    if (mapping->epoch() == cache.epoch && !mapping->unmapped_.load(std::memory_order_acquire) &&
+        !mapping->destroyed_elsewhere())
+        mapping->hand_back_entries(std::uint64_t{1} << cache.entry);
+    mapping->release();
+}
+
+}  // namespace dragonmem::detail
