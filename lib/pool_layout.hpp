@@ -100,6 +100,7 @@ struct PoolHeader {
     std::uint64_t slot_free_head;               // 1 + index of a free slot below slot_hwm, 0: none
     std::uint64_t slot_hwm;                     // slots at or above it were never used
     std::uint64_t recoveries;                   // repairs after a holder died
+    std::uint64_t cache_records_possible;       // 0: no manifest record is a cache word (scans skipped)
     HeapState heap;
 };
 
