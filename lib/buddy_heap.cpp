@@ -52,11 +52,6 @@ void BuddyHeap::format(std::uint64_t secret) {
     state_->free_bytes = heap_bytes();
 }
 
-std::uint32_t BuddyHeap::order_for(std::uint64_t bytes) const noexcept {
-    std::uint32_t order = bytes <= 1 ? 0 : static_cast<std::uint32_t>(std::bit_width(bytes - 1));
-    return order < min_order_ ? min_order_ : order;
-}
-
 void BuddyHeap::push_free(std::uint64_t offset, std::uint32_t order) noexcept {
     FreeBlockHeader* h = header(offset);
     std::uint64_t head = state_->free_head[order];

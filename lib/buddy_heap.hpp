@@ -15,6 +15,7 @@
 
 #include "pool_layout.hpp"
 
+#include <bit>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -41,8 +42,11 @@ public:
     // Fresh heap: one maximal free block.
     void format(std::uint64_t secret);
 
-    // Smallest order whose block holds `bytes` (bytes > 0).
-    std::uint32_t order_for(std::uint64_t bytes) const noexcept;
+    // Smallest order whose block holds `bytes` (bytes > 0). One lzcnt: no loop, no division.
+    std::uint32_t order_for(std::uint64_t bytes) const noexcept {
+        std::uint32_t order = bytes <= 1 ? 0 : static_cast<std::uint32_t>(std::bit_width(bytes - 1));
+        return order < min_order_ ? min_order_ : order;
+    }
     std::uint32_t min_order() const noexcept { return min_order_; }
     std::uint32_t max_order() const noexcept { return max_order_; }
 

@@ -14,14 +14,12 @@ HandleTable<PoolRef>& pool_table() {
     return *table;
 }
 
+}  // namespace
+
 HandleTable<MemoryRef>& memory_table() {
     static auto* table = new HandleTable<MemoryRef>();
     return *table;
 }
-
-constexpr int k_original = 1;
-
-}  // namespace
 
 dragonError_t find_pool(const dragonMemoryPoolDescr_t* descr, const char* op, PoolRef*& out) {
     if (descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: the pool descriptor pointer is NULL", op);
@@ -46,18 +44,14 @@ dragonError_t find_memory(const dragonMemoryDescr_t* descr, const char* op, Memo
 dragonError_t store_pool(dragonMemoryPoolDescr_t* descr, PoolRef&& ref) {
     std::uint64_t key = pool_table().insert(std::move(ref));
     if (key == 0) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "no memory left for another pool descriptor");
-    descr->_original = k_original;
+    descr->_original = k_descr_original;
     descr->_idx = key;
     descr->_rt_idx = 0;
     return DRAGON_SUCCESS;
 }
 
 dragonError_t store_memory(dragonMemoryDescr_t* descr, MemoryRef&& ref) {
-    std::uint64_t key = memory_table().insert(std::move(ref));
-    if (key == 0) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "no memory left for another memory descriptor");
-    descr->_original = k_original;
-    descr->_idx = key;
-    return DRAGON_SUCCESS;
+    return store_memory_with(descr, [&](MemoryRef& slot) { slot = std::move(ref); });
 }
 
 bool erase_pool(const dragonMemoryPoolDescr_t* descr) { return descr != nullptr && pool_table().erase(descr->_idx); }

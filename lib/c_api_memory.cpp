@@ -5,6 +5,7 @@
 #include "descriptor_codec.hpp"
 #include "descriptor_ops.hpp"
 #include "error.hpp"
+#include "pool_mapping.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -20,9 +21,10 @@ dragonError_t allocate(dragonMemoryDescr_t* mem_descr, const dragonMemoryPoolDes
     PoolRef* pool = nullptr;
     if (dragonError_t rc = find_pool(pool_descr, op, pool)) return rc;
     if (mem_descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: mem_descr is NULL", op);
-    MemoryRef ref;
-    if (dragonError_t rc = mem_alloc(ref, *pool, bytes, type, blocking, timer)) return rc;
-    return store_memory(mem_descr, std::move(ref));
+    PoolMapping* mapping = nullptr;
+    BlockInfo block;
+    if (dragonError_t rc = mem_alloc_block(*pool, bytes, type, blocking, timer, mapping, block)) return rc;
+    return store_memory_with(mem_descr, [&](MemoryRef& ref) { fill_allocated(ref, mapping, block); });
 }
 
 }  // namespace

@@ -38,8 +38,14 @@ dragonError_t pool_destroy(PoolRef& pool);  // empties `pool` on success
 dragonError_t pool_clone(PoolRef& out, const PoolRef& pool);
 
 // ---- allocations
+struct BlockInfo;
 dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
                         const timespec* timeout);
+// mem_alloc in two steps, so the C API can build the descriptor in place in its table:
+// the allocation (a zero-byte one is id 0, no block), then the descriptor's fields.
+dragonError_t mem_alloc_block(const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
+                              const timespec* timeout, PoolMapping*& mapping, BlockInfo& block);
+void fill_allocated(MemoryRef& out, PoolMapping* mapping, const BlockInfo& block) noexcept;
 dragonError_t mem_require_valid(const MemoryRef& mem, const char* op);
 // The mapping of a valid, local, still attached and not destroyed allocation's pool.
 dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMapping*& out);

@@ -7,6 +7,8 @@
 // caller's race, as with any handle).
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -28,18 +30,29 @@ public:
     static constexpr std::uint32_t k_chunk_entries = 1u << k_chunk_bits;
     static constexpr std::uint32_t k_max_chunks = 1u << 14;  // 16M live handles
 
-    HandleTable() = default;
+    HandleTable() noexcept {
+        // A thread's stash goes back to the shared free list when the thread exits.
+        pthread_key_create(&exit_key_, [](void* table) { static_cast<HandleTable*>(table)->flush(stash_, stash_.count); });
+    }
     HandleTable(const HandleTable&) = delete;
     HandleTable& operator=(const HandleTable&) = delete;
 
     // Stores `value` and returns its key (never 0), or 0 when out of memory/handles.
     std::uint64_t insert(T&& value) noexcept {
+        return insert_with([&](T& slot) { slot = std::move(value); });
+    }
+
+    // The same, filling the entry's value in place: `fill(T&)` gets the value an erase
+    // left behind (moved-from) and must set every field the caller relies on. Saves
+    // building and moving a temporary on the allocation fast path.
+    template <typename Fill>
+    std::uint64_t insert_with(Fill&& fill) noexcept {
         Stash& stash = stash_;
         if (stash.count == 0 && !refill(stash)) return 0;
         std::uint32_t index = stash.slots[--stash.count];
         Entry& e = entry(index);
         std::uint64_t key = (static_cast<std::uint64_t>(e.generation) << 32) | (index + 1);
-        e.value = std::move(value);
+        fill(e.value);
         e.key.store(key, std::memory_order_release);
         return key;
     }
@@ -66,7 +79,7 @@ public:
         e.generation += 1;
         T old(std::move(e.value));  // leaves the entry's value empty; destroyed on return
         Stash& stash = stash_;
-        stash.owner = this;
+        if (stash.count == 0) pthread_setspecific(exit_key_, this);  // this thread may never refill
         if (stash.count == k_stash_capacity) flush(stash, k_stash_capacity / 2);
         stash.slots[stash.count++] = index;
         return true;
@@ -78,17 +91,15 @@ private:
 
     // Free entries a thread keeps for itself, so insert/erase take no lock and no atomic
     // read-modify-write; the shared free list is touched once per k_stash_capacity / 2.
+    // Trivially destructible (flushed at thread exit by exit_key_), so that using it
+    // costs no TLS guard check.
     struct Stash {
-        std::uint32_t count = 0;
+        std::uint32_t count;
         std::uint32_t slots[k_stash_capacity];
-        HandleTable* owner = nullptr;
-        ~Stash() {
-            if (owner != nullptr) owner->flush(*this, count);
-        }
     };
 
     bool refill(Stash& stash) noexcept {
-        stash.owner = this;
+        pthread_setspecific(exit_key_, this);
         lock();
         while (stash.count < k_stash_capacity / 2) {
             std::uint32_t index;
@@ -115,7 +126,8 @@ private:
         unlock();
     }
 
-    __attribute__((tls_model("initial-exec"))) static inline thread_local Stash stash_;
+    __attribute__((tls_model("initial-exec"))) static constinit inline thread_local Stash stash_{};
+    pthread_key_t exit_key_{};
 
     struct Entry {
         std::atomic<std::uint64_t> key{0};

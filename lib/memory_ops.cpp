@@ -50,23 +50,32 @@ dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out) {
     return DRAGON_SUCCESS;
 }
 
+dragonError_t mem_alloc_block(const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
+                              const timespec* timeout, PoolMapping*& mapping, BlockInfo& block) {
+    if (dragonError_t rc = pool_require_local(pool, blocking ? "alloc_blocking" : "alloc", mapping)) return rc;
+    block = BlockInfo{0, type, 0, 0};
+    if (bytes == 0) return DRAGON_SUCCESS;  // zero bytes: id 0, no block, no record
+    return mapping->alloc(bytes, type, blocking, timeout, block);
+}
+
+void fill_allocated(MemoryRef& out, PoolMapping* mapping, const BlockInfo& block) noexcept {
+    out.mapping = mapping;
+    out.mapping_epoch = mapping->epoch();
+    out.pool = PoolRef{};
+    out.id = block.id;
+    out.type = block.type;
+    out.block_offset = block.offset;
+    out.requested_bytes = block.requested_bytes;
+    out.view_offset = 0;
+    out.view_bytes = block.requested_bytes;
+}
+
 dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
                         const timespec* timeout) {
     PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = pool_require_local(pool, blocking ? "alloc_blocking" : "alloc", mapping)) return rc;
-    MemoryRef result;
-    result.mapping = mapping;
-    result.mapping_epoch = mapping->epoch();
-    result.type = type;
-    if (bytes != 0) {  // zero bytes: id 0, no block, no record
-        BlockInfo block;
-        if (dragonError_t rc = mapping->alloc(bytes, type, blocking, timeout, block)) return rc;
-        result.id = block.id;
-        result.block_offset = block.offset;
-        result.requested_bytes = bytes;
-        result.view_bytes = bytes;
-    }
-    out = std::move(result);
+    BlockInfo block;
+    if (dragonError_t rc = mem_alloc_block(pool, bytes, type, blocking, timeout, mapping, block)) return rc;
+    fill_allocated(out, mapping, block);
     return DRAGON_SUCCESS;
 }
 

@@ -13,21 +13,34 @@
 
 namespace dragonmem::detail {
 
+namespace {
+
+constexpr std::uint64_t bit(std::uint64_t e) noexcept { return std::uint64_t{1} << e; }
+
+// A thread whose start time could not be read has no reliable owner word: it caches nothing.
+bool owner_word_known(std::uint64_t word) noexcept { return (word >> 32) != 0; }
+
+}  // namespace
+
 bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
                                    BlockInfo& out) noexcept {
     Magazine& mag = cache.mags[order];
     const std::uint64_t cached = cached_word(cache.entry);
+    const std::uint64_t size = std::uint64_t{1} << order;
     while (mag.count != 0) {
         std::uint32_t slot = mag.slots[--mag.count];
         ManifestRecord& rec = manifest_.record(slot);
         std::uint64_t expected = cached;
-        // Claim: once claimed, only this thread (or, if it dies, repair) changes the record.
+        // Claim: from here only this thread (or, once it is dead, a survivor) changes it.
         if (!rec.id.compare_exchange_strong(expected, claimed_word(cache.entry), std::memory_order_acquire,
                                             std::memory_order_relaxed))
             continue;  // taken back to the heap since it was cached: a stale slot
-        if (heap_.order_for(rec.requested_bytes.load(std::memory_order_relaxed)) != order) {
+        std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
+        if (heap_.order_for(rec.requested_bytes.load(std::memory_order_relaxed)) != order ||
+            (offset & (size - 1)) != 0 || offset >= header_->heap_bytes) {
             // A stale duplicate of a slot that was taken back, then cached again at
-            // another size; the copy pushed then is the valid one.
+            // another size (the copy pushed then is the valid one), or a record damaged
+            // in shared memory (take-back frees no block for it). Unclaim, drop.
             rec.id.store(cached, std::memory_order_release);
             continue;
         }
@@ -37,9 +50,8 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
             mag.slots[mag.count++] = slot;
             return false;  // the locked path reports the exhausted id space
         }
-        std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-        // Killed from the claim to here: the record reads claimed by a dead thread and
-        // repair (or the next failing allocation) frees the block.
+        // Killed from the claim to the id store: the record reads claimed by a dead
+        // thread, and a survivor frees the block (repair, or a take-back).
         rec.requested_bytes.store(bytes, std::memory_order_relaxed);
         rec.type.store(type, std::memory_order_relaxed);
         rec.id.store(id, std::memory_order_release);  // commit point: a live allocation
@@ -50,7 +62,8 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
 }
 
 bool PoolMapping::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
-    // A sleeper waits for a free to wake it: leave that to the locked path.
+    // A sleeper waits for a free to wake it: leave that to the locked path. (A sleeper
+    // that sets the flag just after this read is woken by its 100 ms re-check at worst.)
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return false;
     std::uint64_t slot = manifest_.slot_of(id);
     if (!is_live_id(id) || slot >= manifest_.capacity()) return false;  // the locked path explains
@@ -77,7 +90,7 @@ int PoolMapping::take_back_locked(std::uint64_t slot, std::uint64_t word) noexce
     // Retired: killed from here on, repair rebuilds the heap without this block.
     std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
     std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-    int order = -1;
+    int order = 0;
     if (requested != 0 && requested <= header_->heap_bytes) {
         std::uint32_t o = heap_.order_for(requested);
         std::uint64_t size = std::uint64_t{1} << o;
@@ -90,7 +103,7 @@ int PoolMapping::take_back_locked(std::uint64_t slot, std::uint64_t word) noexce
     // reports the bytes as lost and a repair recovers them.
     manifest_.give_back_slot(slot);
     header_->live_count -= 1;
-    return order < 0 ? 0 : order;
+    return order;
 }
 
 bool PoolMapping::announce_frees_locked() noexcept {
@@ -103,22 +116,40 @@ bool PoolMapping::announce_frees_locked() noexcept {
 
 ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
     std::uint64_t epoch = this->epoch();
-    if (ThreadCache* cache = thread_cache_find(this, epoch)) return cache;
-    ThreadCache* cache = thread_cache_create(this, epoch);
+    ThreadCache* cache = thread_cache_find(this, epoch);
+    if (cache == nullptr) cache = thread_cache_create(this, epoch);
     if (cache == nullptr) return nullptr;
+    if (cache->entry != k_no_entry) {
+        // Still ours? Only a survivor that judged us dead would have released it.
+        if (header_->cache_entries[cache->entry].owner.load(std::memory_order_relaxed) == current_owner_word())
+            return cache;
+        *cache = ThreadCache{this, epoch, k_no_entry, true, 0, {}};  // its slots are stale: forget them
+        return cache;
+    }
+    // One-off users (a CLI command, one allocation) never claim an entry: the second
+    // locked allocation of this thread does.
+    if (cache->gave_up || ++cache->slow_allocs < 2) return cache;
+    const std::uint64_t me = current_owner_word();
+    if (!owner_word_known(me)) return cache;
     for (int pass = 0; pass < 2 && cache->entry == k_no_entry; ++pass) {
         if (pass == 1) sweep_dead_entries_locked();  // every entry taken: free those of dead threads
         for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
             CacheEntry& entry = header_->cache_entries[e];
             if (entry.owner.load(std::memory_order_relaxed) != 0) continue;
+            header_->cache_records_possible = 1;
             // Killed right after: the entry names a dead thread and holds nothing.
-            entry.owner.store(current_owner_word(), std::memory_order_relaxed);
+            entry.owner.store(me, std::memory_order_relaxed);
             entry.pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+            my_entries_ |= bit(e);
+            my_entry_owner_[e] = me;
             cache->entry = e;
             break;
         }
     }
-    if (cache->entry == k_no_entry) return cache;  // stays uncached: every magazine cap is 0
+    if (cache->entry == k_no_entry) {
+        cache->gave_up = true;  // all entries held by live threads: this thread stays uncached
+        return cache;
+    }
     // Blocks a thread may hold per size: bounded in count and bytes, and a small share of
     // a small pool.
     std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
@@ -129,7 +160,8 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
 
 void PoolMapping::refill_locked(ThreadCache& cache, std::uint32_t order) noexcept {
     Magazine& mag = cache.mags[order];
-    if (mag.cap == 0) return;
+    if (mag.cap == 0 || cache.entry == k_no_entry) return;
+    if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
     std::uint64_t want = std::min(mag.warm, mag.cap - mag.count);
     mag.warm = std::min(mag.cap, mag.warm == 0 ? 1 : mag.warm * 2);
     // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
@@ -160,29 +192,62 @@ void PoolMapping::flush_magazine_locked(ThreadCache& cache, std::uint32_t order)
 }
 
 std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left) noexcept {
+    if (left != nullptr) *left = 0;
+    if (header_->cache_records_possible == 0) return 0;  // no thread has cached since the last clean scan
     std::uint64_t taken = 0;
     std::uint64_t remaining = 0;
+    std::uint64_t claimed_entries = 0;  // entries with a claimed (in-flight) record
     manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
         if (!is_cache_word(word)) return;
         std::uint64_t e = word & k_cache_entry_mask;
-        bool whole = e >= k_cache_entries || ((plan.whole_entries >> e) & 1) != 0;
-        bool take = whole || (plan.steal_cached && (word & k_claimed_bit) == 0);
-        // A failed CAS: the owner claimed it meanwhile; it is an allocation now.
+        bool take;
+        if (e >= k_cache_entries)
+            take = true;  // names no entry: damaged, nobody can own it
+        else if ((word & k_claimed_bit) != 0) {
+            claimed_entries |= bit(e);
+            take = ((plan.dead_entries >> e) & 1) != 0;  // only a dead owner's claim may be undone
+        } else
+            take = ((plan.cached_of >> e) & 1) != 0;
+        // A failed CAS: the owner claimed (or freed into) it meanwhile.
         if (take && take_back_locked(slot, word) >= 0)
             ++taken;
         else
             ++remaining;
     });
+    // Claims found in flight: undo those whose thread is gone (it died between claim and
+    // commit). /proc is read for those entries only.
+    std::uint64_t dead = 0;
+    if (plan.find_dead_claims && (claimed_entries & ~plan.dead_entries) != 0)
+        dead = dead_entries_locked(claimed_entries & ~plan.dead_entries);
+    if (dead != 0) {
+        manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
+            if (!is_cache_word(word) || (word & k_claimed_bit) == 0) return;
+            std::uint64_t e = word & k_cache_entry_mask;
+            if (e < k_cache_entries && ((dead >> e) & 1) != 0 && take_back_locked(slot, word) >= 0) {
+                ++taken;
+                --remaining;
+            }
+        });
+        release_entries_locked(dead);
+    }
+    if (remaining == 0 && !any_entry_owned_locked()) header_->cache_records_possible = 0;
     if (left != nullptr) *left = remaining;
     return taken;
 }
 
-std::uint64_t PoolMapping::dead_entries_locked() const noexcept {
+std::uint64_t PoolMapping::dead_entries_locked(std::uint64_t among) const noexcept {
     std::uint64_t dead = 0;
     for (std::uint32_t e = 0; e < k_cache_entries; ++e)
-        if (owner_word_is_dead(header_->cache_entries[e].owner.load(std::memory_order_relaxed)))
-            dead |= std::uint64_t{1} << e;
+        if (((among >> e) & 1) != 0 &&
+            owner_word_is_dead(header_->cache_entries[e].owner.load(std::memory_order_relaxed)))
+            dead |= bit(e);
     return dead;
+}
+
+bool PoolMapping::any_entry_owned_locked() const noexcept {
+    for (const CacheEntry& entry : header_->cache_entries)
+        if (entry.owner.load(std::memory_order_relaxed) != 0) return true;
+    return false;
 }
 
 void PoolMapping::release_entries_locked(std::uint64_t entries) noexcept {
@@ -191,46 +256,42 @@ void PoolMapping::release_entries_locked(std::uint64_t entries) noexcept {
 }
 
 std::uint64_t PoolMapping::take_back_all_cached_locked() noexcept {
-    std::uint64_t dead = dead_entries_locked();  // reads /proc only for owned entries
-    std::uint64_t taken = reclaim_cached_locked(ReclaimPlan{dead, true});
-    release_entries_locked(dead);
-    return taken;
+    return reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true});
 }
 
 void PoolMapping::sweep_dead_entries_locked() noexcept {
-    std::uint64_t dead = dead_entries_locked();
-    reclaim_cached_locked(ReclaimPlan{dead, false});
+    std::uint64_t dead = dead_entries_locked(~std::uint64_t{0});  // reads /proc for owned entries only
+    if (dead == 0) return;
+    bool wake = reclaim_cached_locked(ReclaimPlan{dead, dead, false}) > 0 && announce_frees_locked();
     release_entries_locked(dead);
-}
-
-void PoolMapping::hand_back_entries(std::uint64_t entries) noexcept {
-    if (entries == 0 || lock() != DRAGON_SUCCESS) return;
-    bool wake = reclaim_cached_locked(ReclaimPlan{entries, false}) > 0 && announce_frees_locked();
-    release_entries_locked(entries);
-    unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
 }
 
 void PoolMapping::hand_back_process_caches() noexcept {
-    if (unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere()) return;
-    auto pid = static_cast<std::uint32_t>(::getpid());
-    std::uint64_t mine = 0;
-    for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
-        const CacheEntry& entry = header_->cache_entries[e];
-        if (entry.owner.load(std::memory_order_relaxed) != 0 && entry.pid.load(std::memory_order_relaxed) == pid)
-            mine |= std::uint64_t{1} << e;
-    }
-    hand_back_entries(mine);
-}
-
-void PoolMapping::hand_back_thread_cache(ThreadCache& cache) noexcept {
-    PoolMapping* mapping = cache.mapping;
-    if (cache.entry == k_no_entry || !mapping->try_add_ref()) return;
-    // The object may have been recycled for another pool: the epoch tells.
-    if (mapping->epoch() == cache.epoch && !mapping->unmapped_.load(std::memory_order_acquire) &&
-        !mapping->destroyed_elsewhere())
-        mapping->hand_back_entries(std::uint64_t{1} << cache.entry);
-    mapping->release();
+    // Entries claimed through this mapping object; nothing uses them any more (the last
+    // reference is gone, and the threads' caches are stale by epoch).
+    std::uint64_t mine = my_entries_;
+    my_entries_ = 0;
+    if (mine == 0 || unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere()) return;
+    // Never wait at detach: if the lock is busy, the blocks stay cached, and any failing
+    // allocation or statistics call takes them back.
+    if (!owner_lock_try_acquire(header_->lock)) return;
+    std::uint64_t still_mine = 0;
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
+        if (((mine >> e) & 1) != 0 &&
+            header_->cache_entries[e].owner.load(std::memory_order_relaxed) == my_entry_owner_[e])
+            still_mine |= bit(e);
+    // Cached blocks only: a claimed record would be a thread still allocating through a
+    // mapping it no longer holds; its entry then stays owned until that thread is gone.
+    std::uint64_t claimed_left = 0;
+    bool wake = reclaim_cached_locked(ReclaimPlan{still_mine, 0, false}) > 0 && announce_frees_locked();
+    manifest_.for_each_used([&](std::uint64_t, const ManifestRecord&, std::uint64_t word) {
+        if (is_cache_word(word) && (word & k_claimed_bit) != 0 && (word & k_cache_entry_mask) < k_cache_entries)
+            claimed_left |= bit(word & k_cache_entry_mask);
+    });
+    release_entries_locked(still_mine & ~claimed_left);
+    owner_lock_release(header_->lock);
+    if (wake) futex_wake_all(&header_->wake_seq);
 }
 
 }  // namespace dragonmem::detail

@@ -129,6 +129,7 @@ PoolMapping* PoolMapping::make() {
     }
     object->refs_.store(1, std::memory_order_relaxed);
     object->unmapped_.store(false, std::memory_order_relaxed);
+    object->my_entries_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
 }
@@ -377,17 +378,16 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
                      "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
                      header_->heap_bytes);
     std::uint32_t order = heap_.order_for(bytes);
+    if (blocking && timeout != nullptr &&
+        (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L))
+        return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",
+                     static_cast<long long>(timeout->tv_sec), static_cast<long long>(timeout->tv_nsec));
     // The common case: a block this thread freed earlier (thread_cache.hpp), no lock.
     if (ThreadCache* cache = thread_cache_find(this, epoch());
         cache != nullptr && alloc_from_cache(*cache, order, bytes, type, out))
         return DRAGON_SUCCESS;
     timespec deadline{};
-    if (blocking && timeout != nullptr) {
-        if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)
-            return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",
-                         static_cast<long long>(timeout->tv_sec), static_cast<long long>(timeout->tv_nsec));
-        deadline = deadline_after(*timeout);
-    }
+    if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
     for (;;) {
         if (dragonError_t rc = lock()) return rc;
         bool reported = false;  // a failure alloc_locked has explained: return it as is
@@ -529,7 +529,8 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     if (dragonError_t rc = lock()) return rc;
     // Blocks parked in thread caches are free space: report them as such.
     std::uint64_t cached_left = 0;
-    bool wake = reclaim_cached_locked(ReclaimPlan{0, true}, &cached_left) > 0 && announce_frees_locked();
+    bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}, &cached_left) > 0 &&
+                announce_frees_locked();
     const PoolHeader& h = *header_;
     out.name = identity_->name;
     out.shm_name = shm_name_;
@@ -563,7 +564,7 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
 dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
     if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
     if (dragonError_t rc = lock()) return rc;
-    bool wake = reclaim_cached_locked(ReclaimPlan{0, true}) > 0 && announce_frees_locked();
+    bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}) > 0 && announce_frees_locked();
     // Report the coalesced truth (what eager coalescing would show), computed aside so
     // that looking does not throw away the deferred blocks (and the preallocations).
     std::vector<std::uint64_t> counts;

@@ -84,14 +84,12 @@ public:
     std::uint64_t heap_bytes() const noexcept { return header_->heap_bytes; }
     std::uint32_t order_for(std::uint64_t bytes) const noexcept { return heap_.order_for(bytes); }
 
-    // A thread's cache goes back to its pool when the thread exits (thread_cache.cpp).
-    static void hand_back_thread_cache(ThreadCache& cache) noexcept;
-
 private:
     // ---- thread caches (pool_cache.cpp; the protocol is in thread_cache.hpp)
     struct ReclaimPlan {
-        std::uint64_t whole_entries = 0;  // bit e: take every record of entry e (owner gone)
-        bool steal_cached = false;        // also take other entries' cached (not claimed) blocks
+        std::uint64_t cached_of = 0;     // bit e: take entry e's cached blocks
+        std::uint64_t dead_entries = 0;  // bit e: entry e's owner is known dead: take its claims too
+        bool find_dead_claims = false;   // check the owners of claims found (reads /proc), undo the dead ones
     };
     bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
                           BlockInfo& out) noexcept;
@@ -107,19 +105,19 @@ private:
     // Bumps wake_seq after frees; true if sleepers must be woken (after unlock()).
     bool announce_frees_locked() noexcept;
     // Takes cache records back to the heap; returns how many, and in `left` how many
-    // cache records remain. Lock held.
+    // cache records remain. A claimed record is only taken when its owner is dead. Lock held.
     std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr) noexcept;
-    // Entries whose owner thread is gone (or that have no owner). Lock held.
-    std::uint64_t dead_entries_locked() const noexcept;
+    // Of the entries in `among`, those whose owner thread is gone (or that have no owner).
+    std::uint64_t dead_entries_locked(std::uint64_t among) const noexcept;
+    bool any_entry_owned_locked() const noexcept;
     void release_entries_locked(std::uint64_t entries) noexcept;
     // Before an allocation fails: every cached block, and the claimed ones of dead
     // threads, go back to the heap; dead threads' entries are released. Lock held.
     std::uint64_t take_back_all_cached_locked() noexcept;
     // Frees the cached blocks of dead threads and releases their entries. Lock held.
     void sweep_dead_entries_locked() noexcept;
-    // Takes the lock and hands back every block of these entries, releasing them.
-    void hand_back_entries(std::uint64_t entries) noexcept;
-    void hand_back_process_caches() noexcept;  // release(): this process's entries
+    // release(): the cached blocks of the entries claimed through this object go back.
+    void hand_back_process_caches() noexcept;
 
 
     PoolMapping() = default;
@@ -149,6 +147,10 @@ private:
     std::uint8_t* heap_base_ = nullptr;
     Manifest manifest_;
     BuddyHeap heap_;
+    // Cache entries claimed through this object, and the owner word each was claimed
+    // with (written under the pool lock; read by release()).
+    std::uint64_t my_entries_ = 0;
+    std::uint64_t my_entry_owner_[k_cache_entries] = {};
 };
 
 }  // namespace dragonmem::detail

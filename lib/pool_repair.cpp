@@ -27,7 +27,7 @@ void PoolMapping::repair() noexcept {
     std::vector<Live> live;
     std::uint64_t heap_bytes = header_->heap_bytes;
     std::uint64_t top_counter = 0;
-    const std::uint64_t dead_entries = dead_entries_locked();
+    const std::uint64_t dead_entries = dead_entries_locked(~std::uint64_t{0});
     try {
         manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t word) {
             bool plausible;

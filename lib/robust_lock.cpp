@@ -68,7 +68,12 @@ std::uint64_t compute_identity() noexcept {
 
 inline std::uint64_t my_word() noexcept {
     std::uint64_t word = t_identity.word;
-    if (__builtin_expect(word == 0, 0)) word = t_identity.word = compute_identity();
+    if (__builtin_expect(word == 0, 0)) {
+        word = compute_identity();
+        // Stamp 0: /proc could not be read (out of fds?); do not remember that, so the
+        // next call tries again. Such a word cannot own a cache entry (pool_cache.cpp).
+        if ((word >> 32) != 0) t_identity.word = word;
+    }
     return word;
 }
 
@@ -132,6 +137,11 @@ LockOutcome owner_lock_acquire(OwnerLock& lock) noexcept {
                 return LockOutcome::acquired_owner_dead;
         }
     }
+}
+
+bool owner_lock_try_acquire(OwnerLock& lock) noexcept {
+    std::uint64_t seen = 0;
+    return lock.word.compare_exchange_strong(seen, my_word(), std::memory_order_acquire, std::memory_order_relaxed);
 }
 
 void owner_lock_release(OwnerLock& lock) noexcept {

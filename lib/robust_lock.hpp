@@ -35,6 +35,8 @@ enum class LockOutcome {
 void owner_lock_init(OwnerLock& lock) noexcept;
 LockOutcome owner_lock_acquire(OwnerLock& lock) noexcept;
 void owner_lock_release(OwnerLock& lock) noexcept;
+// One attempt, never waits: true if the lock was free and is now ours.
+bool owner_lock_try_acquire(OwnerLock& lock) noexcept;
 
 // For tests: is the thread (tid, start stamp) gone?
 bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept;

@@ -1,7 +1,8 @@
 // The calling thread's table of block caches (one per pool it allocates from), and
-// their end: at thread exit they are handed back to their pools; in a forked child they
-// are dropped (the blocks stay cached under the parent thread's entry, which the parent
-// still owns).
+// their end. At thread exit and in a forked child only the private memory is freed:
+// touching the pool there could wait on its lock (exit must not block) or race with a
+// destroy; the blocks stay cached under an entry whose owner is gone (or, after fork,
+// still the parent's), and survivors take them back (thread_cache.hpp).
 #include "thread_cache.hpp"
 
 #include "pool_mapping.hpp"
@@ -12,45 +13,36 @@
 
 namespace dragonmem::detail {
 
-namespace {
-
-// Plain pointers, constant-initialised: the lookup on every alloc and free is a few
-// loads from initial-exec TLS, with no guard and no registration.
 __attribute__((tls_model("initial-exec"))) constinit thread_local ThreadCache* t_caches[k_thread_cached_pools] = {};
 
-void flush_at_thread_exit(void*) noexcept {
-    for (ThreadCache*& cache : t_caches) {
-        if (cache == nullptr) continue;
-        PoolMapping::hand_back_thread_cache(*cache);
-        delete cache;
-        cache = nullptr;
-    }
-}
+namespace {
 
-void drop_after_fork() noexcept {
+void drop_caches() noexcept {
     for (ThreadCache*& cache : t_caches) {
         delete cache;
         cache = nullptr;
     }
 }
 
-pthread_key_t exit_key() noexcept {
-    static const pthread_key_t key = [] {
-        pthread_key_t k{};
-        pthread_key_create(&k, flush_at_thread_exit);
-        pthread_atfork(nullptr, nullptr, drop_after_fork);
+void drop_at_thread_exit(void*) noexcept { drop_caches(); }
+
+// Arms the thread-exit clean-up for the calling thread (once per thread is enough).
+void arm_thread_exit() noexcept {
+    struct ExitKey {
+        pthread_key_t key{};
+        bool ok = false;
+    };
+    static const ExitKey exit_key = [] {
+        ExitKey k;
+        // Without the key, caches of exited threads leak their (private) memory: harmless.
+        k.ok = pthread_key_create(&k.key, drop_at_thread_exit) == 0;
+        pthread_atfork(nullptr, nullptr, drop_caches);
         return k;
     }();
-    return key;
+    if (exit_key.ok) pthread_setspecific(exit_key.key, t_caches);  // any non-null value
 }
 
 }  // namespace
-
-ThreadCache* thread_cache_find(const PoolMapping* mapping, std::uint64_t epoch) noexcept {
-    for (ThreadCache* cache : t_caches)
-        if (cache != nullptr && cache->mapping == mapping && cache->epoch == epoch) return cache;
-    return nullptr;
-}
 
 bool thread_cache_is_stale(const ThreadCache& cache) noexcept { return cache.mapping->epoch() != cache.epoch; }
 
@@ -67,8 +59,7 @@ ThreadCache* thread_cache_create(PoolMapping* mapping, std::uint64_t epoch) noex
             cache->mapping = mapping;
             cache->epoch = epoch;
             slot = cache;
-            // Any non-null value makes the key's destructor run at thread exit.
-            pthread_setspecific(exit_key(), t_caches);
+            arm_thread_exit();
             return cache;
         }
     }
