@@ -1,9 +1,14 @@
-// Per-thread block caches (lib/thread_cache.hpp): a thread's frees park blocks in its own
+// Per-thread block caches (lib/thread_cache.hpp): once a thread holds a cache entry (it
+// claims one at its second locked allocation in a pool), its frees park blocks in its own
 // magazines (the manifest record's id word becomes cached(E)) and its next allocations
 // reuse them without the lock. What must hold whatever the caches do:
 //   - a parked block is free memory for everyone: an allocation that would fail, the
-//     statistics calls, the owner thread's exit, the process's last detach and the
-//     owner's death all take it back; nothing is ever stuck in a cache;
+//     statistics calls, the process's last detach, a repair and (for dead owners) a
+//     thread that finds every entry taken all take it back; nothing is ever stuck in a
+//     cache. A thread's exit does not touch the pool: its blocks stay parked under its
+//     entry, whose owner is now a dead thread, until one of those takes them back;
+//   - a block another thread is claiming this instant (a claimed record of a live
+//     owner) is never taken;
 //   - a parked block is not an allocation: it is not listed, its old id is dead (a second
 //     free, from any descriptor, thread or process, is KEY_NOT_FOUND and changes
 //     nothing), and no block is ever handed out twice;
@@ -75,7 +80,8 @@ dragonmem::CheckReport checked(const Pool& pool, const std::string& when) {
 }
 
 // Runs `fn` in a new thread (a thread with no cache yet) and rethrows what it threw, a
-// failed REQUIRE included. The thread has exited (its cache handed back) on return.
+// failed REQUIRE included. The thread has exited on return (its cached blocks, if any,
+// stay parked under its entry, now owned by a dead thread).
 template <typename Fn>
 void in_new_thread(Fn&& fn) {
     std::exception_ptr error;
@@ -110,7 +116,7 @@ public:
     }
     // Runs `fn` on the actor's thread and waits; rethrows what it threw.
     void run(std::function<void()> fn) { post(std::move(fn)).get(); }
-    // Ends the thread (its cache is handed back at exit) and joins it.
+    // Ends the thread (its cached blocks stay parked under its entry) and joins it.
     void stop() {
         {
             std::lock_guard lock(mutex_);
@@ -142,7 +148,8 @@ private:
 };
 
 // Warms the calling thread's cache: `rounds` times, for each size, `count` allocations
-// then their frees (which park in the cache, up to each magazine's bound).
+// then their frees (which park in the cache, up to each magazine's bound). With count >= 2
+// the first round's first two allocations take the lock, the second claiming the entry.
 void warm(const Pool& pool, int rounds, std::size_t count, const std::vector<std::size_t>& sizes) {
     std::vector<Memory> held;
     for (int r = 0; r < rounds; ++r)
@@ -151,6 +158,14 @@ void warm(const Pool& pool, int rounds, std::size_t count, const std::vector<std
             for (Memory& m : held) m.free();
             held.clear();
         }
+}
+
+// The calling thread's first locked allocation in `pool` (its first allocation there)
+// claims no cache entry (thread_cache.hpp): this pair's free goes straight to the heap,
+// and the thread's next allocation, locked too, claims the entry.
+void first_locked_pair(const Pool& pool) {
+    Memory m = pool.alloc(k_block);
+    m.free();
 }
 
 // Allocates `bytes` blocks until the pool refuses one (which must be a plain refusal).
@@ -200,6 +215,28 @@ int my_entry(const ShmView& view) {
     for (unsigned e = 0; e < k_cache_entries; ++e)
         if (view.header()->cache_entries[e].owner.load() == me) return static_cast<int>(e);
     return -1;
+}
+// Whether entry `e`'s owner (thread) is gone.
+bool entry_owner_dead(const ShmView& view, unsigned e) {
+    return dragonmem::detail::owner_word_is_dead(view.header()->cache_entries[e].owner.load());
+}
+// Waits (a failure bound, not a speed requirement) until entry `e`'s owner reads as
+// gone: a joined thread's task may still be finishing its exit for a moment.
+bool wait_owner_dead(const ShmView& view, unsigned e) {
+    for (int i = 0; i < 10000; ++i) {
+        if (entry_owner_dead(view, e)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return entry_owner_dead(view, e);
+}
+// Records that name cache entry `e` (cached or claimed).
+std::size_t records_of_entry(const ShmView& view, unsigned e) {
+    std::size_t n = 0;
+    for (std::uint64_t slot = 0; slot < view.header()->slot_hwm; ++slot) {
+        std::uint64_t word = view.records()[slot].id.load();
+        if ((word & k_cached_bit) != 0 && (word & dragonmem::detail::k_cache_entry_mask) == e) ++n;
+    }
+    return n;
 }
 // Entries still owned by (a thread of) process `pid`.
 int entries_owned_by_pid(const ShmView& view, pid_t pid) {
@@ -251,15 +288,23 @@ TEST_CASE("reuse: a freed block is parked in the thread's cache and handed out a
     Pool& pool = scoped.pool();
     ShmView view(scoped.name(), false);
     REQUIRE(view.ok());
+    int entry = -1;
+    std::uint64_t owner = 0;
     in_new_thread([&] {
-        Memory first = pool.alloc(64, 5);  // locked path: this thread gets its cache entry
+        // The thread's first locked allocation claims no entry; its free goes to the heap.
+        first_locked_pair(pool);
+        CHECK_MESSAGE(my_entry(view) < 0, "the thread's first locked allocation claimed a cache entry");
+        CHECK(checked(pool, "after a first alloc+free pair").cached_blocks == 0);
+
+        Memory first = pool.alloc(64, 5);  // the second locked allocation: the thread claims its entry
         const std::uint64_t id = first.id();
         const std::uint64_t offset = first.block_offset();
         Memory stale = pool.from_id(id);
         first.free();  // parks in the cache
 
-        const int entry = my_entry(view);
-        REQUIRE_MESSAGE(entry >= 0, "the allocating thread holds no cache entry");
+        entry = my_entry(view);
+        REQUIRE_MESSAGE(entry >= 0, "the thread holds no cache entry after its second locked allocation");
+        owner = dragonmem::detail::current_owner_word();
         CHECK(view.record_of(id).id.load() == cached_word(static_cast<std::uint32_t>(entry)));
         auto report = checked(pool, "with one block parked");
         CHECK(report.cached_blocks == 1);
@@ -301,9 +346,17 @@ TEST_CASE("reuse: a freed block is parked in the thread's cache and handed out a
         CHECK(report.cached_blocks == 1);
         CHECK(report.live_allocations == 0);
     });
+    // Exit does not touch the pool: the block stays parked under the dead thread's entry
+    // (check() takes nothing back) until a statistics call returns it to the heap.
     auto report = checked(pool, "after the thread exited");
-    CHECK(report.cached_blocks == 0);
+    CHECK(report.cached_blocks == 1);
+    CHECK(report.live_allocations == 0);
+    CHECK(view.header()->cache_entries[entry].owner.load() == owner);
+    CHECK(entry_owner_dead(view, static_cast<unsigned>(entry)));
     CHECK(pool.attributes().free_bytes == k_heap);
+    report = checked(pool, "after attributes()");
+    CHECK(report.cached_blocks == 0);
+    CHECK(report.free_bytes == k_heap);
 }
 
 // ---------------------------------------------------------------------------- 2
@@ -520,7 +573,8 @@ TEST_CASE("double free: a second descriptor of an id whose block went to a cache
 
     SUBCASE("C++: Pool::from_id, second free in the same thread") {
         in_new_thread([&] {
-            Memory a = pool.alloc(64);
+            first_locked_pair(pool);
+            Memory a = pool.alloc(64);  // the second locked allocation: claims the entry
             const std::uint64_t id = a.id(), offset = a.block_offset();
             Memory b = pool.from_id(id);
             a.free();
@@ -541,6 +595,10 @@ TEST_CASE("double free: a second descriptor of an id whose block went to a cache
             dragonMemoryPoolDescr_t pd;
             REQUIRE(dragon_memory_pool_attach(&pd, &s) == DRAGON_SUCCESS);
             dragonMemoryDescr_t first, second, third;
+            // The thread's first locked allocation claims no entry (its free goes to the
+            // heap); `first`, the second, claims it.
+            REQUIRE(dragon_memory_alloc(&first, &pd, 64) == DRAGON_SUCCESS);
+            REQUIRE(dragon_memory_free(&first) == DRAGON_SUCCESS);
             REQUIRE(dragon_memory_alloc(&first, &pd, 64) == DRAGON_SUCCESS);
             std::uint64_t id = 0;
             REQUIRE(dragon_memory_id(&first, &id) == DRAGON_SUCCESS);
@@ -571,15 +629,18 @@ TEST_CASE("double free: a second descriptor of an id whose block went to a cache
         other.run([&] { warm(pool, 3, 4, {64}); });
         std::uint64_t id = 0, offset = 0;
         Memory second;
+        const std::size_t cached_by_other = checked(pool, "after warming the other thread").cached_blocks;
+        REQUIRE_MESSAGE(cached_by_other > 0, "the other thread cached nothing");
         owner.run([&] {
-            Memory a = pool.alloc(64);
+            first_locked_pair(pool);
+            Memory a = pool.alloc(64);  // the second locked allocation: claims the entry
             id = a.id();
             offset = a.block_offset();
             second = pool.from_id(id);
             a.free();
         });
         auto report = checked(pool, "after the first free");
-        REQUIRE(report.cached_blocks >= 1);
+        REQUIRE_MESSAGE(report.cached_blocks == cached_by_other + 1, "the owner's free did not go to its cache");
         std::size_t cached_before = report.cached_blocks;
         other.run([&] { expect_error([&] { second.free(); }, DRAGON_KEY_NOT_FOUND, "second free from another thread"); });
         report = checked(pool, "after the refused second free");
@@ -590,7 +651,8 @@ TEST_CASE("double free: a second descriptor of an id whose block went to a cache
 
     SUBCASE("the parked block was handed out again under a newer id: the old descriptor's free is refused") {
         in_new_thread([&] {
-            Memory a = pool.alloc(64);
+            first_locked_pair(pool);
+            Memory a = pool.alloc(64);  // the second locked allocation: claims the entry
             const std::uint64_t id = a.id(), offset = a.block_offset();
             Memory old_view = pool.from_id(id);
             std::vector<std::uint8_t> old_serial = a.serialize();
@@ -719,47 +781,98 @@ TEST_CASE("double free race: threads with warm caches free the same id at once; 
 
 // ---------------------------------------------------------------------------- 6
 
-TEST_CASE("thread exit: a thread's cached blocks go back to the heap and its cache entry is released") {
+TEST_CASE("thread exit: an exited thread's cached blocks stay parked under its entry until taken back; its entry is "
+          "swept when every entry is taken") {
     ScopedPool scoped(k_heap, small_options(), "te");
     Pool& pool = scoped.pool();
     ShmView view(scoped.name(), false);
     REQUIRE(view.ok());
     REQUIRE(owned_entries(view).empty());
 
+    // Exit never touches the pool (it must not wait for the lock nor race a destroy): the
+    // blocks stay cached(E) and the entry keeps naming the thread, now dead.
     int entry = -1;
-    std::size_t cached = 0;
+    std::uint64_t owner = 0;
+    dragonmem::CheckReport before;
     in_new_thread([&] {
         warm(pool, 4, 8, {64, 128, 512});
         entry = my_entry(view);
-        cached = checked(pool, "before the thread exits").cached_blocks;
+        owner = dragonmem::detail::current_owner_word();
+        before = checked(pool, "before the thread exits");
     });
     REQUIRE_MESSAGE(entry >= 0, "the thread held no cache entry");
-    REQUIRE_MESSAGE(cached >= 3, "the thread cached only " << cached << " blocks: the test cannot tell anything");
-    MESSAGE("the thread held entry " << entry << " with " << cached << " cached blocks");
+    REQUIRE_MESSAGE(before.cached_blocks >= 3,
+                    "the thread cached only " << before.cached_blocks << " blocks: the test cannot tell anything");
+    MESSAGE("the thread held entry " << entry << " with " << before.cached_blocks << " cached blocks");
+    const auto e = static_cast<unsigned>(entry);
+    REQUIRE(wait_owner_dead(view, e));
     auto report = checked(pool, "after the thread exited");
-    CHECK(report.cached_blocks == 0);
-    CHECK(report.cached_bytes == 0);
-    CHECK(report.free_bytes == k_heap);
-    CHECK(view.header()->cache_entries[entry].owner.load() == 0);
-    CHECK(owned_entries(view).empty());
+    CHECK(report.cached_blocks == before.cached_blocks);
+    CHECK(report.cached_bytes == before.cached_bytes);
+    CHECK(report.free_bytes == before.free_bytes);
+    CHECK(report.live_allocations == 0);
+    CHECK(records_of_entry(view, e) == before.cached_blocks);
+    CHECK(view.header()->cache_entries[e].owner.load() == owner);
+    CHECK(owned_entries(view) == std::vector<unsigned>{e});
 
-    // More threads, one after another, than there are entries: each one's entry is
-    // released at its exit (none is left for a sweep to find).
+    // A statistics call takes them back (and leaves the entry as it is).
+    auto attrs = pool.attributes();
+    CHECK(attrs.free_bytes == k_heap);
+    CHECK(attrs.live_allocations == 0);
+    report = checked(pool, "after attributes()");
+    CHECK(report.cached_blocks == 0);
+    CHECK(report.free_bytes == k_heap);
+    CHECK(records_of_entry(view, e) == 0);
+    CHECK(view.header()->cache_entries[e].owner.load() == owner);
+
+    // The same through free_blocks(), for a second exited thread.
+    int entry2 = -1;
+    std::size_t cached2 = 0;
+    in_new_thread([&] {
+        warm(pool, 4, 8, {64, 256});
+        entry2 = my_entry(view);
+        cached2 = checked(pool, "before the second thread exits").cached_blocks;
+    });
+    REQUIRE_MESSAGE(entry2 >= 0, "the second thread held no cache entry");
+    CHECK(entry2 != entry);  // the first thread's entry is still owned
+    REQUIRE_MESSAGE(cached2 > 0, "the second thread cached nothing");
+    CHECK(checked(pool, "after the second thread exited").cached_blocks == cached2);
+    std::uint64_t free_sum = 0;
+    for (const auto& fb : pool.free_blocks()) free_sum += fb.block_bytes * fb.count;
+    CHECK(free_sum == k_heap);
+    CHECK(checked(pool, "after free_blocks()").cached_blocks == 0);
+    CHECK(owned_entries(view).size() == 2);
+
+    // More threads, one after another, than there are entries: exited threads' entries
+    // stay owned until every entry is taken; the next thread then sweeps the dead owners'
+    // entries (freeing their blocks) and claims one. Every thread gets an entry.
     const int sequential = static_cast<int>(k_cache_entries) + 36;
-    int left_cached = 0, left_owned = 0, without_entry = 0;
+    int without_entry = 0, sweeps = 0;
+    std::size_t max_owned = owned_entries(view).size();
+    std::size_t last_owned = max_owned;
     for (int i = 0; i < sequential; ++i) {
         in_new_thread([&] {
             warm(pool, 2, 4, {64, 256});
             if (my_entry(view) < 0) ++without_entry;
         });
-        if (pool.check().cached_blocks != 0) ++left_cached;
-        if (!owned_entries(view).empty()) ++left_owned;
+        const std::size_t owned = owned_entries(view).size();
+        max_owned = std::max(max_owned, owned);
+        if (owned < last_owned) ++sweeps;
+        last_owned = owned;
     }
-    CHECK_MESSAGE(left_cached == 0, left_cached << " of " << sequential << " threads left cached blocks at exit");
-    CHECK_MESSAGE(left_owned == 0, left_owned << " of " << sequential << " threads left their entry owned at exit");
     CHECK_MESSAGE(without_entry == 0, without_entry << " of " << sequential << " threads got no cache entry");
+    CHECK_MESSAGE(max_owned == k_cache_entries,
+                  "at most " << max_owned << " entries were owned at once: exited threads' entries were released");
+    CHECK_MESSAGE(sweeps >= 1, "no thread swept the dead owners' entries");
+    for (unsigned owned : owned_entries(view))
+        CHECK_MESSAGE(wait_owner_dead(view, owned), "entry " << owned << " is owned by a live thread");
     checked(pool, "at the end");
-    CHECK(pool.attributes().free_bytes == k_heap);
+    attrs = pool.attributes();
+    CHECK(attrs.free_bytes == k_heap);
+    CHECK(attrs.live_allocations == 0);
+    report = checked(pool, "after attributes() at the end");
+    CHECK(report.cached_blocks == 0);
+    CHECK(report.free_bytes == k_heap);
 }
 
 // ---------------------------------------------------------------------------- 7
@@ -822,7 +935,12 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
             CHECK(full.cached_blocks == 0);
             free_each(blocks);
         });
-        CHECK_MESSAGE(entries_owned_by_pid(view, pid) == 0, "the dead child's cache entry is still owned");
+        // The dead child's entry (its one thread's) may stay owned, by a dead thread, until
+        // a sweep, a repair or a failing allocation that meets a claimed record of it.
+        CHECK(entries_owned_by_pid(view, pid) <= 1);
+        for (unsigned e : owned_entries(view))
+            if (view.header()->cache_entries[e].pid.load() == static_cast<std::uint32_t>(pid))
+                CHECK_MESSAGE(wait_owner_dead(view, e), "entry " << e << " of the killed child names a live thread");
 
         // They stay listed and anyone may free them.
         auto after = pool.allocations();
@@ -833,10 +951,13 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         }
         report = checked(pool, "after freeing the dead child's allocations");
         CHECK(report.live_allocations == 0);
-        CHECK(report.cached_blocks == 0);
+        // The filling thread's exit left its last frees cached: attributes() takes them back.
         auto attrs = pool.attributes();
         CHECK(attrs.free_bytes == heap);
         CHECK(attrs.live_allocations == 0);
+        report = checked(pool, "after attributes()");
+        CHECK(report.cached_blocks == 0);
+        CHECK(report.free_bytes == heap);
     }
     MESSAGE(rounds << " kills: " << rounds_with_cached << " left cached blocks (" << cached_after_kills << " in all)");
     CHECK_MESSAGE(rounds_with_cached > 0, "no killed child left cached blocks: the test exercised nothing");
@@ -875,8 +996,8 @@ TEST_CASE("many threads: more threads than cache entries allocate and free concu
         threads.emplace_back([&, t] {
             std::mt19937_64 rng(static_cast<std::uint64_t>(t) * 7919 + 1);
             std::vector<Memory> held;
-            auto one_round = [&] {
-                std::size_t k = 1 + rng() % 4;
+            auto one_round = [&](std::size_t min_k) {
+                std::size_t k = std::max<std::size_t>(min_k, 1 + rng() % 4);
                 for (std::size_t i = 0; i < k; ++i) {
                     std::size_t bytes = 8 + rng() % 4089;
                     Memory m = pool.alloc(bytes, static_cast<std::uint64_t>(t));
@@ -900,14 +1021,16 @@ TEST_CASE("many threads: more threads than cache entries allocate and free concu
             };
             start.arrive_and_wait();
             try {
-                one_round();
+                // At least two allocations held at once: both take the lock, and the second
+                // claims the thread's cache entry (if one is left).
+                one_round(2);
             } catch (const std::exception& e) {
                 error("thread " + std::to_string(t) + ", first round: " + e.what());
             }
             if (my_entry(view) >= 0) with_entry.fetch_add(1);
             all_in.arrive_and_wait();
             try {
-                for (int r = 1; r < rounds; ++r) one_round();
+                for (int r = 1; r < rounds; ++r) one_round(1);
             } catch (const std::exception& e) {
                 error("thread " + std::to_string(t) + ": " + e.what());
             }
@@ -953,13 +1076,21 @@ TEST_CASE("many threads: more threads than cache entries allocate and free concu
     CHECK_MESSAGE(with_entry.load() == static_cast<int>(k_cache_entries),
                   with_entry.load() << " of " << n_threads << " live threads own a cache entry; there are "
                                     << k_cache_entries);
-    CHECK(owned_entries(view).empty());
+    // The exited threads' blocks stay cached (under entries that name dead threads) until
+    // a statistics call takes them back; nothing is lost.
+    for (unsigned e : owned_entries(view))
+        CHECK_MESSAGE(wait_owner_dead(view, e), "entry " << e << " is owned by a live thread after every thread exited");
     auto report = checked(pool, "after every thread finished");
-    CHECK(report.cached_blocks == 0);
     CHECK(report.live_allocations == 0);
+    MESSAGE("after the threads exited: " << report.cached_blocks << " cached blocks, " << owned_entries(view).size()
+                                         << " entries owned by exited threads");
     auto attrs = pool.attributes();
     CHECK(attrs.live_allocations == 0);
     CHECK(attrs.free_bytes == heap);
+    report = checked(pool, "after attributes()");
+    CHECK(report.cached_blocks == 0);
+    CHECK(report.live_allocations == 0);
+    CHECK(report.free_bytes == heap);
 }
 
 // ---------------------------------------------------------------------------- 9
@@ -1049,8 +1180,9 @@ TEST_CASE("bad ids: ids with the cache bits set are never allocations, even wher
     Memory live;
     std::uint64_t parked_id = 0;
     owner.run([&] {
-        // A fresh pool: the first allocation takes slot 0 and its thread entry 0, so once
-        // freed its record holds exactly cached_word(0).
+        // A fresh pool: the first allocation takes slot 0; the second, the thread's second
+        // locked allocation, claims entry 0. So once freed, slot 0's record holds exactly
+        // cached_word(0).
         Memory parked = pool.alloc(64);
         parked_id = parked.id();
         live = pool.alloc(128, 9);
