@@ -1,6 +1,8 @@
 // Helpers of testing.hpp that query a pool through the C API.
 #include "testing.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace dmtest {
@@ -68,11 +70,11 @@ PoolState pool_state(dragonMemoryPoolDescr_t* pool) {
 }
 
 std::string describe(const PoolState& s) {
-    std::string out = "{free " + std::to_string(s.free_bytes) + " B, " + std::to_string(s.ids.size()) +
-                      " listed, manifest_entries " + std::to_string(s.manifest_entries) + ", free blocks [";
+    std::string blocks;
     for (std::size_t i = 0; i < s.free_block_counts.size(); ++i)
-        out += (i ? " " : "") + std::to_string(s.free_block_counts[i]);
-    return out + "]}";
+        blocks += fmt::format("{}{}", i ? " " : "", s.free_block_counts[i]);
+    return fmt::format("{{free {} B, {} listed, manifest_entries {}, free blocks [{}]}}", s.free_bytes, s.ids.size(),
+                       s.manifest_entries, blocks);
 }
 
 std::vector<std::uint8_t> serialize_pool(const dragonMemoryPoolDescr_t* pool) {
