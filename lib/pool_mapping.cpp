@@ -372,6 +372,10 @@ dragonError_t PoolMapping::explain_no_block(std::uint64_t bytes, std::uint32_t o
 dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
                                  BlockInfo& out) {
     // Callers checked check_usable() (descriptor_ops): not repeated on the fast path.
+    // Every allocation takes an id from the pool-wide counter: ask for its line (for
+    // writing) now, so that when other processes allocate too, its transfer overlaps
+    // the work below instead of stalling the fetch_add.
+    __builtin_prefetch(&header_->id_counter, 1, 3);
     if (bytes > header_->heap_bytes)
         // Never satisfiable, so never wait, and never touch the lock.
         return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
