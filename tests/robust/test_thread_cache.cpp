@@ -55,6 +55,17 @@ TEST_SUITE_BEGIN("thread_cache");
 
 namespace {
 
+// Collects the errors worker threads report (callable from any thread), keeping the first 20.
+struct ErrorLog {
+    std::mutex mutex;
+    std::vector<std::string> errors;
+    void operator()(const std::string& e) {
+        std::lock_guard lock(mutex);
+        if (errors.size() < 20) errors.push_back(e);
+    }
+};
+
+
 constexpr std::size_t k_heap = 64 * 1024;  // 1024 blocks of 64 B
 constexpr std::size_t k_block = 64;
 
@@ -692,12 +703,7 @@ TEST_CASE("double free race: threads with warm caches free the same id at once; 
     std::atomic<std::uint64_t> id{0};
     std::vector<std::atomic<int>> wins(static_cast<std::size_t>(rounds));
     std::atomic<int> refused{0};
-    std::mutex errors_mutex;
-    std::vector<std::string> errors;
-    auto error = [&](const std::string& e) {
-        std::lock_guard lock(errors_mutex);
-        if (errors.size() < 20) errors.push_back(e);
-    };
+    ErrorLog error;  // what worker threads saw go wrong (the first 20)
     std::vector<std::thread> threads;
     watchdog().arm(long_mode() ? 600000 : 120000, "double free race");
     for (int t = 0; t < n_threads; ++t)
@@ -753,7 +759,7 @@ TEST_CASE("double free race: threads with warm caches free the same id at once; 
     }
     for (auto& th : threads) th.join();
     watchdog().disarm();
-    for (const auto& e : errors) CHECK_MESSAGE(false, e);
+    for (const auto& e : error.errors) CHECK_MESSAGE(false, e);
     int bad_rounds = 0;
     std::string first_bad;
     for (int r = 0; r < rounds; ++r) {
@@ -984,12 +990,7 @@ TEST_CASE("many threads: more threads than cache entries allocate and free concu
     std::atomic<int> running{n_threads};
     std::atomic<std::uint64_t> ops{0};
     std::atomic<int> with_entry{0};
-    std::mutex errors_mutex;
-    std::vector<std::string> errors;
-    auto error = [&](const std::string& e) {
-        std::lock_guard lock(errors_mutex);
-        if (errors.size() < 20) errors.push_back(e);
-    };
+    ErrorLog error;  // what worker threads saw go wrong (the first 20)
     std::vector<std::thread> threads;
     watchdog().arm(long_mode() ? 900000 : 180000, "80 threads allocating and freeing");
     for (int t = 0; t < n_threads; ++t)
@@ -1068,7 +1069,7 @@ TEST_CASE("many threads: more threads than cache entries allocate and free concu
     for (auto& th : threads) th.join();
     stealer.join();
     watchdog().disarm();
-    for (const auto& e : errors) CHECK_MESSAGE(false, e);
+    for (const auto& e : error.errors) CHECK_MESSAGE(false, e);
     MESSAGE(n_threads << " threads: " << ops.load() << " allocs+frees, " << checks << " concurrent checks, "
                       << stats_calls.load() << " concurrent attributes() calls");
     // All alive at once: every entry taken, none taken from a live thread (the others
