@@ -146,6 +146,42 @@ bool long_mode() {
 
 void set_long_mode(bool on) { g_long_mode.store(on ? 1 : 0); }
 
+namespace {
+
+// What every thread of this process is blocked in, for a hang report: state, kernel wait
+// channel and current system call (for a futex, its second field is the futex address:
+// a pool lock or wake word lives inside a pool mapping, a std::barrier's does not).
+void describe_threads() {
+    DIR* dir = ::opendir("/proc/self/task");
+    if (dir == nullptr) return;
+    std::fprintf(stderr, "WATCHDOG: threads (tid: wchan | syscall nr args...):\n");
+    while (dirent* e = ::readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        auto read_line = [&](const char* what) {
+            std::string path = std::string("/proc/self/task/") + e->d_name + "/" + what;
+            char buf[256] = {};
+            int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) return std::string("?");
+            ssize_t n = ::read(fd, buf, sizeof buf - 1);
+            ::close(fd);
+            std::string line(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+            while (!line.empty() && line.back() == '\n') line.pop_back();
+            return line;
+        };
+        std::fprintf(stderr, "  %s: %s | %s\n", e->d_name, read_line("wchan").c_str(), read_line("syscall").c_str());
+    }
+    ::closedir(dir);
+    std::fprintf(stderr, "WATCHDOG: mappings of pools:\n");
+    if (FILE* maps = std::fopen("/proc/self/maps", "r")) {
+        char line[512];
+        while (std::fgets(line, sizeof line, maps) != nullptr)
+            if (std::strstr(line, "dragonmem.") != nullptr) std::fprintf(stderr, "  %s", line);
+        std::fclose(maps);
+    }
+}
+
+}  // namespace
+
 Watchdog::Watchdog() : thread_([this] { run(); }) {}
 
 Watchdog::~Watchdog() {
@@ -176,6 +212,7 @@ void Watchdog::run() {
             }
             std::fprintf(stderr, "\nWATCHDOG: '%s' did not finish in time: the library hung. Cleaning up and exiting.\n",
                          what.c_str());
+            describe_threads();
             kill_tracked_children();
             for (const std::string& removed : sweep()) std::fprintf(stderr, "  removed %s\n", removed.c_str());
             std::fprintf(stdout, "[doctest] test cases: 1 | 0 passed | 1 failed | (watchdog: %s)\n", what.c_str());
