@@ -47,6 +47,18 @@ public:
         std::uint32_t order = bytes <= 1 ? 0 : static_cast<std::uint32_t>(std::bit_width(bytes - 1));
         return order < min_order_ ? min_order_ : order;
     }
+    // The block a manifest record names, if it can be one: a size in (0, heap] and an
+    // offset aligned to that size's block, inside the heap. Records live in shared
+    // memory that anyone may overwrite, so every reader checks before trusting one.
+    bool block_of(std::uint64_t requested_bytes, std::uint64_t offset, HeapBlock& out) const noexcept {
+        std::uint64_t heap = heap_bytes();
+        if (requested_bytes == 0 || requested_bytes > heap) return false;
+        std::uint32_t order = order_for(requested_bytes);
+        std::uint64_t size = std::uint64_t{1} << order;
+        if ((offset & (size - 1)) != 0 || offset >= heap || size > heap - offset) return false;
+        out = HeapBlock{offset, order};
+        return true;
+    }
     std::uint32_t min_order() const noexcept { return min_order_; }
     std::uint32_t max_order() const noexcept { return max_order_; }
 

@@ -26,7 +26,6 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
                                    BlockInfo& out) noexcept {
     Magazine& mag = cache.mags[order];
     const std::uint64_t cached = cached_word(cache.entry);
-    const std::uint64_t size = std::uint64_t{1} << order;
     while (mag.count != 0) {
         std::uint32_t slot = mag.slots[--mag.count];
         ManifestRecord& rec = manifest_.record(slot);
@@ -36,8 +35,9 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
                                             std::memory_order_relaxed))
             continue;  // taken back to the heap since it was cached: a stale slot
         std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-        if (heap_.order_for(rec.requested_bytes.load(std::memory_order_relaxed)) != order ||
-            (offset & (size - 1)) != 0 || offset >= header_->heap_bytes) {
+        HeapBlock block{};
+        if (!heap_.block_of(rec.requested_bytes.load(std::memory_order_relaxed), offset, block) ||
+            block.order != order) {
             // A stale duplicate of a slot that was taken back, then cached again at
             // another size (the copy pushed then is the valid one), or a record damaged
             // in shared memory (take-back frees no block for it). Unclaim, drop.
@@ -88,16 +88,12 @@ int PoolMapping::take_back_locked(std::uint64_t slot, std::uint64_t word) noexce
     ManifestRecord& rec = manifest_.record(slot);
     if (!manifest_.retire(slot, word)) return -1;
     // Retired: killed from here on, repair rebuilds the heap without this block.
-    std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
-    std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
     int order = 0;
-    if (requested != 0 && requested <= header_->heap_bytes) {
-        std::uint32_t o = heap_.order_for(requested);
-        std::uint64_t size = std::uint64_t{1} << o;
-        if (offset % size == 0 && offset < header_->heap_bytes && size <= header_->heap_bytes - offset) {
-            heap_.free(offset, o);
-            order = static_cast<int>(o);
-        }
+    HeapBlock block{};
+    if (heap_.block_of(rec.requested_bytes.load(std::memory_order_relaxed), rec.offset.load(std::memory_order_relaxed),
+                       block)) {
+        heap_.free(block.offset, block.order);
+        order = static_cast<int>(block.order);
     }
     // An implausible record (overwritten shared memory) frees no block: the checker
     // reports the bytes as lost and a repair recovers them.
@@ -136,7 +132,7 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
         for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
             CacheEntry& entry = header_->cache_entries[e];
             if (entry.owner.load(std::memory_order_relaxed) != 0) continue;
-            header_->cache_records_possible = 1;
+            header_->cache_records_possible = 1;  // before the entry can produce a cache word
             // Killed right after: the entry names a dead thread and holds nothing.
             entry.owner.store(me, std::memory_order_relaxed);
             entry.pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
@@ -191,8 +187,10 @@ void PoolMapping::flush_magazine_locked(ThreadCache& cache, std::uint32_t order)
     while (mag.count > mag.cap / 2) take_back_locked(mag.slots[--mag.count], cached);  // stale slots: no-ops
 }
 
-std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left) noexcept {
+std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left,
+                                                 std::uint64_t* claimed_left) noexcept {
     if (left != nullptr) *left = 0;
+    if (claimed_left != nullptr) *claimed_left = 0;
     if (header_->cache_records_possible == 0) return 0;  // no thread has cached since the last clean scan
     std::uint64_t taken = 0;
     std::uint64_t remaining = 0;
@@ -200,25 +198,26 @@ std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::u
     manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
         if (!is_cache_word(word)) return;
         std::uint64_t e = word & k_cache_entry_mask;
+        bool claimed = e < k_cache_entries && (word & k_claimed_bit) != 0;
         bool take;
         if (e >= k_cache_entries)
             take = true;  // names no entry: damaged, nobody can own it
-        else if ((word & k_claimed_bit) != 0) {
-            claimed_entries |= bit(e);
+        else if (claimed)
             take = ((plan.dead_entries >> e) & 1) != 0;  // only a dead owner's claim may be undone
-        } else
+        else
             take = ((plan.cached_of >> e) & 1) != 0;
         // A failed CAS: the owner claimed (or freed into) it meanwhile.
-        if (take && take_back_locked(slot, word) >= 0)
+        if (take && take_back_locked(slot, word) >= 0) {
             ++taken;
-        else
+        } else {
             ++remaining;
+            if (claimed) claimed_entries |= bit(e);
+        }
     });
     // Claims found in flight: undo those whose thread is gone (it died between claim and
     // commit). /proc is read for those entries only.
     std::uint64_t dead = 0;
-    if (plan.find_dead_claims && (claimed_entries & ~plan.dead_entries) != 0)
-        dead = dead_entries_locked(claimed_entries & ~plan.dead_entries);
+    if (plan.find_dead_claims && claimed_entries != 0) dead = dead_entries_locked(claimed_entries);
     if (dead != 0) {
         manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
             if (!is_cache_word(word) || (word & k_claimed_bit) == 0) return;
@@ -230,6 +229,10 @@ std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::u
         });
         release_entries_locked(dead);
     }
+    if (claimed_left != nullptr) *claimed_left = claimed_entries & ~dead;
+    // No cache word left and no owner that could make one: later scans can be skipped.
+    // (Set again, before any cache word can exist, when an entry is claimed.) Killed
+    // around it: the flag is only a hint towards scanning; repair never clears it.
     if (remaining == 0 && !any_entry_owned_locked()) header_->cache_records_possible = 0;
     if (left != nullptr) *left = remaining;
     return taken;
@@ -251,6 +254,9 @@ bool PoolMapping::any_entry_owned_locked() const noexcept {
 }
 
 void PoolMapping::release_entries_locked(std::uint64_t entries) noexcept {
+    // Callers took back these entries' records first. Killed before a store: the entry
+    // still names its (dead or departed) owner and the next sweep releases it; after it:
+    // free for the next thread, and it names no record.
     for (std::uint32_t e = 0; e < k_cache_entries; ++e)
         if (((entries >> e) & 1) != 0) header_->cache_entries[e].owner.store(0, std::memory_order_relaxed);
 }
@@ -284,11 +290,8 @@ void PoolMapping::hand_back_process_caches() noexcept {
     // Cached blocks only: a claimed record would be a thread still allocating through a
     // mapping it no longer holds; its entry then stays owned until that thread is gone.
     std::uint64_t claimed_left = 0;
-    bool wake = reclaim_cached_locked(ReclaimPlan{still_mine, 0, false}) > 0 && announce_frees_locked();
-    manifest_.for_each_used([&](std::uint64_t, const ManifestRecord&, std::uint64_t word) {
-        if (is_cache_word(word) && (word & k_claimed_bit) != 0 && (word & k_cache_entry_mask) < k_cache_entries)
-            claimed_left |= bit(word & k_cache_entry_mask);
-    });
+    bool wake =
+        reclaim_cached_locked(ReclaimPlan{still_mine, 0, false}, nullptr, &claimed_left) > 0 && announce_frees_locked();
     release_entries_locked(still_mine & ~claimed_left);
     owner_lock_release(header_->lock);
     if (wake) futex_wake_all(&header_->wake_seq);

@@ -36,12 +36,13 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
             }
             std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
             std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-            std::uint64_t size = requested == 0 || requested > heap_bytes ? 0 : std::uint64_t{1} << heap_.order_for(requested);
-            if (size == 0 || offset % size != 0 || offset >= heap_bytes || size > heap_bytes - offset) {
+            HeapBlock block{};
+            if (!heap_.block_of(requested, offset, block)) {
                 problems.push_back(fmt::format("cached block in manifest slot {} (offset {}, {} B) is impossible", slot,
                                                offset, requested));
                 return;
             }
+            std::uint64_t size = std::uint64_t{1} << block.order;
             spans.push_back(Span{offset, size, 0, true});
             out.cached_blocks += 1;
             out.cached_bytes += size;

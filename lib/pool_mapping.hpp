@@ -104,9 +104,11 @@ private:
     int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
     // Bumps wake_seq after frees; true if sleepers must be woken (after unlock()).
     bool announce_frees_locked() noexcept;
-    // Takes cache records back to the heap; returns how many, and in `left` how many
-    // cache records remain. A claimed record is only taken when its owner is dead. Lock held.
-    std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr) noexcept;
+    // Takes cache records back to the heap; returns how many, in `left` how many cache
+    // records remain, and in `claimed_left` the entries that still have a claimed (in
+    // flight) record. A claimed record is only taken when its owner is dead. Lock held.
+    std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr,
+                                        std::uint64_t* claimed_left = nullptr) noexcept;
     // Of the entries in `among`, those whose owner thread is gone (or that have no owner).
     std::uint64_t dead_entries_locked(std::uint64_t among) const noexcept;
     bool any_entry_owned_locked() const noexcept;

@@ -25,7 +25,6 @@ void PoolMapping::repair() noexcept {
         HeapBlock block;
     };
     std::vector<Live> live;
-    std::uint64_t heap_bytes = header_->heap_bytes;
     std::uint64_t top_counter = 0;
     const std::uint64_t dead_entries = dead_entries_locked(~std::uint64_t{0});
     try {
@@ -38,17 +37,13 @@ void PoolMapping::repair() noexcept {
                 plausible = manifest_.slot_of(word) == slot;
                 top_counter = std::max(top_counter, word >> manifest_.slot_bits());
             }
-            std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
-            std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-            if (plausible && requested != 0 && requested <= heap_bytes) {
-                std::uint32_t order = heap_.order_for(requested);
-                std::uint64_t size = std::uint64_t{1} << order;
-                plausible = offset < heap_bytes && offset % size == 0 && offset + size <= heap_bytes;
-                if (plausible) live.push_back(Live{slot, word, HeapBlock{offset, order}});
-            } else {
-                plausible = false;
-            }
-            if (!plausible) manifest_.retire(slot, word);
+            HeapBlock block{};
+            plausible = plausible && heap_.block_of(rec.requested_bytes.load(std::memory_order_relaxed),
+                                                    rec.offset.load(std::memory_order_relaxed), block);
+            if (plausible)
+                live.push_back(Live{slot, word, block});
+            else
+                manifest_.retire(slot, word);
         });
     } catch (const std::bad_alloc&) {
         // Cannot rebuild without memory; leave the pool as is rather than guess.

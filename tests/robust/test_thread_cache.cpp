@@ -1324,4 +1324,47 @@ TEST_CASE("detach: a process's last detach hands its threads' cached blocks back
     detach.wait(5000);
 }
 
+
+// ---------------------------------------------------------------------------- 12
+
+TEST_CASE("bad timeout: alloc_blocking with an invalid timespec is refused even when the cache could serve it") {
+    ScopedPool scoped(k_heap, small_options(), "bt");
+    Pool& pool = scoped.pool();
+    ShmView view(scoped.name(), false);
+    REQUIRE(view.ok());
+    in_new_thread([&] {
+        first_locked_pair(pool);
+        Memory warm_block = pool.alloc(64);  // the second locked allocation claims the entry
+        const std::uint64_t id = warm_block.id();
+        const std::uint64_t offset = warm_block.block_offset();
+        warm_block.free();  // parked in the cache: the next 64 B allocation would be a cache hit
+        const std::uint64_t parked = view.record_of(id).id.load();
+        REQUIRE(dragonmem::detail::is_cache_word(parked));
+        const auto before = checked(pool, "with one block parked");
+        REQUIRE(before.cached_blocks == 1);
+        for (const timespec bad : {timespec{0, 1000000000L}, timespec{-1, 0}, timespec{0, -5}}) {
+            const std::string what = "alloc_blocking with timeout {" + std::to_string(bad.tv_sec) + ", " +
+                                     std::to_string(bad.tv_nsec) + "}";
+            try {
+                (void)pool.alloc_blocking(64, 0, &bad);
+                CHECK_MESSAGE(false, what << ": succeeded (expected DRAGON_INVALID_ARGUMENT)");
+            } catch (const dragonmem::Error& e) {
+                CHECK_MESSAGE(e.code() == DRAGON_INVALID_ARGUMENT, what << ": threw " << e.code_name());
+                CHECK_MESSAGE(std::string(e.what()).find(std::to_string(bad.tv_nsec)) != std::string::npos,
+                              what << ": the message does not name the value: " << e.what());
+            }
+            // Nothing moved: the block is still parked, the pool reads the same.
+            CHECK(view.record_of(id).id.load() == parked);
+            const auto after = checked(pool, what);
+            CHECK(after.cached_blocks == before.cached_blocks);
+            CHECK(after.free_bytes == before.free_bytes);
+            CHECK(after.live_allocations == 0);
+        }
+        Memory again = pool.alloc(64);  // and the cache still serves it
+        CHECK(again.block_offset() == offset);
+        again.free();
+    });
+    CHECK(pool.attributes().free_bytes == k_heap);
+}
+
 TEST_SUITE_END();
