@@ -27,8 +27,12 @@ std::uint64_t BuddyHeap::tag_for(std::uint64_t offset, std::uint32_t order, std:
 
 bool BuddyHeap::header_intact(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept {
     std::uint64_t size = bit(order);
-    auto link_ok = [&](std::uint64_t link) { return link == k_nil || (link < heap_bytes() && (link & (size - 1)) == 0); };
-    if (offset >= heap_bytes() || (offset & (size - 1)) != 0) return false;
+    // A link into a chunk never backed cannot be ours (we write headers only in backed
+    // chunks), and following it could fault: treat it as corrupt.
+    auto link_ok = [&](std::uint64_t link) {
+        return link == k_nil || ((link & (size - 1)) == 0 && backing_->heap_backed(link));
+    };
+    if ((offset & (size - 1)) != 0 || !backing_->heap_backed(offset)) return false;
     const FreeBlockHeader* h = header(offset);
     return h->tag == tag_for(offset, order, kind) && link_ok(h->next) && link_ok(h->prev);
 }
@@ -60,7 +64,7 @@ void BuddyHeap::push_free(std::uint64_t offset, std::uint32_t order) noexcept {
     h->order = order;
     h->kind = k_block_free;
     h->tag = tag_for(offset, order, k_block_free);
-    if (head != k_nil) header(head)->prev = offset;
+    if (head != k_nil && backing_->heap_backed(head)) header(head)->prev = offset;
     state_->free_head[order] = offset;
     state_->free_count[order] += 1;
     state_->free_mask |= bit(order);
@@ -127,15 +131,16 @@ std::uint64_t BuddyHeap::alloc(std::uint32_t order) {
             if (candidates == 0) return k_nil;
         }
         std::uint32_t have = static_cast<std::uint32_t>(std::countr_zero(candidates));
-        if (state_->free_mask & bit(have)) {
-            offset = state_->free_head[have];
-            if (!header_intact(offset, have, k_block_free)) return k_heap_corrupt;
+        bool listed_free = (state_->free_mask & bit(have)) != 0;
+        offset = listed_free ? state_->free_head[have] : state_->deferred_head[have];
+        if (!header_intact(offset, have, listed_free ? k_block_free : k_block_deferred)) return k_heap_corrupt;
+        // Before anything changes: the split below writes headers in chunks never
+        // touched before; if /dev/shm cannot back them, fail with the heap as it was.
+        if (!back_split(offset, have, order)) return k_nil;
+        if (listed_free)
             remove_free(offset, have);
-        } else {
-            offset = state_->deferred_head[have];
-            if (!header_intact(offset, have, k_block_deferred)) return k_heap_corrupt;
+        else
             pop_deferred(have);
-        }
         // Split down: the upper halves go back on the free lists.
         while (have > order) {
             --have;
@@ -144,6 +149,12 @@ std::uint64_t BuddyHeap::alloc(std::uint32_t order) {
     }
     state_->free_bytes -= bit(order);
     return offset;
+}
+
+bool BuddyHeap::back_split(std::uint64_t offset, std::uint32_t have, std::uint32_t order) noexcept {
+    for (std::uint32_t half = order; half < have; ++half)
+        if (!backing_->back_heap(offset + bit(half))) return false;
+    return true;
 }
 
 bool BuddyHeap::can_alloc(std::uint32_t order) {
@@ -155,6 +166,7 @@ bool BuddyHeap::can_alloc(std::uint32_t order) {
 }
 
 void BuddyHeap::free(std::uint64_t offset, std::uint32_t order) {
+    if (!backing_->back_heap(offset)) return;  // cannot write its header: left out (lost until a repair)
     state_->free_bytes += bit(order);
     if (state_->deferred_count[order] < k_deferred_limit)
         push_deferred(offset, order);
@@ -163,6 +175,7 @@ void BuddyHeap::free(std::uint64_t offset, std::uint32_t order) {
 }
 
 void BuddyHeap::cache(std::uint64_t offset, std::uint32_t order) {
+    if (!backing_->back_heap(offset)) return;  // as in free()
     state_->free_bytes += bit(order);
     push_deferred(offset, order);
 }
@@ -186,8 +199,12 @@ void BuddyHeap::rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t ne
             std::uint32_t order = from == 0 ? max_order_ : static_cast<std::uint32_t>(std::countr_zero(from));
             if (order > max_order_) order = max_order_;
             while (from + bit(order) > to) --order;
-            push_free(from, order);
-            free_total += bit(order);
+            // A block no header was ever written in (possible only after a damaged
+            // manifest) whose chunk cannot be backed stays out: lost until the next repair.
+            if (backing_->back_heap(from)) {
+                push_free(from, order);
+                free_total += bit(order);
+            }
             from += bit(order);
         }
     };
@@ -243,6 +260,12 @@ void BuddyHeap::walk_list(std::uint32_t order, bool deferred, std::vector<HeapBl
         }
         if (offset >= heap_bytes() || (offset & (bit(order) - 1)) != 0) {
             problems.push_back(fmt::format("{} list of {} B blocks links to offset {} (out of bounds or misaligned)",
+                                           list_name, bit(order), offset));
+            return;
+        }
+        if (!backing_->heap_backed(offset)) {
+            problems.push_back(fmt::format("{} list of {} B blocks links to offset {}, where no header was ever written "
+                                           "(its memory was never backed)",
                                            list_name, bit(order), offset));
             return;
         }

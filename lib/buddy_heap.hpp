@@ -8,11 +8,17 @@
 // with eager coalescing succeeds here too (the fully coalesced free set is a function of
 // the allocated set alone).
 //
+// Backing (pool_backing.hpp): a header is written only in a chunk backed first, and read
+// only in a backed chunk; the one place that writes headers where none was before is a
+// split (and format and rebuild), which backs the chunks of the new upper halves before
+// it changes anything. alloc() then answers k_nil with the Backing's failure() set.
+//
 // Crash story: the heap is derived state. The manifest is the truth; if a process dies
 // while holding the lock, repair rebuilds the heap from the live manifest records
 // (rebuild()) with a new tag secret, so half-updated links and stale headers are ignored.
 #pragma once
 
+#include "pool_backing.hpp"
 #include "pool_layout.hpp"
 
 #include <bit>
@@ -36,10 +42,11 @@ inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
 class BuddyHeap {
 public:
     BuddyHeap() = default;
-    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint32_t min_order, std::uint32_t max_order)
-        : state_(state), base_(heap_base), min_order_(min_order), max_order_(max_order) {}
+    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint32_t min_order, std::uint32_t max_order,
+              Backing* backing)
+        : state_(state), base_(heap_base), min_order_(min_order), max_order_(max_order), backing_(backing) {}
 
-    // Fresh heap: one maximal free block.
+    // Fresh heap: one maximal free block (its chunk, offset 0, must be backed).
     void format(std::uint64_t secret);
 
     // Smallest order whose block holds `bytes` (bytes > 0). One lzcnt: no loop, no division.
@@ -62,12 +69,16 @@ public:
     std::uint32_t min_order() const noexcept { return min_order_; }
     std::uint32_t max_order() const noexcept { return max_order_; }
 
-    // A block of exactly `order`, k_nil when none can be had even after coalescing, or
-    // k_heap_corrupt (nothing was changed past the bad block; repair, then retry).
+    // A block of exactly `order`, k_nil when none can be had even after coalescing or
+    // when splitting one needs memory /dev/shm cannot give (then the Backing's failed()
+    // is set; the heap is as it was), or k_heap_corrupt (nothing was changed past the
+    // bad block; repair, then retry).
     std::uint64_t alloc(std::uint32_t order);
     // Whether alloc(order) would succeed (may coalesce deferred blocks, nothing else).
     bool can_alloc(std::uint32_t order);
-    // Returns a block (it must be allocated, of this order).
+    // Returns a block (it must be allocated, of this order). Its start was a block start
+    // before, so its chunk is backed; if not (a forged record), the block is left out of
+    // the lists (the checker reports it lost, a repair retries).
     void free(std::uint64_t offset, std::uint32_t order);
     // Returns a block onto its size's deferred list whatever the limit (preallocation).
     void cache(std::uint64_t offset, std::uint32_t order);
@@ -96,6 +107,9 @@ private:
     std::uint64_t tag_for(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
     void reset_lists(std::uint64_t secret) noexcept;
     bool is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept;
+    // Backs the chunks where splitting a block of `have` at `offset` down to `order`
+    // writes headers (the upper halves' starts).
+    bool back_split(std::uint64_t offset, std::uint32_t have, std::uint32_t order) noexcept;
     // A listed block's header is ours: tag, and links that stay inside the heap.
     bool header_intact(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
     void push_free(std::uint64_t offset, std::uint32_t order) noexcept;
@@ -110,6 +124,7 @@ private:
     std::uint8_t* base_ = nullptr;
     std::uint32_t min_order_ = 0;
     std::uint32_t max_order_ = 0;
+    Backing* backing_ = nullptr;
 };
 
 }  // namespace dragonmem::detail

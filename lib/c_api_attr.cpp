@@ -67,7 +67,7 @@ dragonError_t dragon_memory_get_attr(dragonMemoryPoolDescr_t* pool_descr, dragon
     attr->manifest_entries = a.live_allocations;
     attr->max_manifest_entries = a.max_live_allocations;
     attr->manifest_allocated_size = a.manifest_bytes;
-    attr->manifest_table_size = a.max_allocations * 32;
+    attr->manifest_table_size = a.max_allocations * a.manifest_record_bytes;
     attr->manifest_heap_size = a.heap_meta_bytes;
     attr->segment_size = a.segment_size;
     attr->max_size = a.max_size;

@@ -1,5 +1,6 @@
 // The C API's pool calls: argument checks, then the shared descriptor operations.
 #include <dragon/managed_memory.h>
+#include <dragonmem/c_extensions.h>
 
 #include "c_api_handles.hpp"
 #include "descriptor_codec.hpp"
@@ -91,10 +92,20 @@ extern "C" {
 
 dragonError_t dragon_memory_pool_create(dragonMemoryPoolDescr_t* pool_descr, size_t bytes, const char* base_name,
                                         const dragonM_UID_t m_uid, const dragonMemoryPoolAttr_t* attr) {
+    return dragonmem_memory_pool_create_ext(pool_descr, bytes, base_name, m_uid, attr, 0);
+}
+
+dragonError_t dragonmem_memory_pool_create_ext(dragonMemoryPoolDescr_t* pool_descr, size_t bytes,
+                                               const char* base_name, const dragonM_UID_t m_uid,
+                                               const dragonMemoryPoolAttr_t* attr, unsigned int flags) {
     if (pool_descr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_create: pool_descr is NULL");
     if (base_name == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_create: base_name is NULL");
+    if ((flags & ~DRAGONMEM_POOL_CREATE_RESERVE) != 0)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool_create_ext: pool '{}': unknown flag bits {:#x} (known: {:#x})",
+                     base_name, flags & ~DRAGONMEM_POOL_CREATE_RESERVE, DRAGONMEM_POOL_CREATE_RESERVE);
     PoolOptions options;
     if (dragonError_t rc = options_from_attr(attr, base_name, options)) return rc;
+    options.reserve = (flags & DRAGONMEM_POOL_CREATE_RESERVE) != 0;
     PoolRef ref;
     if (dragonError_t rc = pool_create(ref, base_name, bytes, m_uid, options)) return rc;
     return store_pool(pool_descr, std::move(ref));

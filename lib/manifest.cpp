@@ -37,7 +37,8 @@ bool Manifest::retire(std::uint64_t slot, std::uint64_t word) noexcept {
 const ManifestRecord* Manifest::find(std::uint64_t id) const noexcept {
     if (!is_live_id(id)) return nullptr;
     std::uint64_t slot = slot_of(id);
-    if (slot >= capacity_) return nullptr;
+    // Past the backed records no slot was ever used: do not touch their pages.
+    if (slot >= backing_->records_backed()) return nullptr;
     const ManifestRecord& rec = records_[slot];
     return rec.id.load(std::memory_order_acquire) == id ? &rec : nullptr;
 }

@@ -19,9 +19,12 @@
 // Crash story: a record's `id` is its commit point (see ManifestRecord). The free-slot
 // stack and the counters are derived state that repair rebuilds from the records.
 // Slots at or above `slot_hwm` were never used: creation does not touch the table, so a
-// million-slot manifest costs no memory until used.
+// million-slot manifest costs no memory until used. Records are backed (pool_backing.hpp)
+// before the high-water mark passes them, and nothing reads past the backed extent, so
+// a full /dev/shm fails an allocation instead of faulting.
 #pragma once
 
+#include "pool_backing.hpp"
 #include "pool_layout.hpp"
 
 #include <cstdint>
@@ -43,17 +46,24 @@ inline constexpr bool is_live_id(std::uint64_t word) noexcept { return word != 0
 class Manifest {
 public:
     Manifest() = default;
-    Manifest(PoolHeader* header, ManifestRecord* records)
-        : header_(header), records_(records), capacity_(header->manifest_capacity),
+    Manifest(PoolHeader* header, ManifestRecord* records, Backing* backing)
+        : header_(header), records_(records), backing_(backing), capacity_(header->manifest_capacity),
           slot_bits_(header->id_slot_bits), counter_limit_(((k_claimed_bit - 1) >> slot_bits_)) {}
 
     std::uint64_t capacity() const noexcept { return capacity_; }
     std::uint32_t slot_bits() const noexcept { return slot_bits_; }
     std::uint64_t slot_of(std::uint64_t id) const noexcept { return id & ((std::uint64_t{1} << slot_bits_) - 1); }
 
-    bool has_free_slot() const noexcept {
-        return header_->slot_free_head != 0 || header_->slot_hwm < capacity_;
+    // Whether take_slot() may be called. A never-used slot's record is backed first: false
+    // also when /dev/shm cannot back it (then full() is false and the Backing's failed()
+    // says why).
+    bool has_free_slot() noexcept {
+        if (header_->slot_free_head != 0) return true;
+        std::uint64_t hwm = header_->slot_hwm;
+        return hwm < capacity_ && (hwm < backing_->records_backed() || backing_->back_records(hwm + 1));
     }
+    // Every slot is in use (has_free_slot() is false for lack of slots, not of memory).
+    bool full() const noexcept { return header_->slot_free_head == 0 && header_->slot_hwm >= capacity_; }
     // Call only after has_free_slot().
     std::uint64_t take_slot() noexcept;
     // The slot's record must already be retired (id 0).
@@ -83,9 +93,11 @@ public:
 
     const ManifestRecord& record(std::uint64_t slot) const noexcept { return records_[slot]; }
     ManifestRecord& record(std::uint64_t slot) noexcept { return records_[slot]; }
-    // Slots below this may be live; scans stop here.
+    // Slots below this may be live; scans stop here (and never pass the backed records,
+    // whatever a damaged header says).
     std::uint64_t used_extent() const noexcept {
-        return header_->slot_hwm < capacity_ ? header_->slot_hwm : capacity_;
+        std::uint64_t backed = backing_->records_backed();
+        return header_->slot_hwm < backed ? header_->slot_hwm : backed;
     }
 
     // Live allocations only.
@@ -113,6 +125,7 @@ public:
 private:
     PoolHeader* header_ = nullptr;
     ManifestRecord* records_ = nullptr;
+    Backing* backing_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint32_t slot_bits_ = 0;
     std::uint64_t counter_limit_ = 0;

@@ -1,10 +1,20 @@
 // The layout of a pool's single POSIX shm object, shared by every process that maps it:
 //
-//   [ PoolHeader (one page) ][ manifest records (page-rounded) ][ heap (2^k bytes) ]
+//   page 0       PoolHeader
+//   page 1       BackingMap: which heap chunks the library has backed (pool_backing.hpp)
+//   page 2       reserved for a table of attached processes (not used yet, never touched)
+//   page 3...    manifest records (page-rounded)
+//   then         heap (2^k bytes, page aligned)
 //
 // Everything in it is position-independent: offsets from the heap start, never pointers
 // (the mapping lands at a different address in each process). Sizes and offsets the
 // crash reasoning depends on are pinned with static_assert below.
+//
+// The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
+// touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
+// has backed first (pool_backing.hpp): the first four regions' used parts at creation,
+// manifest records as the used extent grows, heap chunks before it writes a free-block
+// header in them.
 #pragma once
 
 #include "robust_lock.hpp"
@@ -16,7 +26,9 @@
 namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
-inline constexpr std::uint32_t k_layout_version = 2;  // 2: thread-cache entries, atomic id counter
+// 2: thread-cache entries, atomic id counter. 3: 64 B manifest records (and their size
+// recorded), the backing map, the creator record, the reserved process-table page.
+inline constexpr std::uint32_t k_layout_version = 3;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -26,6 +38,11 @@ inline constexpr std::size_t k_max_name_len = 29;
 inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: a free-block header fits
 inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
 inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
+inline constexpr std::uint64_t k_backing_map_offset = 1 * k_page_bytes;
+inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // reserved (attached processes)
+inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
+inline constexpr std::uint64_t k_manifest_offset = 3 * k_page_bytes;
+inline constexpr std::uint32_t k_backing_chunks = 8 * k_page_bytes;  // bits of the backing map
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size: no
@@ -48,6 +65,27 @@ struct CacheEntry {
     std::atomic<std::uint64_t> owner;
     std::atomic<std::uint32_t> pid;
     std::uint32_t reserved;
+};
+
+// Who is formatting (or formatted) the pool. The creator writes it with one pwrite right
+// after sizing the object, before anything else: an attacher that finds the pool not
+// ready yet waits while this thread lives and refuses at once if it died
+// (pool_creator.hpp). `owner` is the creating thread's owner word (robust_lock.hpp),
+// `pid_ns` the inode of the creator's /proc/self/ns/pid: thread ids only mean something
+// inside one PID namespace, so processes of another are refused (0: unknown).
+struct CreatorRecord {
+    std::uint64_t owner;            // (start stamp << 32) | tid of the creating thread
+    std::uint64_t pid_ns;           // inode of /proc/<creator>/ns/pid, 0 if unknown
+    std::uint64_t created_ns;       // CLOCK_REALTIME at creation
+    std::uint32_t pid;              // the creating process
+    std::uint32_t uid;              // its effective uid
+};
+
+// One bit per heap chunk of 2^PoolHeader::heap_chunk_shift bytes: set once the chunk is
+// backed (pool_backing.hpp). Bits are only ever set, after the kernel said the chunk has
+// its memory.
+struct BackingMap {
+    std::atomic<std::uint64_t> words[k_backing_chunks / 64];
 };
 
 struct PoolHeader {
@@ -77,7 +115,16 @@ struct PoolHeader {
     std::uint64_t heap_alignment;               // mappings place the heap at this alignment
     char name[k_name_capacity];
     std::atomic<std::uint32_t> ready;           // k_pool_ready once creation committed
-    std::uint32_t reserved1;
+    std::uint32_t record_bytes;                 // sizeof(ManifestRecord)
+    std::uint64_t backing_map_offset;           // k_backing_map_offset
+    std::uint64_t procs_offset;                 // k_procs_offset: reserved, unused
+    std::uint64_t procs_bytes;                  // k_procs_bytes
+    std::uint32_t heap_chunk_shift;             // backing map granularity (pool_backing.hpp)
+    std::uint32_t fully_backed;                 // 1: the whole object was backed at creation (reserve)
+    CreatorRecord creator;                      // written first of all (see CreatorRecord)
+    // Records [0, manifest_backed) are backed; grows under `lock`, read without it (a
+    // record past it was never used, so a lookup stops there without touching it).
+    std::atomic<std::uint64_t> manifest_backed;
 
     // ---- synchronisation
     alignas(64) OwnerLock lock;                 // robust_lock.hpp: guards the mutable state below
@@ -147,5 +194,9 @@ static_assert(sizeof(PoolHeader) <= k_page_bytes, "the header fits one page");
 static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object is recognised");
 static_assert(offsetof(PoolHeader, lock) % 64 == 0);
 static_assert(sizeof(CacheEntry) == 16);
+static_assert(sizeof(BackingMap) == k_page_bytes, "the backing map is one page");
+static_assert(sizeof(CreatorRecord) == 32);
+static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
+static_assert(k_manifest_offset == k_procs_offset + k_procs_bytes && k_procs_offset == k_backing_map_offset + k_page_bytes);
 
 }  // namespace dragonmem::detail

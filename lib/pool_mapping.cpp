@@ -5,6 +5,7 @@
 #include "error.hpp"
 #include "host_identity.hpp"
 #include "mapping_registry.hpp"
+#include "pool_creator.hpp"
 #include "robust_lock.hpp"
 #include "waiter.hpp"
 
@@ -16,8 +17,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <thread>
 
 namespace dragonmem::detail {
@@ -55,9 +58,14 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, c
     if (h.magic.load(std::memory_order_acquire) != k_pool_magic)
         return bad(fmt::format("wrong magic {:#018x}", h.magic.load()));
     if (h.layout_version != k_layout_version)
-        return bad(fmt::format("layout version {} (this library reads version {})", h.layout_version, k_layout_version));
+        return bad(fmt::format("layout version {} (this library reads version {}; a pool made by another version of "
+                               "dragonmem must be recreated)",
+                               h.layout_version, k_layout_version));
     if (h.header_bytes != sizeof(PoolHeader))
         return bad(fmt::format("header size {} (expected {})", h.header_bytes, sizeof(PoolHeader)));
+    if (h.record_bytes != sizeof(ManifestRecord))
+        return bad(fmt::format("manifest records of {} B (this library's are {} B)", h.record_bytes,
+                               sizeof(ManifestRecord)));
     if (h.total_bytes != object_bytes)
         return bad(fmt::format("header says {} bytes but the object has {}", h.total_bytes, object_bytes));
     if (h.min_block_order < k_min_block_order_floor || h.max_block_order > k_max_heap_order ||
@@ -68,11 +76,20 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, c
     if (h.manifest_capacity < 5 || h.manifest_capacity > k_max_manifest_capacity ||
         h.id_slot_bits != bits_for_slots(h.manifest_capacity))
         return bad(fmt::format("manifest capacity {} / slot bits {} inconsistent", h.manifest_capacity, h.id_slot_bits));
+    if (h.backing_map_offset != k_backing_map_offset || h.procs_offset != k_procs_offset ||
+        h.procs_bytes != k_procs_bytes)
+        return bad(fmt::format("backing map at {} / process table at {} ({} B): expected {} / {} ({} B)",
+                               h.backing_map_offset, h.procs_offset, h.procs_bytes, k_backing_map_offset,
+                               k_procs_offset, k_procs_bytes));
     // Written so that no sum can wrap around: each term is bounded before it is added.
-    if (h.manifest_offset != k_page_bytes || h.heap_offset % k_page_bytes != 0 || h.heap_offset > object_bytes ||
+    if (h.manifest_offset != k_manifest_offset || h.heap_offset % k_page_bytes != 0 ||
+        h.heap_offset < h.manifest_offset || h.heap_offset > object_bytes ||
         h.heap_bytes != object_bytes - h.heap_offset ||
         h.heap_offset - h.manifest_offset < h.manifest_capacity * sizeof(ManifestRecord))
         return bad("manifest/heap offsets inconsistent with sizes");
+    if (h.heap_chunk_shift != heap_chunk_shift_for(h.max_block_order))
+        return bad(fmt::format("heap chunk shift {} (expected {} for a 2^{} B heap)", h.heap_chunk_shift,
+                               heap_chunk_shift_for(h.max_block_order), h.max_block_order));
     if (h.heap_alignment == 0 || !std::has_single_bit(h.heap_alignment) || h.heap_alignment > k_max_heap_alignment)
         return bad(fmt::format("heap alignment {} invalid", h.heap_alignment));
     std::string_view name(h.name, strnlen(h.name, k_name_capacity));
@@ -160,12 +177,14 @@ void PoolMapping::release() noexcept {
     }
 }
 
-dragonError_t PoolMapping::attach_views(ShmMapping mapping) {
+void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     mapping_ = mapping;
     header_ = reinterpret_cast<PoolHeader*>(mapping_.base);
     heap_base_ = mapping_.base + header_->heap_offset;
-    manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset));
-    heap_ = BuddyHeap(&header_->heap, heap_base_, header_->min_block_order, header_->max_block_order);
+    backing_ = Backing(header_, mapping_, shm_name_, object);
+    manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
+                         &backing_);
+    heap_ = BuddyHeap(&header_->heap, heap_base_, header_->min_block_order, header_->max_block_order, &backing_);
     auto identity = std::make_shared<PoolIdentity>();
     identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
     identity->m_uid = header_->m_uid;
@@ -175,11 +194,161 @@ dragonError_t PoolMapping::attach_views(ShmMapping mapping) {
     identity->heap_bytes = header_->heap_bytes;
     identity->id_slot_bits = header_->id_slot_bits;
     identity_ = std::move(identity);
+}
+
+namespace {
+
+// Undoes a creation that did not finish, whatever stopped it (an error return or an
+// exception such as std::bad_alloc): the mapping is dropped and the name removed, if it
+// still names our object, so a failed create leaves nothing behind.
+struct CreationUndo {
+    std::string shm_name;
+    ShmObjectId object;           // known once our object exists
+    int fd = -1;
+    ShmMapping mapping;           // until `pool` owns it
+    PoolMapping* pool = nullptr;  // owns the mapping once made
+    bool committed = false;
+
+    CreationUndo() = default;
+    CreationUndo(const CreationUndo&) = delete;
+    CreationUndo& operator=(const CreationUndo&) = delete;
+    ~CreationUndo() {
+        if (!committed) {
+            if (pool != nullptr) pool->release();  // unmaps
+            shm_unmap(mapping);
+            if (object.known()) shm_unlink_if_same(shm_name, object);
+        }
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// /dev/shm could not give memory to part of a pool being created.
+dragonError_t creation_unbacked(std::string_view name, int err, std::uint64_t bytes, const char* what) {
+    return failf(err == ENOSPC || err == EDQUOT ? DRAGON_OUT_OF_SPACE : DRAGON_MEMORY_ERRNO,
+                 "pool '{}': {} could not back {} B for {}: {} (errno {}); {}; nothing was created", name, k_shm_dir,
+                 bytes, what, std::strerror(err), err, shm_space_text());
+}
+
+dragonError_t refuse_other_namespace(const std::string& shm_name, std::uint64_t pool_ns, std::uint64_t my_ns,
+                                     const char* state) {
+    return failf(DRAGON_INVALID_OPERATION,
+                 "pool '{}'{} was created by a process in PID namespace {} but this process is in {}: processes sharing "
+                 "a pool must share a PID namespace (the pool's lock and thread caches identify threads by id)",
+                 shm_name.substr(k_shm_prefix.size()), state, describe_pid_namespace(pool_ns),
+                 describe_pid_namespace(my_ns));
+}
+
+long ms_since(std::chrono::steady_clock::time_point start) {
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+}
+
+// How long ago (CLOCK_REALTIME) the object last changed; negative if the clock went back.
+long age_ms(const timespec& changed) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<long>((now.tv_sec - changed.tv_sec) * 1000 + (now.tv_nsec - changed.tv_nsec) / 1000000);
+}
+
+// One read of an object's header (zeros where the object is shorter than a page).
+struct HeaderRead {
+    alignas(64) unsigned char bytes[sizeof(PoolHeader)];
+    std::uint64_t object_bytes = 0;
+    ShmObjectId object;
+    timespec changed{};
+    const PoolHeader& header() const { return *reinterpret_cast<const PoolHeader*>(bytes); }
+};
+
+dragonError_t read_header(int fd, const std::string& shm_name, HeaderRead& out) {
+    if (dragonError_t rc = shm_stat(fd, shm_name, out.object_bytes, out.object, out.changed)) return rc;
+    std::memset(out.bytes, 0, sizeof out.bytes);
+    if (out.object_bytes < k_page_bytes) return DRAGON_SUCCESS;  // not sized yet: blank
+    ssize_t got = ::pread(fd, out.bytes, sizeof out.bytes, 0);
+    if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
+    if (got != static_cast<ssize_t>(sizeof out.bytes)) std::memset(out.bytes, 0, sizeof out.bytes);
     return DRAGON_SUCCESS;
 }
 
+// Reads the header until it is a committed pool. A pool being created is sized, stamped
+// with its creator (one pwrite) and formatted before its magic is stored, last: wait
+// while its creator lives (at most k_creator_wait_ms), refuse as soon as it is dead.
+dragonError_t read_ready_header(int fd, const std::string& shm_name, HeaderRead& out) {
+    const std::uint64_t my_ns = this_pid_namespace();
+    const auto started = std::chrono::steady_clock::now();
+    int dead_reads = 0;
+    int torn_reads = 0;
+    for (int attempt = 0;; ++attempt) {
+        if (dragonError_t rc = read_header(fd, shm_name, out)) return rc;
+        const PoolHeader& h = out.header();
+        std::uint64_t magic = h.magic.load(std::memory_order_acquire);
+        bool ready = h.ready.load(std::memory_order_acquire) == k_pool_ready;
+        if (magic == k_pool_magic && ready) return DRAGON_SUCCESS;
+        if (magic != 0 && magic != k_pool_magic) return validate_header(h, out.object_bytes, shm_name);  // says why
+        const long waited_ms = ms_since(started);
+        if (magic == k_pool_magic) {
+            // The creator stores `ready` before the magic: this is damage, unless our
+            // read raced those two stores. Look twice more.
+            if (++torn_reads >= 3)
+                return failf(DRAGON_INVALID_ARGUMENT,
+                             "shm object '{}' is not a usable dragonmem pool: its header has the magic but its ready "
+                             "word is {:#x}, not READY (a damaged header)",
+                             shm_name, h.ready.load(std::memory_order_relaxed));
+        } else {
+            const CreatorRecord creator = h.creator;
+            switch (creator_state(creator, my_ns)) {
+                case CreatorState::other_namespace:
+                    return refuse_other_namespace(shm_name, creator.pid_ns, my_ns, " (still being created)");
+                case CreatorState::dead:
+                    // Twice in a row: a read torn by the creator's own write is not a verdict.
+                    if (++dead_reads >= 2)
+                        return failf(DRAGON_INVALID_ARGUMENT,
+                                     "shm object '{}' ({} bytes) is not an initialised dragonmem pool: its creator "
+                                     "(pid {}, thread {}) died while creating it; remove it with 'dragonmem destroy "
+                                     "--force'",
+                                     shm_name, out.object_bytes, creator.pid, static_cast<std::uint32_t>(creator.owner));
+                    break;
+                case CreatorState::alive:
+                    dead_reads = 0;
+                    if (waited_ms >= k_creator_wait_ms)
+                        return failf(DRAGON_TIMEOUT,
+                                     "pool '{}' is still being created by pid {} (alive) after {} ms of waiting; try "
+                                     "again later",
+                                     shm_name.substr(k_shm_prefix.size()), creator.pid, waited_ms);
+                    break;
+                case CreatorState::none: {
+                    // Its creator is between shm_open and its first write, or died there.
+                    long age = age_ms(out.changed);
+                    if (age >= k_unrecorded_grace_ms || waited_ms >= k_creator_wait_ms)
+                        return failf(DRAGON_INVALID_ARGUMENT,
+                                     "shm object '{}' ({} bytes) is not an initialised dragonmem pool: no creator is "
+                                     "recorded in it and it has not changed for {} ms (its creator may have died while "
+                                     "creating it); remove it with 'dragonmem destroy --force'",
+                                     shm_name, out.object_bytes, age);
+                    break;
+                }
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(attempt < 100 ? 1 : 10));
+    }
+}
+
+}  // namespace
+
 dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                                   const PoolOptions& options, PoolMapping*& out) {
+    // create_pool's CreationUndo has removed whatever was made when an exception gets here.
+    try {
+        return create_pool(name, bytes, m_uid, options, out);
+    } catch (const std::bad_alloc&) {
+        return failf(DRAGON_INTERNAL_MALLOC_FAIL, "pool '{}': out of memory while creating it; nothing was created",
+                     name);
+    } catch (const std::exception& e) {
+        return failf(DRAGON_FAILURE, "pool '{}': creation failed: {}; nothing was created", name, e.what());
+    }
+}
+
+dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                                       const PoolOptions& options, PoolMapping*& out) {
     if (dragonError_t rc = validate_pool_name(name)) return rc;
     if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
     if (options.mem_type != DRAGON_MEMORY_TYPE_SHM)
@@ -218,28 +387,68 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
                          n < 64 ? (std::uint64_t{1} << (min_order + n)) : 0, heap_bytes);
 
     std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
-    std::uint64_t heap_offset = k_page_bytes + manifest_bytes;
+    std::uint64_t heap_offset = k_manifest_offset + manifest_bytes;
     std::uint64_t total_bytes = heap_offset + heap_bytes;
     std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
-    std::string shm_name = shm_name_for(name);
+    std::uint32_t chunk_shift = heap_chunk_shift_for(max_order);
+    std::uint64_t records_backed = options.reserve ? capacity : initial_manifest_backed(capacity);
 
-    int fd = -1;
-    if (dragonError_t rc = shm_create(shm_name, total_bytes, static_cast<mode_t>(options.mode), fd)) return rc;
-    ShmMapping mapping;
-    dragonError_t rc = shm_map(fd, total_bytes, heap_offset, alignment, mapping);
-    ::close(fd);
-    if (rc != DRAGON_SUCCESS) {
-        shm_unlink_name(shm_name);
-        return rc;
+    // Fit. The object is sparse, so what must fit is what users can fill: the heap, plus
+    // the metadata backed now. Manifest records past the first step are backed as they
+    // come into use, and the library fails an allocation cleanly (OUT_OF_SPACE) when
+    // /dev/shm cannot back one. A reserved pool backs everything now, so all of it must fit.
+    const std::uint64_t metadata_now =
+        k_procs_offset + round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
+    const std::uint64_t needed = options.reserve ? total_bytes : heap_bytes + metadata_now;
+    std::uint64_t shm_free = 0, shm_total = 0;
+    if (shm_space(shm_free, shm_total) && needed > shm_free)
+        return failf(DRAGON_OUT_OF_SPACE,
+                     "pool '{}' does not fit in {}: it needs {} B ({} B of heap + {} B of {}) but {} has {} B free of "
+                     "{} B; nothing was created",
+                     name, k_shm_dir, needed, heap_bytes, needed - heap_bytes,
+                     options.reserve ? "header and manifest, reserved" : "header and first manifest records",
+                     k_shm_dir, shm_free, shm_total);
+
+    CreationUndo undo;
+    undo.shm_name = shm_name_for(name);
+    ShmObjectId object;
+    if (dragonError_t rc = shm_create(undo.shm_name, total_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
+        return rc;  // nothing of ours exists (shm_create cleans up after itself)
+    undo.object = object;
+
+    // Who creates it, before anything else: attachers wait while this thread lives
+    // (pool_creator.hpp). pwrite gives the header page its memory, so a full /dev/shm is
+    // ENOSPC here. Killed before it: a blank object, refused once it is k_unrecorded_grace_ms old.
+    const CreatorRecord creator = this_creator();
+    if (int err = shm_write_at(undo.fd, &creator, sizeof creator, offsetof(PoolHeader, creator)))
+        return creation_unbacked(name, err, k_page_bytes, "its header");
+
+    // Memory for every page the library touches from here on (pool_backing.hpp), or, when
+    // reserving, for the whole object.
+    if (options.reserve) {
+        if (int err = shm_back_fd(undo.fd, 0, total_bytes))
+            return creation_unbacked(name, err, total_bytes, "the whole pool (reserve)");
+    } else {
+        std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
+        std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
+        if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
+            return creation_unbacked(name, err, k_procs_offset, "its header and backing map");
+        if (int err = shm_back_fd(undo.fd, k_manifest_offset, first_records))
+            return creation_unbacked(name, err, first_records, "its first manifest records");
+        if (int err = shm_back_fd(undo.fd, heap_offset, first_chunk))
+            return creation_unbacked(name, err, first_chunk, "the heap's first chunk");
     }
 
-    // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait; a
-    // creator killed before that leaves an object that attach reports as uninitialised.
-    auto* h = reinterpret_cast<PoolHeader*>(mapping.base);
+    if (dragonError_t rc = shm_map(undo.fd, total_bytes, heap_offset, alignment, undo.mapping)) return rc;
+
+    // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait while
+    // the creator lives; a creator killed before that leaves an object that attach
+    // reports as abandoned and `destroy --force` removes.
+    auto* h = reinterpret_cast<PoolHeader*>(undo.mapping.base);
     h->layout_version = k_layout_version;
     h->header_bytes = sizeof(PoolHeader);
     h->total_bytes = total_bytes;
-    h->manifest_offset = k_page_bytes;
+    h->manifest_offset = k_manifest_offset;
     h->manifest_capacity = capacity;
     h->heap_offset = heap_offset;
     h->heap_bytes = heap_bytes;
@@ -258,11 +467,24 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
     h->max_size = options.max_size;
     h->heap_alignment = alignment;
     std::memcpy(h->name, name.data(), name.size());
+    h->record_bytes = sizeof(ManifestRecord);
+    h->backing_map_offset = k_backing_map_offset;
+    h->procs_offset = k_procs_offset;
+    h->procs_bytes = k_procs_bytes;
+    h->heap_chunk_shift = chunk_shift;
+    h->fully_backed = options.reserve ? 1 : 0;
+    h->manifest_backed.store(records_backed, std::memory_order_relaxed);
+    auto* map = reinterpret_cast<BackingMap*>(undo.mapping.base + k_backing_map_offset);
+    for (auto& word : map->words) word.store(options.reserve ? ~std::uint64_t{0} : 0, std::memory_order_relaxed);
+    if (!options.reserve) map->words[0].store(1, std::memory_order_relaxed);  // heap chunk 0, backed above
     owner_lock_init(h->lock);
 
     PoolMapping* pool = make();
-    pool->shm_name_ = shm_name;
-    pool->attach_views(mapping);
+    undo.pool = pool;
+    pool->mapping_ = undo.mapping;  // release() unmaps it from here on
+    undo.mapping = ShmMapping{};
+    pool->shm_name_ = undo.shm_name;
+    pool->attach_views(pool->mapping_, object);
     pool->heap_.format(random_u64());
     // Preallocations: carve the blocks, then park them on the deferred lists so the first
     // allocations of those sizes are list pops.
@@ -271,19 +493,21 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
         for (std::size_t i = 0; i < options.preallocs[n]; ++i) {
             std::uint32_t order = min_order + static_cast<std::uint32_t>(n);
             std::uint64_t offset = pool->heap_.alloc(order);
-            if (offset == k_nil) {
-                pool->release();  // unmaps
-                shm_unlink_name(shm_name);
+            if (offset == k_nil && pool->backing_.failed())
+                return failf(DRAGON_OUT_OF_SPACE, "pool '{}': preallocation {} of {} of {} B blocks: {}; nothing was created",
+                             name, i + 1, options.preallocs[n], std::uint64_t{1} << order,
+                             pool->backing_.describe_failure());
+            if (offset == k_nil)
                 return failf(DRAGON_INVALID_ARGUMENT,
                              "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
                              i + 1, options.preallocs[n], std::uint64_t{1} << order, heap_bytes);
-            }
-            carved.push_back({offset, order});
+            carved.push_back({offset, order});  // may throw: the undo removes the pool
         }
     }
     for (const HeapBlock& block : carved) pool->heap_.cache(block.offset, block.order);
     h->ready.store(k_pool_ready, std::memory_order_release);
     h->magic.store(k_pool_magic, std::memory_order_release);
+    undo.committed = true;
     out = pool;
     return DRAGON_SUCCESS;
 }
@@ -296,43 +520,67 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
         ~FdCloser() { ::close(fd); }
     } closer{fd};
 
-    // A pool being created is sized and formatted before its magic is stored: wait a
-    // little for it rather than failing a racing attach.
-    struct stat st {};
-    alignas(64) unsigned char header_copy[sizeof(PoolHeader)];
-    const auto* h = reinterpret_cast<const PoolHeader*>(header_copy);
-    for (int attempt = 0;; ++attempt) {
-        if (::fstat(fd, &st) != 0)
-            return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("fstat of shm object '{}'", shm_name));
-        bool big_enough = static_cast<std::uint64_t>(st.st_size) >= k_page_bytes;
-        ssize_t got = big_enough ? ::pread(fd, header_copy, sizeof header_copy, 0) : 0;
-        if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
-        bool whole = got == static_cast<ssize_t>(sizeof header_copy);
-        std::uint64_t magic = whole ? h->magic.load(std::memory_order_acquire) : 0;
-        if (magic == k_pool_magic && h->ready.load(std::memory_order_acquire) == k_pool_ready) break;
-        // Not a pool at all: say why now. Blank or not yet ready: it may be mid-creation.
-        if (magic != 0 && magic != k_pool_magic)
-            return validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name);
-        if (attempt >= 200)
-            return failf(DRAGON_INVALID_ARGUMENT,
-                         "shm object '{}' ({} bytes) is not an initialised dragonmem pool (its creator may have died "
-                         "while creating it; remove it with 'dragonmem destroy --force')",
-                         shm_name, static_cast<std::uint64_t>(st.st_size));
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (dragonError_t rc = validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
-    if (expected_nonce != 0 && h->nonce != expected_nonce)
+    HeaderRead read;
+    if (dragonError_t rc = read_ready_header(fd, shm_name, read)) return rc;
+    const PoolHeader& h = read.header();
+    if (dragonError_t rc = validate_header(h, read.object_bytes, shm_name)) return rc;
+    if (std::uint64_t mine = this_pid_namespace(); other_pid_namespace(h.creator.pid_ns, mine))
+        return refuse_other_namespace(shm_name, h.creator.pid_ns, mine, "");
+    if (expected_nonce != 0 && h.nonce != expected_nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
-    if (h->destroyed.load(std::memory_order_acquire) != 0)
+    if (h.destroyed.load(std::memory_order_acquire) != 0)
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", shm_name);
 
     ShmMapping mapping;
-    if (dragonError_t rc = shm_map(fd, h->total_bytes, h->heap_offset, h->heap_alignment, mapping)) return rc;
-    PoolMapping* pool = make();
-    pool->shm_name_ = shm_name;
-    pool->attach_views(mapping);
+    if (dragonError_t rc = shm_map(fd, h.total_bytes, h.heap_offset, h.heap_alignment, mapping)) return rc;
+    PoolMapping* pool = nullptr;
+    try {
+        pool = make();
+        pool->mapping_ = mapping;  // release() unmaps it from here on
+        mapping = ShmMapping{};
+        pool->shm_name_ = shm_name;
+        pool->attach_views(pool->mapping_, read.object);
+    } catch (const std::bad_alloc&) {
+        if (pool != nullptr) pool->release();
+        shm_unmap(mapping);
+        return failf(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory attaching pool '{}'", shm_name);
+    }
     out = pool;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::refuse_if_being_created(const std::string& shm_name) {
+    int fd = -1;
+    if (shm_open_existing(shm_name, false, fd) != DRAGON_SUCCESS) return DRAGON_SUCCESS;  // the caller explains
+    HeaderRead read;
+    dragonError_t rc = read_header(fd, shm_name, read);
+    ::close(fd);
+    if (rc != DRAGON_SUCCESS || read.header().magic.load(std::memory_order_relaxed) != 0) return DRAGON_SUCCESS;
+    const CreatorRecord creator = read.header().creator;
+    const std::string name = shm_name.substr(k_shm_prefix.size());
+    const std::uint64_t mine = this_pid_namespace();
+    switch (creator_state(creator, mine)) {
+        case CreatorState::alive:
+            return failf(DRAGON_INVALID_OPERATION,
+                         "pool '{}' is being created by pid {} (thread {}), which is alive: not removed; let the "
+                         "creation finish (or stop that process) and destroy it then",
+                         name, creator.pid, static_cast<std::uint32_t>(creator.owner));
+        case CreatorState::other_namespace:
+            return failf(DRAGON_INVALID_OPERATION,
+                         "pool '{}' is being created by pid {} of PID namespace {} (this process is in {}), which "
+                         "cannot be checked from here: not removed; run 'dragonmem destroy --force' in that namespace",
+                         name, creator.pid, describe_pid_namespace(creator.pid_ns), describe_pid_namespace(mine));
+        case CreatorState::none:
+            if (long age = age_ms(read.changed); age < k_unrecorded_grace_ms)
+                return failf(DRAGON_INVALID_OPERATION,
+                             "pool '{}' changed {} ms ago and has no creator recorded yet: it may be being created; "
+                             "not removed; try again in a second",
+                             name, age);
+            return DRAGON_SUCCESS;
+        case CreatorState::dead:
+            return DRAGON_SUCCESS;
+    }
     return DRAGON_SUCCESS;
 }
 
@@ -367,6 +615,14 @@ dragonError_t PoolMapping::explain_no_block(std::uint64_t bytes, std::uint32_t o
                  "allocations)",
                  std::uint64_t{1} << order, bytes, identity_->name, header_->heap.free_bytes, largest,
                  header_->live_count);
+}
+
+dragonError_t PoolMapping::explain_unbacked(std::uint64_t bytes) {
+    // Final, not waited on: frees in the pool do not give /dev/shm memory back.
+    return failf(DRAGON_OUT_OF_SPACE,
+                 "no memory left in {} for pool '{}' to serve a {} B request: {}. The pool was not changed; a pool "
+                 "created with reserve (dragonmem create --reserve) has all its memory from the start",
+                 k_shm_dir, identity_->name, bytes, backing_.describe_failure());
 }
 
 dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
@@ -445,9 +701,15 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
 
 dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order,
                                         BlockInfo& out, bool& reported) {
-    if (!manifest_.has_free_slot())
+    backing_.clear_failure();
+    if (!manifest_.has_free_slot()) {
+        if (!manifest_.full()) {  // a slot, but no memory in /dev/shm for its record
+            reported = true;
+            return explain_unbacked(bytes);
+        }
         // Both full: report the heap, the limit users think of first.
         return heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+    }
     std::uint64_t offset = heap_.alloc(order);
     if (offset == k_heap_corrupt) {
         // A free block's header was overwritten (a write past an allocation's end).
@@ -458,6 +720,10 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
             reported = true;
             return failf(DRAGON_FAILURE, "the heap of pool '{}' is corrupt and could not be repaired", identity_->name);
         }
+    }
+    if (offset == k_nil && backing_.failed()) {  // a block, but no memory in /dev/shm to split it
+        reported = true;
+        return explain_unbacked(bytes);
     }
     if (offset == k_nil) return DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
     std::uint64_t slot = manifest_.take_slot();
@@ -552,6 +818,8 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.heap_bytes = h.heap_bytes;
     out.total_bytes = h.total_bytes;
     out.manifest_bytes = h.heap_offset - h.manifest_offset;
+    out.manifest_record_bytes = h.record_bytes;
+    out.reserved = h.fully_backed != 0;
     out.heap_meta_bytes = sizeof(HeapState);
     out.max_allocations = h.manifest_capacity;
     out.free_bytes = h.heap.free_bytes;

@@ -6,6 +6,7 @@
 
 #include "buddy_heap.hpp"
 #include "manifest.hpp"
+#include "pool_backing.hpp"
 #include "pool_layout.hpp"
 #include "shm_segment.hpp"
 #include "thread_cache.hpp"
@@ -42,8 +43,14 @@ public:
     static dragonError_t create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                                 const PoolOptions& options, PoolMapping*& out);
     // Maps an existing pool by shm name; `expected_nonce` (non-zero) must match, else the
-    // pool was destroyed and another took its name. The result holds one reference.
+    // pool was destroyed and another took its name. A pool still being created is waited
+    // for while its creator lives (pool_creator.hpp). A pool made in another PID
+    // namespace is refused (INVALID_OPERATION). The result holds one reference.
     static dragonError_t open(const std::string& shm_name, std::uint64_t expected_nonce, PoolMapping*& out);
+    // For `destroy --force`: INVALID_OPERATION when the object is a pool still being
+    // created by a live (or, from another PID namespace, unknowable) creator, or a blank
+    // object too young to tell; success otherwise (also when there is no such object).
+    static dragonError_t refuse_if_being_created(const std::string& shm_name);
 
     PoolMapping(const PoolMapping&) = delete;
     PoolMapping& operator=(const PoolMapping&) = delete;
@@ -125,7 +132,9 @@ private:
     PoolMapping() = default;
     ~PoolMapping() = default;          // never called: objects are recycled
     static PoolMapping* make();        // a recycled or new object with a fresh epoch
-    dragonError_t attach_views(ShmMapping mapping);
+    static dragonError_t create_pool(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                                     const PoolOptions& options, PoolMapping*& out);  // create(), may throw
+    void attach_views(ShmMapping mapping, ShmObjectId object);
     // Takes the pool lock, repairing first if its last holder died; fails when the pool
     // was destroyed.
     dragonError_t lock();
@@ -138,6 +147,8 @@ private:
     void collect_invariant_problems(CheckReport& out);  // pool_check.cpp
     dragonError_t explain_unusable(const char* op) const;
     dragonError_t explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code);
+    // An allocation failed because /dev/shm could not back a page the library needed.
+    dragonError_t explain_unbacked(std::uint64_t bytes);
 
     std::atomic<std::uint32_t> refs_{1};
     std::atomic<std::uint64_t> epoch_{0};
@@ -147,6 +158,7 @@ private:
     ShmMapping mapping_;
     PoolHeader* header_ = nullptr;
     std::uint8_t* heap_base_ = nullptr;
+    Backing backing_;                  // manifest_ and heap_ point to it
     Manifest manifest_;
     BuddyHeap heap_;
     // Cache entries claimed through this object, and the owner word each was claimed

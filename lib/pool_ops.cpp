@@ -115,6 +115,8 @@ dragonError_t pool_list_local(std::vector<std::string>& names) {
 
 dragonError_t pool_force_remove(std::string_view name) {
     if (dragonError_t rc = validate_pool_name(name)) return rc;
+    // A pool whose creator is still formatting it is not damaged, only unfinished.
+    if (dragonError_t rc = PoolMapping::refuse_if_being_created(shm_name_for(name))) return rc;
     PoolRef pool;
     if (pool_attach_local(pool, name) == DRAGON_SUCCESS && pool_destroy(pool) == DRAGON_SUCCESS) return DRAGON_SUCCESS;
     std::string shm_name = shm_name_for(name);

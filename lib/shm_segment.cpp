@@ -6,13 +6,21 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older headers lack the name
+#endif
+
 namespace {
 constexpr std::uintptr_t k_page_bytes_local = 4096;
+
+std::uint64_t page_floor(std::uint64_t value) { return value & ~std::uint64_t{k_page_bytes_local - 1}; }
+std::uint64_t page_ceil(std::uint64_t value) { return page_floor(value + k_page_bytes_local - 1); }
 }
 
 namespace dragonmem::detail {
@@ -21,7 +29,8 @@ std::string shm_name_for(std::string_view base_name) {
     return std::string(k_shm_prefix) + std::string(base_name);
 }
 
-dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t mode, int& fd_out) {
+dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t mode, int& fd_out,
+                         ShmObjectId& id_out) {
     std::string path = "/" + shm_name;
     int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
@@ -32,7 +41,8 @@ dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t 
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}', O_CREAT|O_EXCL)", shm_name));
     }
     // shm_open applies the umask; the pool's mode must be exactly what was asked.
-    if (::fchmod(fd, mode) != 0 || ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || ::fchmod(fd, mode) != 0 || ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
         int err = errno;
         ::close(fd);
         ::shm_unlink(path.c_str());
@@ -40,6 +50,7 @@ dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t 
                           fmt::format("sizing pool shm object '{}' to {} bytes with mode {:04o}", shm_name, bytes,
                                       static_cast<unsigned>(mode)));
     }
+    id_out = ShmObjectId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
     fd_out = fd;
     return DRAGON_SUCCESS;
 }
@@ -97,6 +108,93 @@ void shm_unmap(ShmMapping& mapping) noexcept {
 int shm_unlink_name(const std::string& shm_name) noexcept {
     std::string path = "/" + shm_name;
     return ::shm_unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
+void shm_unlink_if_same(const std::string& shm_name, const ShmObjectId& id) noexcept {
+    std::string path = std::string(k_shm_dir) + "/" + shm_name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return;
+    if (static_cast<std::uint64_t>(st.st_dev) != id.dev || static_cast<std::uint64_t>(st.st_ino) != id.ino) return;
+    shm_unlink_name(shm_name);
+}
+
+dragonError_t shm_stat(int fd, const std::string& shm_name, std::uint64_t& size_out, ShmObjectId& id_out,
+                       timespec& changed_out) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("fstat of shm object '{}'", shm_name));
+    size_out = static_cast<std::uint64_t>(st.st_size);
+    id_out = ShmObjectId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+    bool ctime_later = st.st_ctim.tv_sec > st.st_mtim.tv_sec ||
+                       (st.st_ctim.tv_sec == st.st_mtim.tv_sec && st.st_ctim.tv_nsec > st.st_mtim.tv_nsec);
+    changed_out = ctime_later ? st.st_ctim : st.st_mtim;
+    return DRAGON_SUCCESS;
+}
+
+bool shm_space(std::uint64_t& free_out, std::uint64_t& total_out) noexcept {
+    struct statvfs vfs {};
+    std::string dir(k_shm_dir);
+    if (::statvfs(dir.c_str(), &vfs) != 0) return false;
+    free_out = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    total_out = static_cast<std::uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+    return true;
+}
+
+std::string shm_space_text() {
+    std::uint64_t free_bytes = 0, total_bytes = 0;
+    if (!shm_space(free_bytes, total_bytes)) return fmt::format("statvfs({}) failed", k_shm_dir);
+    return fmt::format("{} has {} B free of {} B", k_shm_dir, free_bytes, total_bytes);
+}
+
+int shm_back_fd(int fd, std::uint64_t offset, std::uint64_t bytes) noexcept {
+    if (bytes == 0) return 0;
+    // posix_fallocate returns the error instead of setting errno.
+    return ::posix_fallocate(fd, static_cast<off_t>(offset), static_cast<off_t>(bytes));
+}
+
+int shm_back_by_name(const std::string& shm_name, const ShmObjectId& id, std::uint64_t offset,
+                     std::uint64_t bytes) noexcept {
+    std::string path = "/" + shm_name;
+    int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) return errno == ENOENT ? ESTALE : errno;
+    struct stat st {};
+    int err = 0;
+    if (::fstat(fd, &st) != 0)
+        err = errno;
+    else if (static_cast<std::uint64_t>(st.st_dev) != id.dev || static_cast<std::uint64_t>(st.st_ino) != id.ino)
+        err = ESTALE;  // the name now belongs to another object: ours was removed
+    else
+        err = shm_back_fd(fd, offset, bytes);
+    ::close(fd);
+    return err;
+}
+
+int shm_back_mapped(const ShmMapping& mapping, const std::string& shm_name, const ShmObjectId& id,
+                    std::uint64_t offset, std::uint64_t bytes) noexcept {
+    if (bytes == 0) return 0;
+    std::uint64_t from = page_floor(offset);
+    std::uint64_t to = page_ceil(offset + bytes);
+    if (::madvise(mapping.base + from, to - from, MADV_POPULATE_WRITE) == 0) return 0;
+    int err = errno;
+    // EFAULT: populating would have raised SIGBUS, i.e. tmpfs could not give the page.
+    if (err == EFAULT) return ENOSPC;
+    if (err == EINVAL) return shm_back_by_name(shm_name, id, from, to - from);  // kernel before 5.14
+    return err;
+}
+
+int shm_write_at(int fd, const void* data, std::size_t bytes, std::uint64_t offset) noexcept {
+    const auto* cursor = static_cast<const std::uint8_t*>(data);
+    while (bytes > 0) {
+        ssize_t wrote = ::pwrite(fd, cursor, bytes, static_cast<off_t>(offset));
+        if (wrote < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        cursor += wrote;
+        bytes -= static_cast<std::size_t>(wrote);
+        offset += static_cast<std::uint64_t>(wrote);
+    }
+    return 0;
 }
 
 }  // namespace dragonmem::detail

@@ -11,6 +11,7 @@ namespace dragonmem::cli {
 Command add_create(CLI::App& top) {
     struct Args {
         std::string name, size, uid, min_block, max_allocations, mode, prealloc;
+        bool reserve = false;
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = top.add_subcommand("create", "Create a pool");
@@ -27,6 +28,9 @@ Command add_create(CLI::App& top) {
     auto* prealloc =
         cmd->add_option("--prealloc", args->prealloc, "N,N,...: blocks of min-block << i to cache at creation")
                          ->type_name("N,N,...");
+    cmd->add_flag("--reserve", args->reserve,
+                  "Give the whole pool memory now (posix_fallocate, ~0.2 s/GiB): fails if /dev/shm cannot hold it, "
+                  "and no page of it can fault later");
     cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .serialized");
 
     return {cmd, [=] {
@@ -39,6 +43,7 @@ Command add_create(CLI::App& top) {
                     options.max_allocations = parse_uint(args->max_allocations, "--max-allocations");
                 if (mode->count() != 0) options.mode = parse_mode(args->mode, "--mode");
                 if (prealloc->count() != 0) options.preallocs = parse_uint_list(args->prealloc, "--prealloc");
+                options.reserve = args->reserve;
                 const Pool pool = Pool::create(args->name, bytes, m_uid, options);
                 return Outcome{pool_json(pool), std::nullopt};
             }};

@@ -1,0 +1,102 @@
+// Backing a sparse pool object before the library touches it.
+//
+// /dev/shm is tmpfs: ftruncate makes the object's size, not its memory. A page gets its
+// memory on first touch (read or write), and a touch tmpfs cannot back (the file system
+// is full) is a SIGBUS in whichever code touched it. A library that dies of SIGBUS
+// while holding the pool lock takes every process of the pool with it, so the library
+// touches no page of the object it has not backed first (or written with pwrite, which
+// fails with ENOSPC instead):
+//   - the header and the backing map: at creation;
+//   - manifest records: only records below the used extent are ever read or written,
+//     and that extent only grows, so one counter (PoolHeader::manifest_backed) says how
+//     far they are backed; the extent grows in steps of k_manifest_backing_step_bytes,
+//     and a step that cannot be backed fails the allocation that needed it;
+//   - the heap: the library writes only free-block headers (a block's first 32 bytes),
+//     and reads only those (and list links read from them). A heap chunk (1/32768 of
+//     the heap, at least a page) is backed before the first header is written in it and
+//     its bit set in the BackingMap; a header in a chunk whose bit is clear cannot be
+//     one the library wrote, so it is never read (a corrupt link pointing there is
+//     treated like any other corrupt link).
+// Users' own reads and writes of their allocations are theirs: a pool created with
+// "reserve" (PoolOptions::reserve, dragonmem create --reserve) has every page backed at
+// creation, so nothing in it can fault.
+//
+// Crash argument: a bit or the counter is stored only after the kernel confirmed the
+// memory, and the memory stays (nothing in the library gives pages back). Killed between
+// the two, the range is backed but not marked: the next toucher backs it again, which
+// costs a system call and changes nothing. Bits are only ever set; the counter only grows.
+//
+// Bounded: the map is one page whatever the pool size; backing happens once per chunk
+// (or manifest step) for the pool's life, so steady-state allocation makes no system call.
+#pragma once
+
+#include "pool_layout.hpp"
+#include "shm_segment.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace dragonmem::detail {
+
+inline constexpr std::uint64_t k_manifest_backing_step_bytes = 64 * 1024;  // 1024 records
+
+// log2 of a heap chunk's size for a heap of 2^max_order bytes: the map's bits cover the
+// heap, and a chunk is at least a page.
+std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept;
+// Records backed at creation: the first step, at most the whole manifest.
+std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept;
+
+class Backing {
+public:
+    Backing() = default;
+    Backing(PoolHeader* header, const ShmMapping& mapping, const std::string& shm_name, ShmObjectId object)
+        : header_(header), map_(reinterpret_cast<BackingMap*>(mapping.base + header->backing_map_offset)),
+          mapping_(mapping), shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
+          chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity) {}
+
+    // Whether the chunk holding heap offset `offset` is backed; false outside the heap.
+    bool heap_backed(std::uint64_t offset) const noexcept {
+        if (offset >= heap_bytes_) return false;
+        std::uint64_t chunk = offset >> chunk_shift_;
+        return ((map_->words[chunk >> 6].load(std::memory_order_relaxed) >> (chunk & 63)) & 1) != 0;
+    }
+    // Backs that chunk unless it is; false (failure() says why) if the kernel cannot.
+    bool back_heap(std::uint64_t offset) noexcept {
+        return heap_backed(offset) || back_heap_chunk(offset);
+    }
+
+    // Records [0, records_backed()) may be touched.
+    std::uint64_t records_backed() const noexcept {
+        std::uint64_t backed = header_->manifest_backed.load(std::memory_order_acquire);
+        return backed < capacity_ ? backed : capacity_;  // a damaged header cannot widen it
+    }
+    // Backs records [0, count) (a whole step at a time); false if the kernel cannot.
+    bool back_records(std::uint64_t count) noexcept;
+
+    // The last failure of back_*, for the caller's message; cleared by clear_failure().
+    // Per process and written under the pool lock, like the heap calls that cause it.
+    bool failed() const noexcept { return failure_err_ != 0; }
+    void clear_failure() noexcept { failure_err_ = 0; }
+    // "/dev/shm could not back N B of the pool's <part> (at object offset X): <strerror>
+    // (errno E); /dev/shm has F B free of T B"
+    std::string describe_failure() const;
+
+private:
+    bool back_heap_chunk(std::uint64_t offset) noexcept;
+    bool back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept;
+
+    PoolHeader* header_ = nullptr;
+    BackingMap* map_ = nullptr;
+    ShmMapping mapping_;
+    std::string shm_name_;
+    ShmObjectId object_;
+    std::uint64_t heap_bytes_ = 0;
+    std::uint32_t chunk_shift_ = 0;
+    std::uint64_t capacity_ = 0;
+    int failure_err_ = 0;
+    std::uint64_t failure_offset_ = 0;
+    std::uint64_t failure_bytes_ = 0;
+    const char* failure_part_ = "";
+};
+
+}  // namespace dragonmem::detail

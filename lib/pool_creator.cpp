@@ -1,0 +1,52 @@
+// Who creates a pool, whether it still lives, which PID namespace we are in.
+#include "pool_creator.hpp"
+
+#include "robust_lock.hpp"
+
+#include <fmt/format.h>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+namespace dragonmem::detail {
+
+CreatorRecord this_creator() noexcept {
+    CreatorRecord record{};
+    record.owner = current_owner_word();
+    record.pid_ns = this_pid_namespace();
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    record.created_ns = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
+    record.pid = static_cast<std::uint32_t>(::getpid());
+    record.uid = static_cast<std::uint32_t>(::geteuid());
+    return record;
+}
+
+std::uint64_t this_pid_namespace() noexcept {
+    struct stat st {};
+    if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
+    return static_cast<std::uint64_t>(st.st_ino);
+}
+
+std::string describe_pid_namespace(std::uint64_t ns) {
+    return ns == 0 ? std::string("an unknown PID namespace") : fmt::format("pid:[{}]", ns);
+}
+
+CreatorState creator_state(const CreatorRecord& creator, std::uint64_t my_pid_ns) noexcept {
+    if (creator.owner == 0) return CreatorState::none;
+    if (other_pid_namespace(creator.pid_ns, my_pid_ns)) return CreatorState::other_namespace;
+    auto tid = static_cast<std::uint32_t>(creator.owner);
+    auto stamp = static_cast<std::uint32_t>(creator.owner >> 32);
+    if (stamp == 0) {
+        // The creator could not read its start time: existence is all we can check.
+        if (tid == 0 || tid > 0x7FFFFFFFu) return CreatorState::dead;
+        return ::kill(static_cast<pid_t>(tid), 0) == 0 || errno == EPERM ? CreatorState::alive : CreatorState::dead;
+    }
+    return lock_owner_is_dead(tid, stamp) ? CreatorState::dead : CreatorState::alive;
+}
+
+}  // namespace dragonmem::detail
