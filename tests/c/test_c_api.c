@@ -3,6 +3,7 @@
  * It walks the main C API paths a Dragon user takes. Own check macros; the last line
  * is "c_api: N passed, M failed" and the exit status is non-zero when M > 0. */
 #include <dragon/managed_memory.h>
+#include <dragonmem/c_extensions.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -116,6 +117,9 @@ static void test_pool_lifecycle(void) {
     CHECK_RC(dragon_memory_get_attr(&pool, &got), DRAGON_SUCCESS);
     CHECK(got.allocatable_data_size == 65536);
     CHECK(got.max_allocations == 64);
+    /* One 64 B record per allocation; the manifest region is page-rounded. */
+    CHECK(got.manifest_table_size == 64 * 64);
+    CHECK(got.manifest_allocated_size >= got.manifest_table_size);
     CHECK(got.mname != NULL && strstr(got.mname, name) != NULL);
     dragon_memory_attr_destroy(&got);
 
@@ -246,10 +250,30 @@ static void test_pool_lifecycle(void) {
     CHECK(!dragon_memory_pool_is_local(&pool));
 }
 
+/* dragonmem's extension: creation flags (<dragonmem/c_extensions.h>). */
+static void test_create_ext(void) {
+    const char* name = new_pool_name();
+    dragonMemoryPoolDescr_t pool;
+    CHECK_RC(dragonmem_memory_pool_create_ext(&pool, 65536, name, 3, NULL, 0x80u), DRAGON_INVALID_ARGUMENT);
+    CHECK(!shm_exists(name));
+    CHECK_RC(dragonmem_memory_pool_create_ext(&pool, 65536, name, 3, NULL, DRAGONMEM_POOL_CREATE_RESERVE),
+             DRAGON_SUCCESS);
+    CHECK(shm_exists(name));
+    dragonMemoryDescr_t mem;
+    void* ptr = NULL;
+    CHECK_RC(dragon_memory_alloc(&mem, &pool, 65536), DRAGON_SUCCESS);
+    CHECK_RC(dragon_memory_get_pointer(&mem, &ptr), DRAGON_SUCCESS);
+    if (ptr != NULL) memset(ptr, 0xA5, 65536); /* reserved: every page is backed */
+    CHECK_RC(dragon_memory_free(&mem), DRAGON_SUCCESS);
+    CHECK_RC(dragon_memory_pool_destroy(&pool), DRAGON_SUCCESS);
+    CHECK(!shm_exists(name));
+}
+
 int main(void) {
     atexit(cleanup_names);
     test_rc_strings();
     test_pool_lifecycle();
+    test_create_ext();
     printf("c_api: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed > 0 ? 1 : 0;
 }

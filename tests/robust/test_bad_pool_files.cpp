@@ -197,6 +197,16 @@ TEST_CASE("F4: a valid header with one field wrong") {
         {"F4 layout version + 1", [](PoolHeader& h) { h.layout_version = k_layout_version + 1; }, DRAGON_INVALID_ARGUMENT},
         {"F4 layout version 0", [](PoolHeader& h) { h.layout_version = 0; }, DRAGON_INVALID_ARGUMENT},
         {"F4 layout version 1 (before thread caches)", [](PoolHeader& h) { h.layout_version = 1; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 layout version 2 (32 B records, record size not recorded)", [](PoolHeader& h) { h.layout_version = 2; },
+         DRAGON_INVALID_ARGUMENT},
+        {"F4 manifest record size 32", [](PoolHeader& h) { h.record_bytes = 32; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 manifest record size 0", [](PoolHeader& h) { h.record_bytes = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 backing map offset 0", [](PoolHeader& h) { h.backing_map_offset = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 process table offset", [](PoolHeader& h) { h.procs_offset += k_page_bytes; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 process table size", [](PoolHeader& h) { h.procs_bytes = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 heap chunk shift", [](PoolHeader& h) { h.heap_chunk_shift += 1; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 heap offset 0 (before the manifest)", [](PoolHeader& h) { h.heap_offset = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 creator in another PID namespace", [](PoolHeader& h) { h.creator.pid_ns += 1; }, DRAGON_INVALID_OPERATION},
         {"F4 header size", [](PoolHeader& h) { h.header_bytes += 8; }, DRAGON_INVALID_ARGUMENT},
         {"F4 total size", [](PoolHeader& h) { h.total_bytes += 4096; }, DRAGON_INVALID_ARGUMENT},
         {"F4 min block order 0", [](PoolHeader& h) { h.min_block_order = 0; }, DRAGON_INVALID_ARGUMENT},
@@ -338,6 +348,47 @@ TEST_CASE("F8: garbage in the heap's lists and counters: check() reports it and 
     MESSAGE("F8: check() reported " << reported << "/" << trials << " corrupt heaps; alloc afterwards: " << allocs_ok
                                     << " ok, " << allocs_refused << " refused, " << crashed << " crashed or hung");
     CHECK(reported > trials / 2);
+}
+
+TEST_CASE("F10: backing state that is wrong but cannot fault: attach, check and alloc still work") {
+    struct Edit {
+        const char* row;
+        void (*apply)(ShmView&);
+        bool check_reports;  // check() must report a problem before the alloc repairs it
+    };
+    const std::vector<Edit> edits = {
+        // Clamped to the manifest's capacity: nothing past the table is ever touched.
+        {"F10 manifest backed extent 2^40",
+         [](ShmView& v) { v.header()->manifest_backed.store(std::uint64_t{1} << 40); }, false},
+        // Below the used extent: the records above it are not looked at (the allocation
+        // there reads as gone) until the extent is backed again.
+        {"F10 manifest backed extent 0", [](ShmView& v) { v.header()->manifest_backed.store(0); }, true},
+        // No chunk marked backed: the free lists' headers are not read (a corrupt heap),
+        // and the next allocation repairs it, backing what it writes.
+        {"F10 backing map cleared",
+         [](ShmView& v) {
+             auto* map = reinterpret_cast<BackingMap*>(v.base() + v.header()->backing_map_offset);
+             for (auto& word : map->words) word.store(0);
+         },
+         true},
+    };
+    for (const Edit& e : edits) {
+        DetachedPool dp;
+        {
+            ShmView view(dp.name(), true);
+            REQUIRE(view.ok());
+            e.apply(view);
+        }
+        count_bad_inputs();
+        AttachOutcome o = attach_isolated(dp.name(), &dp.serial, true);
+        REQUIRE_MESSAGE(o.run.completed, e.row << ": " << o.run.text);
+        CHECK_MESSAGE(o.rc == DRAGON_SUCCESS, e.row << ": " << o.run.text);
+        CHECK_MESSAGE(field(o.run.text, "alloc") == "0", e.row << ": " << o.run.text);
+        if (e.check_reports)
+            CHECK_MESSAGE(field(o.run.text, "check") == "problems", e.row << ": " << o.run.text);
+        else
+            CHECK_MESSAGE(field(o.run.text, "check") == "ok", e.row << ": " << o.run.text);
+    }
 }
 
 TEST_SUITE_END();
