@@ -11,13 +11,15 @@
 //      still pass afterwards.
 // A few header fields are not taken from the input, because explicit bad-input rows
 // (tests/robust/BAD_INPUTS.md) walk them instead: the pool name and instance number
-// (rows F4: the object would just be "another pool"); and two KNOWN BUGS, masked so the
+// (rows F4: the object would just be "another pool"); the creator's PID namespace (row
+// F4 "another PID namespace": refused as INVALID_OPERATION; and the corpus was made on
+// another machine, whose namespace would refuse every seed); and two KNOWN BUGS, masked so the
 // fuzzer keeps looking for new ones (remove the masks once they are fixed): a lock owner
 // word with a zero start stamp, a zero tid or a tid >= 2^31 (row F7: the first caller
 // then waits forever for an owner it believes alive), and a `ready`
 // word that is not READY under a valid magic (row F4 "ready flag": attach reports
 // success with an empty descriptor and the next attach crashes). A zero magic is made
-// non-zero too: attach waits ~200 ms for a creator to finish such a header (row F2), which
+// non-zero too: attach waits up to 1 s for a creator to finish such a header (row F2), which
 // would make each of those inputs 10000 times slower than the rest. Everything else is
 // fuzzed.
 #include <dragon/managed_memory.h>
@@ -127,6 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto* pristine = reinterpret_cast<const PoolHeader*>(g_pristine.data());
     std::memcpy(h->name, pristine->name, sizeof h->name);
     h->nonce = pristine->nonce;
+    h->creator.pid_ns = pristine->creator.pid_ns;
     std::uint64_t word = h->lock.word.load();
     std::uint32_t owner_tid = static_cast<std::uint32_t>(word), owner_stamp = static_cast<std::uint32_t>(word >> 32);
     if (word != 0 && (owner_stamp == 0 || owner_tid == 0 || owner_tid >= 0x80000000u)) h->lock.word.store(0);  // row F7
