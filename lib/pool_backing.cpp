@@ -9,18 +9,26 @@
 namespace dragonmem::detail {
 
 namespace {
-constexpr std::uint32_t k_map_bits_log2 = 15;  // k_backing_chunks == 2^15
-static_assert(k_backing_chunks == 1u << k_map_bits_log2);
 constexpr std::uint32_t k_page_log2 = 12;
 static_assert(k_page_bytes == 1u << k_page_log2);
+// At most 2^30 map bits: 128 MiB of map, 32768 pages, one directory page.
+constexpr std::uint32_t k_max_map_bits_log2 = 30;
+static_assert((std::uint64_t{1} << k_max_map_bits_log2) / k_bits_per_page <= k_bits_per_page);
 }  // namespace
 
 std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept {
-    return max_order > k_page_log2 + k_map_bits_log2 ? max_order - k_map_bits_log2 : k_page_log2;
+    return max_order > k_page_log2 + k_max_map_bits_log2 ? max_order - k_max_map_bits_log2 : k_page_log2;
+}
+
+std::uint64_t backing_map_bytes_for(std::uint32_t max_order) noexcept {
+    std::uint32_t shift = heap_chunk_shift_for(max_order);
+    std::uint64_t chunks = max_order > shift ? std::uint64_t{1} << (max_order - shift) : 1;
+    std::uint64_t bytes = (chunks + 7) / 8;
+    return (bytes + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
 }
 
 std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept {
-    return std::min<std::uint64_t>(capacity, k_manifest_backing_step_bytes / sizeof(ManifestRecord));
+    return std::min<std::uint64_t>(capacity, k_page_bytes / sizeof(ManifestRecord));
 }
 
 bool Backing::back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept {
@@ -36,11 +44,18 @@ bool Backing::back_range(std::uint64_t object_offset, std::uint64_t bytes, const
 bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     if (offset >= heap_bytes_) return false;
     std::uint64_t chunk = offset >> chunk_shift_;
+    std::uint64_t map_page = chunk / k_bits_per_page;
+    // The map's page first: its bit is written below. Each bit is set only after the
+    // kernel backed what it stands for; killed in between, a survivor backs it again.
+    if (!bit(dir_, map_page)) {
+        if (!back_range(header_->backing_map_offset + map_page * k_page_bytes, k_page_bytes, "backing map"))
+            return false;
+        set_bit(dir_, map_page);
+    }
     std::uint64_t start = chunk << chunk_shift_;
     std::uint64_t bytes = std::min(std::uint64_t{1} << chunk_shift_, heap_bytes_ - start);
     if (!back_range(header_->heap_offset + start, bytes, "heap, for free-block headers,")) return false;
-    // After the kernel backed it: a survivor of our death may back it again, harmlessly.
-    map_->words[chunk >> 6].fetch_or(std::uint64_t{1} << (chunk & 63), std::memory_order_release);
+    set_bit(map_ + map_page, chunk % k_bits_per_page);
     return true;
 }
 

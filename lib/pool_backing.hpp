@@ -12,11 +12,14 @@
 //     far they are backed; the extent grows in steps of k_manifest_backing_step_bytes,
 //     and a step that cannot be backed fails the allocation that needed it;
 //   - the heap: the library writes only free-block headers (a block's first 32 bytes),
-//     and reads only those (and list links read from them). A heap chunk (1/32768 of
-//     the heap, at least a page) is backed before the first header is written in it and
-//     its bit set in the BackingMap; a header in a chunk whose bit is clear cannot be
-//     one the library wrote, so it is never read (a corrupt link pointing there is
-//     treated like any other corrupt link).
+//     and reads only those (and list links read from them). A heap page is backed
+//     before the first header is written in it and its bit set in the backing map; a
+//     header in a page whose bit is clear cannot be one the library wrote, so it is
+//     never read (a corrupt link pointing there is treated like any other corrupt link).
+//     The map (one bit per page, 1/32768 of the heap) is itself sparse: a page of it is
+//     backed before its first bit is set, and the directory page says which are. For
+//     heaps over 4 TiB a bit stands for more than a page, so the map stays <= 128 MiB
+//     and the directory one page.
 // Users' own reads and writes of their allocations are theirs: a pool created with
 // "reserve" (PoolOptions::reserve, dragonmem create --reserve) has every page backed at
 // creation, so nothing in it can fault.
@@ -26,8 +29,9 @@
 // the two, the range is backed but not marked: the next toucher backs it again, which
 // costs a system call and changes nothing. Bits are only ever set; the counter only grows.
 //
-// Bounded: the map is one page whatever the pool size; backing happens once per chunk
-// (or manifest step) for the pool's life, so steady-state allocation makes no system call.
+// Bounded: the directory is one page, the map 1/32768 of the heap and backed as used;
+// backing happens once per page (or manifest step) for the pool's life, so steady-state
+// allocation makes no system call. A reserved pool skips all of it (fully_backed).
 #pragma once
 
 #include "pool_layout.hpp"
@@ -40,27 +44,33 @@ namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_manifest_backing_step_bytes = 64 * 1024;  // 1024 records
 
-// log2 of a heap chunk's size for a heap of 2^max_order bytes: the map's bits cover the
-// heap, and a chunk is at least a page.
+// log2 of the heap bytes one map bit stands for, for a heap of 2^max_order bytes: a page,
+// more for heaps over 4 TiB (so that the map's pages fit the one-page directory).
 std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept;
-// Records backed at creation: the first step, at most the whole manifest.
+// Bytes of the backing map for a heap of 2^max_order bytes (page-rounded, >= a page).
+std::uint64_t backing_map_bytes_for(std::uint32_t max_order) noexcept;
+// Records backed at creation: one page of them, at most the whole manifest.
 std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept;
 
 class Backing {
 public:
     Backing() = default;
     Backing(PoolHeader* header, const ShmMapping& mapping, const std::string& shm_name, ShmObjectId object)
-        : header_(header), map_(reinterpret_cast<BackingMap*>(mapping.base + header->backing_map_offset)),
-          mapping_(mapping), shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
-          chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity) {}
+        : header_(header), dir_(reinterpret_cast<BitPage*>(mapping.base + header->backing_dir_offset)),
+          map_(reinterpret_cast<BitPage*>(mapping.base + header->backing_map_offset)), mapping_(mapping),
+          shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
+          chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity),
+          all_backed_(header->fully_backed != 0) {}
 
-    // Whether the chunk holding heap offset `offset` is backed; false outside the heap.
+    // Whether the heap page (chunk) holding `offset` is backed; false outside the heap.
+    // Two loads, the first from the directory: a map page not backed is never read.
     bool heap_backed(std::uint64_t offset) const noexcept {
         if (offset >= heap_bytes_) return false;
+        if (all_backed_) return true;
         std::uint64_t chunk = offset >> chunk_shift_;
-        return ((map_->words[chunk >> 6].load(std::memory_order_relaxed) >> (chunk & 63)) & 1) != 0;
+        return bit(dir_, chunk / k_bits_per_page) && bit(map_ + chunk / k_bits_per_page, chunk % k_bits_per_page);
     }
-    // Backs that chunk unless it is; false (failure() says why) if the kernel cannot.
+    // Backs that page unless it is; false (failure() says why) if the kernel cannot.
     bool back_heap(std::uint64_t offset) noexcept {
         return heap_backed(offset) || back_heap_chunk(offset);
     }
@@ -82,17 +92,25 @@ public:
     std::string describe_failure() const;
 
 private:
+    static bool bit(const BitPage* page, std::uint64_t index) noexcept {
+        return ((page->words[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) != 0;
+    }
+    static void set_bit(BitPage* page, std::uint64_t index) noexcept {
+        page->words[index / 64].fetch_or(std::uint64_t{1} << (index % 64), std::memory_order_release);
+    }
     bool back_heap_chunk(std::uint64_t offset) noexcept;
     bool back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept;
 
     PoolHeader* header_ = nullptr;
-    BackingMap* map_ = nullptr;
+    BitPage* dir_ = nullptr;  // bit m: page m of the map is backed
+    BitPage* map_ = nullptr;  // bit c (of the whole map): heap chunk c is backed
     ShmMapping mapping_;
     std::string shm_name_;
     ShmObjectId object_;
     std::uint64_t heap_bytes_ = 0;
     std::uint32_t chunk_shift_ = 0;
     std::uint64_t capacity_ = 0;
+    bool all_backed_ = false;  // a reserved pool: everything has memory
     int failure_err_ = 0;
     std::uint64_t failure_offset_ = 0;
     std::uint64_t failure_bytes_ = 0;

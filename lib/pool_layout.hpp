@@ -1,9 +1,11 @@
 // The layout of a pool's single POSIX shm object, shared by every process that maps it:
 //
 //   page 0       PoolHeader
-//   page 1       BackingMap: which heap chunks the library has backed (pool_backing.hpp)
+//   page 1       backing directory: which pages of the backing map are backed
 //   page 2       reserved for a table of attached processes (not used yet, never touched)
-//   page 3...    manifest records (page-rounded)
+//   pages 3...   backing map: which heap pages the library has backed (pool_backing.hpp),
+//                one bit per page (1/32768 of the heap, page-rounded; touched as used)
+//   then         manifest records (page-rounded)
 //   then         heap (2^k bytes, page aligned)
 //
 // Everything in it is position-independent: offsets from the heap start, never pointers
@@ -12,9 +14,9 @@
 //
 // The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
 // touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
-// has backed first (pool_backing.hpp): the first four regions' used parts at creation,
-// manifest records as the used extent grows, heap chunks before it writes a free-block
-// header in them.
+// has backed first (pool_backing.hpp): the header and directory at creation, map pages
+// and heap pages before it writes a free-block header in them, manifest records as the
+// used extent grows.
 #pragma once
 
 #include "robust_lock.hpp"
@@ -38,11 +40,11 @@ inline constexpr std::size_t k_max_name_len = 29;
 inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: a free-block header fits
 inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
 inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
-inline constexpr std::uint64_t k_backing_map_offset = 1 * k_page_bytes;
+inline constexpr std::uint64_t k_backing_dir_offset = 1 * k_page_bytes;
 inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // reserved (attached processes)
 inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
-inline constexpr std::uint64_t k_manifest_offset = 3 * k_page_bytes;
-inline constexpr std::uint32_t k_backing_chunks = 8 * k_page_bytes;  // bits of the backing map
+inline constexpr std::uint64_t k_backing_map_offset = 3 * k_page_bytes;
+inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size: no
@@ -81,11 +83,10 @@ struct CreatorRecord {
     std::uint32_t uid;              // its effective uid
 };
 
-// One bit per heap chunk of 2^PoolHeader::heap_chunk_shift bytes: set once the chunk is
-// backed (pool_backing.hpp). Bits are only ever set, after the kernel said the chunk has
-// its memory.
-struct BackingMap {
-    std::atomic<std::uint64_t> words[k_backing_chunks / 64];
+// A page of bits (the backing directory, and each page of the backing map): a bit is set
+// once what it stands for has memory (pool_backing.hpp), and never cleared.
+struct BitPage {
+    std::atomic<std::uint64_t> words[k_bits_per_page / 64];
 };
 
 struct PoolHeader {
@@ -116,10 +117,12 @@ struct PoolHeader {
     char name[k_name_capacity];
     std::atomic<std::uint32_t> ready;           // k_pool_ready once creation committed
     std::uint32_t record_bytes;                 // sizeof(ManifestRecord)
-    std::uint64_t backing_map_offset;           // k_backing_map_offset
+    std::uint64_t backing_dir_offset;           // k_backing_dir_offset
     std::uint64_t procs_offset;                 // k_procs_offset: reserved, unused
     std::uint64_t procs_bytes;                  // k_procs_bytes
-    std::uint32_t heap_chunk_shift;             // backing map granularity (pool_backing.hpp)
+    std::uint64_t backing_map_offset;           // k_backing_map_offset
+    std::uint64_t backing_map_bytes;            // backing_map_bytes_for(max_block_order)
+    std::uint32_t heap_chunk_shift;             // bytes per map bit, log2 (a page up to 4 TiB heaps)
     std::uint32_t fully_backed;                 // 1: the whole object was backed at creation (reserve)
     CreatorRecord creator;                      // written first of all (see CreatorRecord)
     // Records [0, manifest_backed) are backed; grows under `lock`, read without it (a
@@ -194,9 +197,9 @@ static_assert(sizeof(PoolHeader) <= k_page_bytes, "the header fits one page");
 static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object is recognised");
 static_assert(offsetof(PoolHeader, lock) % 64 == 0);
 static_assert(sizeof(CacheEntry) == 16);
-static_assert(sizeof(BackingMap) == k_page_bytes, "the backing map is one page");
+static_assert(sizeof(BitPage) == k_page_bytes, "a bit page is one page");
 static_assert(sizeof(CreatorRecord) == 32);
 static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
-static_assert(k_manifest_offset == k_procs_offset + k_procs_bytes && k_procs_offset == k_backing_map_offset + k_page_bytes);
+static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes && k_backing_map_offset == k_procs_offset + k_procs_bytes);
 
 }  // namespace dragonmem::detail

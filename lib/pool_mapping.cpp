@@ -76,13 +76,16 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, c
     if (h.manifest_capacity < 5 || h.manifest_capacity > k_max_manifest_capacity ||
         h.id_slot_bits != bits_for_slots(h.manifest_capacity))
         return bad(fmt::format("manifest capacity {} / slot bits {} inconsistent", h.manifest_capacity, h.id_slot_bits));
-    if (h.backing_map_offset != k_backing_map_offset || h.procs_offset != k_procs_offset ||
-        h.procs_bytes != k_procs_bytes)
-        return bad(fmt::format("backing map at {} / process table at {} ({} B): expected {} / {} ({} B)",
-                               h.backing_map_offset, h.procs_offset, h.procs_bytes, k_backing_map_offset,
-                               k_procs_offset, k_procs_bytes));
+    if (h.backing_dir_offset != k_backing_dir_offset || h.procs_offset != k_procs_offset ||
+        h.procs_bytes != k_procs_bytes || h.backing_map_offset != k_backing_map_offset ||
+        h.backing_map_bytes != backing_map_bytes_for(h.max_block_order))
+        return bad(fmt::format("backing directory at {}, process table at {} ({} B), backing map at {} ({} B): "
+                               "expected {}, {} ({} B), {} ({} B)",
+                               h.backing_dir_offset, h.procs_offset, h.procs_bytes, h.backing_map_offset,
+                               h.backing_map_bytes, k_backing_dir_offset, k_procs_offset, k_procs_bytes,
+                               k_backing_map_offset, backing_map_bytes_for(h.max_block_order)));
     // Written so that no sum can wrap around: each term is bounded before it is added.
-    if (h.manifest_offset != k_manifest_offset || h.heap_offset % k_page_bytes != 0 ||
+    if (h.manifest_offset != k_backing_map_offset + h.backing_map_bytes || h.heap_offset % k_page_bytes != 0 ||
         h.heap_offset < h.manifest_offset || h.heap_offset > object_bytes ||
         h.heap_bytes != object_bytes - h.heap_offset ||
         h.heap_offset - h.manifest_offset < h.manifest_capacity * sizeof(ManifestRecord))
@@ -386,8 +389,10 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
                          "pool '{}': preallocation index {} asks for {} B blocks, larger than the {} B heap", name, n,
                          n < 64 ? (std::uint64_t{1} << (min_order + n)) : 0, heap_bytes);
 
+    std::uint64_t map_bytes = backing_map_bytes_for(max_order);
+    std::uint64_t manifest_offset = k_backing_map_offset + map_bytes;
     std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
-    std::uint64_t heap_offset = k_manifest_offset + manifest_bytes;
+    std::uint64_t heap_offset = manifest_offset + manifest_bytes;
     std::uint64_t total_bytes = heap_offset + heap_bytes;
     std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
     std::uint32_t chunk_shift = heap_chunk_shift_for(max_order);
@@ -397,8 +402,8 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     // the metadata backed now. Manifest records past the first step are backed as they
     // come into use, and the library fails an allocation cleanly (OUT_OF_SPACE) when
     // /dev/shm cannot back one. A reserved pool backs everything now, so all of it must fit.
-    const std::uint64_t metadata_now =
-        k_procs_offset + round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
+    const std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
+    const std::uint64_t metadata_now = k_procs_offset + k_page_bytes + first_records;  // + the map's first page
     const std::uint64_t needed = options.reserve ? total_bytes : heap_bytes + metadata_now;
     std::uint64_t shm_free = 0, shm_total = 0;
     if (shm_space(shm_free, shm_total) && needed > shm_free)
@@ -429,11 +434,12 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         if (int err = shm_back_fd(undo.fd, 0, total_bytes))
             return creation_unbacked(name, err, total_bytes, "the whole pool (reserve)");
     } else {
-        std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
         std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
         if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
-            return creation_unbacked(name, err, k_procs_offset, "its header and backing map");
-        if (int err = shm_back_fd(undo.fd, k_manifest_offset, first_records))
+            return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
+        if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
+            return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
+        if (int err = shm_back_fd(undo.fd, manifest_offset, first_records))
             return creation_unbacked(name, err, first_records, "its first manifest records");
         if (int err = shm_back_fd(undo.fd, heap_offset, first_chunk))
             return creation_unbacked(name, err, first_chunk, "the heap's first chunk");
@@ -448,7 +454,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->layout_version = k_layout_version;
     h->header_bytes = sizeof(PoolHeader);
     h->total_bytes = total_bytes;
-    h->manifest_offset = k_manifest_offset;
+    h->manifest_offset = manifest_offset;
     h->manifest_capacity = capacity;
     h->heap_offset = heap_offset;
     h->heap_bytes = heap_bytes;
@@ -468,15 +474,19 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->heap_alignment = alignment;
     std::memcpy(h->name, name.data(), name.size());
     h->record_bytes = sizeof(ManifestRecord);
-    h->backing_map_offset = k_backing_map_offset;
+    h->backing_dir_offset = k_backing_dir_offset;
     h->procs_offset = k_procs_offset;
     h->procs_bytes = k_procs_bytes;
+    h->backing_map_offset = k_backing_map_offset;
+    h->backing_map_bytes = map_bytes;
     h->heap_chunk_shift = chunk_shift;
     h->fully_backed = options.reserve ? 1 : 0;
     h->manifest_backed.store(records_backed, std::memory_order_relaxed);
-    auto* map = reinterpret_cast<BackingMap*>(undo.mapping.base + k_backing_map_offset);
-    for (auto& word : map->words) word.store(options.reserve ? ~std::uint64_t{0} : 0, std::memory_order_relaxed);
-    if (!options.reserve) map->words[0].store(1, std::memory_order_relaxed);  // heap chunk 0, backed above
+    if (!options.reserve) {
+        // The map's first page and heap chunk 0 were backed above (the pages are zero).
+        reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset)->words[0].store(1, std::memory_order_relaxed);
+        reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_map_offset)->words[0].store(1, std::memory_order_relaxed);
+    }
     owner_lock_init(h->lock);
 
     PoolMapping* pool = make();

@@ -201,7 +201,9 @@ TEST_CASE("F4: a valid header with one field wrong") {
          DRAGON_INVALID_ARGUMENT},
         {"F4 manifest record size 32", [](PoolHeader& h) { h.record_bytes = 32; }, DRAGON_INVALID_ARGUMENT},
         {"F4 manifest record size 0", [](PoolHeader& h) { h.record_bytes = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 backing directory offset 0", [](PoolHeader& h) { h.backing_dir_offset = 0; }, DRAGON_INVALID_ARGUMENT},
         {"F4 backing map offset 0", [](PoolHeader& h) { h.backing_map_offset = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 backing map size", [](PoolHeader& h) { h.backing_map_bytes += k_page_bytes; }, DRAGON_INVALID_ARGUMENT},
         {"F4 process table offset", [](PoolHeader& h) { h.procs_offset += k_page_bytes; }, DRAGON_INVALID_ARGUMENT},
         {"F4 process table size", [](PoolHeader& h) { h.procs_bytes = 0; }, DRAGON_INVALID_ARGUMENT},
         {"F4 heap chunk shift", [](PoolHeader& h) { h.heap_chunk_shift += 1; }, DRAGON_INVALID_ARGUMENT},
@@ -363,11 +365,17 @@ TEST_CASE("F10: backing state that is wrong but cannot fault: attach, check and 
         // Below the used extent: the records above it are not looked at (the allocation
         // there reads as gone) until the extent is backed again.
         {"F10 manifest backed extent 0", [](ShmView& v) { v.header()->manifest_backed.store(0); }, true},
-        // No chunk marked backed: the free lists' headers are not read (a corrupt heap),
+        // No page marked backed: the free lists' headers are not read (a corrupt heap),
         // and the next allocation repairs it, backing what it writes.
+        {"F10 backing directory cleared",
+         [](ShmView& v) {
+             auto* dir = reinterpret_cast<BitPage*>(v.base() + v.header()->backing_dir_offset);
+             for (auto& word : dir->words) word.store(0);
+         },
+         true},
         {"F10 backing map cleared",
          [](ShmView& v) {
-             auto* map = reinterpret_cast<BackingMap*>(v.base() + v.header()->backing_map_offset);
+             auto* map = reinterpret_cast<BitPage*>(v.base() + v.header()->backing_map_offset);
              for (auto& word : map->words) word.store(0);
          },
          true},
