@@ -5,10 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 
@@ -26,10 +28,29 @@ CreatorRecord this_creator() noexcept {
     return record;
 }
 
+namespace {
+
+// (pid << 32) | namespace inode of the process that asked last. A process's own PID
+// namespace never changes; a child made by fork or clone may be in another one, and has
+// another pid (and a fork child is reset explicitly): asking /proc costs ~10 us, which
+// every attach would pay twice.
+std::atomic<std::uint64_t> g_pid_namespace{0};
+
+void forget_pid_namespace() noexcept { g_pid_namespace.store(0, std::memory_order_relaxed); }
+
+}  // namespace
+
 std::uint64_t this_pid_namespace() noexcept {
+    static const int registered = pthread_atfork(nullptr, nullptr, forget_pid_namespace);
+    (void)registered;
+    auto pid = static_cast<std::uint64_t>(static_cast<std::uint32_t>(::getpid()));
+    std::uint64_t cached = g_pid_namespace.load(std::memory_order_relaxed);
+    if (cached != 0 && (cached >> 32) == pid) return cached & 0xFFFFFFFFu;
     struct stat st {};
     if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
-    return static_cast<std::uint64_t>(st.st_ino);
+    auto ns = static_cast<std::uint64_t>(st.st_ino);
+    if (ns != 0 && ns <= 0xFFFFFFFFu) g_pid_namespace.store((pid << 32) | ns, std::memory_order_relaxed);  // nsfs inodes are 32-bit
+    return ns;
 }
 
 std::string describe_pid_namespace(std::uint64_t ns) {

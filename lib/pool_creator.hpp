@@ -22,8 +22,8 @@ inline constexpr long k_unrecorded_grace_ms = 1'000;
 // The record for the calling thread, now.
 CreatorRecord this_creator() noexcept;
 
-// The inode of this process's /proc/self/ns/pid; 0 when /proc cannot say. Asked each
-// time: a process made by clone(CLONE_NEWPID) inherits everything else.
+// The inode of this process's /proc/self/ns/pid; 0 when /proc cannot say. Remembered
+// per process id (a child made by clone(CLONE_NEWPID) inherits everything else).
 std::uint64_t this_pid_namespace() noexcept;
 // "pid:[4026531836]", or "an unknown PID namespace" for 0.
 std::string describe_pid_namespace(std::uint64_t ns);

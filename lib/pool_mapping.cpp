@@ -275,8 +275,7 @@ dragonError_t read_header(int fd, const std::string& shm_name, HeaderRead& out) 
 // Reads the header until it is a committed pool. A pool being created is sized, stamped
 // with its creator (one pwrite) and formatted before its magic is stored, last: wait
 // while its creator lives (at most k_creator_wait_ms), refuse as soon as it is dead.
-dragonError_t read_ready_header(int fd, const std::string& shm_name, HeaderRead& out) {
-    const std::uint64_t my_ns = this_pid_namespace();
+dragonError_t read_ready_header(int fd, const std::string& shm_name, std::uint64_t my_ns, HeaderRead& out) {
     const auto started = std::chrono::steady_clock::now();
     int dead_reads = 0;
     int torn_reads = 0;
@@ -530,12 +529,12 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
         ~FdCloser() { ::close(fd); }
     } closer{fd};
 
+    const std::uint64_t my_ns = this_pid_namespace();
     HeaderRead read;
-    if (dragonError_t rc = read_ready_header(fd, shm_name, read)) return rc;
+    if (dragonError_t rc = read_ready_header(fd, shm_name, my_ns, read)) return rc;
     const PoolHeader& h = read.header();
     if (dragonError_t rc = validate_header(h, read.object_bytes, shm_name)) return rc;
-    if (std::uint64_t mine = this_pid_namespace(); other_pid_namespace(h.creator.pid_ns, mine))
-        return refuse_other_namespace(shm_name, h.creator.pid_ns, mine, "");
+    if (other_pid_namespace(h.creator.pid_ns, my_ns)) return refuse_other_namespace(shm_name, h.creator.pid_ns, my_ns, "");
     if (expected_nonce != 0 && h.nonce != expected_nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
