@@ -110,6 +110,10 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
 
     // Free-slot stack: every free slot below the high-water mark exactly once.
     std::uint64_t extent = manifest_.used_extent();
+    if (header_->slot_hwm > extent)  // records past the backed ones are never read (pool_backing.hpp)
+        problems.push_back(fmt::format("manifest slots up to {} were used but only {} records are backed; the "
+                                       "records past them are not read",
+                                       header_->slot_hwm, extent));
     std::uint64_t on_stack = 0;
     std::uint64_t link = header_->slot_free_head;
     while (link != 0) {
