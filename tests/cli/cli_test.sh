@@ -177,6 +177,16 @@ test_create() {
     ok "sizes take lower-case suffixes" '.size == 2097152'
     run destroy "${P}d"
 
+    run create "${P}d" --size 1M --reserve
+    ok "create --reserve makes a usable pool" '.size == 1048576 and .free == 1048576'
+    check "create --reserve gives the whole object memory" \
+        test "$(du -B1 "/dev/shm/dragonmem.${P}d" | cut -f1)" -ge 1048576
+    run destroy "${P}d"
+    run create "${P}d" --size 1T
+    fails "create of a pool larger than /dev/shm's free space fails" 1 DRAGON_OUT_OF_SPACE \
+        '.message | test("does not fit in /dev/shm")'
+    check "a pool too large for /dev/shm leaves nothing" gone "${P}d"
+
     run create "${P}a" --size 1M
     fails "create of a name in use fails" 1 DRAGON_MEMORY_ERRNO '.message | length > 0'
     run create "bad/name" --size 1M
