@@ -22,7 +22,8 @@ CreatorRecord this_creator() noexcept {
     record.pid_ns = this_pid_namespace();
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
-    record.created_ns = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
+    record.created_ns =
+        static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
     record.pid = static_cast<std::uint32_t>(::getpid());
     record.uid = static_cast<std::uint32_t>(::geteuid());
     return record;
@@ -49,7 +50,8 @@ std::uint64_t this_pid_namespace() noexcept {
     struct stat st {};
     if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
     auto ns = static_cast<std::uint64_t>(st.st_ino);
-    if (ns != 0 && ns <= 0xFFFFFFFFu) g_pid_namespace.store((pid << 32) | ns, std::memory_order_relaxed);  // nsfs inodes are 32-bit
+    // nsfs inode numbers are 32-bit; anything else is simply not remembered.
+    if (ns != 0 && ns <= 0xFFFFFFFFu) g_pid_namespace.store((pid << 32) | ns, std::memory_order_relaxed);
     return ns;
 }
 

@@ -200,6 +200,7 @@ static_assert(sizeof(CacheEntry) == 16);
 static_assert(sizeof(BitPage) == k_page_bytes, "a bit page is one page");
 static_assert(sizeof(CreatorRecord) == 32);
 static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
-static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes && k_backing_map_offset == k_procs_offset + k_procs_bytes);
+static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes &&
+              k_backing_map_offset == k_procs_offset + k_procs_bytes, "the fixed pages are contiguous");
 
 }  // namespace dragonmem::detail

@@ -398,7 +398,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     std::uint64_t records_backed = options.reserve ? capacity : initial_manifest_backed(capacity);
 
     // Fit. The object is sparse, so what must fit is what users can fill: the heap, plus
-    // the metadata backed now. Manifest records past the first step are backed as they
+    // the metadata backed now. Manifest records past the first page are backed as they
     // come into use, and the library fails an allocation cleanly (OUT_OF_SPACE) when
     // /dev/shm cannot back one. A reserved pool backs everything now, so all of it must fit.
     const std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
@@ -483,8 +483,10 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->manifest_backed.store(records_backed, std::memory_order_relaxed);
     if (!options.reserve) {
         // The map's first page and heap chunk 0 were backed above (the pages are zero).
-        reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset)->words[0].store(1, std::memory_order_relaxed);
-        reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_map_offset)->words[0].store(1, std::memory_order_relaxed);
+        auto* dir = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset);
+        auto* map = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_map_offset);
+        dir->words[0].store(1, std::memory_order_relaxed);
+        map->words[0].store(1, std::memory_order_relaxed);
     }
     owner_lock_init(h->lock);
 
@@ -503,9 +505,9 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             std::uint32_t order = min_order + static_cast<std::uint32_t>(n);
             std::uint64_t offset = pool->heap_.alloc(order);
             if (offset == k_nil && pool->backing_.failed())
-                return failf(DRAGON_OUT_OF_SPACE, "pool '{}': preallocation {} of {} of {} B blocks: {}; nothing was created",
-                             name, i + 1, options.preallocs[n], std::uint64_t{1} << order,
-                             pool->backing_.describe_failure());
+                return failf(DRAGON_OUT_OF_SPACE,
+                             "pool '{}': preallocation {} of {} of {} B blocks: {}; nothing was created", name, i + 1,
+                             options.preallocs[n], std::uint64_t{1} << order, pool->backing_.describe_failure());
             if (offset == k_nil)
                 return failf(DRAGON_INVALID_ARGUMENT,
                              "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
@@ -534,7 +536,8 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
     if (dragonError_t rc = read_ready_header(fd, shm_name, my_ns, read)) return rc;
     const PoolHeader& h = read.header();
     if (dragonError_t rc = validate_header(h, read.object_bytes, shm_name)) return rc;
-    if (other_pid_namespace(h.creator.pid_ns, my_ns)) return refuse_other_namespace(shm_name, h.creator.pid_ns, my_ns, "");
+    if (other_pid_namespace(h.creator.pid_ns, my_ns))
+        return refuse_other_namespace(shm_name, h.creator.pid_ns, my_ns, "");
     if (expected_nonce != 0 && h.nonce != expected_nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
