@@ -43,10 +43,17 @@ dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMappin
 dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out) {
     if (dragonError_t rc = mem_require_valid(mem, op)) return rc;
     if (mem.mapping == nullptr || mem.pool.valid()) return pool_clone(out, mem.pool);
-    PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = mem_require_local(mem, op, mapping)) return rc;
-    mapping->add_ref();
-    out = PoolRef{MappingRef(mapping), nullptr};
+    // The descriptor borrows the mapping without a count, and another thread may drop
+    // the last count at any instant: count first, then look. try_add_ref refuses a count
+    // that already reached 0 (it never revives a mapping being unmapped); once it holds,
+    // the mapping stays, and the epoch tells whether it is still this descriptor's
+    // attach (the object may have been recycled for another in between).
+    PoolMapping* mapping = mem.mapping;
+    if (!mapping->try_add_ref()) return explain_gone(op);
+    MappingRef counted(mapping);  // dropped on every failure below
+    if (mapping->epoch() != mem.mapping_epoch) return explain_gone(op);
+    if (dragonError_t rc = mapping->check_usable(op)) return rc;
+    out = PoolRef{std::move(counted), nullptr};
     return DRAGON_SUCCESS;
 }
 

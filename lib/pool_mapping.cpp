@@ -127,7 +127,10 @@ PoolMapping* PoolMapping::make() {
         object = g.retired.back();
         g.retired.pop_back();
     }
-    object->refs_.store(1, std::memory_order_relaxed);
+    // Release: a try_add_ref that counts on this store (acquire) then reads an epoch at
+    // least as new as the one the last release() stored (under the same mutex), so a
+    // borrowed pointer of the previous attach cannot mistake this object for its own.
+    object->refs_.store(1, std::memory_order_release);
     object->unmapped_.store(false, std::memory_order_relaxed);
     object->my_entries_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
@@ -137,7 +140,8 @@ PoolMapping* PoolMapping::make() {
 bool PoolMapping::try_add_ref() noexcept {
     std::uint32_t count = refs_.load(std::memory_order_relaxed);
     while (count != 0)
-        if (refs_.compare_exchange_weak(count, count + 1, std::memory_order_relaxed)) return true;
+        if (refs_.compare_exchange_weak(count, count + 1, std::memory_order_acquire, std::memory_order_relaxed))
+            return true;
     return false;
 }
 
@@ -607,9 +611,18 @@ dragonError_t PoolMapping::destroy() {
     futex_wake_all(&header_->wake_seq);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
+    // The mapping itself stays until the process's last reference goes (release()):
+    // other threads may hold descriptors of this pool and be inside a call right now,
+    // reading the header, the manifest or a heap block. What they see:
+    //   - a call that starts from now on fails at its check_usable(): MAP_KEY_NOT_FOUND;
+    //   - a call already past that check either completes as if it had run just before
+    //     the destroy (a lock-free cache hit), or fails when it takes the lock
+    //     (OBJECT_DESTROYED), or, asleep in alloc_blocking, is woken above and fails at
+    //     its next check_usable();
+    //   - bytes of an allocation it still points into stay readable and writable.
+    // Unmapping here instead would turn each of those into a SIGSEGV in that thread.
     unmapped_.store(true, std::memory_order_release);
     registry_forget(this);
-    shm_unmap(mapping_);
     if (err != 0 && err != ENOENT)
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_unlink('{}')", shm_name_));
     return DRAGON_SUCCESS;

@@ -50,7 +50,9 @@ public:
 
     // Reference counting behind MappingRef.
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-    bool try_add_ref() noexcept;  // fails once the count reached 0
+    // Fails once the count reached 0. For a pointer held without a count (MemoryRef):
+    // after it succeeds, compare epoch() again, as the object may have been recycled.
+    bool try_add_ref() noexcept;
     void release() noexcept;      // unmaps and recycles at 0 (see epoch())
     // Changes whenever this object stops or starts standing for a mapped pool: borrowed
     // pointers (MemoryRef) compare it to tell that their pool is gone.
@@ -77,7 +79,9 @@ public:
     dragonError_t attributes(PoolAttributes& out);
     dragonError_t free_blocks(std::vector<FreeBlockCount>& out);
     dragonError_t check(CheckReport& out);
-    // Marks the pool destroyed for everyone, wakes sleepers, unlinks and unmaps.
+    // Marks the pool destroyed for everyone, wakes sleepers and unlinks; this process's
+    // calls then fail. The mapping stays until the last reference goes (release()), so
+    // other threads inside a call meanwhile never touch unmapped memory.
     dragonError_t destroy();
 
     std::uint8_t* heap_base() const noexcept { return heap_base_; }
