@@ -40,6 +40,12 @@
 //        and verifying their first bytes, and freeing them, so its thread cache is always
 //        warm; prints "ready" after 100 loops; runs until killed. Exit 3 with "FAIL ..."
 //        on any unexpected result.
+//   keys-exhausted
+//        takes every pthread key the process has left, then, in a new thread, attaches
+//        the pool for the first time in this process (the C API's descriptor tables are
+//        made then), allocates, writes and frees 64 B and detaches; prints
+//        "keys taken= clobbered= rc= msg=" (clobbered: keys, all owned by someone else,
+//        whose value in that thread the library changed).
 //   crash-point NAME MODE [ID]
 //        maps /dev/shm/dragonmem.NAME itself, takes the pool lock with the library's own
 //        lock code (lib/robust_lock.hpp) and dies by SIGKILL at a chosen point:
@@ -56,6 +62,7 @@
 #include "workload.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -64,6 +71,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -287,6 +295,48 @@ int cmd_attach(int, char**) {
     }
     say("attach rc=" + std::to_string(static_cast<int>(rc)) + " alloc_rc=" + std::to_string(static_cast<int>(alloc_rc)) +
         " msg=" + msg);
+    return 0;
+}
+
+int cmd_keys_exhausted(int, char**) {
+    std::vector<pthread_key_t> taken;
+    for (;;) {
+        pthread_key_t key;
+        if (pthread_key_create(&key, nullptr) != 0) break;
+        taken.push_back(key);
+    }
+    dragonError_t rc = DRAGON_FAILURE;
+    std::string msg;
+    int clobbered = 0;
+    std::thread([&] {
+        // A fresh thread: every key's value starts NULL here.
+        std::vector<void*> before;
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key) before.push_back(pthread_getspecific(key));
+        dragonMemoryPoolDescr_t pool;
+        rc = dragon_memory_pool_attach_from_env(&pool, "DMR_POOL");
+        if (rc == DRAGON_SUCCESS) {
+            dragonMemoryDescr_t mem;
+            rc = dragon_memory_alloc(&mem, &pool, 64);
+            void* ptr = nullptr;
+            if (rc == DRAGON_SUCCESS) rc = dragon_memory_get_pointer(&mem, &ptr);
+            if (rc == DRAGON_SUCCESS) {
+                std::memset(ptr, 0x5A, 64);
+                rc = dragon_memory_free(&mem);
+            }
+            if (rc != DRAGON_SUCCESS) msg = last_error();
+            dragonError_t detached = dragon_memory_pool_detach(&pool);
+            if (rc == DRAGON_SUCCESS && detached != DRAGON_SUCCESS) {
+                rc = detached;
+                msg = last_error();
+            }
+        } else {
+            msg = last_error();
+        }
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
+            if (pthread_getspecific(key) != before[key]) ++clobbered;
+    }).join();
+    say("keys taken=" + std::to_string(taken.size()) + " clobbered=" + std::to_string(clobbered) +
+        " rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + msg);
     return 0;
 }
 
@@ -556,6 +606,7 @@ int main(int argc, char** argv) {
     if (cmd == "cache-fill") return cmd_cache_fill(argc, argv);
     if (cmd == "cache-crash") return cmd_cache_crash(argc, argv);
     if (cmd == "crash-point") return cmd_crash_point(argc, argv);
+    if (cmd == "keys-exhausted") return cmd_keys_exhausted(argc, argv);
     std::fprintf(stderr, "dm_robust_child: unknown command '%s'\n", cmd.c_str());
     return 2;
 }
