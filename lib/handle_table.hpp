@@ -135,7 +135,7 @@ private:
         unlock();
     }
 
-    __attribute__((tls_model("initial-exec"))) static constinit inline thread_local Stash stash_{};
+    static constinit inline thread_local Stash stash_{};  // default TLS model: lib/meson.build
     pthread_key_t exit_key_{};
     bool exit_key_ok_ = false;
 

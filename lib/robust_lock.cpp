@@ -52,7 +52,7 @@ struct ThreadIdentity {
     std::uint64_t word = 0;  // what this thread writes into a lock it holds
 };
 
-__attribute__((tls_model("initial-exec"))) thread_local ThreadIdentity t_identity;
+thread_local ThreadIdentity t_identity;  // default TLS model: lib/meson.build
 
 void forget_identity_after_fork() noexcept { t_identity.word = 0; }
 

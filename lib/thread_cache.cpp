@@ -13,7 +13,7 @@
 
 namespace dragonmem::detail {
 
-__attribute__((tls_model("initial-exec"))) constinit thread_local ThreadCache* t_caches[k_thread_cached_pools] = {};
+constinit thread_local ThreadCache* t_caches[k_thread_cached_pools] = {};
 
 namespace {
 

@@ -67,9 +67,10 @@ struct ThreadCache {
     Magazine mags[k_max_orders];
 };
 
-// The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised,
-// initial-exec: the lookup on every alloc and free is a few loads, with no TLS guard.
-extern __attribute__((tls_model("initial-exec"))) constinit thread_local ThreadCache* t_caches[k_thread_cached_pools];
+// The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised:
+// the lookup on every alloc and free is a few loads, with no TLS guard. The default TLS
+// model on purpose, not initial-exec: lib/meson.build says why.
+extern constinit thread_local ThreadCache* t_caches[k_thread_cached_pools];
 
 // The calling thread's cache for `mapping` at `epoch`, or nullptr. No lock, no atomics.
 inline ThreadCache* thread_cache_find(const PoolMapping* mapping, std::uint64_t epoch) noexcept {
