@@ -1,5 +1,15 @@
-// The buddy allocator over a pool's heap. Its state is HeapState (pool_layout.hpp) plus
-// in-band headers in free blocks; every call must hold the pool lock.
+// The buddy allocator over a pool's heap. Its state is HeapState (pool_layout.hpp), the
+// free map, and in-band headers in free blocks; every call must hold the pool lock.
+//
+// The free map (one bit per minimum block, between the manifest and the heap) says
+// where a block on a free list starts. Merging a freed block needs to know whether its
+// buddy is free, and the buddy's own bytes cannot tell without being read; but while it
+// is allocated its owner may be writing them at that instant, without the lock (a data
+// race, whatever the reader does). So the map is asked first, and the buddy's header is
+// read (and its keyed tag checked) only when the map says a free block starts there.
+// Only block starts are ever asked about, so the map is kept exact there: push_free
+// sets the bit, remove_free clears it, and a block leaves the free lists only through
+// remove_free; deferred and allocated blocks never have theirs set.
 //
 // Speed: a freed block goes onto a per-size "deferred" list (up to k_deferred_limit per
 // size) instead of being coalesced at once, so the common alloc/free of one size is a
@@ -36,10 +46,18 @@ inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
 class BuddyHeap {
 public:
     BuddyHeap() = default;
-    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint32_t min_order, std::uint32_t max_order)
-        : state_(state), base_(heap_base), min_order_(min_order), max_order_(max_order) {}
+    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint64_t* free_map, std::uint32_t min_order,
+              std::uint32_t max_order)
+        : state_(state), base_(heap_base), free_map_(free_map), min_order_(min_order), max_order_(max_order) {}
 
-    // Fresh heap: one maximal free block.
+    // Bytes of the free map of a heap of `heap_bytes` with blocks of at least 2^min_order:
+    // one bit per minimum block, in 64-bit words, rounded up to whole pages.
+    static std::uint64_t free_map_bytes(std::uint64_t heap_bytes, std::uint32_t min_order) noexcept {
+        std::uint64_t words = ((heap_bytes >> min_order) + 63) / 64;
+        return (words * 8 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    }
+
+    // Fresh heap: one maximal free block. The free map must be all zero (a new object).
     void format(std::uint64_t secret);
 
     // Smallest order whose block holds `bytes` (bytes > 0). One lzcnt: no loop, no division.
@@ -74,8 +92,8 @@ public:
     // Coalesces every deferred block (the heap then is what eager coalescing would give);
     // false if a deferred block's header was found overwritten (repair, then retry).
     bool coalesce_deferred();
-    // Rebuilds the free lists as the complement of `live` (sorted by offset, aligned,
-    // non-overlapping), with a new tag secret.
+    // Rebuilds the free lists and the free map as the complement of `live` (sorted by
+    // offset, aligned, non-overlapping), with a new tag secret.
     void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
 
     std::uint64_t free_bytes() const noexcept { return state_->free_bytes; }
@@ -94,7 +112,23 @@ private:
         return reinterpret_cast<FreeBlockHeader*>(base_ + offset);
     }
     std::uint64_t tag_for(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
+    // The free map's bit for a block starting at `offset` (in the heap, aligned to the
+    // minimum block).
+    bool map_says_free(std::uint64_t offset) const noexcept {
+        std::uint64_t index = offset >> min_order_;
+        return ((free_map_[index / 64] >> (index % 64)) & 1) != 0;
+    }
+    void map_set(std::uint64_t offset, bool listed) noexcept {
+        std::uint64_t index = offset >> min_order_;
+        std::uint64_t mask = std::uint64_t{1} << (index % 64);
+        if (listed)
+            free_map_[index / 64] |= mask;
+        else
+            free_map_[index / 64] &= ~mask;
+    }
     void reset_lists(std::uint64_t secret) noexcept;
+    // Whether a block of `order` on a free list starts at `offset`; reads the block's
+    // bytes only if the free map says a free block starts there.
     bool is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept;
     // A listed block's header is ours: tag, and links that stay inside the heap.
     bool header_intact(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
@@ -108,6 +142,7 @@ private:
 
     HeapState* state_ = nullptr;
     std::uint8_t* base_ = nullptr;
+    std::uint64_t* free_map_ = nullptr;  // bit i: a free-listed block starts at i << min_order_
     std::uint32_t min_order_ = 0;
     std::uint32_t max_order_ = 0;
 };

@@ -1,6 +1,9 @@
 // The layout of a pool's single POSIX shm object, shared by every process that maps it:
 //
-//   [ PoolHeader (one page) ][ manifest records (page-rounded) ][ heap (2^k bytes) ]
+//   [ PoolHeader (one page) ][ manifest records (page-rounded) ][ free map (page-rounded) ][ heap (2^k bytes) ]
+//
+// The free map is one bit per minimum heap block (buddy_heap.hpp says why); its place
+// and size follow from heap_offset, heap_bytes and min_block_order.
 //
 // Everything in it is position-independent: offsets from the heap start, never pointers
 // (the mapping lands at a different address in each process). Sizes and offsets the
@@ -16,7 +19,7 @@
 namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
-inline constexpr std::uint32_t k_layout_version = 2;  // 2: thread-cache entries, atomic id counter
+inline constexpr std::uint32_t k_layout_version = 3;  // 2: thread-cache entries, atomic id counter; 3: free map
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -28,8 +31,8 @@ inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
 inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
-// their own list links in-band, so this is fixed-size whatever the pool size: no
-// per-block bitsets.
+// their own list links in-band, so this is fixed-size whatever the pool size; the one
+// per-block structure is the free map (one bit per minimum block, outside this struct).
 struct HeapState {
     std::uint64_t free_head[k_max_orders];      // doubly-linked, coalesced free blocks
     std::uint64_t deferred_head[k_max_orders];  // singly-linked freed-but-not-coalesced blocks

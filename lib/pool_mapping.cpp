@@ -71,7 +71,8 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, c
     // Written so that no sum can wrap around: each term is bounded before it is added.
     if (h.manifest_offset != k_page_bytes || h.heap_offset % k_page_bytes != 0 || h.heap_offset > object_bytes ||
         h.heap_bytes != object_bytes - h.heap_offset ||
-        h.heap_offset - h.manifest_offset < h.manifest_capacity * sizeof(ManifestRecord))
+        h.heap_offset - h.manifest_offset <
+            h.manifest_capacity * sizeof(ManifestRecord) + BuddyHeap::free_map_bytes(h.heap_bytes, h.min_block_order))
         return bad("manifest/heap offsets inconsistent with sizes");
     if (h.heap_alignment == 0 || !std::has_single_bit(h.heap_alignment) || h.heap_alignment > k_max_heap_alignment)
         return bad(fmt::format("heap alignment {} invalid", h.heap_alignment));
@@ -169,7 +170,9 @@ dragonError_t PoolMapping::attach_views(ShmMapping mapping) {
     header_ = reinterpret_cast<PoolHeader*>(mapping_.base);
     heap_base_ = mapping_.base + header_->heap_offset;
     manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset));
-    heap_ = BuddyHeap(&header_->heap, heap_base_, header_->min_block_order, header_->max_block_order);
+    std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(header_->heap_bytes, header_->min_block_order);
+    heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(heap_base_ - free_map_bytes),
+                      header_->min_block_order, header_->max_block_order);
     auto identity = std::make_shared<PoolIdentity>();
     identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
     identity->m_uid = header_->m_uid;
@@ -222,7 +225,8 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
                          n < 64 ? (std::uint64_t{1} << (min_order + n)) : 0, heap_bytes);
 
     std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
-    std::uint64_t heap_offset = k_page_bytes + manifest_bytes;
+    // The heap's free map sits right before the heap (BuddyHeap::free_map_bytes).
+    std::uint64_t heap_offset = k_page_bytes + manifest_bytes + BuddyHeap::free_map_bytes(heap_bytes, min_order);
     std::uint64_t total_bytes = heap_offset + heap_bytes;
     std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
     std::string shm_name = shm_name_for(name);
@@ -555,8 +559,9 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.max_block_bytes = h.heap_bytes;
     out.heap_bytes = h.heap_bytes;
     out.total_bytes = h.total_bytes;
-    out.manifest_bytes = h.heap_offset - h.manifest_offset;
-    out.heap_meta_bytes = sizeof(HeapState);
+    std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(h.heap_bytes, h.min_block_order);
+    out.manifest_bytes = h.heap_offset - h.manifest_offset - free_map_bytes;
+    out.heap_meta_bytes = sizeof(HeapState) + free_map_bytes;
     out.max_allocations = h.manifest_capacity;
     out.free_bytes = h.heap.free_bytes;
     out.utilization_pct = 100.0 * static_cast<double>(h.heap_bytes - h.heap.free_bytes) / static_cast<double>(h.heap_bytes);

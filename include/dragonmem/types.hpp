@@ -41,7 +41,7 @@ struct PoolAttributes {
     std::size_t heap_bytes = 0;         // allocatable size, a power of two
     std::size_t total_bytes = 0;        // the whole shm object: header + manifest + heap
     std::size_t manifest_bytes = 0;
-    std::size_t heap_meta_bytes = 0;    // the heap's own metadata (fixed, not per block)
+    std::size_t heap_meta_bytes = 0;    // the heap's own metadata: list heads and the free map (1 bit per min block)
     std::size_t max_allocations = 0;    // manifest capacity
     std::size_t free_bytes = 0;
     double utilization_pct = 0.0;       // 100 * used / heap_bytes
