@@ -21,6 +21,8 @@
 // Crash story: the heap is derived state. The manifest is the truth; if a process dies
 // while holding the lock, repair rebuilds the heap from the live manifest records
 // (rebuild()) with a new tag secret, so half-updated links and stale headers are ignored.
+// The free map is rebuilt with it: a bit the dead process set or cleared half-way is
+// redone for every block start (live starts cleared, free starts set).
 #pragma once
 
 #include "pool_layout.hpp"
