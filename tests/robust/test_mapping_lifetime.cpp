@@ -6,7 +6,10 @@
 //   - destroying a pool through one descriptor while other threads allocate, write and
 //     free through their own descriptors: each of them ends with MAP_KEY_NOT_FOUND or
 //     OBJECT_DESTROYED, never a crash (the mapping stays until their descriptors go).
-// No timing assertions: the threads meet through atomics, not sleeps.
+// No timing assertions: the threads meet through atomics, not sleeps. The get_pool race
+// needs both threads on a CPU at once to be hit; on an idle 2-core machine the old
+// code failed it within a few hundred rounds every time, with both cores busy about
+// half the time.
 #include "support.hpp"
 
 #include <atomic>
@@ -35,7 +38,7 @@ TEST_CASE("threads: get_pool racing the last detach of its pool never revives th
     dragonMemoryPoolSerial_t serial_q{ser_q.size(), ser_q.data()};
     scoped_p.pool().detach();  // from here the descriptors below are the process's only ones
     scoped_q.pool().detach();
-    const int rounds = long_mode() ? 20000 : 3000;
+    const int rounds = long_mode() ? 50000 : 10000;
     watchdog().arm(120000, "get_pool racing the last detach");
 
     dragonMemoryPoolDescr_t handed;  // the round's only descriptor of P, detached by `detacher`
@@ -43,8 +46,10 @@ TEST_CASE("threads: get_pool racing the last detach of its pool never revives th
     std::atomic<int> detached{0};    // round r's detach returned
     std::thread detacher([&] {
         for (int round = 1; round <= rounds; ++round) {
-            while (go.load(std::memory_order_acquire) < round) {
-            }
+            // Spinning, so the detach follows the go at once; yielding now and then, so a
+            // loaded machine still runs the other thread.
+            for (unsigned spins = 0; go.load(std::memory_order_acquire) < round; ++spins)
+                if (spins % 64 == 63) std::this_thread::yield();
             dragon_memory_pool_detach(&handed);  // the last count, unless get_pool holds one
             detached.store(round, std::memory_order_release);
         }
@@ -69,7 +74,9 @@ TEST_CASE("threads: get_pool racing the last detach of its pool never revives th
         // get_pool over and over while the other thread detaches; each descriptor it
         // gives must be usable and at the same place, then it is dropped at once (a count
         // kept across the detach would make the detach not the last).
+        unsigned calls = 0;
         do {
+            if (++calls % 1024 == 0) std::this_thread::yield();  // a loaded machine: let the detacher run
             dragonMemoryPoolDescr_t got;
             dragonError_t rc = dragon_memory_get_pool(&borrowed, &got);
             if (rc == DRAGON_SUCCESS) {
