@@ -34,7 +34,7 @@ dragonError_t dragon_memory_attr_init(dragonMemoryPoolAttr_t* attr) {
         attr->lock_type = DRAGON_LOCK_FIFO;
         attr->mem_type = DRAGON_MEMORY_TYPE_SHM;
         attr->growth_type = DRAGON_MEMORY_GROWTH_NONE;
-        attr->mode = 0600;
+        attr->mode = default_pool_mode;
         return DRAGON_SUCCESS;
     });
 }

@@ -36,8 +36,7 @@ dragonError_t options_from_attr(const dragonMemoryPoolAttr_t* attr, const char* 
                      attr->npre_allocs);
     out.min_block_bytes = attr->data_min_block_size == 0 ? 32 : attr->data_min_block_size;
     out.max_allocations = attr->max_allocations;
-    // A zero-filled attr (attr_init skipped) would make a pool nobody can attach: 0 is 0600.
-    out.mode = attr->mode == 0 ? 0600u : static_cast<unsigned>(attr->mode);
+    out.mode = static_cast<unsigned>(attr->mode);  // 0: the default, 0600 (pool_create)
     out.lock_type = attr->lock_type;
     out.mem_type = attr->mem_type;
     out.growth_type = attr->growth_type;
