@@ -544,8 +544,6 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}, &cached_left) > 0 &&
                 announce_frees_locked();
     const PoolHeader& h = *header_;
-    out.name = identity_->name;
-    out.shm_name = shm_name_;
     out.m_uid = h.m_uid;
     out.hostid = h.hostid;
     out.rt_uid = h.rt_uid;
@@ -571,6 +569,10 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.recoveries = h.recoveries;
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
+    // Copies that may throw (out of memory) are made without the lock: an exception must
+    // never leave the pool locked by a live thread.
+    out.name = identity_->name;
+    out.shm_name = shm_name_;
     return DRAGON_SUCCESS;
 }
 
@@ -599,7 +601,12 @@ dragonError_t PoolMapping::check(CheckReport& out) {
     if (dragonError_t rc = check_usable("check")) return rc;
     if (dragonError_t rc = lock()) return rc;
     out = CheckReport{};
-    collect_invariant_problems(out);
+    try {
+        collect_invariant_problems(out);  // builds vectors and sentences
+    } catch (const std::bad_alloc&) {
+        unlock();  // never leave the pool locked by a live thread
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "check: out of memory listing the pool's blocks");
+    }
     unlock();
     return DRAGON_SUCCESS;
 }

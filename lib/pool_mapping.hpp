@@ -75,6 +75,24 @@ public:
     dragonError_t free(std::uint64_t id);
     dragonError_t lookup(std::uint64_t id, BlockInfo& out);
     bool is_live(std::uint64_t id) const noexcept { return manifest_.is_live(id); }
+    // Lock-free manifest reads for descriptors (memory_ops.cpp): whether an id was ever
+    // issued, and a live id's fields.
+    bool id_issued(std::uint64_t id) const noexcept { return manifest_.issued(id); }
+    bool read_live(std::uint64_t id, Manifest::LiveFields& out) const noexcept { return manifest_.read_live(id, out); }
+    bool plausible_block(std::uint64_t requested_bytes, std::uint64_t offset) const noexcept {
+        HeapBlock block{};
+        return heap_.block_of(requested_bytes, offset, block);
+    }
+    // get_pointer's whole check: the start of live allocation `id`'s block, taken from
+    // its manifest record (never from a descriptor), when that record holds exactly
+    // `requested_bytes` in a block inside the heap; nullptr otherwise. A descriptor's view
+    // lies within its requested size, so the pointer and size it yields stay in the block.
+    std::uint8_t* live_block(std::uint64_t id, std::uint64_t requested_bytes) const noexcept {
+        Manifest::LiveFields rec;
+        if (!manifest_.read_live(id, rec) || rec.requested_bytes != requested_bytes) return nullptr;
+        if (!plausible_block(rec.requested_bytes, rec.offset)) return nullptr;  // a damaged record
+        return heap_base_ + rec.offset;
+    }
     dragonError_t list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out);
     dragonError_t attributes(PoolAttributes& out);
     dragonError_t free_blocks(std::vector<FreeBlockCount>& out);

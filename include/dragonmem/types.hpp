@@ -10,11 +10,15 @@
 
 namespace dragonmem {
 
+// A pool's permission bits when none are given; a mode of 0 asks for it too, in the C
+// API, the C++ API and the CLI alike.
+inline constexpr unsigned default_pool_mode = 0600;
+
 // How to create a pool (the C API's dragonMemoryPoolAttr_t, as a C++ struct).
 struct PoolOptions {
     std::size_t min_block_bytes = 32;    // rounded up to a power of two, at least 32
     std::size_t max_allocations = 0;     // manifest capacity; 0: number of min blocks, at most 1048576
-    unsigned mode = 0600;                // permission bits, umask ignored
+    unsigned mode = default_pool_mode;   // permission bits, umask ignored; 0: default_pool_mode
     dragonLockKind_t lock_type = DRAGON_LOCK_FIFO;
     dragonMemoryPoolType_t mem_type = DRAGON_MEMORY_TYPE_SHM;
     dragonMemoryPoolGrowthType_t growth_type = DRAGON_MEMORY_GROWTH_NONE;
