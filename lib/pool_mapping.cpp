@@ -130,6 +130,7 @@ PoolMapping* PoolMapping::make() {
     object->refs_.store(1, std::memory_order_relaxed);
     object->unmapped_.store(false, std::memory_order_relaxed);
     object->my_entries_ = 0;
+    object->my_entries_pid_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
 }
