@@ -1,6 +1,7 @@
 // Process-wide name -> mapping table, and MappingRef's reference counting.
 #include "mapping_registry.hpp"
 
+#include "fork_safety.hpp"
 #include "pool_mapping.hpp"
 
 #include <mutex>
@@ -16,11 +17,17 @@ struct Registry {
 };
 
 Registry& registry() {
-    static Registry* instance = new Registry();  // never destroyed: mappings may outlive statics
+    // Never destroyed: mappings may outlive statics. Arming the fork handlers here is a
+    // no-op (they were armed at load) that keeps fork_safety.cpp in static links.
+    static Registry* instance = (fork_handlers_arm(), new Registry());
     return *instance;
 }
 
 }  // namespace
+
+void registry_lock_for_fork() noexcept { registry().mutex.lock(); }
+
+void registry_unlock_after_fork() noexcept { registry().mutex.unlock(); }
 
 dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                               const PoolOptions& options, MappingRef& out) {

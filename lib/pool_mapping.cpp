@@ -3,6 +3,7 @@
 #include "pool_mapping.hpp"
 
 #include "error.hpp"
+#include "fork_safety.hpp"
 #include "host_identity.hpp"
 #include "mapping_registry.hpp"
 #include "robust_lock.hpp"
@@ -116,6 +117,10 @@ Graveyard& graveyard() {
 }
 
 }  // namespace
+
+void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
+
+void graveyard_unlock_after_fork() noexcept { graveyard().mutex.unlock(); }
 
 PoolMapping* PoolMapping::make() {
     Graveyard& g = graveyard();
