@@ -82,14 +82,15 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     });
     out.live_allocations = live_found;
     if (out.cached_blocks != 0 && header_->cache_records_possible == 0)
-        problems.push_back(fmt::format("{} cached blocks ({} B) are hidden from every take-back: the pool's scan hint "
-                                       "says no cache record exists, so nothing would ever free them",
+        problems.push_back(fmt::format("{} cached blocks ({} B) are hidden from every take-back: the pool's scan "
+                                       "hint says no cache record exists, so nothing would ever free them",
                                        out.cached_blocks, out.cached_bytes));
     if (out.orphaned_cached_blocks != 0)
-        out.notices.push_back(fmt::format(
-            "{} cached blocks ({} B) belong to {} thread cache(s) whose thread is gone; they are free memory, taken "
-            "back by the next allocation that needs them, a statistics call (get_attr, `dragonmem ls` or `dump`) or a repair",
-            out.orphaned_cached_blocks, out.orphaned_cached_bytes, std::popcount(orphaned_entries)));
+        out.notices.push_back(fmt::format("{} cached blocks ({} B) belong to {} thread cache(s) whose thread is gone; "
+                                          "they are free memory, taken back by the next allocation that needs them, "
+                                          "a statistics call (get_attr, `dragonmem ls` or `dump`) or a repair",
+                                          out.orphaned_cached_blocks, out.orphaned_cached_bytes,
+                                          std::popcount(orphaned_entries)));
     if (used_found != header_->live_count)
         problems.push_back(fmt::format("live count says {} but the manifest holds {} records in use ({} live, {} cached)",
                                        header_->live_count, used_found, live_found, used_found - live_found));

@@ -752,6 +752,10 @@ TEST_CASE("double free race: threads with warm caches free the same id at once; 
             }
         });
     for (int r = 0; r < rounds; ++r) {
+        // A hang detector, not a speed limit: re-armed as rounds complete. The rounds cost
+        // almost no CPU but nine threads meet at three barriers in each; on a loaded
+        // 2-core machine 20000 of them took more than the 120 s once allowed for all.
+        if (r % 500 == 0) watchdog().arm(60000, "double free race, round " + std::to_string(r));
         sync.arrive_and_wait();
         sync.arrive_and_wait();
         go.store(r + 1, std::memory_order_release);
@@ -1369,7 +1373,8 @@ TEST_CASE("fork: a forked child's detach leaves its parent's cache alone; after 
                                                 << " cached blocks reported as orphaned");
     CHECK(report.orphaned_cached_bytes == report.cached_bytes);
     CHECK(report.notices.size() == 1);
-    if (!report.notices.empty()) CHECK(report.notices[0].find(std::to_string(report.orphaned_cached_blocks) + " cached blocks") != std::string::npos);
+    const std::string counted = std::to_string(report.orphaned_cached_blocks) + " cached blocks";
+    if (!report.notices.empty()) CHECK(report.notices[0].find(counted) != std::string::npos);
 
     // Every count agrees (dump's count is the attributes'), and the heap is one block again.
     auto attrs = pool.attributes();
