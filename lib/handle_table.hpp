@@ -90,6 +90,11 @@ public:
         return true;
     }
 
+    // The table's lock, for the fork handlers only (fork_safety.hpp): held across fork()
+    // so that no other thread holds it in the child.
+    void lock_for_fork() noexcept { lock(); }
+    void unlock_after_fork() noexcept { unlock(); }
+
 private:
     static constexpr std::uint32_t k_none = ~0u;
     static constexpr std::uint32_t k_stash_capacity = 32;

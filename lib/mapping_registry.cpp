@@ -2,6 +2,7 @@
 #include "mapping_registry.hpp"
 
 #include "error.hpp"
+#include "fork_safety.hpp"
 #include "pool_mapping.hpp"
 
 #include <mutex>
@@ -20,13 +21,18 @@ struct Registry {
 Registry& registry() noexcept {
     // Never destroyed (mappings may outlive statics), and built in static storage, not on
     // the heap: registry_forget() is noexcept and may be its first user after an
-    // out-of-memory failure.
+    // out-of-memory failure. Arming the fork handlers here is a no-op (they were armed at
+    // load) that keeps fork_safety.cpp in static links.
     alignas(Registry) static unsigned char storage[sizeof(Registry)];
-    static Registry* instance = new (storage) Registry();
+    static Registry* instance = (fork_handlers_arm(), new (storage) Registry());
     return *instance;
 }
 
 }  // namespace
+
+void registry_lock_for_fork() noexcept { registry().mutex.lock(); }
+
+void registry_unlock_after_fork() noexcept { registry().mutex.unlock(); }
 
 dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                               const PoolOptions& options, MappingRef& out) {

@@ -3,6 +3,7 @@
 #include "pool_mapping.hpp"
 
 #include "error.hpp"
+#include "fork_safety.hpp"
 #include "host_identity.hpp"
 #include "mapping_registry.hpp"
 #include "robust_lock.hpp"
@@ -118,6 +119,10 @@ Graveyard& graveyard() {
 
 }  // namespace
 
+void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
+
+void graveyard_unlock_after_fork() noexcept { graveyard().mutex.unlock(); }
+
 PoolMapping* PoolMapping::make() {
     Graveyard& g = graveyard();
     std::lock_guard guard(g.mutex);
@@ -134,6 +139,7 @@ PoolMapping* PoolMapping::make() {
     object->refs_.store(1, std::memory_order_release);
     object->unmapped_.store(false, std::memory_order_relaxed);
     object->my_entries_ = 0;
+    object->my_entries_pid_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
 }

@@ -171,10 +171,12 @@ private:
     std::uint8_t* heap_base_ = nullptr;
     Manifest manifest_;
     BuddyHeap heap_;
-    // Cache entries claimed through this object, and the owner word each was claimed
-    // with (written under the pool lock; read by release()).
+    // Cache entries claimed through this object, the owner word each was claimed with,
+    // and the process that claimed them (written under the pool lock; read by release()).
+    // A forked child inherits these: the pid tells it they are its parent's.
     std::uint64_t my_entries_ = 0;
     std::uint64_t my_entry_owner_[k_cache_entries] = {};
+    std::uint32_t my_entries_pid_ = 0;
 };
 
 }  // namespace dragonmem::detail

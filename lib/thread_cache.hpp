@@ -27,6 +27,8 @@
 //   waits for the lock), and a thread that finds every entry taken (dead threads'
 //   entries). A thread that exits leaves its blocks cached under an entry whose owner is
 //   now dead; exit itself never touches the pool (it must not block on the lock).
+//   A forked child never takes back or releases its parent's entries: the mapping
+//   object it inherited records which process claimed them (my_entries_pid_).
 // - A magazine may hold stale or duplicate slots; the CAS on the id word and a check of
 //   the record's size and offset after claiming make those harmless.
 //

@@ -80,6 +80,13 @@ struct CheckReport {
     std::size_t free_blocks = 0;
     std::size_t cached_blocks = 0;      // freed blocks parked in thread caches for reuse
     std::size_t cached_bytes = 0;
+    // Of those, the blocks parked by threads that are gone (exited, killed, or an entry
+    // nobody owns). Free memory waiting to be taken back (by the next allocation that
+    // needs it, a statistics call or a repair): not a broken invariant, so `ok` stays
+    // true, but said in `notices`.
+    std::size_t orphaned_cached_blocks = 0;
+    std::size_t orphaned_cached_bytes = 0;
+    std::vector<std::string> notices;   // findings that are not problems; one sentence each
 };
 
 }  // namespace dragonmem

@@ -46,6 +46,12 @@
 //        made then), allocates, writes and frees 64 B and detaches; prints
 //        "keys taken= clobbered= rc= msg=" (clobbered: keys, all owned by someone else,
 //        whose value in that thread the library changed).
+//   fork-cache COUNT
+//        warms this thread's block cache (4 rounds of COUNT 64 B allocations, then their
+//        frees), allocates COUNT 64 B blocks and keeps them, forks a child that detaches
+//        the inherited pool (its last handle there) and exits; prints "forked
+//        child_exit=", calls get_free_size (a take-back) and frees the COUNT blocks (they
+//        park in its cache); prints "holding" and sleeps, still alive (the test kills it).
 //   crash-point NAME MODE [ID]
 //        maps /dev/shm/dragonmem.NAME itself, takes the pool lock with the library's own
 //        lock code (lib/robust_lock.hpp) and dies by SIGKILL at a chosen point:
@@ -66,6 +72,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -415,6 +422,66 @@ int cmd_cache_hold(int argc, char** argv) {
     return 0;
 }
 
+// `rounds` times: `count` allocations of `size` B, then their frees. False (after saying
+// why) on an error.
+bool alloc_free_rounds(dragonMemoryPoolDescr_t& pool, int rounds, std::size_t count, std::size_t size) {
+    std::vector<dragonMemoryDescr_t> held(count);
+    for (int r = 0; r < rounds; ++r) {
+        for (std::size_t i = 0; i < count; ++i)
+            if (dragonError_t rc = dragon_memory_alloc(&held[i], &pool, size); rc != DRAGON_SUCCESS) {
+                say("FAIL alloc rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+                return false;
+            }
+        for (std::size_t i = 0; i < count; ++i)
+            if (dragonError_t rc = dragon_memory_free(&held[i]); rc != DRAGON_SUCCESS) {
+                say("FAIL free rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+                return false;
+            }
+    }
+    return true;
+}
+
+int cmd_fork_cache(int argc, char** argv) {
+    if (argc < 3) return 2;
+    std::size_t count = std::strtoull(argv[2], nullptr, 10);
+    dragonMemoryPoolDescr_t pool;
+    if (!attach_pool(pool)) return 3;
+    if (!alloc_free_rounds(pool, 4, count, 64)) return 3;
+    std::vector<dragonMemoryDescr_t> held(count);
+    for (auto& mem : held)
+        if (dragonError_t rc = dragon_memory_alloc(&mem, &pool, 64); rc != DRAGON_SUCCESS) {
+            say("FAIL alloc rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+            return 3;
+        }
+    pid_t child = ::fork();
+    if (child < 0) {
+        say("FAIL fork errno=" + std::to_string(errno));
+        return 3;
+    }
+    if (child == 0) {
+        // The child's only handle on the pool is the inherited one: this is its last detach.
+        dragonError_t rc = dragon_memory_pool_detach(&pool);
+        ::_exit(rc == DRAGON_SUCCESS ? 0 : 3);
+    }
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    say("forked child_exit=" + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
+    std::uint64_t free_size = 0;
+    if (dragonError_t rc = dragon_memory_pool_get_free_size(&pool, &free_size); rc != DRAGON_SUCCESS) {
+        say("FAIL get_free_size rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+        return 3;
+    }
+    for (auto& mem : held)
+        if (dragonError_t rc = dragon_memory_free(&mem); rc != DRAGON_SUCCESS) {
+            say("FAIL free rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+            return 3;
+        }
+    say("holding");
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+    return 0;
+}
+
 int cmd_cache_fill(int argc, char** argv) {
     if (argc < 3) return 2;
     std::size_t bytes = std::strtoull(argv[2], nullptr, 10);
@@ -604,6 +671,7 @@ int main(int argc, char** argv) {
     if (cmd == "create-and-wait") return cmd_create_and_wait(argc, argv);
     if (cmd == "cache-hold") return cmd_cache_hold(argc, argv);
     if (cmd == "cache-fill") return cmd_cache_fill(argc, argv);
+    if (cmd == "fork-cache") return cmd_fork_cache(argc, argv);
     if (cmd == "cache-crash") return cmd_cache_crash(argc, argv);
     if (cmd == "crash-point") return cmd_crash_point(argc, argv);
     if (cmd == "keys-exhausted") return cmd_keys_exhausted(argc, argv);
