@@ -38,7 +38,10 @@ bool BuddyHeap::header_intact(std::uint64_t offset, std::uint32_t order, std::ui
 }
 
 bool BuddyHeap::is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept {
-    return header_intact(offset, order, k_block_free);
+    // The map first: the block may be allocated, its bytes written by its owner now. And
+    // the backing map before the free map: a chunk never backed has no free block (so
+    // its bits are 0), and the free-map page holding them may have no memory.
+    return backing_->heap_backed(offset) && map_says_free(offset) && header_intact(offset, order, k_block_free);
 }
 
 void BuddyHeap::reset_lists(std::uint64_t secret) noexcept {
@@ -64,6 +67,7 @@ void BuddyHeap::push_free(std::uint64_t offset, std::uint32_t order) noexcept {
     h->order = order;
     h->kind = k_block_free;
     h->tag = tag_for(offset, order, k_block_free);
+    map_set(offset, true);  // its chunk is backed (a header was just written), so is its map page
     if (head != k_nil && backing_->heap_backed(head)) header(head)->prev = offset;
     state_->free_head[order] = offset;
     state_->free_count[order] += 1;
@@ -78,6 +82,7 @@ void BuddyHeap::remove_free(std::uint64_t offset, std::uint32_t order) noexcept 
         state_->free_head[order] = h->next;
     if (h->next != k_nil) header(h->next)->prev = h->prev;
     h->tag = 0;  // a block off the lists never carries a valid header
+    map_set(offset, false);
     state_->free_count[order] -= 1;
     if (state_->free_head[order] == k_nil) state_->free_mask &= ~bit(order);
 }
@@ -192,6 +197,14 @@ bool BuddyHeap::coalesce_deferred() {
 void BuddyHeap::rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret) {
     // Only free blocks' first bytes are written: live blocks hold user data.
     reset_lists(new_secret);
+    // The free map may be wrong where the dead holder was working: clear the bits of the
+    // live blocks' starts; add_gap sets those of the free blocks. Every other block
+    // start is inside one of these, and its bit is set or cleared when a split or a
+    // merge makes it a start again.
+    // A live block in a chunk never backed (only after a damaged manifest) has its bit 0
+    // already, and its free-map page may have no memory: not touched.
+    for (const HeapBlock& block : live_sorted)
+        if (backing_->heap_backed(block.offset)) map_set(block.offset, false);
     std::uint64_t free_total = 0;
     auto add_gap = [&](std::uint64_t from, std::uint64_t to) {
         while (from < to) {
@@ -273,6 +286,9 @@ void BuddyHeap::walk_list(std::uint32_t order, bool deferred, std::vector<HeapBl
         if (h->tag != tag_for(offset, order, kind) || h->order != order || h->kind != kind)
             problems.push_back(fmt::format("{} block at offset {} ({} B) has a bad header (order {}, overwritten?)",
                                            list_name, offset, bit(order), h->order));
+        if (map_says_free(offset) != !deferred)
+            problems.push_back(fmt::format("the free map {} the {} block at offset {} ({} B) as on a free list",
+                                           deferred ? "marks" : "does not mark", list_name, offset, bit(order)));
         if (!deferred && h->prev != prev)
             problems.push_back(fmt::format("free block at offset {} has back link {} instead of {}", offset, h->prev,
                                            prev));

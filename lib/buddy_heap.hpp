@@ -1,5 +1,15 @@
-// The buddy allocator over a pool's heap. Its state is HeapState (pool_layout.hpp) plus
-// in-band headers in free blocks; every call must hold the pool lock.
+// The buddy allocator over a pool's heap. Its state is HeapState (pool_layout.hpp), the
+// free map, and in-band headers in free blocks; every call must hold the pool lock.
+//
+// The free map (one bit per minimum block, between the manifest and the heap) says
+// where a block on a free list starts. Merging a freed block needs to know whether its
+// buddy is free, and the buddy's own bytes cannot tell without being read; but while it
+// is allocated its owner may be writing them at that instant, without the lock (a data
+// race, whatever the reader does). So the map is asked first, and the buddy's header is
+// read (and its keyed tag checked) only when the map says a free block starts there.
+// Only block starts are ever asked about, so the map is kept exact there: push_free
+// sets the bit, remove_free clears it, and a block leaves the free lists only through
+// remove_free; deferred and allocated blocks never have theirs set.
 //
 // Speed: a freed block goes onto a per-size "deferred" list (up to k_deferred_limit per
 // size) instead of being coalesced at once, so the common alloc/free of one size is a
@@ -12,10 +22,16 @@
 // only in a backed chunk; the one place that writes headers where none was before is a
 // split (and format and rebuild), which backs the chunks of the new upper halves before
 // it changes anything. alloc() then answers k_nil with the Backing's failure() set.
+// The free map is touched only at the bits of block starts in backed chunks: backing a
+// chunk backs the free-map page holding that chunk's bits first (pool_backing.hpp), so
+// every bit is asked for after heap_backed() said yes, and a bit of a chunk never backed
+// is known to be 0 without reading it (no header, so no free block, was ever there).
 //
 // Crash story: the heap is derived state. The manifest is the truth; if a process dies
 // while holding the lock, repair rebuilds the heap from the live manifest records
 // (rebuild()) with a new tag secret, so half-updated links and stale headers are ignored.
+// The free map is rebuilt with it: a bit the dead process set or cleared half-way is
+// redone for every block start (live starts cleared, free starts set).
 #pragma once
 
 #include "pool_backing.hpp"
@@ -42,11 +58,20 @@ inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
 class BuddyHeap {
 public:
     BuddyHeap() = default;
-    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint32_t min_order, std::uint32_t max_order,
-              Backing* backing)
-        : state_(state), base_(heap_base), min_order_(min_order), max_order_(max_order), backing_(backing) {}
+    BuddyHeap(HeapState* state, std::uint8_t* heap_base, std::uint64_t* free_map, std::uint32_t min_order,
+              std::uint32_t max_order, Backing* backing)
+        : state_(state), base_(heap_base), free_map_(free_map), min_order_(min_order), max_order_(max_order),
+          backing_(backing) {}
 
-    // Fresh heap: one maximal free block (its chunk, offset 0, must be backed).
+    // Bytes of the free map of a heap of `heap_bytes` with blocks of at least 2^min_order:
+    // one bit per minimum block, in 64-bit words, rounded up to whole pages.
+    static std::uint64_t free_map_bytes(std::uint64_t heap_bytes, std::uint32_t min_order) noexcept {
+        std::uint64_t words = ((heap_bytes >> min_order) + 63) / 64;
+        return (words * 8 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    }
+
+    // Fresh heap: one maximal free block. Its chunk (offset 0) must be backed, and the
+    // free map must be all zero (a new object).
     void format(std::uint64_t secret);
 
     // Smallest order whose block holds `bytes` (bytes > 0). One lzcnt: no loop, no division.
@@ -85,8 +110,8 @@ public:
     // Coalesces every deferred block (the heap then is what eager coalescing would give);
     // false if a deferred block's header was found overwritten (repair, then retry).
     bool coalesce_deferred();
-    // Rebuilds the free lists as the complement of `live` (sorted by offset, aligned,
-    // non-overlapping), with a new tag secret.
+    // Rebuilds the free lists and the free map as the complement of `live` (sorted by
+    // offset, aligned, non-overlapping), with a new tag secret.
     void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
 
     std::uint64_t free_bytes() const noexcept { return state_->free_bytes; }
@@ -105,7 +130,23 @@ private:
         return reinterpret_cast<FreeBlockHeader*>(base_ + offset);
     }
     std::uint64_t tag_for(std::uint64_t offset, std::uint32_t order, std::uint32_t kind) const noexcept;
+    // The free map's bit for a block starting at `offset` (in the heap, aligned to the
+    // minimum block).
+    bool map_says_free(std::uint64_t offset) const noexcept {
+        std::uint64_t index = offset >> min_order_;
+        return ((free_map_[index / 64] >> (index % 64)) & 1) != 0;
+    }
+    void map_set(std::uint64_t offset, bool listed) noexcept {
+        std::uint64_t index = offset >> min_order_;
+        std::uint64_t mask = std::uint64_t{1} << (index % 64);
+        if (listed)
+            free_map_[index / 64] |= mask;
+        else
+            free_map_[index / 64] &= ~mask;
+    }
     void reset_lists(std::uint64_t secret) noexcept;
+    // Whether a block of `order` on a free list starts at `offset`; reads the block's
+    // bytes only if the free map says a free block starts there.
     bool is_free_block(std::uint64_t offset, std::uint32_t order) const noexcept;
     // Backs the chunks where splitting a block of `have` at `offset` down to `order`
     // writes headers (the upper halves' starts).
@@ -122,6 +163,7 @@ private:
 
     HeapState* state_ = nullptr;
     std::uint8_t* base_ = nullptr;
+    std::uint64_t* free_map_ = nullptr;  // bit i: a free-listed block starts at i << min_order_
     std::uint32_t min_order_ = 0;
     std::uint32_t max_order_ = 0;
     Backing* backing_ = nullptr;

@@ -2,6 +2,7 @@
 #include "c_api_handles.hpp"
 
 #include "error.hpp"
+#include "fork_safety.hpp"
 #include "handle_table.hpp"
 
 namespace dragonmem::detail {
@@ -19,6 +20,18 @@ HandleTable<PoolRef>& pool_table() {
 HandleTable<MemoryRef>& memory_table() {
     static auto* table = new HandleTable<MemoryRef>();
     return *table;
+}
+
+// Pool table first, then memory table (fork_safety.hpp); neither is ever held while the
+// other is taken.
+void handle_tables_lock_for_fork() noexcept {
+    pool_table().lock_for_fork();
+    memory_table().lock_for_fork();
+}
+
+void handle_tables_unlock_after_fork() noexcept {
+    memory_table().unlock_after_fork();
+    pool_table().unlock_after_fork();
 }
 
 dragonError_t find_pool(const dragonMemoryPoolDescr_t* descr, const char* op, PoolRef*& out) {

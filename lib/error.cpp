@@ -3,6 +3,7 @@
 
 #include <dragonmem/error.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace dragonmem::detail {
@@ -11,13 +12,30 @@ namespace {
 thread_local std::string t_last_message;
 }
 
-dragonError_t fail(dragonError_t code, std::string message) {
-    t_last_message = std::move(message);
+dragonError_t fail(dragonError_t code, std::string_view message) noexcept {
+    try {
+        t_last_message.assign(message);
+    } catch (...) {
+        // Within its current capacity (at least the small-string buffer) a string's
+        // assign does not allocate.
+        t_last_message.assign(message.substr(0, std::min(message.size(), t_last_message.capacity())));
+    }
     return code;
 }
 
-dragonError_t fail_errno(dragonError_t code, int errno_value, const std::string& what) {
-    return fail(code, fmt::format("{}: {} (errno {})", what, std::strerror(errno_value), errno_value));
+dragonError_t fail_truncated(dragonError_t code, fmt::string_view format, fmt::format_args args) noexcept {
+    char text[512];
+    try {
+        auto written = fmt::vformat_to_n(text, sizeof text - 1, format, args);
+        *written.out = '\0';
+    } catch (...) {
+        return fail(code, "(no memory left to format the error message)");
+    }
+    return fail(code, text);
+}
+
+dragonError_t fail_errno(dragonError_t code, int errno_value, std::string_view what) noexcept {
+    return failf(code, "{}: {} (errno {})", what, std::strerror(errno_value), errno_value);
 }
 
 const std::string& last_error_message() { return t_last_message; }

@@ -31,8 +31,13 @@ public:
     static constexpr std::uint32_t k_max_chunks = 1u << 14;  // 16M live handles
 
     HandleTable() noexcept {
-        // A thread's stash goes back to the shared free list when the thread exits.
-        pthread_key_create(&exit_key_, [](void* table) { static_cast<HandleTable*>(table)->flush(stash_, stash_.count); });
+        // A thread's stash goes back to the shared free list when the thread exits. When
+        // the process has no key left (PTHREAD_KEYS_MAX taken), an exiting thread's stash
+        // is simply not given back: at most k_stash_capacity free entries per such thread
+        // stay unused. exit_key_ is then never used: it would name another owner's key.
+        exit_key_ok_ = pthread_key_create(&exit_key_, [](void* table) {
+                           static_cast<HandleTable*>(table)->flush(stash_, stash_.count);
+                       }) == 0;
     }
     HandleTable(const HandleTable&) = delete;
     HandleTable& operator=(const HandleTable&) = delete;
@@ -79,11 +84,16 @@ public:
         e.generation += 1;
         T old(std::move(e.value));  // leaves the entry's value empty; destroyed on return
         Stash& stash = stash_;
-        if (stash.count == 0) pthread_setspecific(exit_key_, this);  // this thread may never refill
+        if (stash.count == 0) arm_thread_exit();  // this thread may never refill
         if (stash.count == k_stash_capacity) flush(stash, k_stash_capacity / 2);
         stash.slots[stash.count++] = index;
         return true;
     }
+
+    // The table's lock, for the fork handlers only (fork_safety.hpp): held across fork()
+    // so that no other thread holds it in the child.
+    void lock_for_fork() noexcept { lock(); }
+    void unlock_after_fork() noexcept { unlock(); }
 
 private:
     static constexpr std::uint32_t k_none = ~0u;
@@ -98,8 +108,12 @@ private:
         std::uint32_t slots[k_stash_capacity];
     };
 
+    void arm_thread_exit() noexcept {
+        if (exit_key_ok_) pthread_setspecific(exit_key_, this);
+    }
+
     bool refill(Stash& stash) noexcept {
-        pthread_setspecific(exit_key_, this);
+        arm_thread_exit();
         lock();
         while (stash.count < k_stash_capacity / 2) {
             std::uint32_t index;
@@ -126,8 +140,9 @@ private:
         unlock();
     }
 
-    __attribute__((tls_model("initial-exec"))) static constinit inline thread_local Stash stash_{};
+    static constinit inline thread_local Stash stash_{};  // default TLS model: lib/meson.build
     pthread_key_t exit_key_{};
+    bool exit_key_ok_ = false;
 
     struct Entry {
         std::atomic<std::uint64_t> key{0};

@@ -31,7 +31,13 @@ void Manifest::publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offse
 
 bool Manifest::retire(std::uint64_t slot, std::uint64_t word) noexcept {
     // Killed before this CAS: still allocated. After it: gone; repair frees the block.
-    return records_[slot].id.compare_exchange_strong(word, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+    if (!records_[slot].id.compare_exchange_strong(word, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return false;
+    // The slot's fields are rewritten after this (free-slot link, the next allocation's
+    // offset and size): a lock-free reader that sees one of those values must also see
+    // that the id is gone (read_live's second load). Free on x86 (a compiler barrier).
+    std::atomic_thread_fence(std::memory_order_release);
+    return true;
 }
 
 const ManifestRecord* Manifest::find(std::uint64_t id) const noexcept {

@@ -27,6 +27,7 @@
 #include "pool_backing.hpp"
 #include "pool_layout.hpp"
 
+#include <atomic>
 #include <cstdint>
 
 namespace dragonmem::detail {
@@ -90,6 +91,39 @@ public:
     // The live record with this id, or nullptr (cache words are never ids).
     const ManifestRecord* find(std::uint64_t id) const noexcept;
     bool is_live(std::uint64_t id) const noexcept { return find(id) != nullptr; }
+
+    // Whether `id` was ever handed out (it may have been freed since): its slot exists and
+    // the id counter has reached its counter part. A descriptor naming a later id is
+    // forged: that id would resolve to whatever allocation gets it.
+    bool issued(std::uint64_t id) const noexcept {
+        return is_live_id(id) && slot_of(id) < capacity_ &&
+               (id >> slot_bits_) <= header_->id_counter.load(std::memory_order_acquire);
+    }
+
+    // The fields of live allocation `id`, lock-free (get_pointer's path, and attach's
+    // check). Read like a seqlock, between two loads of the id word: when both read `id`,
+    // the fields are this id's, because ids are never reissued and whoever rewrites a
+    // retired record's fields is ordered after the retiring CAS (retire() fences). The
+    // thread-cache path rewrites only size and type of a record it re-issues, never the
+    // offset, so even a racing read there names the same block.
+    struct LiveFields {
+        std::uint64_t offset = 0;
+        std::uint64_t requested_bytes = 0;
+        std::uint64_t type = 0;
+    };
+    bool read_live(std::uint64_t id, LiveFields& out) const noexcept {
+        std::uint64_t slot = slot_of(id);
+        // Past the backed records no slot was ever used, and their pages must not be
+        // touched (a forged id's slot may lie there).
+        if (!is_live_id(id) || slot >= backing_->records_backed()) return false;
+        const ManifestRecord& rec = records_[slot];
+        if (rec.id.load(std::memory_order_acquire) != id) return false;
+        out.offset = rec.offset.load(std::memory_order_relaxed);
+        out.requested_bytes = rec.requested_bytes.load(std::memory_order_relaxed);
+        out.type = rec.type.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return rec.id.load(std::memory_order_relaxed) == id;
+    }
 
     const ManifestRecord& record(std::uint64_t slot) const noexcept { return records_[slot]; }
     ManifestRecord& record(std::uint64_t slot) noexcept { return records_[slot]; }

@@ -1,9 +1,12 @@
 // Process-wide name -> mapping table, and MappingRef's reference counting.
 #include "mapping_registry.hpp"
 
+#include "error.hpp"
+#include "fork_safety.hpp"
 #include "pool_mapping.hpp"
 
 #include <mutex>
+#include <new>
 #include <unordered_map>
 
 namespace dragonmem::detail {
@@ -15,22 +18,37 @@ struct Registry {
     std::unordered_map<std::string, PoolMapping*> by_shm_name;  // weak: counts live in the mappings
 };
 
-Registry& registry() {
-    static Registry* instance = new Registry();  // never destroyed: mappings may outlive statics
+Registry& registry() noexcept {
+    // Never destroyed (mappings may outlive statics), and built in static storage, not on
+    // the heap: registry_forget() is noexcept and may be its first user after an
+    // out-of-memory failure. Arming the fork handlers here is a no-op (they were armed at
+    // load) that keeps fork_safety.cpp in static links.
+    alignas(Registry) static unsigned char storage[sizeof(Registry)];
+    static Registry* instance = (fork_handlers_arm(), new (storage) Registry());
     return *instance;
 }
 
 }  // namespace
 
+void registry_lock_for_fork() noexcept { registry().mutex.lock(); }
+
+void registry_unlock_after_fork() noexcept { registry().mutex.unlock(); }
+
 dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                               const PoolOptions& options, MappingRef& out) {
     PoolMapping* created = nullptr;
     if (dragonError_t rc = PoolMapping::create(name, bytes, m_uid, options, created)) return rc;
-    {
+    try {
         Registry& reg = registry();
         std::lock_guard guard(reg.mutex);
         // A stale entry (a destroyed pool someone still holds) is simply replaced.
         reg.by_shm_name[created->shm_name()] = created;
+    } catch (const std::bad_alloc&) {
+        // Nobody else has a handle yet: a failed create leaves no pool behind.
+        (void)created->destroy();
+        created->release();
+        return failf(DRAGON_INTERNAL_MALLOC_FAIL, "pool '{}': out of memory registering the new pool; it was removed",
+                     name);
     }
     // Assigned outside the lock: dropping out's old value may re-enter the registry.
     out = MappingRef(created);
@@ -39,6 +57,7 @@ dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uin
 
 dragonError_t registry_attach(const std::string& shm_name, std::uint64_t expected_nonce, MappingRef& out) {
     PoolMapping* result = nullptr;
+    PoolMapping* unregistered = nullptr;  // opened, but the table could not take it
     {
         Registry& reg = registry();
         std::lock_guard guard(reg.mutex);
@@ -50,8 +69,16 @@ dragonError_t registry_attach(const std::string& shm_name, std::uint64_t expecte
         }
         if (result == nullptr) {
             if (dragonError_t rc = PoolMapping::open(shm_name, expected_nonce, result)) return rc;
-            reg.by_shm_name[shm_name] = result;
+            try {
+                reg.by_shm_name[shm_name] = result;
+            } catch (const std::bad_alloc&) {
+                unregistered = result;
+            }
         }
+    }
+    if (unregistered != nullptr) {
+        unregistered->release();  // unmaps; outside the registry's lock, which release() takes
+        return failf(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory registering the mapping of '{}'", shm_name);
     }
     // Assigned outside the lock: dropping out's old value may re-enter the registry.
     out = MappingRef(result);

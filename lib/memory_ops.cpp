@@ -29,6 +29,58 @@ dragonError_t explain_gone(const char* op) {
                  op);
 }
 
+// Why get_pointer found no block (off the fast path: reads the record again).
+dragonError_t explain_no_pointer(const PoolMapping& mapping, const MemoryRef& mem) {
+    const std::string& pool = mapping.identity()->name;
+    Manifest::LiveFields rec;
+    if (!mapping.read_live(mem.id, rec))
+        return failf(DRAGON_KEY_NOT_FOUND, "get_pointer: allocation id {} in pool '{}' is no longer live (freed)",
+                     mem.id, pool);
+    if (rec.requested_bytes != mem.requested_bytes)
+        return failf(DRAGON_KEY_NOT_FOUND,
+                     "get_pointer: this descriptor of allocation id {} says {} B, but pool '{}' records {} B for that "
+                     "id (a forged descriptor, attached before its id was issued?)",
+                     mem.id, mem.requested_bytes, pool, rec.requested_bytes);
+    return failf(DRAGON_INVALID_ARGUMENT,
+                 "get_pointer: the manifest record of allocation id {} in pool '{}' is damaged: offset {} and {} B "
+                 "are no block of its {} B heap (dragonmem check)",
+                 mem.id, pool, rec.offset, rec.requested_bytes, mapping.heap_bytes());
+}
+
+// A checksum proves integrity, not honesty. A descriptor of a pool mapped here must be
+// of this pool instance, name an id the pool has issued, and for a live id name exactly
+// the block its manifest record holds. An id issued and freed since is accepted: ids
+// are never reissued, so get_pointer, free and exists find it gone forever.
+dragonError_t verify_local_fields(const PoolMapping& mapping, const DecodedMemory& fields) {
+    const PoolIdentity& pool = *mapping.identity();
+    if (pool.nonce != fields.pool.nonce || pool.heap_bytes != fields.pool.heap_bytes ||
+        pool.id_slot_bits != fields.pool.id_slot_bits)
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "memory descriptor does not match pool '{}': it says instance {:#x}, heap {} B, {} id slot bits; "
+                     "the pool has instance {:#x}, heap {} B, {} id slot bits",
+                     pool.name, fields.pool.nonce, fields.pool.heap_bytes, fields.pool.id_slot_bits, pool.nonce,
+                     pool.heap_bytes, pool.id_slot_bits);
+    if (!mapping.id_issued(fields.id))
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "memory descriptor names allocation id {}, which pool '{}' has not issued (forged: that id would "
+                     "resolve to a future allocation)",
+                     fields.id, pool.name);
+    Manifest::LiveFields rec;
+    if (!mapping.read_live(fields.id, rec)) return DRAGON_SUCCESS;  // freed since
+    if (rec.offset != fields.block_offset || rec.requested_bytes != fields.requested_bytes)
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "memory descriptor of allocation id {} says block offset {} and {} B, but pool '{}' records "
+                     "offset {} and {} B",
+                     fields.id, fields.block_offset, fields.requested_bytes, pool.name, rec.offset,
+                     rec.requested_bytes);
+    if (!mapping.plausible_block(rec.requested_bytes, rec.offset))
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "the manifest record of allocation id {} in pool '{}' is damaged: offset {} and {} B are no block "
+                     "of its {} B heap (dragonmem check)",
+                     fields.id, pool.name, rec.offset, rec.requested_bytes, mapping.heap_bytes());
+    return DRAGON_SUCCESS;
+}
+
 }  // namespace
 
 dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMapping*& out) {
@@ -43,10 +95,17 @@ dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMappin
 dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out) {
     if (dragonError_t rc = mem_require_valid(mem, op)) return rc;
     if (mem.mapping == nullptr || mem.pool.valid()) return pool_clone(out, mem.pool);
-    PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = mem_require_local(mem, op, mapping)) return rc;
-    mapping->add_ref();
-    out = PoolRef{MappingRef(mapping), nullptr};
+    // The descriptor borrows the mapping without a count, and another thread may drop
+    // the last count at any instant: count first, then look. try_add_ref refuses a count
+    // that already reached 0 (it never revives a mapping being unmapped); once it holds,
+    // the mapping stays, and the epoch tells whether it is still this descriptor's
+    // attach (the object may have been recycled for another in between).
+    PoolMapping* mapping = mem.mapping;
+    if (!mapping->try_add_ref()) return explain_gone(op);
+    MappingRef counted(mapping);  // dropped on every failure below
+    if (mapping->epoch() != mem.mapping_epoch) return explain_gone(op);
+    if (dragonError_t rc = mapping->check_usable(op)) return rc;
+    out = PoolRef{std::move(counted), nullptr};
     return DRAGON_SUCCESS;
 }
 
@@ -92,10 +151,10 @@ dragonError_t mem_pointer(const MemoryRef& mem, void*& out) {
         out = nullptr;
         return DRAGON_SUCCESS;
     }
-    if (!mapping->is_live(mem.id))
-        return failf(DRAGON_KEY_NOT_FOUND, "get_pointer: allocation id {} in pool '{}' is no longer live (freed)",
-                     mem.id, mapping->identity()->name);
-    out = mapping->heap_base() + mem.block_offset + mem.view_offset;
+    // The block comes from the manifest record, whatever the descriptor says.
+    std::uint8_t* block = mapping->live_block(mem.id, mem.requested_bytes);
+    if (block == nullptr) return explain_no_pointer(*mapping, mem);
+    out = block + mem.view_offset;
     return DRAGON_SUCCESS;
 }
 
@@ -138,24 +197,11 @@ dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out
 dragonError_t mem_attach(MemoryRef& out, std::span<const std::uint8_t> serialized) {
     DecodedMemory fields;
     if (dragonError_t rc = decode_memory(serialized, fields)) return rc;
-    std::uint64_t nonce = fields.pool.nonce;
     // Attach the pool part exactly as a pool descriptor (local: map or share; else remote).
     PoolRef pool;
     if (dragonError_t rc = pool_attach_identity(pool, fields.pool)) return rc;
     if (pool.mapping && fields.id != 0) {
-        PoolMapping* mapping = pool.mapping.get();
-        if (mapping->identity()->nonce != nonce || fields.block_offset >= mapping->heap_bytes())
-            return failf(DRAGON_INVALID_ARGUMENT, "memory descriptor does not match pool '{}'", fields.pool.name);
-        // A checksum proves integrity, not honesty: the block must be the manifest's.
-        // An id no longer live is accepted (get_pointer then refuses it).
-        BlockInfo block;
-        if (mapping->lookup(fields.id, block) == DRAGON_SUCCESS &&
-            (block.offset != fields.block_offset || block.requested_bytes != fields.requested_bytes))
-            return failf(DRAGON_INVALID_ARGUMENT,
-                         "memory descriptor of allocation id {} says block offset {} and {} B, but pool '{}' records "
-                         "offset {} and {} B",
-                         fields.id, fields.block_offset, fields.requested_bytes, fields.pool.name, block.offset,
-                         block.requested_bytes);
+        if (dragonError_t rc = verify_local_fields(*pool.mapping.get(), fields)) return rc;
     }
     MemoryRef result;
     if (pool.mapping) {

@@ -20,14 +20,26 @@
 //     backed before its first bit is set, and the directory page says which are. For
 //     heaps over 4 TiB a bit stands for more than a page, so the map stays <= 128 MiB
 //     and the directory one page.
+//   - the free map (buddy_heap.hpp: one bit per minimum block, 1/256 of the heap for
+//     32 B blocks): its bits are set and cleared under the lock as blocks enter and leave
+//     the free lists, always at a block start where a header is written or read, so in a
+//     backed chunk. Backing a chunk backs the free-map page(s) holding that chunk's bits
+//     before the chunk's bit is set; so "chunk backed" implies "its free-map bits have
+//     memory", and the heap asks heap_backed() before it reads a bit (a chunk never
+//     backed never held a free block: its bits are 0, known without a read). No second
+//     map is needed. Cost: one more system call per chunk, once for the pool's life (a
+//     page of the free map covers 2^15 minimum blocks, 1 MiB of heap for 32 B blocks, so
+//     most of those find the page backed already and change nothing). Space: at most the
+//     free map's pages over the backed chunks, 1/256 of the heap backed plus a page.
 // Users' own reads and writes of their allocations are theirs: a pool created with
 // "reserve" (PoolOptions::reserve, dragonmem create --reserve) has every page backed at
 // creation, so nothing in it can fault.
 //
 // Crash argument: a bit or the counter is stored only after the kernel confirmed the
-// memory, and the memory stays (nothing in the library gives pages back). Killed between
-// the two, the range is backed but not marked: the next toucher backs it again, which
-// costs a system call and changes nothing. Bits are only ever set; the counter only grows.
+// memory (for a chunk: its map page, its free-map page and the chunk itself), and the
+// memory stays (nothing in the library gives pages back). Killed between the two, the
+// range is backed but not marked: the next toucher backs it again, which costs a system
+// call and changes nothing. Bits are only ever set; the counter only grows.
 //
 // Bounded: the directory is one page, the map 1/32768 of the heap and backed as used;
 // backing happens once per page (or manifest step) for the pool's life, so steady-state
@@ -60,7 +72,15 @@ public:
           map_(reinterpret_cast<BitPage*>(mapping.base + header->backing_map_offset)), mapping_(mapping),
           shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
           chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity),
+          free_map_offset_(header->free_map_offset), min_order_(header->min_block_order),
           all_backed_(header->fully_backed != 0) {}
+    // A heap whose every byte has memory (a private heap: tests of the heap alone).
+    static Backing everything(std::uint64_t heap_bytes) noexcept {
+        Backing all;
+        all.heap_bytes_ = heap_bytes;
+        all.all_backed_ = true;
+        return all;
+    }
 
     // Whether the heap page (chunk) holding `offset` is backed; false outside the heap.
     // Two loads, the first from the directory: a map page not backed is never read.
@@ -70,7 +90,8 @@ public:
         std::uint64_t chunk = offset >> chunk_shift_;
         return bit(dir_, chunk / k_bits_per_page) && bit(map_ + chunk / k_bits_per_page, chunk % k_bits_per_page);
     }
-    // Backs that page unless it is; false (failure() says why) if the kernel cannot.
+    // Backs that page (and the free-map bits for it) unless it is; false (failure() says
+    // why) if the kernel cannot.
     bool back_heap(std::uint64_t offset) noexcept {
         return heap_backed(offset) || back_heap_chunk(offset);
     }
@@ -110,6 +131,8 @@ private:
     std::uint64_t heap_bytes_ = 0;
     std::uint32_t chunk_shift_ = 0;
     std::uint64_t capacity_ = 0;
+    std::uint64_t free_map_offset_ = 0;
+    std::uint32_t min_order_ = 0;
     bool all_backed_ = false;  // a reserved pool: everything has memory
     int failure_err_ = 0;
     std::uint64_t failure_offset_ = 0;

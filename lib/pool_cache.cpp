@@ -119,6 +119,11 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
         // Still ours? Only a survivor that judged us dead would have released it.
         if (header_->cache_entries[cache->entry].owner.load(std::memory_order_relaxed) == current_owner_word())
             return cache;
+        // Not ours any more. Our lock-free frees since the release may have parked blocks
+        // under an entry we no longer own, after a scan had cleared the hint: set it, so
+        // that the next take-back finds them. (Killed before this store: those blocks
+        // stay cached under an entry whose owner is gone; check reports them.)
+        header_->cache_records_possible = 1;
         *cache = ThreadCache{this, epoch, k_no_entry, true, 0, {}};  // its slots are stale: forget them
         return cache;
     }
@@ -127,6 +132,13 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
     if (cache->gave_up || ++cache->slow_allocs < 2) return cache;
     const std::uint64_t me = current_owner_word();
     if (!owner_word_known(me)) return cache;
+    const auto pid = static_cast<std::uint32_t>(::getpid());
+    if (my_entries_pid_ != pid) {
+        // A forked child: the entries recorded here are its parent's (this object was
+        // copied by fork). They are not ours to hand back; start our own record.
+        my_entries_ = 0;
+        my_entries_pid_ = pid;
+    }
     for (int pass = 0; pass < 2 && cache->entry == k_no_entry; ++pass) {
         if (pass == 1) sweep_dead_entries_locked();  // every entry taken: free those of dead threads
         for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
@@ -275,9 +287,13 @@ void PoolMapping::sweep_dead_entries_locked() noexcept {
 
 void PoolMapping::hand_back_process_caches() noexcept {
     // Entries claimed through this mapping object; nothing uses them any more (the last
-    // reference is gone, and the threads' caches are stale by epoch).
+    // reference is gone, and the threads' caches are stale by epoch). In a forked child
+    // they are the parent's (fork copied this object), whose threads still cache: a
+    // child must never take back or release them (the parent's later frees would park
+    // under an entry nobody owns).
     std::uint64_t mine = my_entries_;
     my_entries_ = 0;
+    if (my_entries_pid_ != static_cast<std::uint32_t>(::getpid())) return;
     if (mine == 0 || unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere()) return;
     // Never wait at detach: if the lock is busy, the blocks stay cached, and any failing
     // allocation or statistics call takes them back.

@@ -1,11 +1,15 @@
 // The invariant checker (DESIGN.md section 4): free + live bytes = heap size, no two
 // blocks overlap, the manifest's live records are exactly the allocated blocks, every
-// free block is on exactly one list, and the counters agree with what is found.
+// free block is on exactly one list, and the counters agree with what is found. Blocks
+// parked in thread caches count as used; those of threads that are gone are reported
+// (orphaned), and any the take-back scans would skip (the scan hint says no cache
+// record exists) are a problem: nothing would ever free them.
 #include "pool_mapping.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 
 namespace dragonmem::detail {
 
@@ -24,6 +28,9 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
 
     std::uint64_t live_found = 0;
     std::uint64_t used_found = 0;  // live + cached records
+    // Entries whose owner thread is gone, or that nobody owns (reads /proc per owned entry).
+    const std::uint64_t gone_entries = dead_entries_locked(~std::uint64_t{0});
+    std::uint64_t orphaned_entries = 0;
     manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
         ++used_found;
         if (is_cache_word(id)) {
@@ -47,6 +54,11 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
             out.cached_blocks += 1;
             out.cached_bytes += size;
             out.used_bytes += size;
+            if (((gone_entries >> entry) & 1) != 0) {
+                out.orphaned_cached_blocks += 1;
+                out.orphaned_cached_bytes += size;
+                orphaned_entries |= std::uint64_t{1} << entry;
+            }
             return;
         }
         ++live_found;
@@ -69,6 +81,16 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
         out.used_bytes += size;
     });
     out.live_allocations = live_found;
+    if (out.cached_blocks != 0 && header_->cache_records_possible == 0)
+        problems.push_back(fmt::format("{} cached blocks ({} B) are hidden from every take-back: the pool's scan "
+                                       "hint says no cache record exists, so nothing would ever free them",
+                                       out.cached_blocks, out.cached_bytes));
+    if (out.orphaned_cached_blocks != 0)
+        out.notices.push_back(fmt::format("{} cached blocks ({} B) belong to {} thread cache(s) whose thread is gone; "
+                                          "they are free memory, taken back by the next allocation that needs them, "
+                                          "a statistics call (get_attr, `dragonmem ls` or `dump`) or a repair",
+                                          out.orphaned_cached_blocks, out.orphaned_cached_bytes,
+                                          std::popcount(orphaned_entries)));
     if (used_found != header_->live_count)
         problems.push_back(fmt::format("live count says {} but the manifest holds {} records in use ({} live, {} cached)",
                                        header_->live_count, used_found, live_found, used_found - live_found));

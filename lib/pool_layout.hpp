@@ -6,6 +6,9 @@
 //   pages 3...   backing map: which heap pages the library has backed (pool_backing.hpp),
 //                one bit per page (1/32768 of the heap, page-rounded; touched as used)
 //   then         manifest records (page-rounded)
+//   then         free map: one bit per minimum heap block, says where a free-listed block
+//                starts (buddy_heap.hpp says why; 1/256 of the heap for 32 B blocks,
+//                page-rounded; touched as used)
 //   then         heap (2^k bytes, page aligned)
 //
 // Everything in it is position-independent: offsets from the heap start, never pointers
@@ -14,9 +17,9 @@
 //
 // The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
 // touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
-// has backed first (pool_backing.hpp): the header and directory at creation, map pages
-// and heap pages before it writes a free-block header in them, manifest records as the
-// used extent grows.
+// has backed first (pool_backing.hpp): the header and directory at creation; map pages,
+// heap pages and the free-map page covering them before it writes a free-block header
+// in them; manifest records as the used extent grows.
 #pragma once
 
 #include "robust_lock.hpp"
@@ -28,9 +31,11 @@
 namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
-// 2: thread-cache entries, atomic id counter. 3: 64 B manifest records (and their size
-// recorded), the backing map, the creator record, the reserved process-table page.
-inline constexpr std::uint32_t k_layout_version = 3;
+// 2: thread-cache entries, atomic id counter. 3: (development branches only, never
+// released: the free map on one, 64 B records, backing map and creator on another.)
+// 4: both: 64 B manifest records (and their size recorded), the backing map, the
+// creator record, the reserved process-table page, the free map (its place recorded).
+inline constexpr std::uint32_t k_layout_version = 4;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -47,8 +52,8 @@ inline constexpr std::uint64_t k_backing_map_offset = 3 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
-// their own list links in-band, so this is fixed-size whatever the pool size: no
-// per-block bitsets.
+// their own list links in-band, so this is fixed-size whatever the pool size; the one
+// per-block structure is the free map (one bit per minimum block, outside this struct).
 struct HeapState {
     std::uint64_t free_head[k_max_orders];      // doubly-linked, coalesced free blocks
     std::uint64_t deferred_head[k_max_orders];  // singly-linked freed-but-not-coalesced blocks
@@ -124,6 +129,8 @@ struct PoolHeader {
     std::uint64_t backing_map_bytes;            // backing_map_bytes_for(max_block_order)
     std::uint32_t heap_chunk_shift;             // bytes per map bit, log2 (a page up to 4 TiB heaps)
     std::uint32_t fully_backed;                 // 1: the whole object was backed at creation (reserve)
+    std::uint64_t free_map_offset;              // manifest end, page-rounded; the free map ends at heap_offset
+    std::uint64_t free_map_bytes;               // BuddyHeap::free_map_bytes(heap_bytes, min_block_order)
     CreatorRecord creator;                      // written first of all (see CreatorRecord)
     // Records [0, manifest_backed) are backed; grows under `lock`, read without it (a
     // record past it was never used, so a lookup stops there without touching it).

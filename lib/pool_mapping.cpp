@@ -3,6 +3,7 @@
 #include "pool_mapping.hpp"
 
 #include "error.hpp"
+#include "fork_safety.hpp"
 #include "host_identity.hpp"
 #include "mapping_registry.hpp"
 #include "pool_creator.hpp"
@@ -84,12 +85,22 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, c
                                h.backing_dir_offset, h.procs_offset, h.procs_bytes, h.backing_map_offset,
                                h.backing_map_bytes, k_backing_dir_offset, k_procs_offset, k_procs_bytes,
                                k_backing_map_offset, backing_map_bytes_for(h.max_block_order)));
-    // Written so that no sum can wrap around: each term is bounded before it is added.
-    if (h.manifest_offset != k_backing_map_offset + h.backing_map_bytes || h.heap_offset % k_page_bytes != 0 ||
-        h.heap_offset < h.manifest_offset || h.heap_offset > object_bytes ||
-        h.heap_bytes != object_bytes - h.heap_offset ||
-        h.heap_offset - h.manifest_offset < h.manifest_capacity * sizeof(ManifestRecord))
-        return bad("manifest/heap offsets inconsistent with sizes");
+    // The regions follow each other exactly as create lays them out. No sum can wrap
+    // around: every term was bounded above (backing map <= 128 MiB, capacity <= 2^32
+    // records, heap <= 2^46 B, so the free map <= 2^38 B).
+    const std::uint64_t manifest_bytes = round_up(h.manifest_capacity * sizeof(ManifestRecord), k_page_bytes);
+    const std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(h.heap_bytes, h.min_block_order);
+    if (h.manifest_offset != k_backing_map_offset + h.backing_map_bytes ||
+        h.free_map_offset != h.manifest_offset + manifest_bytes || h.free_map_bytes != free_map_bytes ||
+        h.heap_offset != h.free_map_offset + free_map_bytes || h.heap_offset > object_bytes ||
+        h.heap_bytes != object_bytes - h.heap_offset)
+        return bad(fmt::format("manifest at {}, free map at {} ({} B), heap at {}: inconsistent with {} records, a "
+                               "{} B heap of {} B blocks and a {} B object (expected {}, {} ({} B), {})",
+                               h.manifest_offset, h.free_map_offset, h.free_map_bytes, h.heap_offset,
+                               h.manifest_capacity, h.heap_bytes, std::uint64_t{1} << h.min_block_order, object_bytes,
+                               k_backing_map_offset + h.backing_map_bytes,
+                               k_backing_map_offset + h.backing_map_bytes + manifest_bytes, free_map_bytes,
+                               k_backing_map_offset + h.backing_map_bytes + manifest_bytes + free_map_bytes));
     if (h.heap_chunk_shift != heap_chunk_shift_for(h.max_block_order))
         return bad(fmt::format("heap chunk shift {} (expected {} for a 2^{} B heap)", h.heap_chunk_shift,
                                heap_chunk_shift_for(h.max_block_order), h.max_block_order));
@@ -137,6 +148,10 @@ Graveyard& graveyard() {
 
 }  // namespace
 
+void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
+
+void graveyard_unlock_after_fork() noexcept { graveyard().mutex.unlock(); }
+
 PoolMapping* PoolMapping::make() {
     Graveyard& g = graveyard();
     std::lock_guard guard(g.mutex);
@@ -147,9 +162,13 @@ PoolMapping* PoolMapping::make() {
         object = g.retired.back();
         g.retired.pop_back();
     }
-    object->refs_.store(1, std::memory_order_relaxed);
+    // Release: a try_add_ref that counts on this store (acquire) then reads an epoch at
+    // least as new as the one the last release() stored (under the same mutex), so a
+    // borrowed pointer of the previous attach cannot mistake this object for its own.
+    object->refs_.store(1, std::memory_order_release);
     object->unmapped_.store(false, std::memory_order_relaxed);
     object->my_entries_ = 0;
+    object->my_entries_pid_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
 }
@@ -157,7 +176,8 @@ PoolMapping* PoolMapping::make() {
 bool PoolMapping::try_add_ref() noexcept {
     std::uint32_t count = refs_.load(std::memory_order_relaxed);
     while (count != 0)
-        if (refs_.compare_exchange_weak(count, count + 1, std::memory_order_relaxed)) return true;
+        if (refs_.compare_exchange_weak(count, count + 1, std::memory_order_acquire, std::memory_order_relaxed))
+            return true;
     return false;
 }
 
@@ -187,7 +207,8 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     backing_ = Backing(header_, mapping_, shm_name_, object);
     manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
                          &backing_);
-    heap_ = BuddyHeap(&header_->heap, heap_base_, header_->min_block_order, header_->max_block_order, &backing_);
+    heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
+                      header_->min_block_order, header_->max_block_order, &backing_);
     auto identity = std::make_shared<PoolIdentity>();
     identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
     identity->m_uid = header_->m_uid;
@@ -391,7 +412,9 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     std::uint64_t map_bytes = backing_map_bytes_for(max_order);
     std::uint64_t manifest_offset = k_backing_map_offset + map_bytes;
     std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
-    std::uint64_t heap_offset = manifest_offset + manifest_bytes;
+    std::uint64_t free_map_offset = manifest_offset + manifest_bytes;
+    std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(heap_bytes, min_order);
+    std::uint64_t heap_offset = free_map_offset + free_map_bytes;
     std::uint64_t total_bytes = heap_offset + heap_bytes;
     std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
     std::uint32_t chunk_shift = heap_chunk_shift_for(max_order);
@@ -402,7 +425,11 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     // come into use, and the library fails an allocation cleanly (OUT_OF_SPACE) when
     // /dev/shm cannot back one. A reserved pool backs everything now, so all of it must fit.
     const std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
-    const std::uint64_t metadata_now = k_procs_offset + k_page_bytes + first_records;  // + the map's first page
+    // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
+    const std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
+    const std::uint64_t first_free_map = round_up(((first_chunk >> min_order) + 7) / 8, k_page_bytes);
+    // Header, directory, the backing map's first page, first records, first free-map page.
+    const std::uint64_t metadata_now = k_procs_offset + k_page_bytes + first_records + first_free_map;
     const std::uint64_t needed = options.reserve ? total_bytes : heap_bytes + metadata_now;
     std::uint64_t shm_free = 0, shm_total = 0;
     if (shm_space(shm_free, shm_total) && needed > shm_free)
@@ -410,7 +437,8 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
                      "pool '{}' does not fit in {}: it needs {} B ({} B of heap + {} B of {}) but {} has {} B free of "
                      "{} B; nothing was created",
                      name, k_shm_dir, needed, heap_bytes, needed - heap_bytes,
-                     options.reserve ? "header and manifest, reserved" : "header and first manifest records",
+                     options.reserve ? "header, manifest and free map, reserved"
+                                     : "header, first manifest records and first page of the free map",
                      k_shm_dir, shm_free, shm_total);
 
     CreationUndo undo;
@@ -433,13 +461,15 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         if (int err = shm_back_fd(undo.fd, 0, total_bytes))
             return creation_unbacked(name, err, total_bytes, "the whole pool (reserve)");
     } else {
-        std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
         if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
             return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
         if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
         if (int err = shm_back_fd(undo.fd, manifest_offset, first_records))
             return creation_unbacked(name, err, first_records, "its first manifest records");
+        // Before the chunk's map bit is set below, as Backing::back_heap does.
+        if (int err = shm_back_fd(undo.fd, free_map_offset, first_free_map))
+            return creation_unbacked(name, err, first_free_map, "its free map's first page");
         if (int err = shm_back_fd(undo.fd, heap_offset, first_chunk))
             return creation_unbacked(name, err, first_chunk, "the heap's first chunk");
     }
@@ -480,9 +510,12 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->backing_map_bytes = map_bytes;
     h->heap_chunk_shift = chunk_shift;
     h->fully_backed = options.reserve ? 1 : 0;
+    h->free_map_offset = free_map_offset;
+    h->free_map_bytes = free_map_bytes;
     h->manifest_backed.store(records_backed, std::memory_order_relaxed);
     if (!options.reserve) {
-        // The map's first page and heap chunk 0 were backed above (the pages are zero).
+        // The map's first page, heap chunk 0 and its free-map page were backed above (the
+        // pages are zero).
         auto* dir = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset);
         auto* map = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_map_offset);
         dir->words[0].store(1, std::memory_order_relaxed);
@@ -814,8 +847,6 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}, &cached_left) > 0 &&
                 announce_frees_locked();
     const PoolHeader& h = *header_;
-    out.name = identity_->name;
-    out.shm_name = shm_name_;
     out.m_uid = h.m_uid;
     out.hostid = h.hostid;
     out.rt_uid = h.rt_uid;
@@ -829,10 +860,10 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.max_block_bytes = h.heap_bytes;
     out.heap_bytes = h.heap_bytes;
     out.total_bytes = h.total_bytes;
-    out.manifest_bytes = h.heap_offset - h.manifest_offset;
+    out.manifest_bytes = h.free_map_offset - h.manifest_offset;
     out.manifest_record_bytes = h.record_bytes;
     out.reserved = h.fully_backed != 0;
-    out.heap_meta_bytes = sizeof(HeapState);
+    out.heap_meta_bytes = sizeof(HeapState) + h.free_map_bytes;
     out.max_allocations = h.manifest_capacity;
     out.free_bytes = h.heap.free_bytes;
     out.utilization_pct = 100.0 * static_cast<double>(h.heap_bytes - h.heap.free_bytes) / static_cast<double>(h.heap_bytes);
@@ -842,6 +873,10 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.recoveries = h.recoveries;
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
+    // Copies that may throw (out of memory) are made without the lock: an exception must
+    // never leave the pool locked by a live thread.
+    out.name = identity_->name;
+    out.shm_name = shm_name_;
     return DRAGON_SUCCESS;
 }
 
@@ -870,7 +905,12 @@ dragonError_t PoolMapping::check(CheckReport& out) {
     if (dragonError_t rc = check_usable("check")) return rc;
     if (dragonError_t rc = lock()) return rc;
     out = CheckReport{};
-    collect_invariant_problems(out);
+    try {
+        collect_invariant_problems(out);  // builds vectors and sentences
+    } catch (const std::bad_alloc&) {
+        unlock();  // never leave the pool locked by a live thread
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "check: out of memory listing the pool's blocks");
+    }
     unlock();
     return DRAGON_SUCCESS;
 }
@@ -887,9 +927,18 @@ dragonError_t PoolMapping::destroy() {
     futex_wake_all(&header_->wake_seq);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
+    // The mapping itself stays until the process's last reference goes (release()):
+    // other threads may hold descriptors of this pool and be inside a call right now,
+    // reading the header, the manifest or a heap block. What they see:
+    //   - a call that starts from now on fails at its check_usable(): MAP_KEY_NOT_FOUND;
+    //   - a call already past that check either completes as if it had run just before
+    //     the destroy (a lock-free cache hit), or fails when it takes the lock
+    //     (OBJECT_DESTROYED), or, asleep in alloc_blocking, is woken above and fails at
+    //     its next check_usable();
+    //   - bytes of an allocation it still points into stay readable and writable.
+    // Unmapping here instead would turn each of those into a SIGSEGV in that thread.
     unmapped_.store(true, std::memory_order_release);
     registry_forget(this);
-    shm_unmap(mapping_);
     if (err != 0 && err != ENOENT)
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_unlink('{}')", shm_name_));
     return DRAGON_SUCCESS;

@@ -57,7 +57,9 @@ public:
 
     // Reference counting behind MappingRef.
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-    bool try_add_ref() noexcept;  // fails once the count reached 0
+    // Fails once the count reached 0. For a pointer held without a count (MemoryRef):
+    // after it succeeds, compare epoch() again, as the object may have been recycled.
+    bool try_add_ref() noexcept;
     void release() noexcept;      // unmaps and recycles at 0 (see epoch())
     // Changes whenever this object stops or starts standing for a mapped pool: borrowed
     // pointers (MemoryRef) compare it to tell that their pool is gone.
@@ -80,11 +82,31 @@ public:
     dragonError_t free(std::uint64_t id);
     dragonError_t lookup(std::uint64_t id, BlockInfo& out);
     bool is_live(std::uint64_t id) const noexcept { return manifest_.is_live(id); }
+    // Lock-free manifest reads for descriptors (memory_ops.cpp): whether an id was ever
+    // issued, and a live id's fields.
+    bool id_issued(std::uint64_t id) const noexcept { return manifest_.issued(id); }
+    bool read_live(std::uint64_t id, Manifest::LiveFields& out) const noexcept { return manifest_.read_live(id, out); }
+    bool plausible_block(std::uint64_t requested_bytes, std::uint64_t offset) const noexcept {
+        HeapBlock block{};
+        return heap_.block_of(requested_bytes, offset, block);
+    }
+    // get_pointer's whole check: the start of live allocation `id`'s block, taken from
+    // its manifest record (never from a descriptor), when that record holds exactly
+    // `requested_bytes` in a block inside the heap; nullptr otherwise. A descriptor's view
+    // lies within its requested size, so the pointer and size it yields stay in the block.
+    std::uint8_t* live_block(std::uint64_t id, std::uint64_t requested_bytes) const noexcept {
+        Manifest::LiveFields rec;
+        if (!manifest_.read_live(id, rec) || rec.requested_bytes != requested_bytes) return nullptr;
+        if (!plausible_block(rec.requested_bytes, rec.offset)) return nullptr;  // a damaged record
+        return heap_base_ + rec.offset;
+    }
     dragonError_t list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out);
     dragonError_t attributes(PoolAttributes& out);
     dragonError_t free_blocks(std::vector<FreeBlockCount>& out);
     dragonError_t check(CheckReport& out);
-    // Marks the pool destroyed for everyone, wakes sleepers, unlinks and unmaps.
+    // Marks the pool destroyed for everyone, wakes sleepers and unlinks; this process's
+    // calls then fail. The mapping stays until the last reference goes (release()), so
+    // other threads inside a call meanwhile never touch unmapped memory.
     dragonError_t destroy();
 
     std::uint8_t* heap_base() const noexcept { return heap_base_; }
@@ -161,10 +183,12 @@ private:
     Backing backing_;                  // manifest_ and heap_ point to it
     Manifest manifest_;
     BuddyHeap heap_;
-    // Cache entries claimed through this object, and the owner word each was claimed
-    // with (written under the pool lock; read by release()).
+    // Cache entries claimed through this object, the owner word each was claimed with,
+    // and the process that claimed them (written under the pool lock; read by release()).
+    // A forked child inherits these: the pid tells it they are its parent's.
     std::uint64_t my_entries_ = 0;
     std::uint64_t my_entry_owner_[k_cache_entries] = {};
+    std::uint32_t my_entries_pid_ = 0;
 };
 
 }  // namespace dragonmem::detail

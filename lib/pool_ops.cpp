@@ -45,8 +45,17 @@ dragonError_t pool_require_local(const PoolRef& pool, const char* op, PoolMappin
 
 dragonError_t pool_create(PoolRef& out, std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                           const PoolOptions& options) {
+    // Mode 0 means the default, 0600, in every API (Dragon's attr default; a zero-filled
+    // C attr must not make a pool nobody can attach). One rule, here.
+    const PoolOptions* effective = &options;
+    PoolOptions with_default;
+    if (options.mode == 0) {
+        with_default = options;
+        with_default.mode = default_pool_mode;
+        effective = &with_default;
+    }
     MappingRef mapping;
-    if (dragonError_t rc = registry_create(name, bytes, m_uid, options, mapping)) return rc;
+    if (dragonError_t rc = registry_create(name, bytes, m_uid, *effective, mapping)) return rc;
     out = PoolRef{std::move(mapping), nullptr};
     return DRAGON_SUCCESS;
 }

@@ -1,11 +1,11 @@
 // Owner-recording lock with dead-owner takeover (see robust_lock.hpp).
 #include "robust_lock.hpp"
 
+#include "fork_safety.hpp"
 #include "handle_table.hpp"  // cpu_relax
 
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,13 +52,9 @@ struct ThreadIdentity {
     std::uint64_t word = 0;  // what this thread writes into a lock it holds
 };
 
-__attribute__((tls_model("initial-exec"))) thread_local ThreadIdentity t_identity;
-
-void forget_identity_after_fork() noexcept { t_identity.word = 0; }
+thread_local ThreadIdentity t_identity;  // default TLS model: lib/meson.build
 
 std::uint64_t compute_identity() noexcept {
-    static const int registered = pthread_atfork(nullptr, nullptr, forget_identity_after_fork);
-    (void)registered;
     auto tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
     char state = 0;
     std::uint64_t start_ticks = 0;
@@ -84,6 +80,9 @@ std::uint32_t* futex_half(OwnerLock& lock) noexcept {
 }
 
 }  // namespace
+
+// A forked child's thread has another id and start time (fork_safety.cpp calls this).
+void owner_identity_forget_after_fork() noexcept { t_identity.word = 0; }
 
 bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept {
     // tid 0 or one beyond pid_t is no thread: a garbage word must not wedge the pool.

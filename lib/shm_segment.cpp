@@ -106,8 +106,12 @@ void shm_unmap(ShmMapping& mapping) noexcept {
 }
 
 int shm_unlink_name(const std::string& shm_name) noexcept {
-    std::string path = "/" + shm_name;
-    return ::shm_unlink(path.c_str()) == 0 ? 0 : errno;
+    // The path is built on the stack: this runs on failure paths, when memory may be short.
+    char path[256];
+    if (shm_name.size() + 2 > sizeof path) return ENAMETOOLONG;
+    path[0] = '/';
+    std::memcpy(path + 1, shm_name.c_str(), shm_name.size() + 1);
+    return ::shm_unlink(path) == 0 ? 0 : errno;
 }
 
 void shm_unlink_if_same(const std::string& shm_name, const ShmObjectId& id) noexcept {

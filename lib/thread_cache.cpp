@@ -2,9 +2,11 @@
 // their end. At thread exit and in a forked child only the private memory is freed:
 // touching the pool there could wait on its lock (exit must not block) or race with a
 // destroy; the blocks stay cached under an entry whose owner is gone (or, after fork,
-// still the parent's), and survivors take them back (thread_cache.hpp).
+// still the parent's: the child never acts on them), and survivors take them back
+// (thread_cache.hpp).
 #include "thread_cache.hpp"
 
+#include "fork_safety.hpp"
 #include "pool_mapping.hpp"
 
 #include <pthread.h>
@@ -13,7 +15,7 @@
 
 namespace dragonmem::detail {
 
-__attribute__((tls_model("initial-exec"))) constinit thread_local ThreadCache* t_caches[k_thread_cached_pools] = {};
+constinit thread_local ThreadCache* t_caches[k_thread_cached_pools] = {};
 
 namespace {
 
@@ -26,23 +28,34 @@ void drop_caches() noexcept {
 
 void drop_at_thread_exit(void*) noexcept { drop_caches(); }
 
-// Arms the thread-exit clean-up for the calling thread (once per thread is enough).
-void arm_thread_exit() noexcept {
-    struct ExitKey {
-        pthread_key_t key{};
-        bool ok = false;
-    };
-    static const ExitKey exit_key = [] {
+struct ExitKey {
+    pthread_key_t key{};
+    bool ok = false;
+};
+
+// The key whose destructor drops a thread's caches at its exit (created once). A forked
+// child drops the forking thread's caches through fork_safety.cpp instead.
+const ExitKey& exit_key() noexcept {
+    static const ExitKey key = [] {
         ExitKey k;
         // Without the key, caches of exited threads leak their (private) memory: harmless.
         k.ok = pthread_key_create(&k.key, drop_at_thread_exit) == 0;
-        pthread_atfork(nullptr, nullptr, drop_caches);
         return k;
     }();
-    if (exit_key.ok) pthread_setspecific(exit_key.key, t_caches);  // any non-null value
+    return key;
+}
+
+// Arms the thread-exit clean-up for the calling thread (once per thread is enough).
+void arm_thread_exit() noexcept {
+    if (exit_key().ok) pthread_setspecific(exit_key().key, t_caches);  // any non-null value
 }
 
 }  // namespace
+
+void thread_caches_settle_for_fork() noexcept { (void)exit_key(); }
+
+// The child's one thread: its caches hold the parent's entry and slots (fork_safety.cpp).
+void thread_caches_forget_after_fork() noexcept { drop_caches(); }
 
 bool thread_cache_is_stale(const ThreadCache& cache) noexcept { return cache.mapping->epoch() != cache.epoch; }
 

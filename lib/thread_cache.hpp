@@ -27,6 +27,8 @@
 //   waits for the lock), and a thread that finds every entry taken (dead threads'
 //   entries). A thread that exits leaves its blocks cached under an entry whose owner is
 //   now dead; exit itself never touches the pool (it must not block on the lock).
+//   A forked child never takes back or releases its parent's entries: the mapping
+//   object it inherited records which process claimed them (my_entries_pid_).
 // - A magazine may hold stale or duplicate slots; the CAS on the id word and a check of
 //   the record's size and offset after claiming make those harmless.
 //
@@ -67,9 +69,10 @@ struct ThreadCache {
     Magazine mags[k_max_orders];
 };
 
-// The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised,
-// initial-exec: the lookup on every alloc and free is a few loads, with no TLS guard.
-extern __attribute__((tls_model("initial-exec"))) constinit thread_local ThreadCache* t_caches[k_thread_cached_pools];
+// The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised:
+// the lookup on every alloc and free is a few loads, with no TLS guard. The default TLS
+// model on purpose, not initial-exec: lib/meson.build says why.
+extern constinit thread_local ThreadCache* t_caches[k_thread_cached_pools];
 
 // The calling thread's cache for `mapping` at `epoch`, or nullptr. No lock, no atomics.
 inline ThreadCache* thread_cache_find(const PoolMapping* mapping, std::uint64_t epoch) noexcept {

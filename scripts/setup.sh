@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(meson ninja-build g++ pkg-config cmake libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
           libboost-dev jq util-linux)
-# llvm: llvm-symbolizer, without which TSan cannot name functions and its suppressions match nothing.
+# llvm: llvm-symbolizer, without which TSan reports cannot name functions.
 [ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm)
 
 missing=()

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -23,11 +24,27 @@ timespec to_timespec(Clock::duration remaining) {
                     static_cast<long>(ns.count() % 1'000'000'000)};
 }
 
+// Frees the allocations the command made, for a failure after they were made; says what
+// it did, for the error message.
+std::string free_again(std::vector<Memory>& made, const std::string& pool_name) {
+    std::size_t freed = 0;
+    for (Memory& memory : made) {
+        try {
+            memory.free();
+            ++freed;
+        } catch (const Error&) {
+            // Someone freed it already: nothing of ours is left to undo.
+        }
+    }
+    return fmt::format("the {} allocation(s) made in pool '{}' were freed again: nothing changed", freed, pool_name);
+}
+
 // The command is all or nothing: if allocation k fails, the k-1 made before are freed
 // again, so a failed `alloc --count K` leaves the pool as it found it.
 std::vector<Memory> allocate(const Pool& pool, std::size_t bytes, std::uint64_t type, std::uint64_t count,
                              std::optional<Clock::time_point> deadline) {
     std::vector<Memory> made;
+    const std::string name = pool.name();
     try {
         for (std::uint64_t i = 0; i < count; ++i) {
             if (!deadline) {
@@ -39,13 +56,7 @@ std::vector<Memory> allocate(const Pool& pool, std::size_t bytes, std::uint64_t 
             made.push_back(pool.alloc_blocking(bytes, type, &remaining));
         }
     } catch (...) {
-        for (Memory& memory : made) {
-            try {
-                memory.free();
-            } catch (const Error&) {
-                // Someone freed it already: nothing of ours is left to undo.
-            }
-        }
+        (void)free_again(made, name);
         throw;
     }
     return made;
@@ -83,13 +94,26 @@ Command add_alloc(CLI::App& top) {
                                                   std::chrono::duration<double>(seconds));
                 }
                 const Pool pool = open_pool(args->target);
-                const std::vector<Memory> made = allocate(pool, bytes, type, count, deadline);
                 const std::string name = pool.name();
-                const AllocationIndex index = index_allocations(pool);
-                json allocations = json::array();
-                for (const Memory& memory : made)
-                    allocations.push_back(allocation_json(info_of(memory, index, name), memory.serialize_base64()));
-                return Outcome{json{{"pool", name}, {"allocations", allocations}}, std::nullopt};
+                // More than the manifest holds can never succeed (and zero-byte ones, which
+                // hold no record, would only pile up handles until memory runs out).
+                const std::size_t capacity = pool.attributes().max_allocations;
+                if (count > capacity)
+                    throw UsageError(fmt::format("--count: {} allocations is more than pool '{}' can hold at once ({}, "
+                                                 "its max_allocations)",
+                                                 count, name, capacity));
+                auto made = std::make_shared<std::vector<Memory>>(allocate(pool, bytes, type, count, deadline));
+                // Exit 1 must mean no allocation: if describing or printing them fails, they go again.
+                std::function<std::string()> undo = [made, name] { return free_again(*made, name); };
+                try {
+                    const AllocationIndex index = index_allocations(pool);
+                    json allocations = json::array();
+                    for (const Memory& memory : *made)
+                        allocations.push_back(allocation_json(info_of(memory, index, name), memory.serialize_base64()));
+                    return Outcome{json{{"pool", name}, {"allocations", allocations}}, std::nullopt, undo};
+                } catch (const Error& e) {
+                    throw Error(e.code(), fmt::format("{}; {}", e.what(), undo()));
+                }
             }};
 }
 

@@ -28,7 +28,10 @@ Command add_check(CLI::App& top) {
                                      {"live_allocations", report.live_allocations},
                                      {"free_blocks", report.free_blocks},
                                      {"cached_blocks", report.cached_blocks},
-                                     {"cached_bytes", report.cached_bytes}},
+                                     {"cached_bytes", report.cached_bytes},
+                                     {"orphaned_cached_blocks", report.orphaned_cached_blocks},
+                                     {"orphaned_cached_bytes", report.orphaned_cached_bytes},
+                                     {"notices", report.notices}},
                                 std::nullopt};
                 if (!report.ok)
                     outcome.failure = Failure{DRAGON_INVALID_STATE,

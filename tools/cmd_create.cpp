@@ -3,7 +3,9 @@
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
+#include <functional>
 #include <memory>
 
 namespace dragonmem::cli {
@@ -24,7 +26,8 @@ Command add_create(CLI::App& top) {
     auto* max_allocations =
         cmd->add_option("--max-allocations", args->max_allocations, "Manifest capacity (default: number of min blocks)")
                                  ->type_name("N");
-    auto* mode = cmd->add_option("--mode", args->mode, "Octal permission bits (default 0600, umask ignored)")->type_name("OCTAL");
+    auto* mode = cmd->add_option("--mode", args->mode, "Octal permission bits (default and 0: 0600; umask ignored)")
+                     ->type_name("OCTAL");
     auto* prealloc =
         cmd->add_option("--prealloc", args->prealloc, "N,N,...: blocks of min-block << i to cache at creation")
                          ->type_name("N,N,...");
@@ -44,8 +47,21 @@ Command add_create(CLI::App& top) {
                 if (mode->count() != 0) options.mode = parse_mode(args->mode, "--mode");
                 if (prealloc->count() != 0) options.preallocs = parse_uint_list(args->prealloc, "--prealloc");
                 options.reserve = args->reserve;
-                const Pool pool = Pool::create(args->name, bytes, m_uid, options);
-                return Outcome{pool_json(pool), std::nullopt};
+                auto pool = std::make_shared<Pool>(Pool::create(args->name, bytes, m_uid, options));
+                // Exit 1 must mean no pool: if describing or printing it fails, it goes again.
+                std::function<std::string()> undo = [pool, name = args->name] {
+                    try {
+                        pool->destroy();
+                        return fmt::format("pool '{}' was destroyed again: nothing changed", name);
+                    } catch (const Error& e) {
+                        return fmt::format("pool '{}' could not be destroyed again: {}", name, e.what());
+                    }
+                };
+                try {
+                    return Outcome{pool_json(*pool), std::nullopt, undo};
+                } catch (const Error& e) {
+                    throw Error(e.code(), fmt::format("{}; {}", e.what(), undo()));
+                }
             }};
 }
 

@@ -29,8 +29,7 @@ Command add_read(CLI::App& top) {
                 if (length->count() != 0) bytes = parse_size(args->length, "--length");
                 if (args->target.ids.size() > 1) throw UsageError("read takes one ID");
                 const Memory memory = std::move(open_allocations(args->target).front());
-                // The library checks offset and length against the allocation (INVALID_ARGUMENT).
-                const Memory view = memory.clone(static_cast<std::ptrdiff_t>(start), bytes);
+                const Memory view = view_of(memory, start, bytes, "read");
                 write_raw(view.bytes());
                 return Outcome{std::nullopt, std::nullopt};
             }};

@@ -8,31 +8,30 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
 namespace dragonmem::cli {
 namespace {
 
-// Reads all of stdin and returns its length; keeps at most `keep_bytes` of it in `kept`.
-// The rest is counted, not stored, so the error for oversized input can say how big it was
-// without buffering all of it.
-std::size_t read_stdin(std::vector<std::byte>& kept, std::size_t keep_bytes) {
-    std::vector<std::byte> chunk(1 << 16);
-    std::size_t total = 0;
-    for (;;) {
-        const ssize_t got = ::read(STDIN_FILENO, chunk.data(), chunk.size());
+// Reads stdin up to its end or `limit_bytes`, whichever comes first. The caller passes
+// one byte more than fits, so that it can tell oversized input without reading all of it
+// (an endless stdin, such as /dev/zero, must not hold the command forever).
+std::vector<std::byte> read_stdin(std::size_t limit_bytes) {
+    std::vector<std::byte> input;
+    std::byte chunk[1 << 16];
+    while (input.size() < limit_bytes) {
+        const std::size_t want = std::min(sizeof chunk, limit_bytes - input.size());
+        const ssize_t got = ::read(STDIN_FILENO, chunk, want);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) throw Error(DRAGON_MEMORY_ERRNO, fmt::format("reading stdin failed: {}", std::strerror(errno)));
-        if (got == 0) return total;
-        const auto bytes = static_cast<std::size_t>(got);
-        if (total < keep_bytes) {
-            const std::size_t take = std::min(bytes, keep_bytes - total);
-            kept.insert(kept.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(take));
-        }
-        total += bytes;
+        if (got == 0) break;
+        input.insert(input.end(), chunk, chunk + got);
     }
+    return input;
 }
 
 }  // namespace
@@ -52,23 +51,30 @@ Command add_write(CLI::App& top) {
     return {cmd, [=] {
                 const std::size_t start = offset->count() != 0 ? parse_size(args->offset, "--offset") : 0;
                 if (args->target.ids.size() > 1) throw UsageError("write takes one ID");
-                const Memory memory = std::move(open_allocations(args->target).front());
-                // The library checks the offset against the allocation (INVALID_ARGUMENT).
-                const Memory view = memory.clone(static_cast<std::ptrdiff_t>(start));
+                auto memory = std::make_shared<const Memory>(std::move(open_allocations(args->target).front()));
+                const std::string name = memory->pool().name();
+                const Memory view = view_of(*memory, start, std::nullopt, "write");
                 const auto destination = view.bytes();
-                std::vector<std::byte> input;
-                const std::size_t input_bytes = read_stdin(input, destination.size());
-                const std::string name = memory.pool().name();
+                const std::vector<std::byte> input = read_stdin(destination.size() + 1);
                 // Checked before anything is copied: a failed write leaves the allocation as it was.
-                if (input_bytes > destination.size())
+                if (input.size() > destination.size())
                     throw Error(DRAGON_INVALID_ARGUMENT,
-                                fmt::format("stdin holds {} B but allocation {} of pool '{}' has room for {} B "
-                                            "({} B from offset {})",
-                                            input_bytes, memory.id(), name, destination.size(), memory.size(), start));
+                                fmt::format("stdin holds more than the {} B that allocation {} of pool '{}' has room "
+                                            "for ({} B from offset {}); nothing was written",
+                                            destination.size(), memory->id(), name, memory->size(), start));
+                // The bytes replaced, kept so that exit 1 (stdout unwritable) can mean nothing changed.
+                auto replaced = std::make_shared<const std::vector<std::byte>>(
+                    destination.begin(), destination.begin() + static_cast<std::ptrdiff_t>(input.size()));
                 if (!input.empty()) std::memcpy(destination.data(), input.data(), input.size());
-                json document{{"pool", name},          {"id", memory.id()},          {"offset", start},
-                              {"bytes_written", input_bytes}, {"size", memory.size()}};
-                return Outcome{document, std::nullopt};
+                std::function<std::string()> undo = [memory, replaced, at = destination.data(), name] {
+                    // `memory` keeps the pool mapped, so `at` is still valid.
+                    if (!replaced->empty()) std::memcpy(at, replaced->data(), replaced->size());
+                    return fmt::format("the {} B written to allocation {} of pool '{}' were restored: nothing changed",
+                                       replaced->size(), memory->id(), name);
+                };
+                json document{{"pool", name},          {"id", memory->id()},          {"offset", start},
+                              {"bytes_written", input.size()}, {"size", memory->size()}};
+                return Outcome{document, std::nullopt, undo};
             }};
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace CLI {
 class App;
@@ -25,8 +26,15 @@ struct Failure {
 };
 
 struct Outcome {
+    Outcome(std::optional<json> document_, std::optional<Failure> failure_, std::function<std::string()> undo_ = {})
+        : document(std::move(document_)), failure(std::move(failure_)), undo(std::move(undo_)) {}
+
     std::optional<json> document;  // nullopt: the command streamed raw bytes to stdout
     std::optional<Failure> failure;
+    // Takes back what the command changed, for when its document cannot be printed
+    // (stdout unwritable): exit 1 must mean nothing changed. Returns what it did, for the
+    // error message. Empty for commands that change nothing (or cannot be undone).
+    std::function<std::string()> undo;
 };
 
 struct Command {

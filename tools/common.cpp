@@ -200,6 +200,21 @@ dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const Allocat
     return info;
 }
 
+dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,
+                          std::string_view what) {
+    const std::size_t size = memory.size();
+    if (offset > size)
+        throw dragonmem::Error(DRAGON_INVALID_ARGUMENT,
+                               fmt::format("{}: --offset {} is past the end of allocation {} ({} B)", what, offset,
+                                           memory.id(), size));
+    if (length && *length > size - offset)
+        throw dragonmem::Error(DRAGON_INVALID_ARGUMENT,
+                               fmt::format("{}: --offset {} + --length {} is past the end of allocation {} ({} B)",
+                                           what, offset, *length, memory.id(), size));
+    // In range, so offset <= size fits a ptrdiff_t.
+    return memory.clone(static_cast<std::ptrdiff_t>(offset), length);
+}
+
 std::optional<uid_t> shm_owner_uid(const std::string& shm_name) {
     const std::string_view bare = std::string_view(shm_name).substr(shm_name.starts_with('/') ? 1 : 0);
     struct stat info {};

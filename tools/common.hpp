@@ -79,6 +79,12 @@ const dragonmem::AllocationInfo& lookup(const AllocationIndex& index, std::uint6
 dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const AllocationIndex& index,
                                   const std::string& pool_name);
 
+// The part of `memory` from `offset` on (`length` bytes, or to the end), with the range
+// checked here in unsigned arithmetic: the library's clone takes a signed offset, and an
+// offset of 2^64-1 must be reported as such, not as -1. `what` names the command.
+dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,
+                          std::string_view what);
+
 // The uid owning /dev/shm/<shm_name>, nullopt when it cannot be stat'ed.
 std::optional<uid_t> shm_owner_uid(const std::string& shm_name);
 // The POSIX shm object of pool `base_name` as the library names it (DESIGN.md section 4:

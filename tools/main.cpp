@@ -76,7 +76,14 @@ int main(int argc, char** argv) {
         for (const Command& command : commands) {
             if (!command.app->parsed()) continue;
             const Outcome outcome = command.run();
-            if (outcome.document) print_document(*outcome.document, pretty);
+            if (outcome.document) {
+                try {
+                    print_document(*outcome.document, pretty);
+                } catch (const dragonmem::Error& e) {
+                    if (!outcome.undo) throw;
+                    return failed(e.code(), std::string(e.what()) + "; " + outcome.undo(), pretty);
+                }
+            }
             if (outcome.failure) return failed(outcome.failure->code, outcome.failure->message, pretty);
             return 0;
         }

@@ -47,7 +47,7 @@ public:
 
     Pool clone() const;
     void detach() noexcept;   // leaves this handle empty
-    void destroy();           // unmaps and unlinks; other handles then fail
+    void destroy();           // unlinks; other handles then fail (unmapped when the last one goes)
 
     bool valid() const noexcept { return ref_.valid(); }
     bool is_local() const;

@@ -10,11 +10,15 @@
 
 namespace dragonmem {
 
+// A pool's permission bits when none are given; a mode of 0 asks for it too, in the C
+// API, the C++ API and the CLI alike.
+inline constexpr unsigned default_pool_mode = 0600;
+
 // How to create a pool (the C API's dragonMemoryPoolAttr_t, as a C++ struct).
 struct PoolOptions {
     std::size_t min_block_bytes = 32;    // rounded up to a power of two, at least 32
     std::size_t max_allocations = 0;     // manifest capacity; 0: number of min blocks, at most 1048576
-    unsigned mode = 0600;                // permission bits, umask ignored
+    unsigned mode = default_pool_mode;   // permission bits, umask ignored; 0: default_pool_mode
     dragonLockKind_t lock_type = DRAGON_LOCK_FIFO;
     dragonMemoryPoolType_t mem_type = DRAGON_MEMORY_TYPE_SHM;
     dragonMemoryPoolGrowthType_t growth_type = DRAGON_MEMORY_GROWTH_NONE;
@@ -46,10 +50,10 @@ struct PoolAttributes {
     std::size_t min_block_bytes = 0;
     std::size_t max_block_bytes = 0;    // largest block of the empty pool (== heap_bytes)
     std::size_t heap_bytes = 0;         // allocatable size, a power of two
-    std::size_t total_bytes = 0;        // the whole shm object: header + manifest + heap
-    std::size_t manifest_bytes = 0;
+    std::size_t total_bytes = 0;        // the whole shm object: header pages, backing map, manifest, free map, heap
+    std::size_t manifest_bytes = 0;     // the manifest's region: max_allocations records, page-rounded
     std::size_t manifest_record_bytes = 0;  // one record per allocation (max_allocations of them)
-    std::size_t heap_meta_bytes = 0;    // the heap's own metadata (fixed, not per block)
+    std::size_t heap_meta_bytes = 0;    // the heap's own metadata: list heads and the free map (1 bit per min block)
     std::size_t max_allocations = 0;    // manifest capacity
     std::size_t free_bytes = 0;
     double utilization_pct = 0.0;       // 100 * used / heap_bytes
@@ -85,6 +89,13 @@ struct CheckReport {
     std::size_t free_blocks = 0;
     std::size_t cached_blocks = 0;      // freed blocks parked in thread caches for reuse
     std::size_t cached_bytes = 0;
+    // Of those, the blocks parked by threads that are gone (exited, killed, or an entry
+    // nobody owns). Free memory waiting to be taken back (by the next allocation that
+    // needs it, a statistics call or a repair): not a broken invariant, so `ok` stays
+    // true, but said in `notices`.
+    std::size_t orphaned_cached_blocks = 0;
+    std::size_t orphaned_cached_bytes = 0;
+    std::vector<std::string> notices;   // findings that are not problems; one sentence each
 };
 
 }  // namespace dragonmem

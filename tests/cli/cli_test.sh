@@ -52,6 +52,23 @@ run() {
     ERR=$(cat "$WORK/err")
 }
 
+# run_full ARGS...: run, with stdout going to /dev/full (every write to it fails).
+run_full() {
+    "$BIN" "$@" <"${IN:-/dev/null}" >/dev/full 2>"$WORK/err"
+    RC=$?
+    OUT=""
+    ERR=$(cat "$WORK/err")
+}
+
+# run_limited ARGS...: run, but for at most 20 s and in 2 GiB of address space: for input
+# that must not make dragonmem loop or grow without end (exit 124 or a crash otherwise).
+run_limited() {
+    (ulimit -v 2097152 && exec timeout 20 "$BIN" "$@") <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
+    RC=$?
+    { OUT=$(cat "$WORK/out"); } 2>/dev/null
+    ERR=$(cat "$WORK/err")
+}
+
 record() {  # record NAME STATUS
     if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
@@ -292,7 +309,14 @@ test_alloc_full() {
     run ls "$full"
     ok "after a failed --count the pool is as it was" '.allocations == []'
     run alloc "$full" --size 1K --count 6
-    fails "a failed alloc --count makes none (manifest full at the 6th)" 1 DRAGON_OUT_OF_SPACE
+    usage "alloc --count beyond the manifest's capacity is bad usage" '.message | test("max_allocations")'
+    run alloc "$full" --size 1K --count 2
+    local first_two
+    first_two=$(jq_out '[.allocations[].id] | join(" ")')
+    run alloc "$full" --size 1K --count 4
+    fails "a failed alloc --count makes none (manifest full at the 4th)" 1 DRAGON_OUT_OF_SPACE
+    # shellcheck disable=SC2086 # two ids
+    run free "$full" $first_two
     run dump "$full"
     ok "after a failed --count the pool is whole again" '.pool.free == 65536 and .pool.live_allocations == 0
         and .free_blocks[-1] == {"block_size": 65536, "count": 1}'
@@ -445,12 +469,12 @@ test_bytes() {
 
     head -c 5000 /dev/zero >"$WORK/big"
     IN="$WORK/big" run write "${P}a" "$ID1"
-    fails "write larger than the allocation fails naming both sizes" 1 DRAGON_INVALID_ARGUMENT \
-        '.message | test("5000") and test("4096")'
+    fails "write larger than the allocation fails naming its size" 1 DRAGON_INVALID_ARGUMENT \
+        '.message | test("more than the 4096 B")'
     run read "${P}a" "$ID1"
     check "a failed write leaves the allocation as it was" cmp "$WORK/out" "$WORK/random"
     IN="$WORK/hello" run write "${P}a" "$ID1" --offset 4090
-    fails "write past the end from an offset fails" 1 DRAGON_INVALID_ARGUMENT '.message | test("11")'
+    fails "write past the end from an offset fails" 1 DRAGON_INVALID_ARGUMENT '.message | test("more than the 6 B")'
     IN="$WORK/hello" run write "${P}a" "$ID1" --offset 5000
     fails "write at an offset beyond the allocation fails" 1 DRAGON_INVALID_ARGUMENT
     run read "${P}a" "$ID1" --offset 4000 --length 200
@@ -491,6 +515,63 @@ test_bytes() {
     usage "dump --hex --raw together is bad usage"
     run dump "${P}a" --id x
     usage "dump with a bad id is bad usage"
+}
+
+# ---- exit status vs state (issue 9, item 11) ---------------------------------------------
+
+# Exit 1 means nothing changed; no input makes dragonmem run or grow without end; numbers
+# print as the unsigned values they are; mode 0 means 0600 as in the C API.
+test_exit_means_unchanged() {
+    local u="${P}u" m="${P}m" id big=18446744073709551615
+    run_full create "$u" --size 64K
+    fails "create with stdout unwritable fails" 1 DRAGON_MEMORY_ERRNO '.message | test("destroyed again")'
+    check "create with stdout unwritable leaves no pool" gone "$u"
+
+    run create "$u" --size 64K --max-allocations 8
+    run_full alloc "$u" --size 64 --count 3
+    fails "alloc with stdout unwritable fails" 1 DRAGON_MEMORY_ERRNO '.message | test("freed again")'
+    run ls "$u"
+    ok "alloc with stdout unwritable leaves no allocation" '.allocations == []'
+
+    run alloc "$u" --size 100
+    id=$(jq_out '.allocations[0].id')
+    printf 'before' >"$WORK/before"
+    IN="$WORK/before" run write "$u" "$id"
+    printf 'after!' >"$WORK/after"
+    IN="$WORK/after" run_full write "$u" "$id"
+    fails "write with stdout unwritable fails" 1 DRAGON_MEMORY_ERRNO '.message | test("restored")'
+    run read "$u" "$id" --length 6
+    check "write with stdout unwritable leaves the bytes as they were" test "$OUT" = "before"
+
+    IN=/dev/zero run_limited write "$u" "$id"
+    fails "write of an endless stdin stops and fails" 1 DRAGON_INVALID_ARGUMENT '.message | test("more than the 100 B")'
+    run read "$u" "$id" --length 6
+    check "write of an endless stdin writes nothing" test "$OUT" = "before"
+
+    run read "$u" "$id" --offset "$big"
+    fails "read --offset 2^64-1 fails naming 2^64-1" 1 DRAGON_INVALID_ARGUMENT \
+        '.message | test("'"$big"'") and (test("-1") | not)'
+    run read "$u" "$id" --offset 9223372036854775808
+    fails "read --offset 2^63 fails naming 2^63" 1 DRAGON_INVALID_ARGUMENT \
+        '.message | test("9223372036854775808") and (test("-9") | not)'
+    run read "$u" "$id" --offset 1 --length "$big"
+    fails "read --length 2^64-1 fails naming it" 1 DRAGON_INVALID_ARGUMENT '.message | test("'"$big"'")'
+    IN="$WORK/after" run write "$u" "$id" --offset "$big"
+    fails "write --offset 2^64-1 fails naming 2^64-1" 1 DRAGON_INVALID_ARGUMENT \
+        '.message | test("'"$big"'") and (test("-1") | not)'
+
+    run_limited alloc "$u" --size 0 --count "$big"
+    usage "alloc --count 2^64-1 is bad usage, at once" '.message | test("'"$big"'") and test("max_allocations")'
+    run_limited alloc "$u" --size 64 --count 9
+    usage "alloc --count beyond max_allocations is bad usage" '.message | test("\\b8\\b")'
+    run ls "$u"
+    ok "a refused --count makes nothing" '.allocations | length == 1'
+    run destroy "$u"
+
+    run create "$m" --size 64K --mode 0
+    ok "create --mode 0 means the default, 0600" '.mode == "0600"'
+    check "create --mode 0 makes a 0600 object" test "$(stat -c %a "/dev/shm/dragonmem.$m")" = 600
+    run destroy "$m"
 }
 
 test_dump() {
@@ -711,6 +792,7 @@ test_alloc_full
 test_free
 test_ls
 test_bytes
+test_exit_means_unchanged
 test_dump
 test_attach
 test_check

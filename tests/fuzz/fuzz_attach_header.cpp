@@ -69,6 +69,11 @@ bool header_describes_a_heap_inside_the_object(const PoolHeader& h, std::uint64_
     if (h.manifest_offset > h.heap_offset) return false;
     if (h.manifest_capacity > (h.heap_offset - h.manifest_offset) / sizeof(ManifestRecord)) return false;
     if (h.max_block_order >= 64 || (std::uint64_t{1} << h.max_block_order) != h.heap_bytes) return false;
+    // The free map lies between the manifest and the heap, one bit per minimum block.
+    if (h.free_map_offset < h.manifest_offset || h.free_map_offset > h.heap_offset) return false;
+    if (h.heap_offset - h.free_map_offset != h.free_map_bytes) return false;
+    if (h.manifest_capacity > (h.free_map_offset - h.manifest_offset) / sizeof(ManifestRecord)) return false;
+    if (h.min_block_order >= 64 || h.free_map_bytes < ((h.heap_bytes >> h.min_block_order) + 7) / 8) return false;
     return true;
 }
 

@@ -40,6 +40,18 @@
 //        and verifying their first bytes, and freeing them, so its thread cache is always
 //        warm; prints "ready" after 100 loops; runs until killed. Exit 3 with "FAIL ..."
 //        on any unexpected result.
+//   keys-exhausted
+//        takes every pthread key the process has left, then, in a new thread, attaches
+//        the pool for the first time in this process (the C API's descriptor tables are
+//        made then), allocates, writes and frees 64 B and detaches; prints
+//        "keys taken= clobbered= rc= msg=" (clobbered: keys, all owned by someone else,
+//        whose value in that thread the library changed).
+//   fork-cache COUNT
+//        warms this thread's block cache (4 rounds of COUNT 64 B allocations, then their
+//        frees), allocates COUNT 64 B blocks and keeps them, forks a child that detaches
+//        the inherited pool (its last handle there) and exits; prints "forked
+//        child_exit=", calls get_free_size (a take-back) and frees the COUNT blocks (they
+//        park in its cache); prints "holding" and sleeps, still alive (the test kills it).
 //   crash-point NAME MODE [ID]
 //        maps /dev/shm/dragonmem.NAME itself, takes the pool lock with the library's own
 //        lock code (lib/robust_lock.hpp) and dies by SIGKILL at a chosen point:
@@ -56,14 +68,17 @@
 #include "workload.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -290,6 +305,48 @@ int cmd_attach(int, char**) {
     return 0;
 }
 
+int cmd_keys_exhausted(int, char**) {
+    std::vector<pthread_key_t> taken;
+    for (;;) {
+        pthread_key_t key;
+        if (pthread_key_create(&key, nullptr) != 0) break;
+        taken.push_back(key);
+    }
+    dragonError_t rc = DRAGON_FAILURE;
+    std::string msg;
+    int clobbered = 0;
+    std::thread([&] {
+        // A fresh thread: every key's value starts NULL here.
+        std::vector<void*> before;
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key) before.push_back(pthread_getspecific(key));
+        dragonMemoryPoolDescr_t pool;
+        rc = dragon_memory_pool_attach_from_env(&pool, "DMR_POOL");
+        if (rc == DRAGON_SUCCESS) {
+            dragonMemoryDescr_t mem;
+            rc = dragon_memory_alloc(&mem, &pool, 64);
+            void* ptr = nullptr;
+            if (rc == DRAGON_SUCCESS) rc = dragon_memory_get_pointer(&mem, &ptr);
+            if (rc == DRAGON_SUCCESS) {
+                std::memset(ptr, 0x5A, 64);
+                rc = dragon_memory_free(&mem);
+            }
+            if (rc != DRAGON_SUCCESS) msg = last_error();
+            dragonError_t detached = dragon_memory_pool_detach(&pool);
+            if (rc == DRAGON_SUCCESS && detached != DRAGON_SUCCESS) {
+                rc = detached;
+                msg = last_error();
+            }
+        } else {
+            msg = last_error();
+        }
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
+            if (pthread_getspecific(key) != before[key]) ++clobbered;
+    }).join();
+    say("keys taken=" + std::to_string(taken.size()) + " clobbered=" + std::to_string(clobbered) +
+        " rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + msg);
+    return 0;
+}
+
 int cmd_create_and_wait(int argc, char** argv) {
     if (argc < 5) return 2;
     dragonMemoryPoolAttr_t attr;
@@ -358,6 +415,66 @@ int cmd_cache_hold(int argc, char** argv) {
     if (detach)
         if (dragonError_t rc = dragon_memory_pool_detach(&pool); rc != DRAGON_SUCCESS) {
             say("FAIL detach rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+            return 3;
+        }
+    say("holding");
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+    return 0;
+}
+
+// `rounds` times: `count` allocations of `size` B, then their frees. False (after saying
+// why) on an error.
+bool alloc_free_rounds(dragonMemoryPoolDescr_t& pool, int rounds, std::size_t count, std::size_t size) {
+    std::vector<dragonMemoryDescr_t> held(count);
+    for (int r = 0; r < rounds; ++r) {
+        for (std::size_t i = 0; i < count; ++i)
+            if (dragonError_t rc = dragon_memory_alloc(&held[i], &pool, size); rc != DRAGON_SUCCESS) {
+                say("FAIL alloc rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+                return false;
+            }
+        for (std::size_t i = 0; i < count; ++i)
+            if (dragonError_t rc = dragon_memory_free(&held[i]); rc != DRAGON_SUCCESS) {
+                say("FAIL free rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+                return false;
+            }
+    }
+    return true;
+}
+
+int cmd_fork_cache(int argc, char** argv) {
+    if (argc < 3) return 2;
+    std::size_t count = std::strtoull(argv[2], nullptr, 10);
+    dragonMemoryPoolDescr_t pool;
+    if (!attach_pool(pool)) return 3;
+    if (!alloc_free_rounds(pool, 4, count, 64)) return 3;
+    std::vector<dragonMemoryDescr_t> held(count);
+    for (auto& mem : held)
+        if (dragonError_t rc = dragon_memory_alloc(&mem, &pool, 64); rc != DRAGON_SUCCESS) {
+            say("FAIL alloc rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+            return 3;
+        }
+    pid_t child = ::fork();
+    if (child < 0) {
+        say("FAIL fork errno=" + std::to_string(errno));
+        return 3;
+    }
+    if (child == 0) {
+        // The child's only handle on the pool is the inherited one: this is its last detach.
+        dragonError_t rc = dragon_memory_pool_detach(&pool);
+        ::_exit(rc == DRAGON_SUCCESS ? 0 : 3);
+    }
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    say("forked child_exit=" + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
+    std::uint64_t free_size = 0;
+    if (dragonError_t rc = dragon_memory_pool_get_free_size(&pool, &free_size); rc != DRAGON_SUCCESS) {
+        say("FAIL get_free_size rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
+        return 3;
+    }
+    for (auto& mem : held)
+        if (dragonError_t rc = dragon_memory_free(&mem); rc != DRAGON_SUCCESS) {
+            say("FAIL free rc=" + std::to_string(static_cast<int>(rc)) + " msg=" + last_error());
             return 3;
         }
     say("holding");
@@ -554,8 +671,10 @@ int main(int argc, char** argv) {
     if (cmd == "create-and-wait") return cmd_create_and_wait(argc, argv);
     if (cmd == "cache-hold") return cmd_cache_hold(argc, argv);
     if (cmd == "cache-fill") return cmd_cache_fill(argc, argv);
+    if (cmd == "fork-cache") return cmd_fork_cache(argc, argv);
     if (cmd == "cache-crash") return cmd_cache_crash(argc, argv);
     if (cmd == "crash-point") return cmd_crash_point(argc, argv);
+    if (cmd == "keys-exhausted") return cmd_keys_exhausted(argc, argv);
     std::fprintf(stderr, "dm_robust_child: unknown command '%s'\n", cmd.c_str());
     return 2;
 }

@@ -463,4 +463,25 @@ TEST_CASE("A6: pool_create misuse, and a name in use leaves the existing pool un
     f.require_unchanged("A6");
 }
 
+TEST_CASE("A7: with every pthread key taken, the C API works and sets no key it does not own") {
+    // The C API's descriptor tables create a pthread key (to give a thread's free handles
+    // back when it exits) when first used; in a process that has none left, the failure
+    // must be handled, not ignored: an ignored one leaves the table using key 0, i.e.
+    // another owner's key, and the library writes its own pointer into it.
+    ScopedPool scoped(1 << 16, {}, "keys");
+    Child child = Child::spawn({child_program(), "keys-exhausted"}, {"DMR_POOL=" + scoped.pool().serialize_base64()});
+    ChildExit e = child.wait(30000);
+    REQUIRE_MESSAGE((e.exited && e.code == 0), "keys-exhausted child " << e.describe() << ": " << child.output());
+    auto line = child.wait_line("keys", 100);
+    REQUIRE_MESSAGE(line.has_value(), child.output());
+    CHECK_MESSAGE(std::stoul(field(*line, "taken")) > 0, *line);
+    CHECK_MESSAGE(field(*line, "clobbered") == "0", *line);
+    CHECK_MESSAGE(field(*line, "rc") == "0", *line);
+    count_bad_inputs();
+    // The child's allocation was freed: the pool is as it was.
+    auto attrs = scoped.pool().attributes();
+    CHECK(attrs.live_allocations == 0);
+    CHECK(scoped.pool().check().ok);
+}
+
 TEST_SUITE_END();

@@ -2,10 +2,12 @@
 // pool or allocation descriptor is refused with the row's code and a message, nothing
 // crashes, and the pool the descriptor was taken from is unchanged (free size, listing,
 // free blocks and check() identical before and after).
+#include "shm_view.hpp"
 #include "support.hpp"
 
 #include <cstring>
 #include <random>
+#include <thread>
 
 using dragonmem::Memory;
 using dragonmem::Pool;
@@ -488,6 +490,194 @@ TEST_CASE("D20: base64 and environment-variable forms") {
     ROBUST_CHECK_RC(dragon_memory_pool_attach_from_env(&d, var.c_str()), DRAGON_INVALID_ARGUMENT);  // unset
     count_bad_inputs();
     f.require_unchanged("D20");
+}
+
+// D21-D26 (issue 9, item 3): a descriptor naming an id the pool has not issued yet
+// would, once that id is issued, resolve to whatever allocation gets it, with the
+// descriptor's forged offset and size. Attach must refuse it; and get_pointer must take
+// the block from the manifest record, so that a descriptor attached in the instant
+// between an id's counter being taken and its record being published (D26) still yields
+// only that allocation's bytes.
+TEST_CASE("D21-D26: forged descriptors naming ids not issued yet, and ids in flight") {
+    Fixture f;
+    Pool& pool = f.scoped.pool();
+    const std::size_t at = mem_fields_at(f.mem_ser);
+    const std::uint64_t heap = pool.heap_bytes();
+    const unsigned slot_bits = f.mem_ser[k_slot_bits_at];
+    enum { ID = 0, TYPE = 8, BLOCK = 16, REQ = 24, VOFF = 32, VLEN = 40 };
+    auto with = [&](std::uint64_t id, std::initializer_list<std::pair<int, std::uint64_t>> edits) {
+        std::vector<std::uint8_t> b = f.mem_ser;
+        put64(b, at + ID, id);
+        for (auto [field_at, value] : edits) put64(b, at + static_cast<std::size_t>(field_at), value);
+        reseal(b);
+        return b;
+    };
+    auto id_of = [&](std::uint64_t counter, std::uint64_t slot) { return (counter << slot_bits) | slot; };
+    const std::uint64_t counter = f.live[5].id() >> slot_bits;  // the newest id's counter
+    // A freed allocation whose fields we know: D25 forges its slot's next id.
+    const std::vector<std::uint8_t> freed_ser = f.live[4].serialize();
+    const std::uint64_t freed_slot = f.live[4].id() & ((std::uint64_t{1} << slot_bits) - 1);
+    f.live[4].free();
+    f.before = snapshot(pool);
+    const std::uint64_t real_block = f.live[3].block_offset();
+
+    struct Forgery {
+        std::string row;
+        std::uint64_t id;
+        std::vector<std::uint8_t> bytes;
+    };
+    // The allocations below are each made by a fresh thread (no thread cache: the locked
+    // path), so they take the lowest free slot or the high-water mark: a slot below
+    // slot_hwm + 4.
+    std::uint64_t slot_limit = 0;
+    {
+        robust::ShmView view(f.scoped.name(), false);
+        REQUIRE(view.ok());
+        slot_limit = view.header()->slot_hwm + 4;
+    }
+    std::vector<Forgery> forged;
+    // The next three ids in every such slot: the allocations made below get three of them.
+    for (std::uint64_t k = 1; k <= 3; ++k)
+        for (std::uint64_t slot = 0; slot < slot_limit; ++slot) {
+            const std::uint64_t id = id_of(counter + k, slot);
+            const std::string of = " (future id " + std::to_string(id) + ")";
+            forged.push_back({"D21 future id, fields of another live allocation" + of, id, with(id, {})});
+            forged.push_back({"D22 future id, block offset heap-32, size and view the whole heap" + of, id,
+                              with(id, {{BLOCK, heap - 32}, {REQ, heap}, {VOFF, 0}, {VLEN, heap}})});
+            forged.push_back({"D23 future id, the real offset, size the whole heap" + of, id,
+                              with(id, {{BLOCK, real_block}, {REQ, heap}, {VOFF, 0}, {VLEN, heap}})});
+            forged.push_back({"D24 future id, view offset heap-64 of a forged whole-heap size" + of, id,
+                              with(id, {{BLOCK, 0}, {REQ, heap}, {VOFF, heap - 64}, {VLEN, 64}})});
+        }
+    // D25: the id the freed allocation's slot gets when it is reissued, with the freed
+    // allocation's own (once true) fields.
+    {
+        const std::uint64_t id = id_of(counter + 1, freed_slot);
+        std::vector<std::uint8_t> b = freed_ser;
+        put64(b, at + ID, id);
+        reseal(b);
+        forged.push_back({"D25 the freed slot's next id, with the freed allocation's fields", id, b});
+    }
+    // Not issued yet: refused at attach, through the C and the C++ API.
+    std::vector<std::pair<const Forgery*, dragonMemoryDescr_t>> accepted;
+    std::vector<std::pair<const Forgery*, Memory>> accepted_cxx;
+    for (const Forgery& fg : forged) {
+        count_bad_inputs(2);
+        dragonMemorySerial_t ser{fg.bytes.size(), const_cast<std::uint8_t*>(fg.bytes.data())};
+        dragonMemoryDescr_t m;
+        dragonError_t rc = dragon_memory_attach(&m, &ser);
+        std::string msg = rc == DRAGON_SUCCESS ? "" : last_error();
+        CHECK_MESSAGE(rc == DRAGON_INVALID_ARGUMENT, fg.row << ": memory_attach returned " << toString(rc) << ": " << msg);
+        if (rc == DRAGON_SUCCESS)
+            accepted.emplace_back(&fg, m);
+        else
+            CHECK_MESSAGE(msg.find(std::to_string(fg.id)) != std::string::npos, fg.row << ": message without the id: " << msg);
+        try {
+            accepted_cxx.emplace_back(&fg, Memory::attach(fg.bytes));
+            FAIL_CHECK(fg.row << ": Memory::attach accepted it");
+        } catch (const dragonmem::Error& e) {
+            CHECK_MESSAGE(e.code() == DRAGON_INVALID_ARGUMENT, fg.row << ": Memory::attach threw " << e.code_name());
+        }
+    }
+    f.require_unchanged("D21-D25 attach");
+
+    // D26: an id in flight. A thread has taken the next counter but not yet published
+    // its record (simulated: the counter is advanced in shared memory, a forged
+    // descriptor of that id attached, the counter put back, and the allocation made).
+    // Attach cannot tell this id from one freed since (it is issued, not live) and
+    // accepts it; get_pointer must then use the record, not the forged fields.
+    const std::uint64_t in_flight_counter = counter + 4;
+    const std::size_t in_flight_bytes = 100;
+    struct InFlight {
+        std::string row;
+        std::vector<std::uint8_t> bytes;
+        dragonMemoryDescr_t descr{};
+        bool attached = false;
+    };
+    std::vector<InFlight> in_flight;
+    {
+        robust::ShmView view(f.scoped.name(), true);
+        REQUIRE(view.ok());
+        auto& id_counter = view.header()->id_counter;
+        for (std::uint64_t slot = 0; slot < slot_limit; ++slot) {
+            const std::uint64_t id = id_of(in_flight_counter, slot);
+            const std::string of = " (id " + std::to_string(id) + " in flight)";
+            in_flight.push_back({"D26 block offset heap-32, the right size" + of,
+                                 with(id, {{BLOCK, heap - 32}, {REQ, in_flight_bytes}, {VOFF, 0}, {VLEN, in_flight_bytes}})});
+            in_flight.push_back({"D26 another allocation's block, size the whole heap" + of,
+                                 with(id, {{BLOCK, real_block}, {REQ, heap}, {VOFF, 0}, {VLEN, heap}})});
+        }
+        // Allocations below take counters counter+1..counter+3; the in-flight one is +4.
+        for (InFlight& fl : in_flight) {
+            count_bad_inputs();
+            const std::uint64_t saved = id_counter.load();
+            id_counter.store(in_flight_counter);
+            dragonMemorySerial_t ser{fl.bytes.size(), fl.bytes.data()};
+            dragonError_t rc = dragon_memory_attach(&fl.descr, &ser);
+            id_counter.store(saved);
+            fl.attached = rc == DRAGON_SUCCESS;
+            // Refusing is fine too (a stricter attach); what matters is what an accepted one yields.
+            if (!fl.attached)
+                CHECK_MESSAGE(rc == DRAGON_INVALID_ARGUMENT, fl.row << ": " << toString(rc) << ": " << last_error());
+        }
+    }
+
+    // Issue the ids: counters +1..+3, then +4 (the one in flight), each by a fresh thread.
+    std::vector<Memory> issued;
+    for (std::size_t bytes : {std::size_t{900}, std::size_t{500}, std::size_t{40}, in_flight_bytes})
+        std::thread([&] { issued.push_back(pool.alloc(bytes)); }).join();
+    REQUIRE((issued.back().id() >> slot_bits) == in_flight_counter);
+    for (const Memory& m : issued)  // every issued id was among the forged ones
+        REQUIRE_MESSAGE((m.id() & ((std::uint64_t{1} << slot_bits) - 1)) < slot_limit, "id " << m.id());
+    auto* base = static_cast<std::uint8_t*>(pool.base_pointer());
+    // Whatever an accepted descriptor yields lies inside the allocation that holds its id.
+    auto verdict = [&](const std::string& row, std::uint64_t id, void* ptr, dragonError_t rp, std::size_t size) {
+        if (rp != DRAGON_SUCCESS) return;
+        const Memory* owner = nullptr;
+        for (const Memory& m : issued)
+            if (m.id() == id) owner = &m;
+        auto* p = static_cast<std::uint8_t*>(ptr);
+        bool inside = owner != nullptr && p >= base + owner->block_offset() &&
+                      p + size <= base + owner->block_offset() + owner->size();
+        CHECK_MESSAGE(inside, row << ": get_pointer gave heap+" << (p - base) << " and " << size << " B, outside "
+                                  << (owner ? "the block of that id at heap+" + std::to_string(owner->block_offset()) +
+                                                  " (" + std::to_string(owner->size()) + " B)"
+                                            : std::string("every allocation of that id")));
+    };
+    for (auto& [fg, m] : accepted) {
+        void* ptr = nullptr;
+        std::size_t size = 0;
+        dragonError_t rp = dragon_memory_get_pointer(&m, &ptr);
+        (void)dragon_memory_get_size(&m, &size);
+        verdict(fg->row, fg->id, ptr, rp, size);
+        (void)dragon_memory_detach(&m);
+    }
+    for (auto& [fg, m] : accepted_cxx) {
+        try {
+            verdict(fg->row + " (C++)", fg->id, m.pointer(), DRAGON_SUCCESS, m.size());
+        } catch (const dragonmem::Error&) {
+        }
+    }
+    accepted_cxx.clear();
+    int in_flight_attached = 0;
+    for (InFlight& fl : in_flight) {
+        if (!fl.attached) continue;
+        ++in_flight_attached;
+        void* ptr = nullptr;
+        std::size_t size = 0;
+        dragonError_t rp = dragon_memory_get_pointer(&fl.descr, &ptr);
+        std::string msg = rp == DRAGON_SUCCESS ? "" : last_error();
+        (void)dragon_memory_get_size(&fl.descr, &size);
+        std::uint64_t id = 0;
+        (void)dragon_memory_id(&fl.descr, &id);
+        if (rp != DRAGON_SUCCESS)
+            CHECK_MESSAGE((rp == DRAGON_KEY_NOT_FOUND && !msg.empty()), fl.row << ": " << toString(rp) << ": " << msg);
+        verdict(fl.row, id, ptr, rp, size);
+        (void)dragon_memory_detach(&fl.descr);
+    }
+    MESSAGE("D26: " << in_flight_attached << " of " << in_flight.size() << " in-flight forgeries attached");
+    for (Memory& m : issued) m.free();
+    CHECK(pool.check().ok);
 }
 
 TEST_SUITE_END();

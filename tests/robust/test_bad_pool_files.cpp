@@ -199,6 +199,21 @@ TEST_CASE("F4: a valid header with one field wrong") {
         {"F4 layout version 1 (before thread caches)", [](PoolHeader& h) { h.layout_version = 1; }, DRAGON_INVALID_ARGUMENT},
         {"F4 layout version 2 (32 B records, record size not recorded)", [](PoolHeader& h) { h.layout_version = 2; },
          DRAGON_INVALID_ARGUMENT},
+        {"F4 layout version 3 (development only: a free map without a backing map, or the reverse)",
+         [](PoolHeader& h) { h.layout_version = 3; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 free map offset 0", [](PoolHeader& h) { h.free_map_offset = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 free map offset inside the manifest", [](PoolHeader& h) { h.free_map_offset -= k_page_bytes; },
+         DRAGON_INVALID_ARGUMENT},
+        {"F4 free map size - 4096", [](PoolHeader& h) { h.free_map_bytes -= k_page_bytes; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 free map size 0", [](PoolHeader& h) { h.free_map_bytes = 0; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 free map and heap offset moved together into the manifest",
+         [](PoolHeader& h) {
+             h.free_map_offset -= k_page_bytes;
+             h.heap_offset -= k_page_bytes;
+         },
+         DRAGON_INVALID_ARGUMENT},
+        {"F4 heap offset at the free map (no room for it)", [](PoolHeader& h) { h.heap_offset = h.free_map_offset; },
+         DRAGON_INVALID_ARGUMENT},
         {"F4 manifest record size 32", [](PoolHeader& h) { h.record_bytes = 32; }, DRAGON_INVALID_ARGUMENT},
         {"F4 manifest record size 0", [](PoolHeader& h) { h.record_bytes = 0; }, DRAGON_INVALID_ARGUMENT},
         {"F4 backing directory offset 0", [](PoolHeader& h) { h.backing_dir_offset = 0; }, DRAGON_INVALID_ARGUMENT},

@@ -6,6 +6,7 @@
 // chosen step, and the survivor's repair is checked step by step.
 #include "shm_view.hpp"
 #include "support.hpp"
+#include "workload.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -114,11 +115,53 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
+// The hammering test below sizes its manifest (1024 slots) for 3 children that each hold
+// a bounded number of allocations. The hammer's workload also hands allocations off
+// through a queue it both fills and drains; unbounded, that queue grew by ~1% of the
+// steps, a long-lived child held hundreds of allocations, and the parent's allocation
+// timed out on a full manifest ("1024 live allocations of 1024 allowed"). Run the
+// hammer's exact workload (one thread, its config) in-process and count what it holds.
+TEST_CASE("crash: a hammer child's workload holds at most max_live + hand-off capacity allocations") {
+    const std::size_t max_live = 24;
+    dragonmem::PoolOptions options;
+    options.max_allocations = 4096;
+    ScopedPool scoped(4 << 20, options, "hb");
+    Pool& pool = scoped.pool();
+    std::vector<std::uint8_t> ser = pool.serialize();
+    dragonMemoryPoolSerial_t s{ser.size(), ser.data()};
+    dragonMemoryPoolDescr_t c_pool;
+    REQUIRE(dragon_memory_pool_attach(&c_pool, &s) == DRAGON_SUCCESS);
+    WorkloadConfig config;  // as cmd_hammer in robust_child.cpp sets it
+    config.type_base = 1000;
+    config.max_live = max_live;
+    config.max_bytes = 4096;
+    config.check_every = 64;
+    WorkloadCounters counters;
+    HandoffQueue handoffs;
+    std::size_t most_held = 0;
+    {
+        Worker worker(&c_pool, config, 7, counters, &handoffs);
+        for (int chunk = 0; chunk < 40; ++chunk) {
+            REQUIRE_MESSAGE(worker.run(500), worker.failure());
+            most_held = std::max(most_held, pool.allocations().size());
+        }
+        CHECK_MESSAGE(most_held <= max_live + handoffs.capacity,
+                      "a hammer held " << most_held << " allocations (max_live " << max_live << ", hand-off capacity "
+                                       << handoffs.capacity << ") after " << counters.ops.load() << " steps");
+        CHECK(counters.handoffs.load() > 0);  // the queue is still exercised
+        CHECK(worker.drain());
+    }
+    CHECK(pool.allocations().empty());
+    (void)dragon_memory_pool_detach(&c_pool);
+}
+
 TEST_CASE("crash: hammering children SIGKILLed at random instants never wedge or corrupt the pool") {
     const int rounds = long_mode() ? 1000 : 100;
     const int n_children = 3;
     const std::size_t max_live = 24;
     dragonmem::PoolOptions options;
+    // Each child holds at most max_live + 24 (its hand-off queue) allocations (test
+    // above); the rest of the slots are for thread caches, taken back on demand.
     options.max_allocations = 1024;
     ScopedPool scoped(1 << 20, options, "crash");
     Pool& pool = scoped.pool();

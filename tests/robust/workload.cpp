@@ -265,11 +265,18 @@ bool Worker::do_handoff_give(std::size_t index) {
         return fail("serialize for hand-off", r);
     std::vector<std::uint8_t> bytes(ser.data, ser.data + ser.len);
     (void)dragon_memory_serial_free(&ser);
+    bool queued = false;
+    {
+        std::lock_guard lock(handoffs_->mutex);
+        if (handoffs_->items.size() < handoffs_->capacity) {
+            handoffs_->items.push_back(std::move(bytes));
+            queued = true;
+        }
+    }
+    if (!queued) return do_free(index);  // the queue is full: free it here instead
     live_[index] = live_.back();
     live_.pop_back();
     (void)dragon_memory_detach(&l.descr);
-    std::lock_guard lock(handoffs_->mutex);
-    handoffs_->items.push_back(std::move(bytes));
     return true;
 }
 

@@ -30,10 +30,14 @@ struct WorkloadCounters {
     std::atomic<std::uint64_t> refusals{0};  // NOT_AVAILABLE / TIMEOUT / OUT_OF_SPACE: the pool was full
 };
 
-// Serialized allocation descriptors handed from one thread to another.
+// Serialized allocation descriptors handed from one thread to another. Each item is a
+// live allocation, so the queue is bounded: a give finding it full frees the allocation
+// itself. (Unbounded, gives at 6% of steps outran takes at 5%: a long-lived crash-test
+// child held hundreds of allocations and three of them filled a 1024-slot manifest.)
 struct HandoffQueue {
     std::mutex mutex;
     std::deque<std::vector<std::uint8_t>> items;
+    std::size_t capacity = 24;
 };
 
 struct WorkloadConfig {
@@ -47,6 +51,8 @@ struct WorkloadConfig {
 
 // One thread's share of the workload. `failure` is set (and run returns false) on the
 // first unexpected result: a wrong return code, a pattern mismatch, a bad pointer.
+// A worker holds at most config.max_live allocations, plus those waiting in its hand-off
+// queue (at most the queue's capacity, shared by the workers using it).
 class Worker {
 public:
     Worker(dragonMemoryPoolDescr_t* pool, WorkloadConfig config, std::uint64_t seed, WorkloadCounters& counters,

@@ -3,6 +3,8 @@
 // message. Also C/C++ interoperability of descriptors.
 #include "testing.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -204,6 +206,26 @@ TEST_CASE("Pool::from_id with offset and length; a stale id throws") {
     mem.free();
     CHECK_THROWS_AS(p.pool.from_id(id), Error);
     CHECK_FALSE(p.pool.allocation_exists(id));
+}
+
+TEST_CASE("mode 0 means the default 0600, in the C++ API as in the C API") {
+    PoolOptions options;
+    options.mode = 0;
+    CxxPool cxx(4096, 3, options);
+    CHECK(cxx.pool.attributes().mode == 0600);
+    struct stat st {};
+    REQUIRE(::stat(("/dev/shm/dragonmem." + cxx.guard.name()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+
+    // The C API: a zero-filled attr (attr_init skipped) the same.
+    ShmGuard guard(unique_pool_name());
+    dragonMemoryPoolAttr_t attr;
+    std::memset(&attr, 0, sizeof attr);
+    dragonMemoryPoolDescr_t c_pool;
+    DM_REQUIRE_OK(dragon_memory_pool_create(&c_pool, 4096, guard.name().c_str(), 1, &attr));
+    REQUIRE(::stat(("/dev/shm/dragonmem." + guard.name()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    DM_CHECK_OK(dragon_memory_pool_destroy(&c_pool));
 }
 
 TEST_CASE("attributes, free_blocks and check describe the pool") {
