@@ -19,6 +19,16 @@
 namespace {
 constexpr std::uintptr_t k_page_bytes_local = 4096;
 
+// `prefix` + `name` in `out`, built on the stack: the noexcept calls below run on failure
+// paths (an undo after std::bad_alloc), where allocating a std::string could throw.
+// False if it does not fit (no shm name is that long).
+bool path_on_stack(char (&out)[256], std::string_view prefix, const std::string& name) noexcept {
+    if (prefix.size() + name.size() + 1 > sizeof out) return false;
+    std::memcpy(out, prefix.data(), prefix.size());
+    std::memcpy(out + prefix.size(), name.c_str(), name.size() + 1);
+    return true;
+}
+
 std::uint64_t page_floor(std::uint64_t value) { return value & ~std::uint64_t{k_page_bytes_local - 1}; }
 std::uint64_t page_ceil(std::uint64_t value) { return page_floor(value + k_page_bytes_local - 1); }
 }
@@ -108,16 +118,16 @@ void shm_unmap(ShmMapping& mapping) noexcept {
 int shm_unlink_name(const std::string& shm_name) noexcept {
     // The path is built on the stack: this runs on failure paths, when memory may be short.
     char path[256];
-    if (shm_name.size() + 2 > sizeof path) return ENAMETOOLONG;
-    path[0] = '/';
-    std::memcpy(path + 1, shm_name.c_str(), shm_name.size() + 1);
+    if (!path_on_stack(path, "/", shm_name)) return ENAMETOOLONG;
     return ::shm_unlink(path) == 0 ? 0 : errno;
 }
 
 void shm_unlink_if_same(const std::string& shm_name, const ShmObjectId& id) noexcept {
-    std::string path = std::string(k_shm_dir) + "/" + shm_name;
+    char path[256];
+    if (!path_on_stack(path, "/dev/shm/", shm_name)) return;
+    static_assert(k_shm_dir == "/dev/shm");
     struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) return;
+    if (::lstat(path, &st) != 0) return;
     if (static_cast<std::uint64_t>(st.st_dev) != id.dev || static_cast<std::uint64_t>(st.st_ino) != id.ino) return;
     shm_unlink_name(shm_name);
 }
@@ -137,8 +147,7 @@ dragonError_t shm_stat(int fd, const std::string& shm_name, std::uint64_t& size_
 
 bool shm_space(std::uint64_t& free_out, std::uint64_t& total_out) noexcept {
     struct statvfs vfs {};
-    std::string dir(k_shm_dir);
-    if (::statvfs(dir.c_str(), &vfs) != 0) return false;
+    if (::statvfs("/dev/shm", &vfs) != 0) return false;  // k_shm_dir, as a C string
     free_out = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     total_out = static_cast<std::uint64_t>(vfs.f_blocks) * vfs.f_frsize;
     return true;
@@ -158,8 +167,9 @@ int shm_back_fd(int fd, std::uint64_t offset, std::uint64_t bytes) noexcept {
 
 int shm_back_by_name(const std::string& shm_name, const ShmObjectId& id, std::uint64_t offset,
                      std::uint64_t bytes) noexcept {
-    std::string path = "/" + shm_name;
-    int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
+    char path[256];
+    if (!path_on_stack(path, "/", shm_name)) return ENAMETOOLONG;
+    int fd = ::shm_open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return errno == ENOENT ? ESTALE : errno;
     struct stat st {};
     int err = 0;
