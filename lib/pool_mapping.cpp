@@ -343,18 +343,44 @@ dragonError_t PoolMapping::explain_unusable(const char* op) const {
     return failf(DRAGON_OBJECT_DESTROYED, "{}: pool '{}' has been destroyed", op, identity_->name);
 }
 
-dragonError_t PoolMapping::lock() {
-    if (owner_lock_acquire(header_->lock) == LockOutcome::acquired_owner_dead) {
+dragonError_t PoolMapping::lock(const timespec* deadline) {
+    LockWait wait;
+    wait.deadline = deadline;
+    wait.give_up = &header_->destroyed;  // destroy --force does not take the lock: stop waiting
+    switch (owner_lock_acquire(header_->lock, wait)) {
+    case LockOutcome::acquired:
+        break;
+    case LockOutcome::acquired_owner_dead:
         // The previous holder died mid-update: rebuild derived state from the manifest.
         // If we die during repair, the next taker finds us dead and repairs again from
         // the same manifest.
         repair();
+        break;
+    case LockOutcome::timed_out:
+        return explain_lock_timeout(wait);
+    case LockOutcome::gave_up:
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
     }
     if (destroyed_elsewhere()) {
         unlock();
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
     }
     return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::explain_lock_timeout(const LockWait& wait) const {
+    OwnerReport holder = report_owner(wait.holder);
+    std::string who = holder.pid != 0 && holder.pid != holder.tid
+                          ? fmt::format("thread {} of process {}", holder.tid, holder.pid)
+                          : fmt::format("process {}", holder.tid);
+    if (holder.name[0] != '\0') who += fmt::format(" ({})", holder.name);
+    std::string state = !holder.alive         ? std::string("gone (its lock is taken over at the next try)")
+                        : holder.state[0] != '\0' ? fmt::format("state {}", holder.state)
+                                                   : std::string("state unknown");
+    return failf(DRAGON_TIMEOUT,
+                 "gave up waiting for the lock of pool '{}' after {:.3f} s ({}): it is held by {}, {}", identity_->name,
+                 static_cast<double>(wait.waited_ns) / 1e9,
+                 wait.ended_by_limit ? "the lock-wait limit" : "the call's timeout", who, state);
 }
 
 void PoolMapping::unlock() noexcept { owner_lock_release(header_->lock); }
@@ -393,7 +419,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     timespec deadline{};
     if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
     for (;;) {
-        if (dragonError_t rc = lock()) return rc;
+        // The lock is waited for until the call's own deadline, too (a stopped holder).
+        if (dragonError_t rc = lock(blocking && timeout != nullptr ? &deadline : nullptr)) return rc;
         bool reported = false;  // a failure alloc_locked has explained: return it as is
         dragonError_t failure = alloc_locked(bytes, type, order, out, reported);
         if (failure != DRAGON_SUCCESS && !reported) {
@@ -595,16 +622,28 @@ dragonError_t PoolMapping::check(CheckReport& out) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t PoolMapping::destroy() {
+dragonError_t PoolMapping::destroy(bool without_lock) {
     if (dragonError_t rc = check_usable("pool_destroy")) return rc;
-    if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    // Normally under the lock, so an operation in progress finishes first; --force does
+    // without it, so that a holder that is stopped (alive, never taken over) cannot
+    // keep a pool from being removed. Its operation then completes on a pool marked
+    // destroyed, in its own mapping, and harms nobody.
+    if (!without_lock) {
+        if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    }
     // From here every other process's next call (and every sleeper, once woken) sees
     // OBJECT_DESTROYED. Killed right after: the object stays linked but marked
-    // destroyed; `dragonmem destroy --force NAME` removes it.
-    header_->destroyed.store(1, std::memory_order_release);
-    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    unlock();
+    // destroyed; `dragonmem destroy --force NAME` removes it. The exchange tells two
+    // destroyers apart even when one of them does not hold the lock.
+    if (header_->destroyed.exchange(1, std::memory_order_acq_rel) != 0) {
+        if (!without_lock) unlock();
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    header_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+    if (!without_lock) unlock();
+    // Sleepers for memory and waiters for the lock alike: they look at `destroyed` now.
     futex_wake_all(&header_->wake_seq);
+    owner_lock_wake_waiters(header_->lock);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
     unmapped_.store(true, std::memory_order_release);
