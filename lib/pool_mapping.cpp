@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -47,13 +48,23 @@ std::uint32_t bits_for_slots(std::uint64_t capacity) {
     return bits == 0 ? 1 : bits;
 }
 
-// Validates a header read from an existing object against the object's size.
-dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, const std::string& shm_name) {
+// A field of a private byte copy of a header (open() reads one with pread), taken as
+// plain bytes: the copy is not shared memory, and the atomics in its image are no
+// objects to load from.
+template <typename T>
+T copied_field(const unsigned char* copy, std::size_t offset) {
+    T value;
+    std::memcpy(&value, copy + offset, sizeof value);
+    return value;
+}
+
+// Validates a header copy (and its magic, read from it) against the object's size.
+dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uint64_t object_bytes,
+                              const std::string& shm_name) {
     auto bad = [&](const std::string& why) {
         return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
     };
-    if (h.magic.load(std::memory_order_acquire) != k_pool_magic)
-        return bad(fmt::format("wrong magic {:#018x}", h.magic.load()));
+    if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
     if (h.layout_version != k_layout_version)
         return bad(fmt::format("layout version {} (this library reads version {})", h.layout_version, k_layout_version));
     if (h.header_bytes != sizeof(PoolHeader))
@@ -300,7 +311,8 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
     // little for it rather than failing a racing attach.
     struct stat st {};
     alignas(64) unsigned char header_copy[sizeof(PoolHeader)];
-    const auto* h = reinterpret_cast<const PoolHeader*>(header_copy);
+    const auto* h = reinterpret_cast<const PoolHeader*>(header_copy);  // its plain fields only
+    std::uint64_t magic = 0;
     for (int attempt = 0;; ++attempt) {
         if (::fstat(fd, &st) != 0)
             return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("fstat of shm object '{}'", shm_name));
@@ -308,11 +320,13 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
         ssize_t got = big_enough ? ::pread(fd, header_copy, sizeof header_copy, 0) : 0;
         if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
         bool whole = got == static_cast<ssize_t>(sizeof header_copy);
-        std::uint64_t magic = whole ? h->magic.load(std::memory_order_acquire) : 0;
-        if (magic == k_pool_magic && h->ready.load(std::memory_order_acquire) == k_pool_ready) break;
+        magic = whole ? copied_field<std::uint64_t>(header_copy, offsetof(PoolHeader, magic)) : 0;
+        if (magic == k_pool_magic &&
+            copied_field<std::uint32_t>(header_copy, offsetof(PoolHeader, ready)) == k_pool_ready)
+            break;
         // Not a pool at all: say why now. Blank or not yet ready: it may be mid-creation.
         if (magic != 0 && magic != k_pool_magic)
-            return validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name);
+            return validate_header(*h, magic, static_cast<std::uint64_t>(st.st_size), shm_name);
         if (attempt >= 200)
             return failf(DRAGON_INVALID_ARGUMENT,
                          "shm object '{}' ({} bytes) is not an initialised dragonmem pool (its creator may have died "
@@ -320,11 +334,11 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
                          shm_name, static_cast<std::uint64_t>(st.st_size));
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (dragonError_t rc = validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
+    if (dragonError_t rc = validate_header(*h, magic, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
     if (expected_nonce != 0 && h->nonce != expected_nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
-    if (h->destroyed.load(std::memory_order_acquire) != 0)
+    if (copied_field<std::uint32_t>(header_copy, offsetof(PoolHeader, destroyed)) != 0)
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", shm_name);
 
     ShmMapping mapping;
