@@ -6,7 +6,8 @@
 //
 // The owner-check interval (how often a sleeper wakes on its own, 2 ms by default) is
 // set to 20 s here, so a lost wake-up shows as a stall of seconds instead of a hiccup.
-// Bounds below are failure limits only, far above any honest wait.
+// Bounds below are failure limits only, well above any honest wait and well below the
+// owner check.
 #include "handle_table.hpp"  // cpu_relax
 #include "robust_lock.hpp"
 #include "support.hpp"
@@ -56,10 +57,15 @@ TEST_CASE("lock: a waiter is woken by every release, even when the owner re-take
     std::atomic<long> owner_rounds{0};
     std::thread owner([&] {
         while (!waiter_done.load(std::memory_order_relaxed)) {
-            detail::owner_lock_acquire(*lock);
-            for (int i = 0; i < 16; ++i) detail::cpu_relax();
-            detail::owner_lock_release(*lock);
-            owner_rounds.fetch_add(1, std::memory_order_relaxed);
+            // Bursts with short pauses: the lock is unfair, and on a loaded machine a
+            // waiter could otherwise lose every race for seconds.
+            for (int burst = 0; burst < 2000; ++burst) {
+                detail::owner_lock_acquire(*lock);
+                for (int i = 0; i < 16; ++i) detail::cpu_relax();
+                detail::owner_lock_release(*lock);
+            }
+            owner_rounds.fetch_add(2000, std::memory_order_relaxed);
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
     });
     double longest_ms = 0;
@@ -71,6 +77,7 @@ TEST_CASE("lock: a waiter is woken by every release, even when the owner re-take
             double waited = now_ms() - t0;
             if (waited > longest_ms) longest_ms = waited;
             detail::owner_lock_release(*lock);
+            if (longest_ms >= 10000) break;  // one lost wake-up is enough to fail
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
         waiter_done.store(true);
@@ -81,8 +88,8 @@ TEST_CASE("lock: a waiter is woken by every release, even when the owner re-take
     MESSAGE(acquisitions << " contended acquisitions against " << owner_rounds.load() << " owner rounds in " << took
                          << " ms; longest wait " << longest_ms << " ms");
     // A lost wake-up costs a 20 s owner check; an honest wait, even on a loaded machine,
-    // is a scheduling delay.
-    CHECK_MESSAGE(longest_ms < 5000, "a waiter slept " << longest_ms << " ms: a release did not wake it");
+    // is a few scheduling delays (about 1 s measured at a load average of 22 on 2 cores).
+    CHECK_MESSAGE(longest_ms < 10000, "a waiter slept " << longest_ms << " ms: a release did not wake it");
     CHECK(lock->word.load() == 0);
     delete lock;
 }
@@ -112,7 +119,7 @@ TEST_CASE("lock: many threads contending never lose a wake-up, and the lock ends
     for (auto& th : pool) th.join();
     MESSAGE("longest wait for the lock among " << threads << " threads: " << longest_ms.load() << " ms");
     CHECK(counter == static_cast<std::uint64_t>(threads) * static_cast<std::uint64_t>(rounds));
-    CHECK_MESSAGE(longest_ms.load() < 5000, "a thread slept " << longest_ms.load() << " ms: a release did not wake it");
+    CHECK_MESSAGE(longest_ms.load() < 10000, "a thread slept " << longest_ms.load() << " ms: a release did not wake it");
     CHECK(lock->word.load() == 0);
     delete lock;
 }
