@@ -62,7 +62,8 @@ extern "C" {
 dragonError_t dragonmem_set_lock_wait_limit(const struct timespec* limit) {
     return c_call([&] {
         std::int64_t ns = 0;
-        if (dragonError_t rc = dragonmem::detail::lock_wait_limit_from_timespec(limit, "dragonmem_set_lock_wait_limit", ns))
+        if (dragonError_t rc =
+                dragonmem::detail::lock_wait_limit_from_timespec(limit, "dragonmem_set_lock_wait_limit", ns))
             return rc;
         dragonmem::detail::set_process_lock_wait_limit_ns(ns);
         return DRAGON_SUCCESS;

@@ -119,8 +119,8 @@ dragonError_t pool_force_remove(std::string_view name) {
     // holder must not keep --force from removing it.
     PoolRef pool;
     PoolMapping* mapping = nullptr;
-    if (pool_attach_local(pool, name) == DRAGON_SUCCESS && pool_require_local(pool, "force_remove", mapping) == DRAGON_SUCCESS &&
-        mapping->destroy(true) == DRAGON_SUCCESS)
+    if (pool_attach_local(pool, name) == DRAGON_SUCCESS &&
+        pool_require_local(pool, "force_remove", mapping) == DRAGON_SUCCESS && mapping->destroy(true) == DRAGON_SUCCESS)
         return DRAGON_SUCCESS;
     std::string shm_name = shm_name_for(name);
     if (int err = shm_unlink_name(shm_name); err != 0)

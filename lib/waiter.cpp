@@ -46,7 +46,8 @@ timespec deadline_after(const timespec& relative) noexcept {
 
 timespec deadline_after_ns(std::int64_t relative_ns) noexcept {
     if (relative_ns < 0) relative_ns = 0;
-    return deadline_after(timespec{static_cast<time_t>(relative_ns / k_ns_per_s), static_cast<long>(relative_ns % k_ns_per_s)});
+    return deadline_after(
+        timespec{static_cast<time_t>(relative_ns / k_ns_per_s), static_cast<long>(relative_ns % k_ns_per_s)});
 }
 
 bool deadline_passed(const timespec& deadline) noexcept { return !earlier(now_monotonic(), deadline); }

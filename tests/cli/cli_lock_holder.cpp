@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     const std::string path = std::string("/dev/shm/dragonmem.") + argv[1];
     int fd = ::open(path.c_str(), O_RDWR);
     struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < sizeof(dragonmem::detail::PoolHeader)) {
+    if (fd < 0 || ::fstat(fd, &st) != 0 ||
+        static_cast<std::size_t>(st.st_size) < sizeof(dragonmem::detail::PoolHeader)) {
         std::perror(path.c_str());
         return 1;
     }

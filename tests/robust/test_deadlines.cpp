@@ -107,8 +107,8 @@ TEST_CASE("deadlines: every timed entry point waits for memory under a huge time
         const timespec* t = &timeout;
         check_waited(with_full_pool(pool,
                                     [&](std::string& msg) {
-                                        return rc_of([&] { pool.alloc_blocking(heap, DRAGON_MEMORY_ALLOC_DATA, t).free(); },
-                                                     msg);
+                                        return rc_of(
+                                            [&] { pool.alloc_blocking(heap, DRAGON_MEMORY_ALLOC_DATA, t).free(); }, msg);
                                     }),
                      "Pool::alloc_blocking " + what);
         check_waited(with_full_pool(pool,

@@ -119,7 +119,8 @@ TEST_CASE("lock: many threads contending never lose a wake-up, and the lock ends
     for (auto& th : pool) th.join();
     MESSAGE("longest wait for the lock among " << threads << " threads: " << longest_ms.load() << " ms");
     CHECK(counter == static_cast<std::uint64_t>(threads) * static_cast<std::uint64_t>(rounds));
-    CHECK_MESSAGE(longest_ms.load() < 10000, "a thread slept " << longest_ms.load() << " ms: a release did not wake it");
+    CHECK_MESSAGE(longest_ms.load() < 10000,
+                  "a thread slept " << longest_ms.load() << " ms: a release did not wake it");
     CHECK(lock->word.load() == 0);
     delete lock;
 }

@@ -141,7 +141,8 @@ TEST_CASE("stopped holder: calls with a timeout honour it while waiting for the 
     check_names_holder(c_alloc, holder, "dragon_memory_alloc_blocking(0.5 s)");
     CallResult c_typed = bounded_call(holder, [&](std::string& msg) {
         dragonMemoryDescr_t mem;
-        dragonError_t rc = dragon_memory_alloc_type_blocking(&mem, &c_pool, 64, DRAGON_MEMORY_ALLOC_CHANNEL, &half_second);
+        dragonError_t rc =
+            dragon_memory_alloc_type_blocking(&mem, &c_pool, 64, DRAGON_MEMORY_ALLOC_CHANNEL, &half_second);
         msg = last_error();
         return rc;
     });
@@ -205,7 +206,8 @@ TEST_CASE("stopped holder: calls without a timeout give up at the lock-wait limi
     {
         ProcessLimit limit(250ms);
         CHECK(dragonmem::lock_wait_limit() == std::chrono::nanoseconds(250ms));
-        CallResult r = bounded_call(holder, [&](std::string& msg) { return rc_of([&] { (void)pool.allocations(); }, msg); });
+        CallResult r =
+            bounded_call(holder, [&](std::string& msg) { return rc_of([&] { (void)pool.allocations(); }, msg); });
         check_names_holder(r, holder, "allocations under a 0.25 s process limit");
         // A thread's own limit overrides it, an unlimited one too: that thread waits.
         std::atomic<bool> unlimited_returned{false};
@@ -265,7 +267,8 @@ TEST_CASE("lock-wait limit: invalid limits are refused and change nothing") {
         CHECK_THROWS_AS(dragonmem::set_lock_wait_limit(std::chrono::nanoseconds(-1)), dragonmem::Error);
         CHECK_THROWS_AS(dragonmem::ThreadLockWaitLimit(std::chrono::nanoseconds(-5)), dragonmem::Error);
         CHECK(dragonmem::lock_wait_limit() == std::chrono::nanoseconds(2s));
-        for (timespec bad : {timespec{-1, 0}, timespec{0, -1}, timespec{0, 1'000'000'000}, timespec{5, 2'000'000'000}}) {
+        for (timespec bad :
+             {timespec{-1, 0}, timespec{0, -1}, timespec{0, 1'000'000'000}, timespec{5, 2'000'000'000}}) {
             count_bad_inputs();
             ROBUST_CHECK_RC(dragonmem_set_lock_wait_limit(&bad), DRAGON_INVALID_ARGUMENT);
             ROBUST_CHECK_RC(dragonmem_set_thread_lock_wait_limit(&bad), DRAGON_INVALID_ARGUMENT);
