@@ -331,7 +331,7 @@ TEST_CASE("stopped holder: destroy --force removes the pool without the lock; wa
     CHECK_FALSE(shm_exists(scoped.name()));
 }
 
-TEST_CASE("stopped holder: Pool::force_remove in the holder's absence of progress, from this process") {
+TEST_CASE("stopped holder: Pool::force_remove in a process that has the pool attached removes it without the lock") {
     std::string name;
     {
         ScopedPool scoped(64 * 1024, {}, "sfr");
