@@ -75,7 +75,9 @@ void check_waited(const Outcome& o, const std::string& what) {
 }  // namespace
 
 TEST_CASE("deadlines: relative timeouts at the top of time_t saturate to forever") {
-    for (const auto& [what, relative] : huge_timeouts()) {
+    for (const auto& entry : huge_timeouts()) {
+        const std::string& what = entry.first;  // not structured bindings: doctest's macros capture
+        const timespec& relative = entry.second;
         timespec deadline = detail::deadline_after(relative);
         CHECK_MESSAGE(!detail::deadline_passed(deadline), what << " gave a deadline in the past: {" << deadline.tv_sec
                                                                 << ", " << deadline.tv_nsec << "}");
@@ -102,7 +104,9 @@ TEST_CASE("deadlines: every timed entry point waits for memory under a huge time
     REQUIRE(dragon_memory_pool_attach(&c_pool, &ser) == DRAGON_SUCCESS);
     const std::size_t heap = pool.heap_bytes();
 
-    for (const auto& [what, timeout] : huge_timeouts()) {
+    for (const auto& entry : huge_timeouts()) {
+        const std::string& what = entry.first;
+        const timespec& timeout = entry.second;
         count_bad_inputs(5);
         const timespec* t = &timeout;
         check_waited(with_full_pool(pool,

@@ -191,7 +191,9 @@ TEST_CASE("stopped holder: calls without a timeout give up at the lock-wait limi
              (void)pool.alloc_blocking(64, DRAGON_MEMORY_ALLOC_DATA, &minute);
          }},
     };
-    for (const auto& [what, call] : calls) {
+    for (const auto& entry : calls) {
+        const std::string& what = entry.first;
+        const std::function<void()>& call = entry.second;
         CallResult r = bounded_call(holder, [&](std::string& msg) {
             dragonmem::ThreadLockWaitLimit limit(300ms);
             return rc_of(call, msg);
