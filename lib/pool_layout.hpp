@@ -19,7 +19,10 @@
 namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
-inline constexpr std::uint32_t k_layout_version = 3;  // 2: thread-cache entries, atomic id counter; 3: free map
+// 2: thread-cache entries, atomic id counter. 3: the heap's free map; the lock's waiters
+// flag is a bit of its owner word (robust_lock.hpp): a version-2 process would read that
+// bit as part of a thread id, call the owner dead and rob it.
+inline constexpr std::uint32_t k_layout_version = 3;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -48,13 +49,23 @@ std::uint32_t bits_for_slots(std::uint64_t capacity) {
     return bits == 0 ? 1 : bits;
 }
 
-// Validates a header read from an existing object against the object's size.
-dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, const std::string& shm_name) {
+// A field of a private byte copy of a header (open() reads one with pread), taken as
+// plain bytes: the copy is not shared memory, and the atomics in its image are no
+// objects to load from.
+template <typename T>
+T copied_field(const unsigned char* copy, std::size_t offset) {
+    T value;
+    std::memcpy(&value, copy + offset, sizeof value);
+    return value;
+}
+
+// Validates a header copy (and its magic, read from it) against the object's size.
+dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uint64_t object_bytes,
+                              const std::string& shm_name) {
     auto bad = [&](const std::string& why) {
         return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
     };
-    if (h.magic.load(std::memory_order_acquire) != k_pool_magic)
-        return bad(fmt::format("wrong magic {:#018x}", h.magic.load()));
+    if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
     if (h.layout_version != k_layout_version)
         return bad(fmt::format("layout version {} (this library reads version {})", h.layout_version, k_layout_version));
     if (h.header_bytes != sizeof(PoolHeader))
@@ -314,7 +325,8 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
     // little for it rather than failing a racing attach.
     struct stat st {};
     alignas(64) unsigned char header_copy[sizeof(PoolHeader)];
-    const auto* h = reinterpret_cast<const PoolHeader*>(header_copy);
+    const auto* h = reinterpret_cast<const PoolHeader*>(header_copy);  // its plain fields only
+    std::uint64_t magic = 0;
     for (int attempt = 0;; ++attempt) {
         if (::fstat(fd, &st) != 0)
             return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("fstat of shm object '{}'", shm_name));
@@ -322,11 +334,13 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
         ssize_t got = big_enough ? ::pread(fd, header_copy, sizeof header_copy, 0) : 0;
         if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
         bool whole = got == static_cast<ssize_t>(sizeof header_copy);
-        std::uint64_t magic = whole ? h->magic.load(std::memory_order_acquire) : 0;
-        if (magic == k_pool_magic && h->ready.load(std::memory_order_acquire) == k_pool_ready) break;
+        magic = whole ? copied_field<std::uint64_t>(header_copy, offsetof(PoolHeader, magic)) : 0;
+        if (magic == k_pool_magic &&
+            copied_field<std::uint32_t>(header_copy, offsetof(PoolHeader, ready)) == k_pool_ready)
+            break;
         // Not a pool at all: say why now. Blank or not yet ready: it may be mid-creation.
         if (magic != 0 && magic != k_pool_magic)
-            return validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name);
+            return validate_header(*h, magic, static_cast<std::uint64_t>(st.st_size), shm_name);
         if (attempt >= 200)
             return failf(DRAGON_INVALID_ARGUMENT,
                          "shm object '{}' ({} bytes) is not an initialised dragonmem pool (its creator may have died "
@@ -334,11 +348,11 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
                          shm_name, static_cast<std::uint64_t>(st.st_size));
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (dragonError_t rc = validate_header(*h, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
+    if (dragonError_t rc = validate_header(*h, magic, static_cast<std::uint64_t>(st.st_size), shm_name)) return rc;
     if (expected_nonce != 0 && h->nonce != expected_nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
-    if (h->destroyed.load(std::memory_order_acquire) != 0)
+    if (copied_field<std::uint32_t>(header_copy, offsetof(PoolHeader, destroyed)) != 0)
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", shm_name);
 
     ShmMapping mapping;
@@ -357,18 +371,44 @@ dragonError_t PoolMapping::explain_unusable(const char* op) const {
     return failf(DRAGON_OBJECT_DESTROYED, "{}: pool '{}' has been destroyed", op, identity_->name);
 }
 
-dragonError_t PoolMapping::lock() {
-    if (owner_lock_acquire(header_->lock) == LockOutcome::acquired_owner_dead) {
+dragonError_t PoolMapping::lock(const timespec* deadline) {
+    LockWait wait;
+    wait.deadline = deadline;
+    wait.give_up = &header_->destroyed;  // destroy --force does not take the lock: stop waiting
+    switch (owner_lock_acquire(header_->lock, wait)) {
+    case LockOutcome::acquired:
+        break;
+    case LockOutcome::acquired_owner_dead:
         // The previous holder died mid-update: rebuild derived state from the manifest.
         // If we die during repair, the next taker finds us dead and repairs again from
         // the same manifest.
         repair();
+        break;
+    case LockOutcome::timed_out:
+        return explain_lock_timeout(wait);
+    case LockOutcome::gave_up:
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
     }
     if (destroyed_elsewhere()) {
         unlock();
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
     }
     return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::explain_lock_timeout(const LockWait& wait) const {
+    OwnerReport holder = report_owner(wait.holder);
+    std::string who = holder.pid != 0 && holder.pid != holder.tid
+                          ? fmt::format("thread {} of process {}", holder.tid, holder.pid)
+                          : fmt::format("process {}", holder.tid);
+    if (holder.name[0] != '\0') who += fmt::format(" ({})", holder.name);
+    std::string state = !holder.alive         ? std::string("gone (its lock is taken over at the next try)")
+                        : holder.state[0] != '\0' ? fmt::format("state {}", holder.state)
+                                                   : std::string("state unknown");
+    return failf(DRAGON_TIMEOUT,
+                 "gave up waiting for the lock of pool '{}' after {:.3f} s ({}): it is held by {}, {}", identity_->name,
+                 static_cast<double>(wait.waited_ns) / 1e9,
+                 wait.ended_by_limit ? "the lock-wait limit" : "the call's timeout", who, state);
 }
 
 void PoolMapping::unlock() noexcept { owner_lock_release(header_->lock); }
@@ -407,7 +447,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     timespec deadline{};
     if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
     for (;;) {
-        if (dragonError_t rc = lock()) return rc;
+        // The lock is waited for until the call's own deadline, too (a stopped holder).
+        if (dragonError_t rc = lock(blocking && timeout != nullptr ? &deadline : nullptr)) return rc;
         bool reported = false;  // a failure alloc_locked has explained: return it as is
         dragonError_t failure = alloc_locked(bytes, type, order, out, reported);
         if (failure != DRAGON_SUCCESS && !reported) {
@@ -617,16 +658,28 @@ dragonError_t PoolMapping::check(CheckReport& out) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t PoolMapping::destroy() {
+dragonError_t PoolMapping::destroy(bool without_lock) {
     if (dragonError_t rc = check_usable("pool_destroy")) return rc;
-    if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    // Normally under the lock, so an operation in progress finishes first; --force does
+    // without it, so that a holder that is stopped (alive, never taken over) cannot
+    // keep a pool from being removed. Its operation then completes on a pool marked
+    // destroyed, in its own mapping, and harms nobody.
+    if (!without_lock) {
+        if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    }
     // From here every other process's next call (and every sleeper, once woken) sees
     // OBJECT_DESTROYED. Killed right after: the object stays linked but marked
-    // destroyed; `dragonmem destroy --force NAME` removes it.
-    header_->destroyed.store(1, std::memory_order_release);
-    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    unlock();
+    // destroyed; `dragonmem destroy --force NAME` removes it. The exchange tells two
+    // destroyers apart even when one of them does not hold the lock.
+    if (header_->destroyed.exchange(1, std::memory_order_acq_rel) != 0) {
+        if (!without_lock) unlock();
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    header_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+    if (!without_lock) unlock();
+    // Sleepers for memory and waiters for the lock alike: they look at `destroyed` now.
     futex_wake_all(&header_->wake_seq);
+    owner_lock_wake_waiters(header_->lock);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
     // The mapping itself stays until the process's last reference goes (release()):

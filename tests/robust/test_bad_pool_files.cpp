@@ -197,6 +197,8 @@ TEST_CASE("F4: a valid header with one field wrong") {
         {"F4 layout version + 1", [](PoolHeader& h) { h.layout_version = k_layout_version + 1; }, DRAGON_INVALID_ARGUMENT},
         {"F4 layout version 0", [](PoolHeader& h) { h.layout_version = 0; }, DRAGON_INVALID_ARGUMENT},
         {"F4 layout version 1 (before thread caches)", [](PoolHeader& h) { h.layout_version = 1; }, DRAGON_INVALID_ARGUMENT},
+        {"F4 layout version 2 (lock with a separate sleepers flag)", [](PoolHeader& h) { h.layout_version = 2; },
+         DRAGON_INVALID_ARGUMENT},
         {"F4 header size", [](PoolHeader& h) { h.header_bytes += 8; }, DRAGON_INVALID_ARGUMENT},
         {"F4 total size", [](PoolHeader& h) { h.total_bytes += 4096; }, DRAGON_INVALID_ARGUMENT},
         {"F4 min block order 0", [](PoolHeader& h) { h.min_block_order = 0; }, DRAGON_INVALID_ARGUMENT},
