@@ -55,25 +55,55 @@ dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uin
     return DRAGON_SUCCESS;
 }
 
+namespace {
+
+// The registered mapping of `shm_name` with a new reference, if it is usable and the
+// instance asked for; nullptr otherwise. Registry mutex held.
+PoolMapping* share_registered_locked(Registry& reg, const std::string& shm_name, std::uint64_t expected_nonce) {
+    auto found = reg.by_shm_name.find(shm_name);
+    if (found == reg.by_shm_name.end()) return nullptr;
+    PoolMapping* existing = found->second;
+    bool same_instance = expected_nonce == 0 || existing->identity()->nonce == expected_nonce;
+    if (same_instance && !existing->destroyed_elsewhere() && existing->try_add_ref()) return existing;
+    return nullptr;
+}
+
+}  // namespace
+
 dragonError_t registry_attach(const std::string& shm_name, std::uint64_t expected_nonce, MappingRef& out) {
+    Registry& reg = registry();
     PoolMapping* result = nullptr;
     PoolMapping* unregistered = nullptr;  // opened, but the table could not take it
     {
-        Registry& reg = registry();
         std::lock_guard guard(reg.mutex);
-        auto found = reg.by_shm_name.find(shm_name);
-        if (found != reg.by_shm_name.end()) {
-            PoolMapping* existing = found->second;
-            bool same_instance = expected_nonce == 0 || existing->identity()->nonce == expected_nonce;
-            if (same_instance && !existing->destroyed_elsewhere() && existing->try_add_ref()) result = existing;
-        }
-        if (result == nullptr) {
-            if (dragonError_t rc = PoolMapping::open(shm_name, expected_nonce, result)) return rc;
-            try {
-                reg.by_shm_name[shm_name] = result;
-            } catch (const std::bad_alloc&) {
-                unregistered = result;
+        result = share_registered_locked(reg, shm_name, expected_nonce);
+    }
+    if (result == nullptr) {
+        // Not mapped here yet. open() may sleep (up to 200 ms for a creator still
+        // formatting): it runs without the registry mutex, so attaches of other pools,
+        // detaches and destroys in this process are not held up meanwhile.
+        PoolMapping* opened = nullptr;
+        if (dragonError_t rc = PoolMapping::open(shm_name, expected_nonce, opened)) return rc;
+        PoolMapping* registered = nullptr;
+        {
+            std::lock_guard guard(reg.mutex);
+            // Another thread may have mapped the same pool meanwhile: one mapping per pool
+            // and process (thread caches and detach accounting rely on it), so the first
+            // one registered wins and ours is dropped.
+            registered = share_registered_locked(reg, shm_name, expected_nonce);
+            if (registered == nullptr) {
+                try {
+                    reg.by_shm_name[shm_name] = opened;
+                } catch (const std::bad_alloc&) {
+                    unregistered = opened;
+                }
             }
+        }
+        if (registered != nullptr) {
+            opened->release();  // never registered, never used: just unmapped
+            result = registered;
+        } else {
+            result = opened;
         }
     }
     if (unregistered != nullptr) {

@@ -103,7 +103,9 @@ int PoolMapping::take_back_locked(std::uint64_t slot, std::uint64_t word) noexce
 }
 
 bool PoolMapping::announce_frees_locked() noexcept {
-    // Only lock holders change wake_seq, so a plain increment suffices.
+    // Lock holders change wake_seq, so a plain increment suffices. The one writer without
+    // the lock, destroy --force, adds with fetch_add: should this store overwrite its
+    // addition, the word has changed all the same, and it wakes every sleeper itself.
     header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     bool wake = header_->has_waiters.load(std::memory_order_relaxed) != 0;
     if (wake) header_->has_waiters.store(0, std::memory_order_relaxed);

@@ -33,8 +33,10 @@ namespace dragonmem::detail {
 inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
 // 2: thread-cache entries, atomic id counter. 3: (development branches only, never
 // released: the free map on one, 64 B records, backing map and creator on another.)
-// 4: both: 64 B manifest records (and their size recorded), the backing map, the
-// creator record, the reserved process-table page, the free map (its place recorded).
+// 4: all of them: 64 B manifest records (and their size recorded), the backing map, the
+// creator record, the reserved process-table page, the free map (its place recorded),
+// and the lock's waiters flag as a bit of its owner word (robust_lock.hpp: a version-2
+// process would read that bit as part of a thread id, call the owner dead and rob it).
 inline constexpr std::uint32_t k_layout_version = 4;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;

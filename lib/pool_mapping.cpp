@@ -51,13 +51,23 @@ std::uint32_t bits_for_slots(std::uint64_t capacity) {
     return bits == 0 ? 1 : bits;
 }
 
-// Validates a header read from an existing object against the object's size.
-dragonError_t validate_header(const PoolHeader& h, std::uint64_t object_bytes, const std::string& shm_name) {
+// A field of a private byte copy of a header (open() reads one with pread), taken as
+// plain bytes: the copy is not shared memory, and the atomics in its image are no
+// objects to load from.
+template <typename T>
+T copied_field(const unsigned char* copy, std::size_t offset) {
+    T value;
+    std::memcpy(&value, copy + offset, sizeof value);
+    return value;
+}
+
+// Validates a header copy (and its magic, read from it) against the object's size.
+dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uint64_t object_bytes,
+                              const std::string& shm_name) {
     auto bad = [&](const std::string& why) {
         return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
     };
-    if (h.magic.load(std::memory_order_acquire) != k_pool_magic)
-        return bad(fmt::format("wrong magic {:#018x}", h.magic.load()));
+    if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
     if (h.layout_version != k_layout_version)
         return bad(fmt::format("layout version {} (this library reads version {}; a pool made by another version of "
                                "dragonmem must be recreated)",
@@ -280,7 +290,12 @@ struct HeaderRead {
     std::uint64_t object_bytes = 0;
     ShmObjectId object;
     timespec changed{};
+    // Plain fields only; the atomics' images are read as bytes (copied_field): the copy is
+    // not shared memory, and they are no objects to load from.
     const PoolHeader& header() const { return *reinterpret_cast<const PoolHeader*>(bytes); }
+    std::uint64_t magic() const { return copied_field<std::uint64_t>(bytes, offsetof(PoolHeader, magic)); }
+    std::uint32_t ready() const { return copied_field<std::uint32_t>(bytes, offsetof(PoolHeader, ready)); }
+    std::uint32_t destroyed() const { return copied_field<std::uint32_t>(bytes, offsetof(PoolHeader, destroyed)); }
 };
 
 dragonError_t read_header(int fd, const std::string& shm_name, HeaderRead& out) {
@@ -303,10 +318,10 @@ dragonError_t read_ready_header(int fd, const std::string& shm_name, std::uint64
     for (int attempt = 0;; ++attempt) {
         if (dragonError_t rc = read_header(fd, shm_name, out)) return rc;
         const PoolHeader& h = out.header();
-        std::uint64_t magic = h.magic.load(std::memory_order_acquire);
-        bool ready = h.ready.load(std::memory_order_acquire) == k_pool_ready;
+        std::uint64_t magic = out.magic();
+        bool ready = out.ready() == k_pool_ready;
         if (magic == k_pool_magic && ready) return DRAGON_SUCCESS;
-        if (magic != 0 && magic != k_pool_magic) return validate_header(h, out.object_bytes, shm_name);  // says why
+        if (magic != 0 && magic != k_pool_magic) return validate_header(h, magic, out.object_bytes, shm_name);  // says why
         const long waited_ms = ms_since(started);
         if (magic == k_pool_magic) {
             // The creator stores `ready` before the magic: this is damage, unless our
@@ -315,7 +330,7 @@ dragonError_t read_ready_header(int fd, const std::string& shm_name, std::uint64
                 return failf(DRAGON_INVALID_ARGUMENT,
                              "shm object '{}' is not a usable dragonmem pool: its header has the magic but its ready "
                              "word is {:#x}, not READY (a damaged header)",
-                             shm_name, h.ready.load(std::memory_order_relaxed));
+                             shm_name, out.ready());
         } else {
             const CreatorRecord creator = h.creator;
             switch (creator_state(creator, my_ns)) {
@@ -568,13 +583,13 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
     HeaderRead read;
     if (dragonError_t rc = read_ready_header(fd, shm_name, my_ns, read)) return rc;
     const PoolHeader& h = read.header();
-    if (dragonError_t rc = validate_header(h, read.object_bytes, shm_name)) return rc;
+    if (dragonError_t rc = validate_header(h, read.magic(), read.object_bytes, shm_name)) return rc;
     if (other_pid_namespace(h.creator.pid_ns, my_ns))
         return refuse_other_namespace(shm_name, h.creator.pid_ns, my_ns, "");
     if (expected_nonce != 0 && h.nonce != expected_nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
-    if (h.destroyed.load(std::memory_order_acquire) != 0)
+    if (read.destroyed() != 0)
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", shm_name);
 
     ShmMapping mapping;
@@ -601,7 +616,7 @@ dragonError_t PoolMapping::refuse_if_being_created(const std::string& shm_name) 
     HeaderRead read;
     dragonError_t rc = read_header(fd, shm_name, read);
     ::close(fd);
-    if (rc != DRAGON_SUCCESS || read.header().magic.load(std::memory_order_relaxed) != 0) return DRAGON_SUCCESS;
+    if (rc != DRAGON_SUCCESS || read.magic() != 0) return DRAGON_SUCCESS;
     const CreatorRecord creator = read.header().creator;
     const std::string name = shm_name.substr(k_shm_prefix.size());
     const std::uint64_t mine = this_pid_namespace();
@@ -636,18 +651,44 @@ dragonError_t PoolMapping::explain_unusable(const char* op) const {
     return failf(DRAGON_OBJECT_DESTROYED, "{}: pool '{}' has been destroyed", op, identity_->name);
 }
 
-dragonError_t PoolMapping::lock() {
-    if (owner_lock_acquire(header_->lock) == LockOutcome::acquired_owner_dead) {
+dragonError_t PoolMapping::lock(const timespec* deadline) {
+    LockWait wait;
+    wait.deadline = deadline;
+    wait.give_up = &header_->destroyed;  // destroy --force does not take the lock: stop waiting
+    switch (owner_lock_acquire(header_->lock, wait)) {
+    case LockOutcome::acquired:
+        break;
+    case LockOutcome::acquired_owner_dead:
         // The previous holder died mid-update: rebuild derived state from the manifest.
         // If we die during repair, the next taker finds us dead and repairs again from
         // the same manifest.
         repair();
+        break;
+    case LockOutcome::timed_out:
+        return explain_lock_timeout(wait);
+    case LockOutcome::gave_up:
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
     }
     if (destroyed_elsewhere()) {
         unlock();
         return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
     }
     return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::explain_lock_timeout(const LockWait& wait) const {
+    OwnerReport holder = report_owner(wait.holder);
+    std::string who = holder.pid != 0 && holder.pid != holder.tid
+                          ? fmt::format("thread {} of process {}", holder.tid, holder.pid)
+                          : fmt::format("process {}", holder.tid);
+    if (holder.name[0] != '\0') who += fmt::format(" ({})", holder.name);
+    std::string state = !holder.alive         ? std::string("gone (its lock is taken over at the next try)")
+                        : holder.state[0] != '\0' ? fmt::format("state {}", holder.state)
+                                                   : std::string("state unknown");
+    return failf(DRAGON_TIMEOUT,
+                 "gave up waiting for the lock of pool '{}' after {:.3f} s ({}): it is held by {}, {}", identity_->name,
+                 static_cast<double>(wait.waited_ns) / 1e9,
+                 wait.ended_by_limit ? "the lock-wait limit" : "the call's timeout", who, state);
 }
 
 void PoolMapping::unlock() noexcept { owner_lock_release(header_->lock); }
@@ -694,7 +735,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     timespec deadline{};
     if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
     for (;;) {
-        if (dragonError_t rc = lock()) return rc;
+        // The lock is waited for until the call's own deadline, too (a stopped holder).
+        if (dragonError_t rc = lock(blocking && timeout != nullptr ? &deadline : nullptr)) return rc;
         bool reported = false;  // a failure alloc_locked has explained: return it as is
         dragonError_t failure = alloc_locked(bytes, type, order, out, reported);
         if (failure != DRAGON_SUCCESS && !reported) {
@@ -915,16 +957,28 @@ dragonError_t PoolMapping::check(CheckReport& out) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t PoolMapping::destroy() {
+dragonError_t PoolMapping::destroy(bool without_lock) {
     if (dragonError_t rc = check_usable("pool_destroy")) return rc;
-    if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    // Normally under the lock, so an operation in progress finishes first; --force does
+    // without it, so that a holder that is stopped (alive, never taken over) cannot
+    // keep a pool from being removed. Its operation then completes on a pool marked
+    // destroyed, in its own mapping, and harms nobody.
+    if (!without_lock) {
+        if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    }
     // From here every other process's next call (and every sleeper, once woken) sees
     // OBJECT_DESTROYED. Killed right after: the object stays linked but marked
-    // destroyed; `dragonmem destroy --force NAME` removes it.
-    header_->destroyed.store(1, std::memory_order_release);
-    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    unlock();
+    // destroyed; `dragonmem destroy --force NAME` removes it. The exchange tells two
+    // destroyers apart even when one of them does not hold the lock.
+    if (header_->destroyed.exchange(1, std::memory_order_acq_rel) != 0) {
+        if (!without_lock) unlock();
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    header_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+    if (!without_lock) unlock();
+    // Sleepers for memory and waiters for the lock alike: they look at `destroyed` now.
     futex_wake_all(&header_->wake_seq);
+    owner_lock_wake_waiters(header_->lock);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
     // The mapping itself stays until the process's last reference goes (release()):

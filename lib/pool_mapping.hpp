@@ -8,6 +8,7 @@
 #include "manifest.hpp"
 #include "pool_backing.hpp"
 #include "pool_layout.hpp"
+#include "robust_lock.hpp"
 #include "shm_segment.hpp"
 #include "thread_cache.hpp"
 
@@ -107,7 +108,8 @@ public:
     // Marks the pool destroyed for everyone, wakes sleepers and unlinks; this process's
     // calls then fail. The mapping stays until the last reference goes (release()), so
     // other threads inside a call meanwhile never touch unmapped memory.
-    dragonError_t destroy();
+    // `without_lock` (destroy --force): does not wait for the pool lock.
+    dragonError_t destroy(bool without_lock = false);
 
     std::uint8_t* heap_base() const noexcept { return heap_base_; }
     std::uint64_t heap_bytes() const noexcept { return header_->heap_bytes; }
@@ -131,7 +133,8 @@ private:
     // freed block's order, 0 if the record was implausible (no block freed), -1 if the
     // word had changed. Lock held.
     int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
-    // Bumps wake_seq after frees; true if sleepers must be woken (after unlock()).
+    // Bumps wake_seq after frees; true if sleepers must be woken (futex_wake_all, after
+    // unlock() where the caller can; waiter.hpp).
     bool announce_frees_locked() noexcept;
     // Takes cache records back to the heap; returns how many, in `left` how many cache
     // records remain, and in `claimed_left` the entries that still have a claimed (in
@@ -158,8 +161,10 @@ private:
                                      const PoolOptions& options, PoolMapping*& out);  // create(), may throw
     void attach_views(ShmMapping mapping, ShmObjectId object);
     // Takes the pool lock, repairing first if its last holder died; fails when the pool
-    // was destroyed.
-    dragonError_t lock();
+    // was destroyed, and with TIMEOUT (naming the holder) when the lock stays held past
+    // `deadline` (CLOCK_MONOTONIC; nullptr: none) or the lock-wait limit.
+    dragonError_t lock(const timespec* deadline = nullptr);
+    dragonError_t explain_lock_timeout(const LockWait& wait) const;
     void unlock() noexcept;
     void repair() noexcept;  // pool_repair.cpp
     // One allocation from the heap, lock held. `reported`: the failure's message is set

@@ -126,8 +126,13 @@ dragonError_t pool_force_remove(std::string_view name) {
     if (dragonError_t rc = validate_pool_name(name)) return rc;
     // A pool whose creator is still formatting it is not damaged, only unfinished.
     if (dragonError_t rc = PoolMapping::refuse_if_being_created(shm_name_for(name))) return rc;
+    // A valid pool is destroyed properly but without waiting for its lock: a stopped
+    // holder must not keep --force from removing it.
     PoolRef pool;
-    if (pool_attach_local(pool, name) == DRAGON_SUCCESS && pool_destroy(pool) == DRAGON_SUCCESS) return DRAGON_SUCCESS;
+    PoolMapping* mapping = nullptr;
+    if (pool_attach_local(pool, name) == DRAGON_SUCCESS &&
+        pool_require_local(pool, "force_remove", mapping) == DRAGON_SUCCESS && mapping->destroy(true) == DRAGON_SUCCESS)
+        return DRAGON_SUCCESS;
     std::string shm_name = shm_name_for(name);
     if (int err = shm_unlink_name(shm_name); err != 0)
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("removing shm object '{}'", shm_name));

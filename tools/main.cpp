@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <exception>
 #include <vector>
 
@@ -15,6 +16,9 @@ namespace {
 using namespace dragonmem::cli;
 
 constexpr int exit_failed = 1;
+// A pool's lock is held for microseconds; one held for seconds belongs to a process that
+// is stopped (SIGSTOP, a debugger) or stuck, and a command had better say so than hang.
+constexpr const char* default_lock_timeout = "5";
 constexpr int exit_usage = 2;
 
 constexpr const char* overview =
@@ -53,6 +57,11 @@ int main(int argc, char** argv) {
     bool version = false;
     app.add_flag("--pretty", pretty, "Indent the JSON output");
     app.add_flag("--version", version, "Print {\"name\", \"version\"} and exit");
+    std::string lock_timeout = default_lock_timeout;
+    app.add_option("--lock-timeout", lock_timeout,
+                   "Wait at most SEC seconds for a pool's lock held by another process, then fail with "
+                   "DRAGON_TIMEOUT naming the holder (default 5)")
+        ->type_name("SEC");
 
     // In the order --help lists them.
     const std::vector<Command> commands{
@@ -69,6 +78,9 @@ int main(int argc, char** argv) {
     }
 
     try {
+        const double lock_seconds = parse_seconds(lock_timeout, "--lock-timeout");
+        dragonmem::set_lock_wait_limit(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(lock_seconds)));
         if (version) {
             print_document(json{{"name", "dragonmem"}, {"version", dragonmem::version_string}}, pretty);
             return 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dragonmem/error.hpp>
+#include <dragonmem/lock_wait.hpp>
 #include <dragonmem/memory.hpp>
 #include <dragonmem/pool.hpp>
 #include <dragonmem/types.hpp>

@@ -35,7 +35,8 @@ public:
     // Removes pool `name` of this host even when it cannot be attached (a creator killed
     // mid-creation, a corrupt header): a valid pool is destroyed properly (attached
     // processes then see OBJECT_DESTROYED), anything else named dragonmem.<name> is
-    // unlinked. MEMORY_ERRNO when there is no such object.
+    // unlinked. MEMORY_ERRNO when there is no such object. Never waits for the pool's
+    // lock: a holder that is stopped cannot keep the pool alive (lock_wait.hpp).
     static void force_remove(std::string_view name);
 
     Pool() = default;  // an empty handle; every call on it throws MAP_KEY_NOT_FOUND
@@ -60,7 +61,8 @@ public:
 
     // Allocation. type is any integer (DRAGON_MEMORY_ALLOC_DATA etc. are named ones).
     Memory alloc(std::size_t bytes, std::uint64_t type = DRAGON_MEMORY_ALLOC_DATA) const;
-    // Waits for space up to *timeout (nullptr: forever).
+    // Waits for space up to *timeout (nullptr, or one too long for the clock: forever);
+    // the timeout bounds a wait for the pool's lock too (lock_wait.hpp).
     Memory alloc_blocking(std::size_t bytes, std::uint64_t type, const timespec* timeout) const;
     Memory from_id(std::uint64_t id, std::uint64_t offset = 0,
                    std::optional<std::size_t> length = std::nullopt) const;

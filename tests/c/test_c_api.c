@@ -4,6 +4,7 @@
  * is "c_api: N passed, M failed" and the exit status is non-zero when M > 0. */
 #include <dragon/managed_memory.h>
 #include <dragonmem/c_extensions.h>
+#include <dragonmem/lock_wait.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -269,11 +270,25 @@ static void test_create_ext(void) {
     CHECK(!shm_exists(name));
 }
 
+/* The lock-wait limit extension compiles as C and refuses what is not a timespec. */
+static void test_lock_wait_limit(void) {
+    struct timespec limit = {0, 250000000};
+    struct timespec negative = {-1, 0};
+    struct timespec too_many_ns = {0, 1000000000};
+    CHECK(dragonmem_set_lock_wait_limit(&limit) == DRAGON_SUCCESS);
+    CHECK(dragonmem_set_lock_wait_limit(&negative) == DRAGON_INVALID_ARGUMENT);
+    CHECK(dragonmem_set_thread_lock_wait_limit(&too_many_ns) == DRAGON_INVALID_ARGUMENT);
+    CHECK(dragonmem_set_thread_lock_wait_limit(NULL) == DRAGON_SUCCESS);
+    dragonmem_clear_thread_lock_wait_limit();
+    CHECK(dragonmem_set_lock_wait_limit(NULL) == DRAGON_SUCCESS);
+}
+
 int main(void) {
     atexit(cleanup_names);
     test_rc_strings();
     test_pool_lifecycle();
     test_create_ext();
+    test_lock_wait_limit();
     printf("c_api: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed > 0 ? 1 : 0;
 }

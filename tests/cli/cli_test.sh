@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # CLI tests: drive the built dragonmem binary as a user would, parse every output with jq,
 # and walk every command, exit code and error path (the matrix is in README.md here).
-# Usage: cli_test.sh [DRAGONMEM [CLI_PEER]]
+# Usage: cli_test.sh [DRAGONMEM [CLI_PEER [CLI_LOCK_HOLDER]]]
 # The last line is "cli: N passed, M failed"; the exit status is non-zero when M > 0.
 # shellcheck disable=SC2162,SC2317 # "run read" runs dragonmem read; helpers run through check
 set -u
 
 BIN=$(realpath "${1:-build/tools/dragonmem}")
 PEER=$(realpath "${2:-$(dirname "$BIN")/../tests/cli/cli_peer}")
+HOLDER=$(realpath "${3:-$(dirname "$BIN")/../tests/cli/cli_lock_holder}")
+HOLDER_PID=""   # a stopped lock holder of test_lock_holder, killed by the trap if still there
 P="clit$$"   # every pool of this run is named $P...: unique per run, and the trap finds them
 WORK=$(mktemp -d)
 passed=0
@@ -15,6 +17,7 @@ failed=0
 
 cleanup() {
     local object
+    [ -n "$HOLDER_PID" ] && kill -KILL "$HOLDER_PID" 2>/dev/null
     for object in /dev/shm/dragonmem."$P"*; do
         [ -e "$object" ] || continue
         "$BIN" destroy --force "${object#/dev/shm/dragonmem.}" >/dev/null 2>&1
@@ -31,7 +34,7 @@ finish() {
     exit
 }
 
-for tool in jq "$BIN" "$PEER"; do
+for tool in jq "$BIN" "$PEER" "$HOLDER"; do
     if ! command -v "$tool" >/dev/null; then
         echo "cannot run: $tool not found"
         failed=1
@@ -43,8 +46,14 @@ done
 
 # run ARGS...: runs dragonmem with stdin from $IN (default /dev/null). Sets RC, OUT, ERR;
 # the exact stdout bytes stay in $WORK/out.
+# With RUN_LIMIT set (seconds), a run that hangs is killed (exit 137) instead of hanging
+# the whole test.
 run() {
-    "$BIN" "$@" <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
+    if [ -n "${RUN_LIMIT:-}" ]; then
+        timeout -s KILL "$RUN_LIMIT" "$BIN" "$@" <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
+    else
+        "$BIN" "$@" <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
+    fi
     RC=$?
     # Raw output may hold NUL bytes, which bash drops (with a warning) from OUT; the tests
     # of raw bytes compare $WORK/out itself.
@@ -774,6 +783,87 @@ EOF
     check "destroy --all-mine leaves another user's pool" test "$(cat "$WORK/left")" = "dragonmem.${P}nobody"
 }
 
+# ---- a stopped lock holder --------------------------------------------------------------
+
+task_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
+# destroy_timed_out POOL: the last run was a destroy of POOL that gave up on its lock:
+# exit 1, POOL under "failed" with DRAGON_TIMEOUT naming the holder, the same on stderr.
+destroy_timed_out() {
+    [ "$RC" -eq 1 ] &&
+        jq -e '.destroyed == [] and .failed[0].name == "'"$1"'" and .failed[0].error.code == "DRAGON_TIMEOUT"
+            and (.failed[0].error | '"$(timeout_names_holder)"')' <<<"$OUT" &&
+        jq -e '.error.code == "DRAGON_TIMEOUT" and (.error | '"$(timeout_names_holder)"')' <<<"$ERR"
+}
+timeout_names_holder() { echo '.message | test("process '"$HOLDER_PID"'") and test("T \\(stopped\\)")'; }
+
+# A process holds a pool's lock and is stopped: alive, so never taken over. Every command
+# that needs the lock gives up after --lock-timeout (default 5 s) with an error naming
+# the holder and its state; destroy --force needs no lock.
+test_lock_holder() {
+    local pool="${P}lk" id start end ms
+    local RUN_LIMIT=30   # a command hung behind the holder fails its case instead of the run
+    run create "$pool" --size 64K
+    run alloc "$pool" --size 1K
+    id=$(jq_out '.allocations[0].id')
+    "$HOLDER" "$pool" >"$WORK/holder.out" &
+    HOLDER_PID=$!
+    for _ in $(seq 1000); do [ "$(task_state "$HOLDER_PID")" = T ] && break; sleep 0.01; done
+    RC=0 OUT=$(cat "$WORK/holder.out") ERR=""
+    check "the lock holder holds the lock, stopped" test "$(task_state "$HOLDER_PID")" = T
+
+    start=$(now_us)
+    run ls "$pool" --lock-timeout 0.5
+    end=$(now_us)
+    fails "ls POOL behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    ms=$(((end - start) / 1000))
+    check "ls POOL gives up after about --lock-timeout 0.5 (took $ms ms)" test "$ms" -ge 450 -a "$ms" -lt 5000
+    run --lock-timeout 0.2 check "$pool"
+    fails "check behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    run dump "$pool" --lock-timeout 0.2
+    fails "dump behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    run alloc "$pool" --size 64 --lock-timeout 0.2
+    fails "alloc behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    start=$(now_us)
+    run alloc "$pool" --size 64 --timeout 0.3 --lock-timeout 60
+    end=$(now_us)
+    fails "alloc --timeout behind a stopped lock holder fails at its timeout" 1 DRAGON_TIMEOUT \
+        "($(timeout_names_holder)) and (.message | test(\"the call's timeout\"))"
+    ms=$(((end - start) / 1000))
+    check "alloc --timeout 0.3 gives up after about 0.3 s (took $ms ms)" test "$ms" -ge 250 -a "$ms" -lt 5000
+    run free "$pool" "$id" --lock-timeout 0.2
+    fails "free behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    run ls --lock-timeout 0.2
+    ok "ls lists a pool whose lock is stuck with its error" '.pools | map(select(.name == "'"$pool"'"))[0]
+        | .error.code == "DRAGON_TIMEOUT" and (.error.message | test("process '"$HOLDER_PID"'"))'
+    run destroy "$pool" --lock-timeout 0.2
+    check "destroy behind a stopped lock holder fails, naming it" destroy_timed_out "$pool"
+    check "a destroy that timed out leaves the pool" exists "$pool"
+    start=$(now_us)
+    run ls "$pool"
+    end=$(now_us)
+    fails "ls POOL gives up by default too" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    ms=$(((end - start) / 1000))
+    check "the default lock timeout is about 5 s (took $ms ms)" test "$ms" -ge 4500 -a "$ms" -lt 15000
+
+    start=$(now_us)
+    run destroy --force "$pool"
+    end=$(now_us)
+    ok "destroy --force removes a pool whose lock holder is stopped" '.destroyed == ["'"$pool"'"] and .failed == []'
+    check "destroy --force does not wait for the lock (took $(((end - start) / 1000)) ms)" \
+        test $(((end - start) / 1000)) -lt 4500
+    check "destroy --force unlinks the pool behind a stopped holder" gone "$pool"
+    kill -CONT "$HOLDER_PID"
+    wait "$HOLDER_PID"
+    RC=$? OUT=$(cat "$WORK/holder.out") ERR=""
+    HOLDER_PID=""
+    check "the holder, continued, finishes normally" test "$RC" -eq 0 -a "${OUT##*$'\n'}" = released
+
+    run ls --lock-timeout abc
+    usage "a non-numeric --lock-timeout is bad usage" '.message | test("lock-timeout")'
+    run ls --lock-timeout -1
+    usage "a negative --lock-timeout is bad usage"
+}
+
 # ---- run --------------------------------------------------------------------------------
 
 # The codes of errors met in several places. A missing pool is the errno of a failed
@@ -798,6 +888,7 @@ test_attach
 test_check
 test_destroy
 test_destroy_all_mine
+test_lock_holder
 
 shopt -s nullglob
 leftovers=(/dev/shm/dragonmem."$P"*)

@@ -23,6 +23,8 @@
 //   create-and-wait NAME BYTES MODE
 //        create pool NAME with permission bits MODE (octal), print "created b64=...",
 //        then sleep (the test kills it; the pool stays behind for it to attach).
+//   force-remove NAME
+//        dragonmem::Pool::force_remove(NAME) (destroy --force): "removed rc= msg=".
 //   open-shm PATH
 //        open(2) PATH read-only and read-write: "open rdonly_errno= rdwr_errno=".
 //   cache-hold ROUNDS COUNT keep|detach SIZE...
@@ -61,7 +63,11 @@
 //          scribble   after writing garbage over the heap's lists and counters
 //          take-block after unlinking a free block from its list (a half-done alloc)
 //          sleep      prints "holding" and sleeps holding the lock (killed by the test)
+//          stop       prints "holding" and stops itself (SIGSTOP) holding the lock: alive,
+//                     never taken over; once continued (SIGCONT) it releases the lock,
+//                     prints "released" and exits 0
 #include <dragon/managed_memory.h>
+#include <dragonmem/dragonmem.hpp>
 
 #include "pool_layout.hpp"
 #include "robust_lock.hpp"
@@ -376,6 +382,20 @@ int cmd_create_and_wait(int argc, char** argv) {
     return 0;
 }
 
+int cmd_force_remove(int argc, char** argv) {
+    if (argc < 3) return 2;
+    int rc = 0;
+    std::string msg;
+    try {
+        dragonmem::Pool::force_remove(argv[2]);
+    } catch (const dragonmem::Error& e) {
+        rc = static_cast<int>(e.code());
+        msg = e.what();
+    }
+    say("removed rc=" + std::to_string(rc) + " msg=" + msg);
+    return 0;
+}
+
 int cmd_open_shm(int argc, char** argv) {
     if (argc < 3) return 2;
     int ro = ::open(argv[2], O_RDONLY);
@@ -640,6 +660,12 @@ int cmd_crash_point(int argc, char** argv) {
         auto* block = reinterpret_cast<FreeBlockHeader*>(heap + offset);
         header->heap.free_head[order] = block->next;
         block->tag = 0;
+    } else if (mode == "stop") {
+        say("holding");
+        ::raise(SIGSTOP);
+        owner_lock_release(header->lock);
+        say("released");
+        return 0;
     } else if (mode == "sleep") {
         say("holding");
         std::this_thread::sleep_for(std::chrono::seconds(60));
@@ -668,6 +694,7 @@ int main(int argc, char** argv) {
     if (cmd == "attach") return cmd_attach(argc, argv);
     if (cmd == "pingpong") return cmd_pingpong(argc, argv);
     if (cmd == "open-shm") return cmd_open_shm(argc, argv);
+    if (cmd == "force-remove") return cmd_force_remove(argc, argv);
     if (cmd == "create-and-wait") return cmd_create_and_wait(argc, argv);
     if (cmd == "cache-hold") return cmd_cache_hold(argc, argv);
     if (cmd == "cache-fill") return cmd_cache_fill(argc, argv);

@@ -46,9 +46,10 @@ public:
         return records()[id & ((std::uint64_t{1} << header()->id_slot_bits) - 1)];
     }
     std::uint8_t* heap() const { return base_ + header()->heap_offset; }
-    // The thread id in the pool lock's owner word (0: free).
+    // The thread id in the pool lock's owner word (0: free), without the waiters bit.
     std::uint32_t lock_owner_tid() const {
-        return static_cast<std::uint32_t>(header()->lock.word.load(std::memory_order_acquire));
+        return static_cast<std::uint32_t>(
+            dragonmem::detail::lock_owner_of(header()->lock.word.load(std::memory_order_acquire)));
     }
 
 private:

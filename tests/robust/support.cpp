@@ -319,7 +319,7 @@ Child::Child(Child&& other) noexcept { *this = std::move(other); }
 
 Child& Child::operator=(Child&& other) noexcept {
     if (this != &other) {
-        this->~Child();
+        end();  // not ~Child(): the members must stay alive to be assigned
         pid_ = other.pid_;
         out_fd_ = other.out_fd_;
         reaped_ = other.reaped_;
@@ -332,7 +332,9 @@ Child& Child::operator=(Child&& other) noexcept {
     return *this;
 }
 
-Child::~Child() {
+Child::~Child() { end(); }
+
+void Child::end() noexcept {
     if (pid_ > 0 && !reaped_) {
         ::kill(pid_, SIGKILL);
         int status = 0;

@@ -144,6 +144,7 @@ public:
 
 private:
     bool pump(int timeout_ms);
+    void end() noexcept;  // SIGKILLs and reaps a child still running, closes the pipe
     pid_t pid_ = -1;
     int out_fd_ = -1;
     bool reaped_ = false;
