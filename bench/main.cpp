@@ -1,5 +1,5 @@
 // dragonmem-bench: measures dragonmem against Boost.Interprocess and glibc malloc in
-// one run, interleaved rep by rep, and prints one JSON document (DESIGN.md section 6).
+// one run, interleaved rep by rep, and prints one JSON document (docs/design.md section 6).
 // Exit status: 0 all contenders ran, 1 a contender failed or the report is malformed
 // (timings are never judged), 2 bad usage.
 #include "figures.hpp"

@@ -128,7 +128,7 @@ std::optional<double> divide(std::optional<double> a, std::optional<double> b) {
     return a && b ? std::optional<double>(*a / *b) : std::nullopt;
 }
 
-// DESIGN.md section 6, as measured in this run. Informational: timings are never
+// docs/design.md section 6, as measured in this run. Informational: timings are never
 // asserted, by CI or otherwise.
 ojson targets_json(const std::vector<FigureResult>& figures) {
     ojson targets = ojson::array();

@@ -1,4 +1,4 @@
-// The one JSON document of a run: figures, ratios, the DESIGN.md section 6 targets
+// The one JSON document of a run: figures, ratios, the docs/design.md section 6 targets
 // (reported, never asserted), errors; and the structural check the smoke test relies on.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The invariant checker (DESIGN.md section 4): free + live bytes = heap size, no two
+// The invariant checker (docs/design.md section 4.12): free + live bytes = heap size, no two
 // blocks overlap, the manifest's live records are exactly the allocated blocks, every
 // free block is on exactly one list, and the counters agree with what is found. Blocks
 // parked in thread caches count as used; those of threads that are gone are reported

@@ -78,7 +78,7 @@ def plot(report, out_path):
             axes.annotate(f"{median:.0f}" if median >= 10 else f"{median:.1f}",
                           (bar.get_x() + bar.get_width() / 2, median + high), xytext=(0, 2),
                           textcoords="offset points", ha="center", va="bottom", fontsize=7)
-    # DESIGN.md section 6: a pair's median must stay at or below 100 ns.
+    # docs/design.md section 6: a pair's median must stay at or below 100 ns.
     axes.axhline(100, linestyle="--", linewidth=0.8, color="#b22222", label="target: 100 ns")
     labels = []
     for figure in figures:

@@ -22,7 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+# The demo needs only the CLI; the test run builds everything (scripts/run-tests.sh).
+if [ "${1:-demo}" = demo ]; then ninja -C build tools/dragonmem >/dev/null; else ninja -C build >/dev/null; fi
 
 case "${1:-demo}" in
   demo) exec tools/demo.sh build/tools/dragonmem ;;

@@ -97,7 +97,9 @@ Command add_alloc(CLI::App& top) {
                 const std::string name = pool.name();
                 // More than the manifest holds can never succeed (and zero-byte ones, which
                 // hold no record, would only pile up handles until memory runs out).
-                const std::size_t capacity = pool.attributes().max_allocations;
+                // Reading max_allocations takes the pool lock: a single allocation (which
+                // every pool can hold) skips it, so `--timeout` alone bounds its wait.
+                const std::size_t capacity = count > 1 ? pool.attributes().max_allocations : 1;
                 if (count > capacity)
                     throw UsageError(fmt::format("--count: {} allocations is more than pool '{}' can hold at once ({}, "
                                                  "its max_allocations)",

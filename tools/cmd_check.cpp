@@ -1,4 +1,4 @@
-// dragonmem check: verify a pool's invariants (DESIGN.md section 4) and print the verdict.
+// dragonmem check: verify a pool's invariants (docs/design.md section 4.12) and print the verdict.
 #include "commands.hpp"
 #include "common.hpp"
 

@@ -177,8 +177,9 @@ dragonError_t dragon_memory_descr_clone(dragonMemoryDescr_t* newmem_descr, const
                                         ptrdiff_t offset, size_t* custom_length);
 dragonError_t dragon_memory_modify_size(dragonMemoryDescr_t* mem_descr, const size_t new_size, const timespec_t* timeout);
 
-/* dragonmem extension: verify the pool invariants (DESIGN.md section 4). On a broken
- * pool returns DRAGON_FAILURE and the message lists what is wrong. */
+/* dragonmem extension: verify the pool invariants (libdragonmem(3); in the sources,
+ * docs/design.md section 4.12). On a broken pool returns DRAGON_FAILURE and the message
+ * lists what is wrong. */
 dragonError_t dragonmem_pool_check(dragonMemoryPoolDescr_t* pool_descr);
 
 #ifdef __cplusplus

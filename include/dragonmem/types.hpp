@@ -78,7 +78,7 @@ struct FreeBlockCount {
     std::size_t count = 0;
 };
 
-// The verdict of Pool::check(): the invariants of DESIGN.md section 4.
+// The verdict of Pool::check(): the invariants of docs/design.md section 4.12.
 struct CheckReport {
     bool ok = true;
     std::vector<std::string> problems;  // one sentence each, empty when ok

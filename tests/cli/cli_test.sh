@@ -868,7 +868,7 @@ test_lock_holder() {
 
 # The codes of errors met in several places. A missing pool is the errno of a failed
 # shm_open (ENOENT); a descriptor of a destroyed pool is OBJECT_DESTROYED or MEMORY_ERRNO
-# (DESIGN.md section 2); a bad pool header or descriptor is INVALID_ARGUMENT.
+# (docs/design.md section 2); a bad pool header or descriptor is INVALID_ARGUMENT.
 MISSING_CODE=DRAGON_MEMORY_ERRNO
 NOT_LIVE_CODE=DRAGON_KEY_NOT_FOUND
 DAMAGED_CODE=DRAGON_INVALID_ARGUMENT

@@ -295,7 +295,7 @@ int cmd_remote_pool(const char* var, std::uint64_t hostid, std::uint64_t muid, c
     check_rc(dragon_memory_pool_get_hostid(&clone, &value), DRAGON_SUCCESS, "pool_get_hostid (clone)");
     check(value == hostid, "clone hostid differs");
 
-    // The size is part of the descriptor (DESIGN.md section 3: "size" works remotely).
+    // The size is part of the descriptor (docs/design.md section 3.1: "size" works remotely).
     size_t size = 0;
     check_rc(dragon_memory_pool_get_size(&pool, &size), DRAGON_SUCCESS, "pool_get_size");
     check(size == pool_size, "pool_get_size " + std::to_string(size) + " != " + std::to_string(pool_size));

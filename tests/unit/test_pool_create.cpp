@@ -1,5 +1,5 @@
 // Pool creation and destruction: names, sizes, attributes, mode, the error codes of
-// every rejected request (DESIGN.md section 2), and use of a destroyed pool.
+// every rejected request (docs/design.md section 2), and use of a destroyed pool.
 #include "testing.hpp"
 
 #include <sys/stat.h>
