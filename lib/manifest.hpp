@@ -71,9 +71,11 @@ public:
     void give_back_slot(std::uint64_t slot) noexcept;
 
     // The next id for `slot`; false when the id space is exhausted. Lock not needed.
+    // A counter damaged to 2^64-1 wraps to 0 here: refused like any counter past the
+    // limit (counter - 1 wraps to the top), never the id 0 of zero-byte allocations.
     bool next_id(std::uint64_t slot, std::uint64_t& id_out) noexcept {
         std::uint64_t counter = header_->id_counter.fetch_add(1, std::memory_order_relaxed) + 1;
-        if (counter > counter_limit_) return false;
+        if (counter - 1 >= counter_limit_) return false;
         id_out = (counter << slot_bits_) | slot;
         return true;
     }

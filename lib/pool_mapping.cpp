@@ -111,6 +111,12 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uin
                                k_backing_map_offset + h.backing_map_bytes,
                                k_backing_map_offset + h.backing_map_bytes + manifest_bytes, free_map_bytes,
                                k_backing_map_offset + h.backing_map_bytes + manifest_bytes + free_map_bytes));
+    // Ids stay below 2^62; a counter that reached 2^63 was damaged (failed takes past the
+    // limit add one each, far from that). Read as bytes: the copy is not shared memory.
+    if (const auto counter = copied_field<std::uint64_t>(reinterpret_cast<const unsigned char*>(&h),
+                                                         offsetof(PoolHeader, id_counter));
+        counter >= std::uint64_t{1} << 63)
+        return bad(fmt::format("id counter {} is past the id space (ids stay below 2^62)", counter));
     if (h.heap_chunk_shift != heap_chunk_shift_for(h.max_block_order))
         return bad(fmt::format("heap chunk shift {} (expected {} for a 2^{} B heap)", h.heap_chunk_shift,
                                heap_chunk_shift_for(h.max_block_order), h.max_block_order));

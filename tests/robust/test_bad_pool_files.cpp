@@ -224,6 +224,10 @@ TEST_CASE("F4: a valid header with one field wrong") {
         {"F4 heap chunk shift", [](PoolHeader& h) { h.heap_chunk_shift += 1; }, DRAGON_INVALID_ARGUMENT},
         {"F4 heap offset 0 (before the manifest)", [](PoolHeader& h) { h.heap_offset = 0; }, DRAGON_INVALID_ARGUMENT},
         {"F4 creator in another PID namespace", [](PoolHeader& h) { h.creator.pid_ns += 1; }, DRAGON_INVALID_OPERATION},
+        {"F4 id counter 2^64-1 (the next id would wrap to 0, the zero-byte id)",
+         [](PoolHeader& h) { h.id_counter.store(~std::uint64_t{0}); }, DRAGON_INVALID_ARGUMENT},
+        {"F4 id counter 2^63", [](PoolHeader& h) { h.id_counter.store(std::uint64_t{1} << 63); },
+         DRAGON_INVALID_ARGUMENT},
         {"F4 header size", [](PoolHeader& h) { h.header_bytes += 8; }, DRAGON_INVALID_ARGUMENT},
         {"F4 total size", [](PoolHeader& h) { h.total_bytes += 4096; }, DRAGON_INVALID_ARGUMENT},
         {"F4 min block order 0", [](PoolHeader& h) { h.min_block_order = 0; }, DRAGON_INVALID_ARGUMENT},
@@ -412,6 +416,31 @@ TEST_CASE("F10: backing state that is wrong but cannot fault: attach, check and 
         else
             CHECK_MESSAGE(field(o.run.text, "check") == "ok", e.row << ": " << o.run.text);
     }
+}
+
+TEST_CASE("F11: an id counter damaged to 2^64-1 after attach: allocations are refused, never given id 0") {
+    // Found by fuzz_attach_header: the counter's next value wrapped to 0, so an allocation
+    // in slot 0 got id 0, which means "zero-byte allocation" (NULL pointer) everywhere.
+    count_bad_inputs();
+    ShmGuard guard(unique_name("idc"));
+    Pool pool = Pool::create(guard.name(), 64 * 1024);
+    {
+        ShmView view(guard.name(), true);
+        REQUIRE(view.ok());
+        view.header()->id_counter.store(~std::uint64_t{0});
+    }
+    for (int i = 0; i < 3; ++i) {  // the locked path, then (once a thread caches) the cached one
+        try {
+            Memory m = pool.alloc(64);
+            CHECK_MESSAGE(m.id() != 0, "F11: allocation " << i << " got id 0");
+            m.free();
+        } catch (const dragonmem::Error& e) {
+            CHECK_MESSAGE(e.code() == DRAGON_OUT_OF_SPACE, "F11: " << e.what());
+            CHECK_MESSAGE(std::string(e.what()).find("id space") != std::string::npos, "F11: " << e.what());
+        }
+    }
+    CHECK(pool.check().ok);
+    pool.destroy();
 }
 
 TEST_SUITE_END();
