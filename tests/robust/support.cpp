@@ -627,4 +627,14 @@ std::string base64(const std::vector<std::uint8_t>& bytes) {
     return out;
 }
 
+dragonError_t rc_of(const std::function<void()>& fn, std::string& message) {
+    try {
+        fn();
+        return DRAGON_SUCCESS;
+    } catch (const dragonmem::Error& e) {
+        message = e.what();
+        return e.code();
+    }
+}
+
 }  // namespace robust

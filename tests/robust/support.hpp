@@ -198,6 +198,9 @@ std::uint32_t crc32c(const std::uint8_t* data, std::size_t len);
 void reseal(std::vector<std::uint8_t>& descriptor);
 std::string base64(const std::vector<std::uint8_t>& bytes);
 
+// A C++ call as rc + message: DRAGON_SUCCESS, or the code and message of the dragonmem::Error it threw.
+dragonError_t rc_of(const std::function<void()>& fn, std::string& message);
+
 }  // namespace robust
 
 // `rc` equals `expected` and, on failure, a non-empty message was left.

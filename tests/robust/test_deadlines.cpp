@@ -57,15 +57,6 @@ Outcome with_full_pool(Pool& pool, const std::function<dragonError_t(std::string
     return out;
 }
 
-dragonError_t rc_of(const std::function<void()>& fn, std::string& message) {
-    try {
-        fn();
-        return DRAGON_SUCCESS;
-    } catch (const dragonmem::Error& e) {
-        message = e.what();
-        return e.code();
-    }
-}
 
 void check_waited(const Outcome& o, const std::string& what) {
     CHECK_MESSAGE(o.rc == DRAGON_SUCCESS, what << " returned " << toString(o.rc) << ": " << o.message);

@@ -80,16 +80,6 @@ CallResult bounded_call(Child& holder, const std::function<dragonError_t(std::st
     return result;
 }
 
-// A C++ call as rc + message.
-dragonError_t rc_of(const std::function<void()>& fn, std::string& message) {
-    try {
-        fn();
-        return DRAGON_SUCCESS;
-    } catch (const dragonmem::Error& e) {
-        message = e.what();
-        return e.code();
-    }
-}
 
 // The call failed with TIMEOUT and its message names the stopped holder.
 void check_names_holder(const CallResult& r, const Child& holder, const std::string& what) {
