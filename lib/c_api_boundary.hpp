@@ -8,6 +8,10 @@
 
 #include <dragon/return_codes.h>
 
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
 namespace dragonmem::detail {
 
 // Call only from a catch block: records the exception in flight as the thread's last
@@ -34,6 +38,16 @@ T c_call_or(T fallback, const char* op, Body&& body) noexcept {
         (void)fail_from_exception(op);
         return fallback;
     }
+}
+
+// An enum parameter as the integer the C caller passed. C lets any int through (Dragon's
+// alloc_type takes any type value), but loading an out-of-range value as the C++ enum type
+// is undefined (UBSan's -fsanitize=enum flags it): copy its bytes instead.
+template <class Enum>
+std::uint64_t raw_enum(const Enum& value) noexcept {
+    std::underlying_type_t<Enum> raw;
+    std::memcpy(&raw, &value, sizeof raw);
+    return static_cast<std::uint64_t>(raw);
 }
 
 }  // namespace dragonmem::detail

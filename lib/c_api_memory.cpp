@@ -59,7 +59,7 @@ dragonError_t dragon_memory_alloc_blocking(dragonMemoryDescr_t* mem_descr, const
 dragonError_t dragon_memory_alloc_type(dragonMemoryDescr_t* mem_descr, const dragonMemoryPoolDescr_t* pool_descr,
                                        const size_t bytes, const dragonMemoryAllocationType_t type) {
     return c_call("alloc_type", [&] {
-        return allocate(mem_descr, pool_descr, bytes, static_cast<std::uint64_t>(type), false, nullptr);
+        return allocate(mem_descr, pool_descr, bytes, raw_enum(type), false, nullptr);
     });
 }
 
@@ -67,7 +67,7 @@ dragonError_t dragon_memory_alloc_type_blocking(dragonMemoryDescr_t* mem_descr,
                                                 const dragonMemoryPoolDescr_t* pool_descr, const size_t bytes,
                                                 const dragonMemoryAllocationType_t type, const timespec_t* timer) {
     return c_call("alloc_type_blocking", [&] {
-        return allocate(mem_descr, pool_descr, bytes, static_cast<std::uint64_t>(type), true, timer);
+        return allocate(mem_descr, pool_descr, bytes, raw_enum(type), true, timer);
     });
 }
 

@@ -364,7 +364,7 @@ dragonError_t dragon_memory_pool_get_type_allocations(const dragonMemoryPoolDesc
                                                       const dragonMemoryAllocationType_t type,
                                                       dragonMemoryPoolAllocations_t* allocs) {
     return c_call("pool_get_type_allocations", [&] {
-        return list_allocations(pool_descr, static_cast<std::uint64_t>(type), allocs, "pool_get_type_allocations");
+        return list_allocations(pool_descr, raw_enum(type), allocs, "pool_get_type_allocations");
     });
 }
 

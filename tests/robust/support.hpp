@@ -31,6 +31,21 @@ inline doctest::String toString(dragonError_t rc) {
 
 namespace robust {
 
+// Built with AddressSanitizer? Its allocator takes memory in big mmapped chunks and treats
+// a refusal as fatal, so tests that starve a process of memory (RLIMIT_DATA) run only in
+// the other builds.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool k_address_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool k_address_sanitizer = true;
+#else
+inline constexpr bool k_address_sanitizer = false;
+#endif
+#else
+inline constexpr bool k_address_sanitizer = false;
+#endif
+
 // ---- names and cleanup
 
 // "dmr<pid>_<n><suffix>": unique per process, remembered for the sweep at exit.
