@@ -30,17 +30,24 @@ constexpr int k_spins_before_sleep = 256;
 std::atomic<long> g_owner_check_ns{2'000'000};
 constexpr std::int64_t k_min_lock_wait_ns = 10'000'000;  // a bounded wait for a held lock lasts at least this
 
-// Start time (clock ticks since boot, field 22 of /proc/<tid>/stat) and state of a task.
-bool read_task_stat(std::uint32_t tid, char& state, std::uint64_t& start_ticks) noexcept {
+// Reads /proc/<tid>/<file> into `buffer` (NUL-terminated, at most `size` - 1 bytes):
+// one read, no allocation (it runs in lock waits and thread-identity set-up).
+bool read_proc_file(std::uint32_t tid, const char* file, char* buffer, std::size_t size) noexcept {
     char path[64];
-    std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
+    std::snprintf(path, sizeof path, "/proc/%u/%s", tid, file);
     int fd = ::open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
-    char buffer[1024];
-    ssize_t got = ::read(fd, buffer, sizeof buffer - 1);
+    ssize_t got = ::read(fd, buffer, size - 1);
     ::close(fd);
     if (got <= 0) return false;
     buffer[got] = '\0';
+    return true;
+}
+
+// Start time (clock ticks since boot, field 22 of /proc/<tid>/stat) and state of a task.
+bool read_task_stat(std::uint32_t tid, char& state, std::uint64_t& start_ticks) noexcept {
+    char buffer[1024];
+    if (!read_proc_file(tid, "stat", buffer, sizeof buffer)) return false;
     const char* after_name = std::strrchr(buffer, ')');  // the name may contain spaces
     if (after_name == nullptr) return false;
     const char* cursor = after_name + 2;
@@ -222,15 +229,8 @@ OwnerReport report_owner(std::uint64_t word) noexcept {
     report.tid = static_cast<std::uint32_t>(lock_owner_of(word));
     report.alive = !owner_word_is_dead(lock_owner_of(word));
     if (report.tid == 0 || report.tid > static_cast<std::uint32_t>(INT_MAX)) return report;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%u/status", report.tid);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return report;
     char text[2048];
-    ssize_t got = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
-    if (got <= 0) return report;
-    text[got] = '\0';
+    if (!read_proc_file(report.tid, "status", text, sizeof text)) return report;
     read_status_line(text, "Name:", report.name, sizeof report.name);
     read_status_line(text, "\nState:", report.state, sizeof report.state);
     char tgid[16] = {};
