@@ -1,5 +1,5 @@
 /* Lock kinds a pool may be created with. dragonmem records the kind and always uses its
- * own crash-safe owner lock underneath (lib/robust_lock.hpp). */
+ * own crash-safe owner lock underneath (lib/pool/robust_lock.hpp). */
 #ifndef HAVE_DRAGON_SHAREDLOCK_H
 #define HAVE_DRAGON_SHAREDLOCK_H
 

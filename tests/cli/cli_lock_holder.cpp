@@ -1,11 +1,11 @@
 // Holds a pool's lock and stops, for the CLI tests of a stuck lock holder: maps
 // /dev/shm/dragonmem.POOL itself, takes the lock with the library's own lock code
-// (lib/robust_lock.hpp), prints "holding", stops itself (SIGSTOP). A live, stopped
+// (lib/pool/robust_lock.hpp), prints "holding", stops itself (SIGSTOP). A live, stopped
 // holder is never taken over, so every command that needs the lock must give up in
 // time. Once continued (SIGCONT) it releases the lock, prints "released" and exits 0.
 //   cli_lock_holder POOL
-#include "pool_layout.hpp"
-#include "robust_lock.hpp"
+#include "pool/pool_layout.hpp"
+#include "pool/robust_lock.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -665,7 +665,7 @@ test_check() {
     usage "check without a pool is bad usage"
 
     # Damage a pool behind the library's back: zero its heap, where free blocks keep their
-    # list headers (lib/pool_layout.hpp: the heap is the object's last `size` bytes).
+    # list headers (lib/pool/pool_layout.hpp: the heap is the object's last `size` bytes).
     local damaged="${P}dmg" total size
     run create "$damaged" --size 64K
     total=$(jq_out .total_bytes)

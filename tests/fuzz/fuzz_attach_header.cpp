@@ -25,7 +25,7 @@
 #include <dragon/managed_memory.h>
 #include <dragonmem/dragonmem.hpp>
 
-#include "pool_layout.hpp"
+#include "pool/pool_layout.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

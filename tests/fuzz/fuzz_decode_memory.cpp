@@ -5,9 +5,9 @@
 // dragon_memory_attach agrees with the decoder.
 #include <dragon/managed_memory.h>
 
-#include "checksum.hpp"
-#include "descriptor_codec.hpp"
-#include "error.hpp"
+#include "descr/checksum.hpp"
+#include "descr/descriptor_codec.hpp"
+#include "descr/error.hpp"
 
 #include <cstdint>
 #include <cstring>

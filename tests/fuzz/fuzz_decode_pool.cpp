@@ -5,9 +5,9 @@
 // entry points that decode (pool_get_uid_fname, pool_attach) agree with the decoder.
 #include <dragon/managed_memory.h>
 
-#include "checksum.hpp"
-#include "descriptor_codec.hpp"
-#include "error.hpp"
+#include "descr/checksum.hpp"
+#include "descr/descriptor_codec.hpp"
+#include "descr/error.hpp"
 
 #include <cstdint>
 #include <cstdlib>

@@ -8,8 +8,8 @@
 // created under it).
 #include <dragonmem/dragonmem.hpp>
 
-#include "checksum.hpp"
-#include "pool_layout.hpp"
+#include "descr/checksum.hpp"
+#include "pool/pool_layout.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

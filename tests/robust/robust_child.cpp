@@ -56,7 +56,7 @@
 //        park in its cache); prints "holding" and sleeps, still alive (the test kills it).
 //   crash-point NAME MODE [ID]
 //        maps /dev/shm/dragonmem.NAME itself, takes the pool lock with the library's own
-//        lock code (lib/robust_lock.hpp) and dies by SIGKILL at a chosen point:
+//        lock code (lib/pool/robust_lock.hpp) and dies by SIGKILL at a chosen point:
 //          hold       right after taking the lock
 //          retire ID  after the commit point of a free (record id stored 0), before the
 //                     heap, slot stack, counters and wake-up are updated
@@ -69,8 +69,8 @@
 #include <dragon/managed_memory.h>
 #include <dragonmem/dragonmem.hpp>
 
-#include "pool_layout.hpp"
-#include "robust_lock.hpp"
+#include "pool/pool_layout.hpp"
+#include "pool/robust_lock.hpp"
 #include "workload.hpp"
 
 #include <fcntl.h>

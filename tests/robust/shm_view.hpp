@@ -1,9 +1,9 @@
 // A test's own mapping of a pool's shm object (/dev/shm/dragonmem.NAME), independent of
-// the library's, typed with the library's layout (lib/pool_layout.hpp): to read the lock
+// the library's, typed with the library's layout (lib/pool/pool_layout.hpp): to read the lock
 // word after a kill, and to corrupt headers, manifest records and free blocks on purpose.
 #pragma once
 
-#include "pool_layout.hpp"
+#include "pool/pool_layout.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

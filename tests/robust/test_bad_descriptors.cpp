@@ -17,7 +17,7 @@ TEST_SUITE_BEGIN("bad_descriptors");
 
 namespace {
 
-// Serialized layout (lib/descriptor_codec.hpp): envelope 16 B, pool fields, name, then
+// Serialized layout (lib/descr/descriptor_codec.hpp): envelope 16 B, pool fields, name, then
 // the allocation fields of a memory descriptor.
 constexpr std::size_t k_version_at = 4, k_kind_at = 6, k_hostid_at = 16, k_nonce_at = 40, k_heap_at = 48,
                       k_slot_bits_at = 56, k_name_len_at = 57, k_name_at = 58;

@@ -4,8 +4,8 @@
 // process of another PID namespace is refused; a creation that throws leaves nothing.
 #include "support.hpp"
 
-#include "pool_creator.hpp"
-#include "pool_layout.hpp"
+#include "pool/pool_creator.hpp"
+#include "pool/pool_layout.hpp"
 
 #include <fcntl.h>
 #include <sched.h>

@@ -1,4 +1,4 @@
-// fork() while other threads are inside the library (lib/fork_safety.hpp): fork copies
+// fork() while other threads are inside the library (lib/pool/fork_safety.hpp): fork copies
 // only the calling thread, so a process-local lock another thread held at that instant
 // (the mapping registry, the graveyard of retired mappings, the C descriptor tables)
 // would stay held for ever in the child. Threads hammer every one of those locks while

@@ -1,11 +1,11 @@
-// The buddy heap's merge probe (lib/buddy_heap.cpp): freeing a block merges it with its
+// The buddy heap's merge probe (lib/pool/buddy_heap.cpp): freeing a block merges it with its
 // buddy only if the buddy is free, and must find that out without reading the buddy's
 // bytes while it is allocated: its owner may be writing them at that instant, without
 // the pool lock (a data race; ThreadSanitizer reports it in suite "threads"). Here the
 // allocated buddy's page is made inaccessible, so a read of it faults instead of racing.
 // Suite "threads": it runs under ThreadSanitizer too, with the threaded stress that
 // would show the race itself.
-#include "buddy_heap.hpp"
+#include "pool/buddy_heap.hpp"
 #include "support.hpp"
 
 #include <sys/mman.h>

@@ -1,5 +1,5 @@
 // The pool lock's sleep/wake protocol and the process's mapping registry (issue 9, item
-// 12): a sleeper is never left asleep by a release (lib/robust_lock.hpp: the waiters bit
+// 12): a sleeper is never left asleep by a release (lib/pool/robust_lock.hpp: the waiters bit
 // belongs to one ownership), and attaching a pool whose creator is still formatting it
 // (open() waits up to ~200 ms) does not hold up attaches of other pools in the process,
 // while two threads attaching one pool still share one mapping.
@@ -8,8 +8,8 @@
 // set to 20 s here, so a lost wake-up shows as a stall of seconds instead of a hiccup.
 // Bounds below are failure limits only, well above any honest wait and well below the
 // owner check.
-#include "handle_table.hpp"  // cpu_relax
-#include "robust_lock.hpp"
+#include "api/handle_table.hpp"  // cpu_relax
+#include "pool/robust_lock.hpp"
 #include "support.hpp"
 
 #include <fcntl.h>

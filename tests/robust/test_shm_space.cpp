@@ -12,7 +12,7 @@
 
 #include <dragonmem/c_extensions.h>
 
-#include "shm_segment.hpp"
+#include "os/shm_segment.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

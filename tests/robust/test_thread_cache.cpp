@@ -1,4 +1,4 @@
-// Per-thread block caches (lib/thread_cache.hpp): once a thread holds a cache entry (it
+// Per-thread block caches (lib/pool/thread_cache.hpp): once a thread holds a cache entry (it
 // claims one at its second locked allocation in a pool), its frees park blocks in its own
 // magazines (the manifest record's id word becomes cached(E)) and its next allocations
 // reuse them without the lock. What must hold whatever the caches do:
@@ -17,8 +17,8 @@
 // cached blocks without taking them back), so it fails if the feature is broken rather
 // than passing because nothing was cached. No timing assertions: bounds on waits are
 // failure limits only.
-#include "manifest.hpp"
-#include "robust_lock.hpp"
+#include "pool/manifest.hpp"
+#include "pool/robust_lock.hpp"
 #include "shm_view.hpp"
 #include "support.hpp"
 
@@ -1216,7 +1216,7 @@ TEST_CASE("bad ids: ids with the cache bits set are never allocations, even wher
     dragonMemoryPoolDescr_t pd;
     REQUIRE(dragon_memory_pool_attach(&pd, &s) == DRAGON_SUCCESS);
     const std::vector<std::uint8_t> live_serial = live.serialize();
-    const std::size_t id_at = 58 + live_serial[57];  // lib/descriptor_codec.hpp: the memory fields follow the name
+    const std::size_t id_at = 58 + live_serial[57];  // lib/descr/descriptor_codec.hpp: the memory fields follow the name
 
     auto try_all = [&](const std::string& who) {
         for (const auto& entry : bad_ids) {

@@ -141,7 +141,7 @@ std::uint32_t crc32c(const std::uint8_t* data, std::size_t len, std::uint32_t st
     return state;
 }
 
-// The wire layout documented in lib/descriptor_codec.hpp: magic "DMDS" at 0, u16
+// The wire layout documented in lib/descr/descriptor_codec.hpp: magic "DMDS" at 0, u16
 // version at 4, u16 kind at 6, u32 total length at 8, u32 CRC-32C at 12 (over the
 // descriptor with those four bytes left out, or, as the code does, read as zeros),
 // pool identity from 16, u8 name length at 57, name at 58.
@@ -183,7 +183,7 @@ std::vector<std::uint8_t> resealed(std::vector<std::uint8_t> bytes) {
 void require_documented_layout(const std::vector<std::uint8_t>& good) {
     REQUIRE_MESSAGE(good.size() > kNameLenAt + 1, "descriptor shorter than the documented header");
     REQUIRE_MESSAGE(std::memcmp(good.data(), "DMDS", 4) == 0,
-                    "descriptor does not start with the magic of lib/descriptor_codec.hpp; update this test");
+                    "descriptor does not start with the magic of lib/descr/descriptor_codec.hpp; update this test");
     REQUIRE_MESSAGE(get_u32(good, kLengthAt) == good.size(), "length field does not match the documented layout");
     const std::uint32_t stored = get_u32(good, kCrcAt);
     REQUIRE_MESSAGE((stored == layout_crc(good, true) || stored == layout_crc(good, false)),

@@ -8,7 +8,7 @@
 
 namespace dragonmem::detail {
 
-class PoolMapping;  // a pool mapped into this process (lib/pool_mapping.hpp)
+class PoolMapping;  // a pool mapped into this process (lib/pool/pool_mapping.hpp)
 
 // What a descriptor knows about a pool without mapping it: enough to serialize it,
 // tell whether it is local and answer hostid/uid/name queries off-node.
@@ -22,7 +22,7 @@ struct PoolIdentity {
     std::uint32_t id_slot_bits = 0;  // ids carry the manifest slot in their low bits
 };
 
-// Reference counting of PoolMapping, out of line (lib/mapping_registry.cpp).
+// Reference counting of PoolMapping, out of line (lib/pool/mapping_registry.cpp).
 void mapping_add_ref(PoolMapping* mapping) noexcept;
 void mapping_release(PoolMapping* mapping) noexcept;
 

@@ -1,0 +1,89 @@
+// Backing heap chunks and manifest steps before their first touch (see pool_backing.hpp).
+#include "pool/pool_backing.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace dragonmem::detail {
+
+namespace {
+constexpr std::uint32_t k_page_log2 = 12;
+static_assert(k_page_bytes == 1u << k_page_log2);
+// At most 2^30 map bits: 128 MiB of map, 32768 pages, one directory page.
+constexpr std::uint32_t k_max_map_bits_log2 = 30;
+static_assert((std::uint64_t{1} << k_max_map_bits_log2) / k_bits_per_page <= k_bits_per_page);
+}  // namespace
+
+std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept {
+    return max_order > k_page_log2 + k_max_map_bits_log2 ? max_order - k_max_map_bits_log2 : k_page_log2;
+}
+
+std::uint64_t backing_map_bytes_for(std::uint32_t max_order) noexcept {
+    std::uint32_t shift = heap_chunk_shift_for(max_order);
+    std::uint64_t chunks = max_order > shift ? std::uint64_t{1} << (max_order - shift) : 1;
+    std::uint64_t bytes = (chunks + 7) / 8;
+    return (bytes + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+}
+
+std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept {
+    return std::min<std::uint64_t>(capacity, k_page_bytes / sizeof(ManifestRecord));
+}
+
+bool Backing::back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept {
+    int err = shm_back_mapped(mapping_, shm_name_, object_, object_offset, bytes);
+    if (err == 0) return true;
+    failure_err_ = err;
+    failure_offset_ = object_offset;
+    failure_bytes_ = bytes;
+    failure_part_ = part;
+    return false;
+}
+
+bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
+    if (offset >= heap_bytes_) return false;
+    std::uint64_t chunk = offset >> chunk_shift_;
+    std::uint64_t map_page = chunk / k_bits_per_page;
+    // The map's page first: its bit is written below. Each bit is set only after the
+    // kernel backed what it stands for; killed in between, a survivor backs it again.
+    if (!bit(dir_, map_page)) {
+        if (!back_range(header_->backing_map_offset + map_page * k_page_bytes, k_page_bytes, "backing map"))
+            return false;
+        set_bit(dir_, map_page);
+    }
+    std::uint64_t start = chunk << chunk_shift_;
+    std::uint64_t bytes = std::min(std::uint64_t{1} << chunk_shift_, heap_bytes_ - start);
+    // The free-map page(s) with this chunk's bits: the heap reads and writes them only
+    // once the chunk's bit below says it is backed.
+    std::uint64_t first_bit = start >> min_order_;
+    std::uint64_t end_bit = (start + bytes) >> min_order_;
+    std::uint64_t map_from = first_bit / 8 / k_page_bytes * k_page_bytes;
+    std::uint64_t map_to = ((end_bit + 7) / 8 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    if (!back_range(free_map_offset_ + map_from, map_to - map_from, "free map")) return false;
+    if (!back_range(header_->heap_offset + start, bytes, "heap, for free-block headers,")) return false;
+    set_bit(map_ + map_page, chunk % k_bits_per_page);
+    return true;
+}
+
+bool Backing::back_records(std::uint64_t count) noexcept {
+    std::uint64_t backed = records_backed();
+    if (count <= backed) return true;
+    if (count > capacity_) return false;  // callers never ask past the manifest
+    constexpr std::uint64_t step = k_manifest_backing_step_bytes / sizeof(ManifestRecord);
+    std::uint64_t target = std::min(capacity_, (count + step - 1) / step * step);
+    std::uint64_t from = header_->manifest_offset + backed * sizeof(ManifestRecord);
+    std::uint64_t to = header_->manifest_offset + target * sizeof(ManifestRecord);
+    if (!back_range(from, to - from, "manifest records")) return false;
+    // Killed before this store: backed, not recorded; the next taker backs it again.
+    header_->manifest_backed.store(target, std::memory_order_release);
+    return true;
+}
+
+std::string Backing::describe_failure() const {
+    return fmt::format("{} could not back {} B of the pool's {} at object offset {}: {} (errno {}); {}", k_shm_dir,
+                       failure_bytes_, failure_part_, failure_offset_, std::strerror(failure_err_), failure_err_,
+                       shm_space_text());
+}
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,143 @@
+// Backing a sparse pool object before the library touches it.
+//
+// /dev/shm is tmpfs: ftruncate makes the object's size, not its memory. A page gets its
+// memory on first touch (read or write), and a touch tmpfs cannot back (the file system
+// is full) is a SIGBUS in whichever code touched it. A library that dies of SIGBUS
+// while holding the pool lock takes every process of the pool with it, so the library
+// touches no page of the object it has not backed first (or written with pwrite, which
+// fails with ENOSPC instead):
+//   - the header and the backing map: at creation;
+//   - manifest records: only records below the used extent are ever read or written,
+//     and that extent only grows, so one counter (PoolHeader::manifest_backed) says how
+//     far they are backed; the extent grows in steps of k_manifest_backing_step_bytes,
+//     and a step that cannot be backed fails the allocation that needed it;
+//   - the heap: the library writes only free-block headers (a block's first 32 bytes),
+//     and reads only those (and list links read from them). A heap page is backed
+//     before the first header is written in it and its bit set in the backing map; a
+//     header in a page whose bit is clear cannot be one the library wrote, so it is
+//     never read (a corrupt link pointing there is treated like any other corrupt link).
+//     The map (one bit per page, 1/32768 of the heap) is itself sparse: a page of it is
+//     backed before its first bit is set, and the directory page says which are. For
+//     heaps over 4 TiB a bit stands for more than a page, so the map stays <= 128 MiB
+//     and the directory one page.
+//   - the free map (buddy_heap.hpp: one bit per minimum block, 1/256 of the heap for
+//     32 B blocks): its bits are set and cleared under the lock as blocks enter and leave
+//     the free lists, always at a block start where a header is written or read, so in a
+//     backed chunk. Backing a chunk backs the free-map page(s) holding that chunk's bits
+//     before the chunk's bit is set; so "chunk backed" implies "its free-map bits have
+//     memory", and the heap asks heap_backed() before it reads a bit (a chunk never
+//     backed never held a free block: its bits are 0, known without a read). No second
+//     map is needed. Cost: one more system call per chunk, once for the pool's life (a
+//     page of the free map covers 2^15 minimum blocks, 1 MiB of heap for 32 B blocks, so
+//     most of those find the page backed already and change nothing). Space: at most the
+//     free map's pages over the backed chunks, 1/256 of the heap backed plus a page.
+// Users' own reads and writes of their allocations are theirs: a pool created with
+// "reserve" (PoolOptions::reserve, dragonmem create --reserve) has every page backed at
+// creation, so nothing in it can fault.
+//
+// Crash argument: a bit or the counter is stored only after the kernel confirmed the
+// memory (for a chunk: its map page, its free-map page and the chunk itself), and the
+// memory stays (nothing in the library gives pages back). Killed between the two, the
+// range is backed but not marked: the next toucher backs it again, which costs a system
+// call and changes nothing. Bits are only ever set; the counter only grows.
+//
+// Bounded: the directory is one page, the map 1/32768 of the heap and backed as used;
+// backing happens once per page (or manifest step) for the pool's life, so steady-state
+// allocation makes no system call. A reserved pool skips all of it (fully_backed).
+#pragma once
+
+#include "pool/pool_layout.hpp"
+#include "os/shm_segment.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace dragonmem::detail {
+
+inline constexpr std::uint64_t k_manifest_backing_step_bytes = 64 * 1024;  // 1024 records
+
+// log2 of the heap bytes one map bit stands for, for a heap of 2^max_order bytes: a page,
+// more for heaps over 4 TiB (so that the map's pages fit the one-page directory).
+std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept;
+// Bytes of the backing map for a heap of 2^max_order bytes (page-rounded, >= a page).
+std::uint64_t backing_map_bytes_for(std::uint32_t max_order) noexcept;
+// Records backed at creation: one page of them, at most the whole manifest.
+std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept;
+
+class Backing {
+public:
+    Backing() = default;
+    Backing(PoolHeader* header, const ShmMapping& mapping, const std::string& shm_name, ShmObjectId object)
+        : header_(header), dir_(reinterpret_cast<BitPage*>(mapping.base + header->backing_dir_offset)),
+          map_(reinterpret_cast<BitPage*>(mapping.base + header->backing_map_offset)), mapping_(mapping),
+          shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
+          chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity),
+          free_map_offset_(header->free_map_offset), min_order_(header->min_block_order),
+          all_backed_(header->fully_backed != 0) {}
+    // A heap whose every byte has memory (a private heap: tests of the heap alone).
+    static Backing everything(std::uint64_t heap_bytes) noexcept {
+        Backing all;
+        all.heap_bytes_ = heap_bytes;
+        all.all_backed_ = true;
+        return all;
+    }
+
+    // Whether the heap page (chunk) holding `offset` is backed; false outside the heap.
+    // Two loads, the first from the directory: a map page not backed is never read.
+    bool heap_backed(std::uint64_t offset) const noexcept {
+        if (offset >= heap_bytes_) return false;
+        if (all_backed_) return true;
+        std::uint64_t chunk = offset >> chunk_shift_;
+        return bit(dir_, chunk / k_bits_per_page) && bit(map_ + chunk / k_bits_per_page, chunk % k_bits_per_page);
+    }
+    // Backs that page (and the free-map bits for it) unless it is; false (failure() says
+    // why) if the kernel cannot.
+    bool back_heap(std::uint64_t offset) noexcept {
+        return heap_backed(offset) || back_heap_chunk(offset);
+    }
+
+    // Records [0, records_backed()) may be touched.
+    std::uint64_t records_backed() const noexcept {
+        std::uint64_t backed = header_->manifest_backed.load(std::memory_order_acquire);
+        return backed < capacity_ ? backed : capacity_;  // a damaged header cannot widen it
+    }
+    // Backs records [0, count) (a whole step at a time); false if the kernel cannot.
+    bool back_records(std::uint64_t count) noexcept;
+
+    // The last failure of back_*, for the caller's message; cleared by clear_failure().
+    // Per process and written under the pool lock, like the heap calls that cause it.
+    bool failed() const noexcept { return failure_err_ != 0; }
+    void clear_failure() noexcept { failure_err_ = 0; }
+    // "/dev/shm could not back N B of the pool's <part> (at object offset X): <strerror>
+    // (errno E); /dev/shm has F B free of T B"
+    std::string describe_failure() const;
+
+private:
+    static bool bit(const BitPage* page, std::uint64_t index) noexcept {
+        return ((page->words[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) != 0;
+    }
+    static void set_bit(BitPage* page, std::uint64_t index) noexcept {
+        page->words[index / 64].fetch_or(std::uint64_t{1} << (index % 64), std::memory_order_release);
+    }
+    bool back_heap_chunk(std::uint64_t offset) noexcept;
+    bool back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept;
+
+    PoolHeader* header_ = nullptr;
+    BitPage* dir_ = nullptr;  // bit m: page m of the map is backed
+    BitPage* map_ = nullptr;  // bit c (of the whole map): heap chunk c is backed
+    ShmMapping mapping_;
+    std::string shm_name_;
+    ShmObjectId object_;
+    std::uint64_t heap_bytes_ = 0;
+    std::uint32_t chunk_shift_ = 0;
+    std::uint64_t capacity_ = 0;
+    std::uint64_t free_map_offset_ = 0;
+    std::uint32_t min_order_ = 0;
+    bool all_backed_ = false;  // a reserved pool: everything has memory
+    int failure_err_ = 0;
+    std::uint64_t failure_offset_ = 0;
+    std::uint64_t failure_bytes_ = 0;
+    const char* failure_part_ = "";
+};
+
+}  // namespace dragonmem::detail

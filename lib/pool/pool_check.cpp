@@ -1,0 +1,165 @@
+// The invariant checker (docs/design.md section 4.12): free + live bytes = heap size, no two
+// blocks overlap, the manifest's live records are exactly the allocated blocks, every
+// free block is on exactly one list, and the counters agree with what is found. Blocks
+// parked in thread caches count as used; those of threads that are gone are reported
+// (orphaned), and any the take-back scans would skip (the scan hint says no cache
+// record exists) are a problem: nothing would ever free them.
+#include "pool/pool_mapping.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+
+namespace dragonmem::detail {
+
+void PoolMapping::collect_invariant_problems(CheckReport& out) {
+    std::vector<std::string>& problems = out.problems;
+    std::uint64_t heap_bytes = header_->heap_bytes;
+    out.heap_bytes = heap_bytes;
+
+    struct Span {
+        std::uint64_t offset;
+        std::uint64_t size;
+        std::uint64_t id;  // 0 for a listed free block or a cached one
+        bool cached;
+    };
+    std::vector<Span> spans;
+
+    std::uint64_t live_found = 0;
+    std::uint64_t used_found = 0;  // live + cached records
+    // Entries whose owner thread is gone, or that nobody owns (reads /proc per owned entry).
+    const std::uint64_t gone_entries = dead_entries_locked(~std::uint64_t{0});
+    std::uint64_t orphaned_entries = 0;
+    manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
+        ++used_found;
+        if (is_cache_word(id)) {
+            // A block parked in a thread cache: allocated as far as the heap knows.
+            std::uint64_t entry = id & k_cache_entry_mask;
+            if (entry >= k_cache_entries) {
+                problems.push_back(fmt::format("manifest slot {} names thread-cache entry {}, which does not exist",
+                                               slot, entry));
+                return;
+            }
+            std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
+            std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
+            HeapBlock block{};
+            if (!heap_.block_of(requested, offset, block)) {
+                problems.push_back(fmt::format("cached block in manifest slot {} (offset {}, {} B) is impossible", slot,
+                                               offset, requested));
+                return;
+            }
+            std::uint64_t size = std::uint64_t{1} << block.order;
+            spans.push_back(Span{offset, size, 0, true});
+            out.cached_blocks += 1;
+            out.cached_bytes += size;
+            out.used_bytes += size;
+            if (((gone_entries >> entry) & 1) != 0) {
+                out.orphaned_cached_blocks += 1;
+                out.orphaned_cached_bytes += size;
+                orphaned_entries |= std::uint64_t{1} << entry;
+            }
+            return;
+        }
+        ++live_found;
+        if (manifest_.slot_of(id) != slot) {
+            problems.push_back(fmt::format("manifest slot {} holds id {} which belongs to slot {}", slot, id,
+                                           manifest_.slot_of(id)));
+            return;
+        }
+        if (rec.requested_bytes == 0 || rec.requested_bytes > heap_bytes) {
+            problems.push_back(fmt::format("allocation id {} has impossible size {} B", id, rec.requested_bytes));
+            return;
+        }
+        std::uint64_t size = std::uint64_t{1} << heap_.order_for(rec.requested_bytes);
+        if (rec.offset % size != 0 || rec.offset + size > heap_bytes) {
+            problems.push_back(fmt::format("allocation id {} at offset {} ({} B block) is misaligned or out of bounds",
+                                           id, rec.offset, size));
+            return;
+        }
+        spans.push_back(Span{rec.offset, size, id, false});
+        out.used_bytes += size;
+    });
+    out.live_allocations = live_found;
+    if (out.cached_blocks != 0 && header_->cache_records_possible == 0)
+        problems.push_back(fmt::format("{} cached blocks ({} B) are hidden from every take-back: the pool's scan "
+                                       "hint says no cache record exists, so nothing would ever free them",
+                                       out.cached_blocks, out.cached_bytes));
+    if (out.orphaned_cached_blocks != 0)
+        out.notices.push_back(fmt::format("{} cached blocks ({} B) belong to {} thread cache(s) whose thread is gone; "
+                                          "they are free memory, taken back by the next allocation that needs them, "
+                                          "a statistics call (get_attr, `dragonmem ls` or `dump`) or a repair",
+                                          out.orphaned_cached_blocks, out.orphaned_cached_bytes,
+                                          std::popcount(orphaned_entries)));
+    if (used_found != header_->live_count)
+        problems.push_back(fmt::format("live count says {} but the manifest holds {} records in use ({} live, {} cached)",
+                                       header_->live_count, used_found, live_found, used_found - live_found));
+
+    std::vector<HeapBlock> listed;
+    heap_.collect_listed_blocks(listed, problems);
+    out.free_blocks = listed.size();
+    for (const HeapBlock& block : listed) {
+        std::uint64_t size = std::uint64_t{1} << block.order;
+        spans.push_back(Span{block.offset, size, 0, false});
+        out.free_bytes += size;
+    }
+    if (out.free_bytes != header_->heap.free_bytes)
+        problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B",
+                                       header_->heap.free_bytes, out.free_bytes));
+
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
+    std::uint64_t cursor = 0;
+    auto describe = [](const Span& s) {
+        if (s.cached) return fmt::format("cached block at {} ({} B)", s.offset, s.size);
+        return s.id == 0 ? fmt::format("free block at {} ({} B)", s.offset, s.size)
+                         : fmt::format("allocation id {} at {} ({} B)", s.id, s.offset, s.size);
+    };
+    for (std::size_t i = 0; i < spans.size(); ++i) {
+        const Span& s = spans[i];
+        if (s.offset < cursor)
+            problems.push_back(fmt::format("{} overlaps {}", describe(s), describe(spans[i - 1])));
+        else if (s.offset > cursor)
+            problems.push_back(fmt::format("{} B at offset {} are neither free nor allocated (lost)", s.offset - cursor,
+                                           cursor));
+        cursor = std::max(cursor, s.offset + s.size);
+    }
+    if (cursor < heap_bytes)
+        problems.push_back(fmt::format("{} B at offset {} are neither free nor allocated (lost)", heap_bytes - cursor,
+                                       cursor));
+    if (out.free_bytes + out.used_bytes != heap_bytes)
+        problems.push_back(fmt::format("free {} B + used {} B = {} B, but the heap has {} B", out.free_bytes,
+                                       out.used_bytes, out.free_bytes + out.used_bytes, heap_bytes));
+
+    // Free-slot stack: every free slot below the high-water mark exactly once.
+    std::uint64_t extent = manifest_.used_extent();
+    if (header_->slot_hwm > extent)  // records past the backed ones are never read (pool_backing.hpp)
+        problems.push_back(fmt::format("manifest slots up to {} were used but only {} records are backed; the "
+                                       "records past them are not read",
+                                       header_->slot_hwm, extent));
+    std::uint64_t on_stack = 0;
+    std::uint64_t link = header_->slot_free_head;
+    while (link != 0) {
+        std::uint64_t slot = link - 1;
+        if (slot >= extent || on_stack > extent) {
+            problems.push_back(fmt::format("free-slot list is corrupt at slot {} (high-water mark {})", slot, extent));
+            break;
+        }
+        if (manifest_.record(slot).id.load(std::memory_order_relaxed) != 0)
+            problems.push_back(fmt::format("manifest slot {} is on the free-slot list but holds a record in use", slot));
+        ++on_stack;
+        link = manifest_.record(slot).offset.load(std::memory_order_relaxed);
+    }
+    if (on_stack + used_found != extent && problems.empty())
+        problems.push_back(fmt::format("{} free slots listed + {} in use != {} slots used", on_stack, used_found, extent));
+
+    // A damaged list can produce hundreds of near-identical lines: keep the first ones.
+    constexpr std::size_t k_max_problems = 50;
+    if (problems.size() > k_max_problems) {
+        std::size_t more = problems.size() - k_max_problems;
+        problems.resize(k_max_problems);
+        problems.push_back(fmt::format("... and {} more problems", more));
+    }
+    out.ok = problems.empty();
+}
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,215 @@
+// The layout of a pool's single POSIX shm object, shared by every process that maps it:
+//
+//   page 0       PoolHeader
+//   page 1       backing directory: which pages of the backing map are backed
+//   page 2       reserved for a table of attached processes (not used yet, never touched)
+//   pages 3...   backing map: which heap pages the library has backed (pool_backing.hpp),
+//                one bit per page (1/32768 of the heap, page-rounded; touched as used)
+//   then         manifest records (page-rounded)
+//   then         free map: one bit per minimum heap block, says where a free-listed block
+//                starts (buddy_heap.hpp says why; 1/256 of the heap for 32 B blocks,
+//                page-rounded; touched as used)
+//   then         heap (2^k bytes, page aligned)
+//
+// Everything in it is position-independent: offsets from the heap start, never pointers
+// (the mapping lands at a different address in each process). Sizes and offsets the
+// crash reasoning depends on are pinned with static_assert below.
+//
+// The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
+// touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
+// has backed first (pool_backing.hpp): the header and directory at creation; map pages,
+// heap pages and the free-map page covering them before it writes a free-block header
+// in them; manifest records as the used extent grows.
+#pragma once
+
+#include "pool/robust_lock.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace dragonmem::detail {
+
+inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNMEM" little-endian
+// 2: thread-cache entries, atomic id counter. 3: (development branches only, never
+// released: the free map on one, 64 B records, backing map and creator on another.)
+// 4: all of them: 64 B manifest records (and their size recorded), the backing map, the
+// creator record, the reserved process-table page, the free map (its place recorded),
+// and the lock's waiters flag as a bit of its owner word (robust_lock.hpp: a version-2
+// process would read that bit as part of a thread id, call the owner dead and rob it).
+inline constexpr std::uint32_t k_layout_version = 4;
+inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
+inline constexpr std::size_t k_page_bytes = 4096;
+inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
+inline constexpr std::uint64_t k_nil = ~0ULL;              // "no block" in a free list link
+inline constexpr std::size_t k_name_capacity = 32;         // base names are 1-29 chars
+inline constexpr std::size_t k_max_name_len = 29;
+inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: a free-block header fits
+inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
+inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
+inline constexpr std::uint64_t k_backing_dir_offset = 1 * k_page_bytes;
+inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // reserved (attached processes)
+inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
+inline constexpr std::uint64_t k_backing_map_offset = 3 * k_page_bytes;
+inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
+
+// The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
+// their own list links in-band, so this is fixed-size whatever the pool size; the one
+// per-block structure is the free map (one bit per minimum block, outside this struct).
+struct HeapState {
+    std::uint64_t free_head[k_max_orders];      // doubly-linked, coalesced free blocks
+    std::uint64_t deferred_head[k_max_orders];  // singly-linked freed-but-not-coalesced blocks
+    std::uint64_t free_count[k_max_orders];
+    std::uint64_t deferred_count[k_max_orders];
+    std::uint64_t free_mask;                    // bit k: free_head[k] non-empty
+    std::uint64_t deferred_mask;                // bit k: deferred_head[k] non-empty
+    std::uint64_t free_bytes;                   // free + deferred bytes
+    std::uint64_t tag_secret;                   // keys in-band header tags; renewed by repair
+};
+
+// A thread that caches blocks of this pool (thread_cache.hpp). `owner` is the thread's
+// owner word (robust_lock.hpp), 0 when the entry is unclaimed; `pid` its process, so a
+// process that unmaps the pool can hand back its threads' caches.
+struct CacheEntry {
+    std::atomic<std::uint64_t> owner;
+    std::atomic<std::uint32_t> pid;
+    std::uint32_t reserved;
+};
+
+// Who is formatting (or formatted) the pool. The creator writes it with one pwrite right
+// after sizing the object, before anything else: an attacher that finds the pool not
+// ready yet waits while this thread lives and refuses at once if it died
+// (pool_creator.hpp). `owner` is the creating thread's owner word (robust_lock.hpp),
+// `pid_ns` the inode of the creator's /proc/self/ns/pid: thread ids only mean something
+// inside one PID namespace, so processes of another are refused (0: unknown).
+struct CreatorRecord {
+    std::uint64_t owner;            // (start stamp << 32) | tid of the creating thread
+    std::uint64_t pid_ns;           // inode of /proc/<creator>/ns/pid, 0 if unknown
+    std::uint64_t created_ns;       // CLOCK_REALTIME at creation
+    std::uint32_t pid;              // the creating process
+    std::uint32_t uid;              // its effective uid
+};
+
+// A page of bits (the backing directory, and each page of the backing map): a bit is set
+// once what it stands for has memory (pool_backing.hpp), and never cleared.
+struct BitPage {
+    std::atomic<std::uint64_t> words[k_bits_per_page / 64];
+};
+
+struct PoolHeader {
+    // ---- identity: written once by the creator before `ready`, read-only afterwards.
+    std::atomic<std::uint64_t> magic;           // k_pool_magic, stored last at creation
+    std::uint32_t layout_version;
+    std::uint32_t header_bytes;                 // sizeof(PoolHeader)
+    std::uint64_t total_bytes;                  // size of the shm object
+    std::uint64_t manifest_offset;              // from the object start
+    std::uint64_t manifest_capacity;            // max_allocations
+    std::uint64_t heap_offset;                  // from the object start, page aligned
+    std::uint64_t heap_bytes;                   // 1 << max_block_order
+    std::uint32_t min_block_order;
+    std::uint32_t max_block_order;
+    std::uint32_t id_slot_bits;                 // an id's low bits are its manifest slot
+    std::uint32_t mode;
+    std::uint64_t m_uid;
+    std::uint64_t hostid;
+    std::uint64_t rt_uid;
+    std::uint64_t nonce;                        // random per pool instance
+    std::uint32_t lock_type;
+    std::uint32_t mem_type;
+    std::uint32_t growth_type;
+    std::uint32_t reserved0;
+    std::uint64_t segment_size;
+    std::uint64_t max_size;
+    std::uint64_t heap_alignment;               // mappings place the heap at this alignment
+    char name[k_name_capacity];
+    std::atomic<std::uint32_t> ready;           // k_pool_ready once creation committed
+    std::uint32_t record_bytes;                 // sizeof(ManifestRecord)
+    std::uint64_t backing_dir_offset;           // k_backing_dir_offset
+    std::uint64_t procs_offset;                 // k_procs_offset: reserved, unused
+    std::uint64_t procs_bytes;                  // k_procs_bytes
+    std::uint64_t backing_map_offset;           // k_backing_map_offset
+    std::uint64_t backing_map_bytes;            // backing_map_bytes_for(max_block_order)
+    std::uint32_t heap_chunk_shift;             // bytes per map bit, log2 (a page up to 4 TiB heaps)
+    std::uint32_t fully_backed;                 // 1: the whole object was backed at creation (reserve)
+    std::uint64_t free_map_offset;              // manifest end, page-rounded; the free map ends at heap_offset
+    std::uint64_t free_map_bytes;               // BuddyHeap::free_map_bytes(heap_bytes, min_block_order)
+    CreatorRecord creator;                      // written first of all (see CreatorRecord)
+    // Records [0, manifest_backed) are backed; grows under `lock`, read without it (a
+    // record past it was never used, so a lookup stops there without touching it).
+    std::atomic<std::uint64_t> manifest_backed;
+
+    // ---- synchronisation
+    alignas(64) OwnerLock lock;                 // robust_lock.hpp: guards the mutable state below
+    alignas(64) std::atomic<std::uint32_t> destroyed;  // set by pool_destroy, never cleared
+    std::atomic<std::uint32_t> wake_seq;        // futex word: bumped by every free
+    std::atomic<std::uint32_t> has_waiters;     // a sleeper exists: frees must FUTEX_WAKE
+    std::uint32_t reserved2;
+
+    // ---- ids: taken with one fetch_add, with or without the lock (thread caches allocate
+    // without it). On a line of its own: it is the one word every allocation writes.
+    alignas(64) std::atomic<std::uint64_t> id_counter;  // ids are (counter << id_slot_bits) | slot
+
+    // ---- thread-cache entries (thread_cache.hpp): claimed and released under `lock`;
+    // an entry's index marks the manifest records its thread holds cached.
+    alignas(64) CacheEntry cache_entries[k_cache_entries];
+
+    // ---- mutable state, guarded by `lock`
+    alignas(64) std::uint64_t live_count;       // records in use: live allocations + cached blocks
+    std::uint64_t max_live_count;
+    std::uint64_t slot_free_head;               // 1 + index of a free slot below slot_hwm, 0: none
+    std::uint64_t slot_hwm;                     // slots at or above it were never used
+    std::uint64_t recoveries;                   // repairs after a holder died
+    std::uint64_t cache_records_possible;       // 0: no manifest record is a cache word (scans skipped)
+    HeapState heap;
+};
+
+// A manifest record: one per allocated block. `id` is the commit point and says what the
+// record is (manifest.hpp): 0 free; a live allocation's id; or a block parked in a
+// thread's cache (cached, or claimed while that thread turns it into an allocation).
+// A live id is stored (release) only after every other field is written, so a process
+// killed at any instant leaves a complete record, a cached block or a free slot. The
+// fields are atomics because a cache's owner writes them without the pool lock.
+// One cache line per record: threads in different processes cache neighbouring slots
+// and CAS their ids on every alloc and free; sharing a line halved two-process
+// throughput (measured). The manifest is reserved, not touched, until used.
+struct alignas(64) ManifestRecord {
+    std::atomic<std::uint64_t> id;
+    std::atomic<std::uint64_t> offset;           // block offset in the heap; next-free-slot link when free
+    std::atomic<std::uint64_t> requested_bytes;  // a cached block: its block size
+    std::atomic<std::uint64_t> type;
+    std::uint64_t reserved[4];
+};
+
+// The in-band header of a block on a free or deferred list (the block's first 32 bytes).
+// `tag` is a keyed hash of (offset, order, kind, secret): user data cannot pass for a
+// header by accident, and a stale header left inside an allocated block never matches
+// because blocks' headers are cleared when they leave a list and the secret is renewed
+// on repair.
+struct FreeBlockHeader {
+    std::uint64_t tag;
+    std::uint64_t next;
+    std::uint64_t prev;   // k_nil on deferred lists (singly linked)
+    std::uint32_t order;
+    std::uint32_t kind;   // k_block_free or k_block_deferred
+};
+
+inline constexpr std::uint32_t k_block_free = 0x46524545;      // "FREE"
+inline constexpr std::uint32_t k_block_deferred = 0x44454645;  // "DEFE"
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "ids must be stored in one instruction");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be plain 32-bit");
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex word must be 4 bytes");
+static_assert(sizeof(ManifestRecord) == 64, "manifest records are one cache line");
+static_assert(sizeof(FreeBlockHeader) == 32, "a free-block header must fit the 32 B minimum block");
+static_assert(sizeof(FreeBlockHeader) <= (1u << k_min_block_order_floor));
+static_assert(sizeof(PoolHeader) <= k_page_bytes, "the header fits one page");
+static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object is recognised");
+static_assert(offsetof(PoolHeader, lock) % 64 == 0);
+static_assert(sizeof(CacheEntry) == 16);
+static_assert(sizeof(BitPage) == k_page_bytes, "a bit page is one page");
+static_assert(sizeof(CreatorRecord) == 32);
+static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
+static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes &&
+              k_backing_map_offset == k_procs_offset + k_procs_bytes, "the fixed pages are contiguous");
+
+}  // namespace dragonmem::detail

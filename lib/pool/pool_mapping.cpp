@@ -1,0 +1,1007 @@
+// Creating, opening and operating on a mapped pool. Each shared-memory update below
+// says what a survivor sees if this process is killed around it.
+#include "pool/pool_mapping.hpp"
+
+#include "descr/error.hpp"
+#include "pool/fork_safety.hpp"
+#include "os/host_identity.hpp"
+#include "pool/mapping_registry.hpp"
+#include "pool/pool_creator.hpp"
+#include "pool/robust_lock.hpp"
+#include "os/waiter.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <thread>
+
+namespace dragonmem::detail {
+
+namespace {
+
+constexpr std::uint64_t k_max_heap_order = 46;            // 64 TiB
+constexpr std::uint64_t k_max_manifest_capacity = 1ULL << 32;
+constexpr std::uint64_t k_max_heap_alignment = 1ULL << 30;
+constexpr long k_wait_slice_ms = 100;
+
+std::uint64_t random_u64() {
+    std::uint64_t value = 0;
+    if (::getrandom(&value, sizeof value, 0) != sizeof value)
+        value = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                (static_cast<std::uint64_t>(::getpid()) << 32);
+    return value == 0 ? 1 : value;
+}
+
+std::uint64_t round_up(std::uint64_t value, std::uint64_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+std::uint32_t bits_for_slots(std::uint64_t capacity) {
+    // Enough bits to hold slot numbers 0..capacity-1 (at least 1).
+    std::uint32_t bits = static_cast<std::uint32_t>(std::bit_width(capacity - 1));
+    return bits == 0 ? 1 : bits;
+}
+
+// A field of a private byte copy of a header (open() reads one with pread), taken as
+// plain bytes: the copy is not shared memory, and the atomics in its image are no
+// objects to load from.
+template <typename T>
+T copied_field(const unsigned char* copy, std::size_t offset) {
+    T value;
+    std::memcpy(&value, copy + offset, sizeof value);
+    return value;
+}
+
+// Validates a header copy (and its magic, read from it) against the object's size.
+dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uint64_t object_bytes,
+                              const std::string& shm_name) {
+    auto bad = [&](const std::string& why) {
+        return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
+    };
+    if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
+    if (h.layout_version != k_layout_version)
+        return bad(fmt::format("layout version {} (this library reads version {}; a pool made by another version of "
+                               "dragonmem must be recreated)",
+                               h.layout_version, k_layout_version));
+    if (h.header_bytes != sizeof(PoolHeader))
+        return bad(fmt::format("header size {} (expected {})", h.header_bytes, sizeof(PoolHeader)));
+    if (h.record_bytes != sizeof(ManifestRecord))
+        return bad(fmt::format("manifest records of {} B (this library's are {} B)", h.record_bytes,
+                               sizeof(ManifestRecord)));
+    if (h.total_bytes != object_bytes)
+        return bad(fmt::format("header says {} bytes but the object has {}", h.total_bytes, object_bytes));
+    if (h.min_block_order < k_min_block_order_floor || h.max_block_order > k_max_heap_order ||
+        h.min_block_order > h.max_block_order)
+        return bad(fmt::format("block orders {}..{} out of range", h.min_block_order, h.max_block_order));
+    if (h.heap_bytes != (std::uint64_t{1} << h.max_block_order))
+        return bad(fmt::format("heap size {} is not 2^{}", h.heap_bytes, h.max_block_order));
+    if (h.manifest_capacity < 5 || h.manifest_capacity > k_max_manifest_capacity ||
+        h.id_slot_bits != bits_for_slots(h.manifest_capacity))
+        return bad(fmt::format("manifest capacity {} / slot bits {} inconsistent", h.manifest_capacity, h.id_slot_bits));
+    if (h.backing_dir_offset != k_backing_dir_offset || h.procs_offset != k_procs_offset ||
+        h.procs_bytes != k_procs_bytes || h.backing_map_offset != k_backing_map_offset ||
+        h.backing_map_bytes != backing_map_bytes_for(h.max_block_order))
+        return bad(fmt::format("backing directory at {}, process table at {} ({} B), backing map at {} ({} B): "
+                               "expected {}, {} ({} B), {} ({} B)",
+                               h.backing_dir_offset, h.procs_offset, h.procs_bytes, h.backing_map_offset,
+                               h.backing_map_bytes, k_backing_dir_offset, k_procs_offset, k_procs_bytes,
+                               k_backing_map_offset, backing_map_bytes_for(h.max_block_order)));
+    // The regions follow each other exactly as create lays them out. No sum can wrap
+    // around: every term was bounded above (backing map <= 128 MiB, capacity <= 2^32
+    // records, heap <= 2^46 B, so the free map <= 2^38 B).
+    const std::uint64_t manifest_bytes = round_up(h.manifest_capacity * sizeof(ManifestRecord), k_page_bytes);
+    const std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(h.heap_bytes, h.min_block_order);
+    if (h.manifest_offset != k_backing_map_offset + h.backing_map_bytes ||
+        h.free_map_offset != h.manifest_offset + manifest_bytes || h.free_map_bytes != free_map_bytes ||
+        h.heap_offset != h.free_map_offset + free_map_bytes || h.heap_offset > object_bytes ||
+        h.heap_bytes != object_bytes - h.heap_offset)
+        return bad(fmt::format("manifest at {}, free map at {} ({} B), heap at {}: inconsistent with {} records, a "
+                               "{} B heap of {} B blocks and a {} B object (expected {}, {} ({} B), {})",
+                               h.manifest_offset, h.free_map_offset, h.free_map_bytes, h.heap_offset,
+                               h.manifest_capacity, h.heap_bytes, std::uint64_t{1} << h.min_block_order, object_bytes,
+                               k_backing_map_offset + h.backing_map_bytes,
+                               k_backing_map_offset + h.backing_map_bytes + manifest_bytes, free_map_bytes,
+                               k_backing_map_offset + h.backing_map_bytes + manifest_bytes + free_map_bytes));
+    // Ids stay below 2^62; a counter that reached 2^63 was damaged (failed takes past the
+    // limit add one each, far from that). Read as bytes: the copy is not shared memory.
+    if (const auto counter = copied_field<std::uint64_t>(reinterpret_cast<const unsigned char*>(&h),
+                                                         offsetof(PoolHeader, id_counter));
+        counter >= std::uint64_t{1} << 63)
+        return bad(fmt::format("id counter {} is past the id space (ids stay below 2^62)", counter));
+    if (h.heap_chunk_shift != heap_chunk_shift_for(h.max_block_order))
+        return bad(fmt::format("heap chunk shift {} (expected {} for a 2^{} B heap)", h.heap_chunk_shift,
+                               heap_chunk_shift_for(h.max_block_order), h.max_block_order));
+    if (h.heap_alignment == 0 || !std::has_single_bit(h.heap_alignment) || h.heap_alignment > k_max_heap_alignment)
+        return bad(fmt::format("heap alignment {} invalid", h.heap_alignment));
+    std::string_view name(h.name, strnlen(h.name, k_name_capacity));
+    if (name.size() > k_max_name_len || shm_name_for(name) != shm_name)
+        return bad("the name stored in the header does not match the object's name");
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace
+
+dragonError_t validate_pool_name(std::string_view name) {
+    if (name.empty() || name.size() > k_max_name_len)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool name '{}' has {} characters; it must have 1 to {}", name,
+                     name.size(), k_max_name_len);
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '-' || c == '.';
+        if (!ok)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "pool name '{}' contains '{}'; only letters, digits, '_', '-' and '.' are allowed", name,
+                         c == '\0' ? std::string("\\0") : std::string(1, c));
+    }
+    if (name.front() == '.' || name.front() == '-')
+        return failf(DRAGON_INVALID_ARGUMENT, "pool name '{}' must not start with '{}'", name, name.front());
+    return DRAGON_SUCCESS;
+}
+
+namespace {
+
+// Retired PoolMapping objects. Never freed: a MemoryRef may still hold a pointer to one
+// and must be able to read its epoch. Bounded by the most pools mapped at once.
+struct Graveyard {
+    std::mutex mutex;
+    std::vector<PoolMapping*> retired;
+    std::uint64_t next_epoch = 1;
+};
+
+Graveyard& graveyard() {
+    static auto* instance = new Graveyard();
+    return *instance;
+}
+
+}  // namespace
+
+void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
+
+void graveyard_unlock_after_fork() noexcept { graveyard().mutex.unlock(); }
+
+PoolMapping* PoolMapping::make() {
+    Graveyard& g = graveyard();
+    std::lock_guard guard(g.mutex);
+    PoolMapping* object;
+    if (g.retired.empty()) {
+        object = new PoolMapping();
+    } else {
+        object = g.retired.back();
+        g.retired.pop_back();
+    }
+    // Release: a try_add_ref that counts on this store (acquire) then reads an epoch at
+    // least as new as the one the last release() stored (under the same mutex), so a
+    // borrowed pointer of the previous attach cannot mistake this object for its own.
+    object->refs_.store(1, std::memory_order_release);
+    object->unmapped_.store(false, std::memory_order_relaxed);
+    object->my_entries_ = 0;
+    object->my_entries_pid_ = 0;
+    object->epoch_.store(g.next_epoch++, std::memory_order_release);
+    return object;
+}
+
+bool PoolMapping::try_add_ref() noexcept {
+    std::uint32_t count = refs_.load(std::memory_order_relaxed);
+    while (count != 0)
+        if (refs_.compare_exchange_weak(count, count + 1, std::memory_order_acquire, std::memory_order_relaxed))
+            return true;
+    return false;
+}
+
+void PoolMapping::release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    hand_back_process_caches();  // this process's threads' cached blocks go back to the heap
+    registry_forget(this);
+    Graveyard& g = graveyard();
+    std::lock_guard guard(g.mutex);
+    epoch_.store(g.next_epoch++, std::memory_order_release);  // borrowed pointers now see "gone"
+    unmapped_.store(true, std::memory_order_release);
+    shm_unmap(mapping_);
+    header_ = nullptr;
+    identity_.reset();
+    shm_name_.clear();
+    try {
+        g.retired.push_back(this);
+    } catch (const std::bad_alloc&) {
+        // Keeping the object alive is what matters; losing it for reuse is harmless.
+    }
+}
+
+void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
+    mapping_ = mapping;
+    header_ = reinterpret_cast<PoolHeader*>(mapping_.base);
+    heap_base_ = mapping_.base + header_->heap_offset;
+    backing_ = Backing(header_, mapping_, shm_name_, object);
+    manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
+                         &backing_);
+    heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
+                      header_->min_block_order, header_->max_block_order, &backing_);
+    auto identity = std::make_shared<PoolIdentity>();
+    identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
+    identity->m_uid = header_->m_uid;
+    identity->hostid = header_->hostid;
+    identity->rt_uid = header_->rt_uid;
+    identity->nonce = header_->nonce;
+    identity->heap_bytes = header_->heap_bytes;
+    identity->id_slot_bits = header_->id_slot_bits;
+    identity_ = std::move(identity);
+}
+
+namespace {
+
+// Undoes a creation that did not finish, whatever stopped it (an error return or an
+// exception such as std::bad_alloc): the mapping is dropped and the name removed, if it
+// still names our object, so a failed create leaves nothing behind.
+struct CreationUndo {
+    std::string shm_name;
+    ShmObjectId object;           // known once our object exists
+    int fd = -1;
+    ShmMapping mapping;           // until `pool` owns it
+    PoolMapping* pool = nullptr;  // owns the mapping once made
+    bool committed = false;
+
+    CreationUndo() = default;
+    CreationUndo(const CreationUndo&) = delete;
+    CreationUndo& operator=(const CreationUndo&) = delete;
+    ~CreationUndo() {
+        if (!committed) {
+            if (pool != nullptr) pool->release();  // unmaps
+            shm_unmap(mapping);
+            if (object.known()) shm_unlink_if_same(shm_name, object);
+        }
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// /dev/shm could not give memory to part of a pool being created.
+dragonError_t creation_unbacked(std::string_view name, int err, std::uint64_t bytes, const char* what) {
+    return failf(err == ENOSPC || err == EDQUOT ? DRAGON_OUT_OF_SPACE : DRAGON_MEMORY_ERRNO,
+                 "pool '{}': {} could not back {} B for {}: {} (errno {}); {}; nothing was created", name, k_shm_dir,
+                 bytes, what, std::strerror(err), err, shm_space_text());
+}
+
+dragonError_t refuse_other_namespace(const std::string& shm_name, std::uint64_t pool_ns, std::uint64_t my_ns,
+                                     const char* state) {
+    return failf(DRAGON_INVALID_OPERATION,
+                 "pool '{}'{} was created by a process in PID namespace {} but this process is in {}: processes sharing "
+                 "a pool must share a PID namespace (the pool's lock and thread caches identify threads by id)",
+                 shm_name.substr(k_shm_prefix.size()), state, describe_pid_namespace(pool_ns),
+                 describe_pid_namespace(my_ns));
+}
+
+long ms_since(std::chrono::steady_clock::time_point start) {
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+}
+
+// How long ago (CLOCK_REALTIME) the object last changed; negative if the clock went back.
+long age_ms(const timespec& changed) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<long>((now.tv_sec - changed.tv_sec) * 1000 + (now.tv_nsec - changed.tv_nsec) / 1000000);
+}
+
+// One read of an object's header (zeros where the object is shorter than a page).
+struct HeaderRead {
+    alignas(64) unsigned char bytes[sizeof(PoolHeader)];
+    std::uint64_t object_bytes = 0;
+    ShmObjectId object;
+    timespec changed{};
+    // Plain fields only; the atomics' images are read as bytes (copied_field): the copy is
+    // not shared memory, and they are no objects to load from.
+    const PoolHeader& header() const { return *reinterpret_cast<const PoolHeader*>(bytes); }
+    std::uint64_t magic() const { return copied_field<std::uint64_t>(bytes, offsetof(PoolHeader, magic)); }
+    std::uint32_t ready() const { return copied_field<std::uint32_t>(bytes, offsetof(PoolHeader, ready)); }
+    std::uint32_t destroyed() const { return copied_field<std::uint32_t>(bytes, offsetof(PoolHeader, destroyed)); }
+};
+
+dragonError_t read_header(int fd, const std::string& shm_name, HeaderRead& out) {
+    if (dragonError_t rc = shm_stat(fd, shm_name, out.object_bytes, out.object, out.changed)) return rc;
+    std::memset(out.bytes, 0, sizeof out.bytes);
+    if (out.object_bytes < k_page_bytes) return DRAGON_SUCCESS;  // not sized yet: blank
+    ssize_t got = ::pread(fd, out.bytes, sizeof out.bytes, 0);
+    if (got < 0) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("reading the header of '{}'", shm_name));
+    if (got != static_cast<ssize_t>(sizeof out.bytes)) std::memset(out.bytes, 0, sizeof out.bytes);
+    return DRAGON_SUCCESS;
+}
+
+// Reads the header until it is a committed pool. A pool being created is sized, stamped
+// with its creator (one pwrite) and formatted before its magic is stored, last: wait
+// while its creator lives (at most k_creator_wait_ms), refuse as soon as it is dead.
+dragonError_t read_ready_header(int fd, const std::string& shm_name, std::uint64_t my_ns, HeaderRead& out) {
+    const auto started = std::chrono::steady_clock::now();
+    int dead_reads = 0;
+    int torn_reads = 0;
+    for (int attempt = 0;; ++attempt) {
+        if (dragonError_t rc = read_header(fd, shm_name, out)) return rc;
+        const PoolHeader& h = out.header();
+        std::uint64_t magic = out.magic();
+        bool ready = out.ready() == k_pool_ready;
+        if (magic == k_pool_magic && ready) return DRAGON_SUCCESS;
+        if (magic != 0 && magic != k_pool_magic) return validate_header(h, magic, out.object_bytes, shm_name);  // says why
+        const long waited_ms = ms_since(started);
+        if (magic == k_pool_magic) {
+            // The creator stores `ready` before the magic: this is damage, unless our
+            // read raced those two stores. Look twice more.
+            if (++torn_reads >= 3)
+                return failf(DRAGON_INVALID_ARGUMENT,
+                             "shm object '{}' is not a usable dragonmem pool: its header has the magic but its ready "
+                             "word is {:#x}, not READY (a damaged header)",
+                             shm_name, out.ready());
+        } else {
+            const CreatorRecord creator = h.creator;
+            switch (creator_state(creator, my_ns)) {
+                case CreatorState::other_namespace:
+                    return refuse_other_namespace(shm_name, creator.pid_ns, my_ns, " (still being created)");
+                case CreatorState::dead:
+                    // Twice in a row: a read torn by the creator's own write is not a verdict.
+                    if (++dead_reads >= 2)
+                        return failf(DRAGON_INVALID_ARGUMENT,
+                                     "shm object '{}' ({} bytes) is not an initialised dragonmem pool: its creator "
+                                     "(pid {}, thread {}) died while creating it; remove it with 'dragonmem destroy "
+                                     "--force'",
+                                     shm_name, out.object_bytes, creator.pid, static_cast<std::uint32_t>(creator.owner));
+                    break;
+                case CreatorState::alive:
+                    dead_reads = 0;
+                    if (waited_ms >= k_creator_wait_ms)
+                        return failf(DRAGON_TIMEOUT,
+                                     "pool '{}' is still being created by pid {} (alive) after {} ms of waiting; try "
+                                     "again later",
+                                     shm_name.substr(k_shm_prefix.size()), creator.pid, waited_ms);
+                    break;
+                case CreatorState::none: {
+                    // Its creator is between shm_open and its first write, or died there.
+                    long age = age_ms(out.changed);
+                    if (age >= k_unrecorded_grace_ms || waited_ms >= k_creator_wait_ms)
+                        return failf(DRAGON_INVALID_ARGUMENT,
+                                     "shm object '{}' ({} bytes) is not an initialised dragonmem pool: no creator is "
+                                     "recorded in it and it has not changed for {} ms (its creator may have died while "
+                                     "creating it); remove it with 'dragonmem destroy --force'",
+                                     shm_name, out.object_bytes, age);
+                    break;
+                }
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(attempt < 100 ? 1 : 10));
+    }
+}
+
+}  // namespace
+
+dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                                  const PoolOptions& options, PoolMapping*& out) {
+    // create_pool's CreationUndo has removed whatever was made when an exception gets here.
+    try {
+        return create_pool(name, bytes, m_uid, options, out);
+    } catch (const std::bad_alloc&) {
+        return failf(DRAGON_INTERNAL_MALLOC_FAIL, "pool '{}': out of memory while creating it; nothing was created",
+                     name);
+    } catch (const std::exception& e) {
+        return failf(DRAGON_FAILURE, "pool '{}': creation failed: {}; nothing was created", name, e.what());
+    }
+}
+
+dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                                       const PoolOptions& options, PoolMapping*& out) {
+    if (dragonError_t rc = validate_pool_name(name)) return rc;
+    if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
+    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM)
+        return failf(DRAGON_MEMORY_ILLEGAL_MEMTYPE,
+                     "pool '{}': memory type {} is not supported; only DRAGON_MEMORY_TYPE_SHM (0) is", name,
+                     static_cast<int>(options.mem_type));
+    if ((options.mode & ~0777u) != 0)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': mode {:04o} invalid; give permission bits only (at most 0777)",
+                     name, options.mode);
+    if (static_cast<unsigned>(options.lock_type) > DRAGON_LOCK_GREEDY)
+        return failf(DRAGON_INVALID_LOCK_KIND, "pool '{}': lock type {} unknown", name, static_cast<int>(options.lock_type));
+    std::uint64_t min_block = std::max<std::uint64_t>(options.min_block_bytes, 1);
+    std::uint32_t min_order = std::max<std::uint32_t>(static_cast<std::uint32_t>(std::bit_width(min_block - 1)),
+                                                      k_min_block_order_floor);
+    std::uint32_t max_order = bytes <= 1 ? 0 : static_cast<std::uint32_t>(std::bit_width(bytes - 1));
+    if (max_order < min_order) max_order = min_order;
+    if (min_order > k_max_heap_order || max_order > k_max_heap_order)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size {} B or min block {} B exceeds the 2^{} B limit", name,
+                     bytes, options.min_block_bytes, k_max_heap_order);
+    std::uint64_t heap_bytes = std::uint64_t{1} << max_order;
+    std::uint64_t min_blocks = heap_bytes >> min_order;
+    if (min_blocks < 5)
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "pool '{}': {} B of heap hold only {} blocks of the {} B minimum block; at least 5 are needed", name,
+                     heap_bytes, min_blocks, std::uint64_t{1} << min_order);
+    std::uint64_t capacity = options.max_allocations != 0
+                                 ? options.max_allocations
+                                 : std::min<std::uint64_t>(min_blocks, k_default_max_allocations_cap);
+    if (capacity < 5 || capacity > k_max_manifest_capacity)
+        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': max_allocations {} out of range (5 to {})", name, capacity,
+                     k_max_manifest_capacity);
+    for (std::size_t n = 0; n < options.preallocs.size(); ++n)
+        if (options.preallocs[n] != 0 && min_order + n > max_order)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "pool '{}': preallocation index {} asks for {} B blocks, larger than the {} B heap", name, n,
+                         n < 64 ? (std::uint64_t{1} << (min_order + n)) : 0, heap_bytes);
+
+    std::uint64_t map_bytes = backing_map_bytes_for(max_order);
+    std::uint64_t manifest_offset = k_backing_map_offset + map_bytes;
+    std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
+    std::uint64_t free_map_offset = manifest_offset + manifest_bytes;
+    std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(heap_bytes, min_order);
+    std::uint64_t heap_offset = free_map_offset + free_map_bytes;
+    std::uint64_t total_bytes = heap_offset + heap_bytes;
+    std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
+    std::uint32_t chunk_shift = heap_chunk_shift_for(max_order);
+    std::uint64_t records_backed = options.reserve ? capacity : initial_manifest_backed(capacity);
+
+    // Fit. The object is sparse, so what must fit is what users can fill: the heap, plus
+    // the metadata backed now. Manifest records past the first page are backed as they
+    // come into use, and the library fails an allocation cleanly (OUT_OF_SPACE) when
+    // /dev/shm cannot back one. A reserved pool backs everything now, so all of it must fit.
+    const std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
+    // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
+    const std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
+    const std::uint64_t first_free_map = round_up(((first_chunk >> min_order) + 7) / 8, k_page_bytes);
+    // Header, directory, the backing map's first page, first records, first free-map page.
+    const std::uint64_t metadata_now = k_procs_offset + k_page_bytes + first_records + first_free_map;
+    const std::uint64_t needed = options.reserve ? total_bytes : heap_bytes + metadata_now;
+    std::uint64_t shm_free = 0, shm_total = 0;
+    if (shm_space(shm_free, shm_total) && needed > shm_free)
+        return failf(DRAGON_OUT_OF_SPACE,
+                     "pool '{}' does not fit in {}: it needs {} B ({} B of heap + {} B of {}) but {} has {} B free of "
+                     "{} B; nothing was created",
+                     name, k_shm_dir, needed, heap_bytes, needed - heap_bytes,
+                     options.reserve ? "header, manifest and free map, reserved"
+                                     : "header, first manifest records and first page of the free map",
+                     k_shm_dir, shm_free, shm_total);
+
+    CreationUndo undo;
+    undo.shm_name = shm_name_for(name);
+    ShmObjectId object;
+    if (dragonError_t rc = shm_create(undo.shm_name, total_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
+        return rc;  // nothing of ours exists (shm_create cleans up after itself)
+    undo.object = object;
+
+    // Who creates it, before anything else: attachers wait while this thread lives
+    // (pool_creator.hpp). pwrite gives the header page its memory, so a full /dev/shm is
+    // ENOSPC here. Killed before it: a blank object, refused once it is k_unrecorded_grace_ms old.
+    const CreatorRecord creator = this_creator();
+    if (int err = shm_write_at(undo.fd, &creator, sizeof creator, offsetof(PoolHeader, creator)))
+        return creation_unbacked(name, err, k_page_bytes, "its header");
+
+    // Memory for every page the library touches from here on (pool_backing.hpp), or, when
+    // reserving, for the whole object.
+    if (options.reserve) {
+        if (int err = shm_back_fd(undo.fd, 0, total_bytes))
+            return creation_unbacked(name, err, total_bytes, "the whole pool (reserve)");
+    } else {
+        if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
+            return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
+        if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
+            return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
+        if (int err = shm_back_fd(undo.fd, manifest_offset, first_records))
+            return creation_unbacked(name, err, first_records, "its first manifest records");
+        // Before the chunk's map bit is set below, as Backing::back_heap does.
+        if (int err = shm_back_fd(undo.fd, free_map_offset, first_free_map))
+            return creation_unbacked(name, err, first_free_map, "its free map's first page");
+        if (int err = shm_back_fd(undo.fd, heap_offset, first_chunk))
+            return creation_unbacked(name, err, first_chunk, "the heap's first chunk");
+    }
+
+    if (dragonError_t rc = shm_map(undo.fd, total_bytes, heap_offset, alignment, undo.mapping)) return rc;
+
+    // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait while
+    // the creator lives; a creator killed before that leaves an object that attach
+    // reports as abandoned and `destroy --force` removes.
+    auto* h = reinterpret_cast<PoolHeader*>(undo.mapping.base);
+    h->layout_version = k_layout_version;
+    h->header_bytes = sizeof(PoolHeader);
+    h->total_bytes = total_bytes;
+    h->manifest_offset = manifest_offset;
+    h->manifest_capacity = capacity;
+    h->heap_offset = heap_offset;
+    h->heap_bytes = heap_bytes;
+    h->min_block_order = min_order;
+    h->max_block_order = max_order;
+    h->id_slot_bits = bits_for_slots(capacity);
+    h->mode = options.mode;
+    h->m_uid = m_uid;
+    h->hostid = this_hostid();
+    h->rt_uid = this_rt_uid();
+    h->nonce = random_u64();
+    h->lock_type = static_cast<std::uint32_t>(options.lock_type);
+    h->mem_type = static_cast<std::uint32_t>(options.mem_type);
+    h->growth_type = static_cast<std::uint32_t>(options.growth_type);
+    h->segment_size = options.segment_size;
+    h->max_size = options.max_size;
+    h->heap_alignment = alignment;
+    std::memcpy(h->name, name.data(), name.size());
+    h->record_bytes = sizeof(ManifestRecord);
+    h->backing_dir_offset = k_backing_dir_offset;
+    h->procs_offset = k_procs_offset;
+    h->procs_bytes = k_procs_bytes;
+    h->backing_map_offset = k_backing_map_offset;
+    h->backing_map_bytes = map_bytes;
+    h->heap_chunk_shift = chunk_shift;
+    h->fully_backed = options.reserve ? 1 : 0;
+    h->free_map_offset = free_map_offset;
+    h->free_map_bytes = free_map_bytes;
+    h->manifest_backed.store(records_backed, std::memory_order_relaxed);
+    if (!options.reserve) {
+        // The map's first page, heap chunk 0 and its free-map page were backed above (the
+        // pages are zero).
+        auto* dir = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset);
+        auto* map = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_map_offset);
+        dir->words[0].store(1, std::memory_order_relaxed);
+        map->words[0].store(1, std::memory_order_relaxed);
+    }
+    owner_lock_init(h->lock);
+
+    PoolMapping* pool = make();
+    undo.pool = pool;
+    pool->mapping_ = undo.mapping;  // release() unmaps it from here on
+    undo.mapping = ShmMapping{};
+    pool->shm_name_ = undo.shm_name;
+    pool->attach_views(pool->mapping_, object);
+    pool->heap_.format(random_u64());
+    // Preallocations: carve the blocks, then park them on the deferred lists so the first
+    // allocations of those sizes are list pops.
+    std::vector<HeapBlock> carved;
+    for (std::size_t n = 0; n < options.preallocs.size(); ++n) {
+        for (std::size_t i = 0; i < options.preallocs[n]; ++i) {
+            std::uint32_t order = min_order + static_cast<std::uint32_t>(n);
+            std::uint64_t offset = pool->heap_.alloc(order);
+            if (offset == k_nil && pool->backing_.failed())
+                return failf(DRAGON_OUT_OF_SPACE,
+                             "pool '{}': preallocation {} of {} of {} B blocks: {}; nothing was created", name, i + 1,
+                             options.preallocs[n], std::uint64_t{1} << order, pool->backing_.describe_failure());
+            if (offset == k_nil)
+                return failf(DRAGON_INVALID_ARGUMENT,
+                             "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
+                             i + 1, options.preallocs[n], std::uint64_t{1} << order, heap_bytes);
+            carved.push_back({offset, order});  // may throw: the undo removes the pool
+        }
+    }
+    for (const HeapBlock& block : carved) pool->heap_.cache(block.offset, block.order);
+    h->ready.store(k_pool_ready, std::memory_order_release);
+    h->magic.store(k_pool_magic, std::memory_order_release);
+    undo.committed = true;
+    out = pool;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expected_nonce, PoolMapping*& out) {
+    int fd = -1;
+    if (dragonError_t rc = shm_open_existing(shm_name, expected_nonce != 0, fd)) return rc;
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+
+    const std::uint64_t my_ns = this_pid_namespace();
+    HeaderRead read;
+    if (dragonError_t rc = read_ready_header(fd, shm_name, my_ns, read)) return rc;
+    const PoolHeader& h = read.header();
+    if (dragonError_t rc = validate_header(h, read.magic(), read.object_bytes, shm_name)) return rc;
+    if (other_pid_namespace(h.creator.pid_ns, my_ns))
+        return refuse_other_namespace(shm_name, h.creator.pid_ns, my_ns, "");
+    if (expected_nonce != 0 && h.nonce != expected_nonce)
+        return failf(DRAGON_OBJECT_DESTROYED,
+                     "pool '{}' of this descriptor was destroyed; the name now belongs to a different pool", shm_name);
+    if (read.destroyed() != 0)
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", shm_name);
+
+    ShmMapping mapping;
+    if (dragonError_t rc = shm_map(fd, h.total_bytes, h.heap_offset, h.heap_alignment, mapping)) return rc;
+    PoolMapping* pool = nullptr;
+    try {
+        pool = make();
+        pool->mapping_ = mapping;  // release() unmaps it from here on
+        mapping = ShmMapping{};
+        pool->shm_name_ = shm_name;
+        pool->attach_views(pool->mapping_, read.object);
+    } catch (const std::bad_alloc&) {
+        if (pool != nullptr) pool->release();
+        shm_unmap(mapping);
+        return failf(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory attaching pool '{}'", shm_name);
+    }
+    out = pool;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::refuse_if_being_created(const std::string& shm_name) {
+    int fd = -1;
+    if (shm_open_existing(shm_name, false, fd) != DRAGON_SUCCESS) return DRAGON_SUCCESS;  // the caller explains
+    HeaderRead read;
+    dragonError_t rc = read_header(fd, shm_name, read);
+    ::close(fd);
+    if (rc != DRAGON_SUCCESS || read.magic() != 0) return DRAGON_SUCCESS;
+    const CreatorRecord creator = read.header().creator;
+    const std::string name = shm_name.substr(k_shm_prefix.size());
+    const std::uint64_t mine = this_pid_namespace();
+    switch (creator_state(creator, mine)) {
+        case CreatorState::alive:
+            return failf(DRAGON_INVALID_OPERATION,
+                         "pool '{}' is being created by pid {} (thread {}), which is alive: not removed; let the "
+                         "creation finish (or stop that process) and destroy it then",
+                         name, creator.pid, static_cast<std::uint32_t>(creator.owner));
+        case CreatorState::other_namespace:
+            return failf(DRAGON_INVALID_OPERATION,
+                         "pool '{}' is being created by pid {} of PID namespace {} (this process is in {}), which "
+                         "cannot be checked from here: not removed; run 'dragonmem destroy --force' in that namespace",
+                         name, creator.pid, describe_pid_namespace(creator.pid_ns), describe_pid_namespace(mine));
+        case CreatorState::none:
+            if (long age = age_ms(read.changed); age < k_unrecorded_grace_ms)
+                return failf(DRAGON_INVALID_OPERATION,
+                             "pool '{}' changed {} ms ago and has no creator recorded yet: it may be being created; "
+                             "not removed; try again in a second",
+                             name, age);
+            return DRAGON_SUCCESS;
+        case CreatorState::dead:
+            return DRAGON_SUCCESS;
+    }
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::explain_unusable(const char* op) const {
+    if (unmapped_.load(std::memory_order_acquire))
+        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: pool '{}' was destroyed by this process", op,
+                     identity_ ? identity_->name : std::string("?"));
+    return failf(DRAGON_OBJECT_DESTROYED, "{}: pool '{}' has been destroyed", op, identity_->name);
+}
+
+dragonError_t PoolMapping::lock(const timespec* deadline) {
+    LockWait wait;
+    wait.deadline = deadline;
+    wait.give_up = &header_->destroyed;  // destroy --force does not take the lock: stop waiting
+    switch (owner_lock_acquire(header_->lock, wait)) {
+    case LockOutcome::acquired:
+        break;
+    case LockOutcome::acquired_owner_dead:
+        // The previous holder died mid-update: rebuild derived state from the manifest.
+        // If we die during repair, the next taker finds us dead and repairs again from
+        // the same manifest.
+        repair();
+        break;
+    case LockOutcome::timed_out:
+        return explain_lock_timeout(wait);
+    case LockOutcome::gave_up:
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    if (destroyed_elsewhere()) {
+        unlock();
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::explain_lock_timeout(const LockWait& wait) const {
+    OwnerReport holder = report_owner(wait.holder);
+    std::string who = holder.pid != 0 && holder.pid != holder.tid
+                          ? fmt::format("thread {} of process {}", holder.tid, holder.pid)
+                          : fmt::format("process {}", holder.tid);
+    if (holder.name[0] != '\0') who += fmt::format(" ({})", holder.name);
+    std::string state = !holder.alive         ? std::string("gone (its lock is taken over at the next try)")
+                        : holder.state[0] != '\0' ? fmt::format("state {}", holder.state)
+                                                   : std::string("state unknown");
+    return failf(DRAGON_TIMEOUT,
+                 "gave up waiting for the lock of pool '{}' after {:.3f} s ({}): it is held by {}, {}", identity_->name,
+                 static_cast<double>(wait.waited_ns) / 1e9,
+                 wait.ended_by_limit ? "the lock-wait limit" : "the call's timeout", who, state);
+}
+
+void PoolMapping::unlock() noexcept { owner_lock_release(header_->lock); }
+
+dragonError_t PoolMapping::explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code) {
+    std::uint64_t lists = header_->heap.free_mask | header_->heap.deferred_mask;
+    std::uint64_t largest = lists == 0 ? 0 : std::uint64_t{1} << (63 - std::countl_zero(lists));
+    return failf(code,
+                 "no free block of {} B for a {} B request in pool '{}' ({} B free, largest free block {} B, {} live "
+                 "allocations)",
+                 std::uint64_t{1} << order, bytes, identity_->name, header_->heap.free_bytes, largest,
+                 header_->live_count);
+}
+
+dragonError_t PoolMapping::explain_unbacked(std::uint64_t bytes) {
+    // Final, not waited on: frees in the pool do not give /dev/shm memory back.
+    return failf(DRAGON_OUT_OF_SPACE,
+                 "no memory left in {} for pool '{}' to serve a {} B request: {}. The pool was not changed; a pool "
+                 "created with reserve (dragonmem create --reserve) has all its memory from the start",
+                 k_shm_dir, identity_->name, bytes, backing_.describe_failure());
+}
+
+dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
+                                 BlockInfo& out) {
+    // Callers checked check_usable() (descriptor_ops): not repeated on the fast path.
+    // Every allocation takes an id from the pool-wide counter: ask for its line (for
+    // writing) now, so that when other processes allocate too, its transfer overlaps
+    // the work below instead of stalling the fetch_add.
+    __builtin_prefetch(&header_->id_counter, 1, 3);
+    if (bytes > header_->heap_bytes)
+        // Never satisfiable, so never wait, and never touch the lock.
+        return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
+                     "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
+                     header_->heap_bytes);
+    std::uint32_t order = heap_.order_for(bytes);
+    if (blocking && timeout != nullptr &&
+        (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L))
+        return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",
+                     static_cast<long long>(timeout->tv_sec), static_cast<long long>(timeout->tv_nsec));
+    // The common case: a block this thread freed earlier (thread_cache.hpp), no lock.
+    if (ThreadCache* cache = thread_cache_find(this, epoch());
+        cache != nullptr && alloc_from_cache(*cache, order, bytes, type, out))
+        return DRAGON_SUCCESS;
+    timespec deadline{};
+    if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
+    for (;;) {
+        // The lock is waited for until the call's own deadline, too (a stopped holder).
+        if (dragonError_t rc = lock(blocking && timeout != nullptr ? &deadline : nullptr)) return rc;
+        bool reported = false;  // a failure alloc_locked has explained: return it as is
+        dragonError_t failure = alloc_locked(bytes, type, order, out, reported);
+        if (failure != DRAGON_SUCCESS && !reported) {
+            // Blocks parked in thread caches (any thread's) are free memory: take them
+            // back before saying there is none.
+            if (take_back_all_cached_locked() > 0) {
+                bool wake = announce_frees_locked();
+                failure = alloc_locked(bytes, type, order, out, reported);
+                if (wake) futex_wake_all(&header_->wake_seq);
+            }
+        }
+        if (failure == DRAGON_SUCCESS) {
+            if (ThreadCache* cache = cache_for_this_thread_locked()) refill_locked(*cache, order);
+            unlock();
+            return DRAGON_SUCCESS;
+        }
+        if (reported) {
+            unlock();
+            return failure;
+        }
+        // Nothing changed in the pool: a failed allocation leaves it as it was.
+        bool expired = blocking && timeout != nullptr && deadline_passed(deadline);
+        if (!blocking || expired) {
+            dragonError_t code = failure == DRAGON_OUT_OF_SPACE ? DRAGON_OUT_OF_SPACE
+                                 : blocking                     ? DRAGON_TIMEOUT
+                                                                : failure;
+            if (failure == DRAGON_OUT_OF_SPACE)
+                failf(code, "manifest of pool '{}' is full: {} live allocations of {} allowed (max_allocations){}",
+                      identity_->name, header_->live_count, manifest_.capacity(),
+                      blocking ? "; timed out waiting for a free slot" : "");
+            else
+                explain_no_block(bytes, order, code);
+            unlock();
+            return code;
+        }
+        // Sleep until a free bumps wake_seq (see waiter.hpp for the protocol).
+        std::uint32_t seen = header_->wake_seq.load(std::memory_order_relaxed);
+        header_->has_waiters.store(1, std::memory_order_relaxed);
+        unlock();
+        // Sleep in slices: if a lock holder died mid-free nobody will bump wake_seq, so we
+        // look again (taking the lock repairs the pool) at least every k_wait_slice_ms.
+        timespec slice = deadline_after(timespec{0, k_wait_slice_ms * 1000000L});
+        bool slice_first = timeout == nullptr || slice.tv_sec < deadline.tv_sec ||
+                           (slice.tv_sec == deadline.tv_sec && slice.tv_nsec < deadline.tv_nsec);
+        futex_wait_until(&header_->wake_seq, seen, slice_first ? &slice : &deadline);
+        if (dragonError_t rc = check_usable("alloc_blocking")) return rc;
+    }
+}
+
+dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order,
+                                        BlockInfo& out, bool& reported) {
+    backing_.clear_failure();
+    if (!manifest_.has_free_slot()) {
+        if (!manifest_.full()) {  // a slot, but no memory in /dev/shm for its record
+            reported = true;
+            return explain_unbacked(bytes);
+        }
+        // Both full: report the heap, the limit users think of first.
+        return heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+    }
+    std::uint64_t offset = heap_.alloc(order);
+    if (offset == k_heap_corrupt) {
+        // A free block's header was overwritten (a write past an allocation's end).
+        // The manifest still says what is allocated: rebuild the heap and retry.
+        repair();
+        offset = heap_.alloc(order);
+        if (offset == k_heap_corrupt) {
+            reported = true;
+            return failf(DRAGON_FAILURE, "the heap of pool '{}' is corrupt and could not be repaired", identity_->name);
+        }
+    }
+    if (offset == k_nil && backing_.failed()) {  // a block, but no memory in /dev/shm to split it
+        reported = true;
+        return explain_unbacked(bytes);
+    }
+    if (offset == k_nil) return DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+    std::uint64_t slot = manifest_.take_slot();
+    std::uint64_t id = 0;
+    if (!manifest_.next_id(slot, id)) {
+        manifest_.give_back_slot(slot);
+        heap_.free(offset, order);
+        reported = true;
+        return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
+    }
+    // Commit point: see Manifest::publish.
+    manifest_.publish(slot, id, offset, bytes, type);
+    header_->live_count += 1;
+    if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
+    out = BlockInfo{id, type, offset, bytes};
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::free(std::uint64_t id) {
+    if (id == 0) return DRAGON_SUCCESS;  // zero-byte allocations own no block
+    ThreadCache* cache = thread_cache_find(this, epoch());
+    if (cache != nullptr && free_to_cache(*cache, id)) return DRAGON_SUCCESS;
+    if (dragonError_t rc = lock()) return rc;
+    int order = manifest_.find(id) == nullptr ? -1 : take_back_locked(manifest_.slot_of(id), id);
+    if (order < 0) {
+        unlock();
+        return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}' (already freed?)", id,
+                     identity_->name);
+    }
+    // The free could not be cached because this size's magazine is full: make room.
+    if (cache != nullptr && cache->mags[order].cap != 0 && cache->mags[order].count >= cache->mags[order].cap)
+        flush_magazine_locked(*cache, static_cast<std::uint32_t>(order));
+    bool wake = announce_frees_locked();
+    unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::lookup(std::uint64_t id, BlockInfo& out) {
+    if (dragonError_t rc = check_usable("from_id")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    const ManifestRecord* rec = manifest_.find(id);
+    if (rec == nullptr) {
+        unlock();
+        return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}'", id, identity_->name);
+    }
+    out = BlockInfo{id, rec->type, rec->offset, rec->requested_bytes};
+    unlock();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out) {
+    if (dragonError_t rc = check_usable("get_allocations")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    out.clear();
+    try {
+        manifest_.for_each_live([&](std::uint64_t, const ManifestRecord& rec, std::uint64_t id) {
+            if (type && rec.type != *type) return;
+            out.push_back(AllocationInfo{id, rec.type, rec.offset, rec.requested_bytes,
+                                         std::uint64_t{1} << heap_.order_for(rec.requested_bytes)});
+        });
+    } catch (const std::bad_alloc&) {
+        unlock();
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory listing allocations");
+    }
+    unlock();  // also on an empty pool (Dragon kept the lock there)
+    std::sort(out.begin(), out.end(), [](const AllocationInfo& a, const AllocationInfo& b) { return a.id < b.id; });
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::attributes(PoolAttributes& out) {
+    if (dragonError_t rc = check_usable("get_attr")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    // Blocks parked in thread caches are free space: report them as such.
+    std::uint64_t cached_left = 0;
+    bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}, &cached_left) > 0 &&
+                announce_frees_locked();
+    const PoolHeader& h = *header_;
+    out.m_uid = h.m_uid;
+    out.hostid = h.hostid;
+    out.rt_uid = h.rt_uid;
+    out.mode = h.mode;
+    out.lock_type = static_cast<dragonLockKind_t>(h.lock_type);
+    out.mem_type = static_cast<dragonMemoryPoolType_t>(h.mem_type);
+    out.growth_type = static_cast<dragonMemoryPoolGrowthType_t>(h.growth_type);
+    out.segment_size = h.segment_size;
+    out.max_size = h.max_size;
+    out.min_block_bytes = std::size_t{1} << h.min_block_order;
+    out.max_block_bytes = h.heap_bytes;
+    out.heap_bytes = h.heap_bytes;
+    out.total_bytes = h.total_bytes;
+    out.manifest_bytes = h.free_map_offset - h.manifest_offset;
+    out.manifest_record_bytes = h.record_bytes;
+    out.reserved = h.fully_backed != 0;
+    out.heap_meta_bytes = sizeof(HeapState) + h.free_map_bytes;
+    out.max_allocations = h.manifest_capacity;
+    out.free_bytes = h.heap.free_bytes;
+    out.utilization_pct = 100.0 * static_cast<double>(h.heap_bytes - h.heap.free_bytes) / static_cast<double>(h.heap_bytes);
+    out.live_allocations = h.live_count - cached_left;
+    out.max_live_allocations = h.max_live_count;  // counts cached blocks too: the manifest's high-water mark
+    out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
+    out.recoveries = h.recoveries;
+    unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
+    // Copies that may throw (out of memory) are made without the lock: an exception must
+    // never leave the pool locked by a live thread.
+    out.name = identity_->name;
+    out.shm_name = shm_name_;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
+    if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}) > 0 && announce_frees_locked();
+    // Report the coalesced truth (what eager coalescing would show), computed aside so
+    // that looking does not throw away the deferred blocks (and the preallocations).
+    std::vector<std::uint64_t> counts;
+    try {
+        heap_.coalesced_counts(counts);
+    } catch (const std::bad_alloc&) {
+        unlock();
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory counting free blocks");
+    }
+    unlock();
+    if (wake) futex_wake_all(&header_->wake_seq);
+    out.clear();
+    for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
+        out.push_back(FreeBlockCount{std::size_t{1} << order, counts[order]});
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::check(CheckReport& out) {
+    if (dragonError_t rc = check_usable("check")) return rc;
+    if (dragonError_t rc = lock()) return rc;
+    out = CheckReport{};
+    try {
+        collect_invariant_problems(out);  // builds vectors and sentences
+    } catch (const std::bad_alloc&) {
+        unlock();  // never leave the pool locked by a live thread
+        return fail(DRAGON_INTERNAL_MALLOC_FAIL, "check: out of memory listing the pool's blocks");
+    }
+    unlock();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::destroy(bool without_lock) {
+    if (dragonError_t rc = check_usable("pool_destroy")) return rc;
+    // Normally under the lock, so an operation in progress finishes first; --force does
+    // without it, so that a holder that is stopped (alive, never taken over) cannot
+    // keep a pool from being removed. Its operation then completes on a pool marked
+    // destroyed, in its own mapping, and harms nobody.
+    if (!without_lock) {
+        if (dragonError_t rc = lock()) return rc;  // fails if another process destroyed it first
+    }
+    // From here every other process's next call (and every sleeper, once woken) sees
+    // OBJECT_DESTROYED. Killed right after: the object stays linked but marked
+    // destroyed; `dragonmem destroy --force NAME` removes it. The exchange tells two
+    // destroyers apart even when one of them does not hold the lock.
+    if (header_->destroyed.exchange(1, std::memory_order_acq_rel) != 0) {
+        if (!without_lock) unlock();
+        return failf(DRAGON_OBJECT_DESTROYED, "pool '{}' has been destroyed", identity_->name);
+    }
+    header_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+    if (!without_lock) unlock();
+    // Sleepers for memory and waiters for the lock alike: they look at `destroyed` now.
+    futex_wake_all(&header_->wake_seq);
+    owner_lock_wake_waiters(header_->lock);
+    // Nobody else can have re-created the name: it was still linked to our object.
+    int err = shm_unlink_name(shm_name_);
+    // The mapping itself stays until the process's last reference goes (release()):
+    // other threads may hold descriptors of this pool and be inside a call right now,
+    // reading the header, the manifest or a heap block. What they see:
+    //   - a call that starts from now on fails at its check_usable(): MAP_KEY_NOT_FOUND;
+    //   - a call already past that check either completes as if it had run just before
+    //     the destroy (a lock-free cache hit), or fails when it takes the lock
+    //     (OBJECT_DESTROYED), or, asleep in alloc_blocking, is woken above and fails at
+    //     its next check_usable();
+    //   - bytes of an allocation it still points into stay readable and writable.
+    // Unmapping here instead would turn each of those into a SIGSEGV in that thread.
+    unmapped_.store(true, std::memory_order_release);
+    registry_forget(this);
+    if (err != 0 && err != ENOENT)
+        return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_unlink('{}')", shm_name_));
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace dragonmem::detail

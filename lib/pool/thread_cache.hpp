@@ -1,0 +1,92 @@
+// Per-thread block caches: what makes an alloc+free pair lock-free in the common case.
+//
+// A thread's second locked allocation in a pool claims one of the pool's
+// k_cache_entries shared entries (PoolHeader::cache_entries, owner = the thread's owner
+// word) and from then on keeps, in private memory, one small stack ("magazine") of
+// manifest slots per block size. A block in a magazine stays allocated as far as the
+// heap is concerned; its manifest record's id word says "cached by entry E"
+// (manifest.hpp). Then:
+//   free:  CAS the record's id from the allocation's id to cached(E), push the slot.
+//   alloc: pop a slot, CAS cached(E) -> claimed(E), take an id (one fetch_add on the
+//          pool's id counter), write size and type, store the id (release).
+// No lock and no heap work: three atomic read-modify-writes per pair. The id counter is
+// the one shared line every allocation writes (ids must increase pool-wide).
+//
+// Why this is crash-safe and never loses memory:
+// - The manifest stays the truth: every block is on a heap list, or named by exactly one
+//   record (live, cached or claimed). Whenever a process dies, records are in one of
+//   those states.
+// - Only a lock holder turns a cache record back into a free block, by CAS on the id
+//   word. A cached record may be taken from any thread (its owner's next pop then fails
+//   its CAS and drops the stale slot). A claimed record is taken only once its owner
+//   thread is confirmed dead (owner words are checked like the lock's, robust_lock.hpp):
+//   a live owner may be writing it this instant.
+// - Takers: an allocation that would fail (all cached blocks, dead threads' claims),
+//   the statistics calls (same), repair (dead threads' records), the last detach of a
+//   mapping in a process (the cached blocks of the entries claimed through it; never
+//   waits for the lock), and a thread that finds every entry taken (dead threads'
+//   entries). A thread that exits leaves its blocks cached under an entry whose owner is
+//   now dead; exit itself never touches the pool (it must not block on the lock).
+//   A forked child never takes back or releases its parent's entries: the mapping
+//   object it inherited records which process claimed them (my_entries_pid_).
+// - A magazine may hold stale or duplicate slots; the CAS on the id word and a check of
+//   the record's size and offset after claiming make those harmless.
+//
+// Bounded: a magazine holds at most k_magazine_slots blocks and at most
+// min(k_cache_budget_bytes, heap / 64) bytes per size; refills grow 1, 2, 4... and take
+// at most 1/16 of the free slots and bytes; a thread with a sleeper waiting refills
+// nothing. A thread caches for at most k_thread_cached_pools pools, and at most
+// k_cache_entries threads per pool cache at once; the others use the locked path.
+#pragma once
+
+#include "pool/pool_layout.hpp"
+
+#include <cstdint>
+
+namespace dragonmem::detail {
+
+class PoolMapping;
+
+inline constexpr std::uint32_t k_magazine_slots = 64;
+inline constexpr std::uint64_t k_cache_budget_bytes = 8ULL << 20;
+inline constexpr std::uint32_t k_thread_cached_pools = 4;  // pools a thread caches for at once
+inline constexpr std::uint32_t k_no_entry = ~0u;
+
+struct Magazine {
+    std::uint32_t count = 0;
+    std::uint32_t cap = 0;   // 0: this size is not cached
+    std::uint32_t warm = 0;  // blocks the next refill takes (doubles up to cap)
+    std::uint32_t slots[k_magazine_slots];
+};
+
+// One thread's cache for one mapped pool; private to the thread.
+struct ThreadCache {
+    PoolMapping* mapping = nullptr;
+    std::uint64_t epoch = 0;           // the mapping's epoch when created: stale once it differs
+    std::uint32_t entry = k_no_entry;  // shared entry index; k_no_entry: none (yet)
+    bool gave_up = false;              // no entry could be had: stay uncached
+    std::uint32_t slow_allocs = 0;     // locked allocations so far (an entry is claimed at the 2nd)
+    Magazine mags[k_max_orders];
+};
+
+// The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised:
+// the lookup on every alloc and free is a few loads, with no TLS guard. The default TLS
+// model on purpose, not initial-exec: lib/meson.build says why.
+extern constinit thread_local ThreadCache* t_caches[k_thread_cached_pools];
+
+// The calling thread's cache for `mapping` at `epoch`, or nullptr. No lock, no atomics.
+inline ThreadCache* thread_cache_find(const PoolMapping* mapping, std::uint64_t epoch) noexcept {
+    for (ThreadCache* cache : t_caches)
+        if (cache != nullptr && cache->mapping == mapping && cache->epoch == epoch) return cache;
+    return nullptr;
+}
+
+// A new, empty cache for `mapping` at `epoch`, installed for the calling thread (caches
+// of mappings that are gone are deleted first); nullptr when the thread already caches
+// for k_thread_cached_pools live pools or memory is short.
+ThreadCache* thread_cache_create(PoolMapping* mapping, std::uint64_t epoch) noexcept;
+
+// Whether a cache is stale (its mapping was unmapped or recycled).
+bool thread_cache_is_stale(const ThreadCache& cache) noexcept;
+
+}  // namespace dragonmem::detail
