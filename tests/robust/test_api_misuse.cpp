@@ -2,7 +2,7 @@
 // argument of every C function, uninitialised (garbage) and stale descriptors, destroyed
 // and detached pools, double free, free through a stale clone, invalid timeouts, offsets
 // and sizes. Each row: the exact code, a message, no crash, and the pool unchanged.
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <cstring>
 #include <functional>
@@ -10,7 +10,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("api_misuse");
 
@@ -141,7 +141,7 @@ TEST_CASE("A1: NULL for every pointer argument of every C function") {
     dragonMemoryPoolAllocations_t allocs{};
     timespec t{0, 0};
     const dragonULInt len = 1;
-    const std::string name = unique_name("null");
+    const std::string name = unique_pool_name("null");
     ShmGuard guard(name);
     const std::vector<Call> rows = {
         {"attr_init(NULL)", [&] { return dragon_memory_attr_init(nullptr); }},
@@ -428,7 +428,7 @@ TEST_CASE("A5: invalid timeouts, offsets, lengths, sizes and ids") {
 TEST_CASE("A6: pool_create misuse, and a name in use leaves the existing pool untouched") {
     Fixture f;
     dragonMemoryPoolDescr_t d;
-    const std::string name = unique_name("cr");
+    const std::string name = unique_pool_name("cr");
     ShmGuard guard(name);
     dragonMemoryPoolAttr_t attr;
     dragon_memory_attr_init(&attr);
@@ -472,9 +472,9 @@ TEST_CASE("A7: with every pthread key taken, the C API works and sets no key it 
     // No pthread key left means no thread-exit hook: the exiting thread's descriptor stash
     // is not given back, by design, which LeakSanitizer would report at the child's exit.
     Child child = Child::spawn({child_program(), "keys-exhausted"},
-                               {"DMR_POOL=" + scoped.pool().serialize_base64(), "ASAN_OPTIONS=detect_leaks=0"});
-    ChildExit e = child.wait(30000);
-    REQUIRE_MESSAGE((e.exited && e.code == 0), "keys-exhausted child " << e.describe() << ": " << child.output());
+                               {{"DMR_POOL", scoped.pool().serialize_base64()}, {"ASAN_OPTIONS", "detect_leaks=0"}});
+    ChildResult e = child.wait(30000);
+    REQUIRE_MESSAGE(e.exited_with(0), "keys-exhausted child " << e.describe());
     auto line = child.wait_line("keys", 100);
     REQUIRE_MESSAGE(line.has_value(), child.output());
     CHECK_MESSAGE(std::stoul(field(*line, "taken")) > 0, *line);

@@ -3,7 +3,7 @@
 // crashes, and the pool the descriptor was taken from is unchanged (free size, listing,
 // free blocks and check() identical before and after).
 #include "shm_view.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <cstring>
 #include <random>
@@ -11,7 +11,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("bad_descriptors");
 
@@ -122,15 +122,15 @@ TEST_CASE("D1-D4: empty, truncated at every length, oversized, every single bit 
             if (is_pool) {
                 dragonMemoryPoolSerial_t ser{0, &one};
                 dragonMemoryPoolDescr_t d;
-                ROBUST_CHECK_RC(dragon_memory_pool_attach(&d, &ser), DRAGON_INVALID_ARGUMENT);
+                DM_CHECK_RC(dragon_memory_pool_attach(&d, &ser), DRAGON_INVALID_ARGUMENT);
                 dragonMemoryPoolSerial_t null_data{16, nullptr};
-                ROBUST_CHECK_RC(dragon_memory_pool_attach(&d, &null_data), DRAGON_INVALID_ARGUMENT);
+                DM_CHECK_RC(dragon_memory_pool_attach(&d, &null_data), DRAGON_INVALID_ARGUMENT);
             } else {
                 dragonMemorySerial_t ser{0, &one};
                 dragonMemoryDescr_t d;
-                ROBUST_CHECK_RC(dragon_memory_attach(&d, &ser), DRAGON_INVALID_ARGUMENT);
+                DM_CHECK_RC(dragon_memory_attach(&d, &ser), DRAGON_INVALID_ARGUMENT);
                 dragonMemorySerial_t null_data{16, nullptr};
-                ROBUST_CHECK_RC(dragon_memory_attach(&d, &null_data), DRAGON_INVALID_ARGUMENT);
+                DM_CHECK_RC(dragon_memory_attach(&d, &null_data), DRAGON_INVALID_ARGUMENT);
             }
             count_bad_inputs(2);
         }
@@ -383,11 +383,11 @@ TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-crea
         dragonError_t rc = dragon_memory_attach(&m, &ser);
         if (rc == DRAGON_SUCCESS) {
             void* ptr = nullptr;
-            ROBUST_CHECK_RC(dragon_memory_get_pointer(&m, &ptr), DRAGON_KEY_NOT_FOUND);
+            DM_CHECK_RC(dragon_memory_get_pointer(&m, &ptr), DRAGON_KEY_NOT_FOUND);
             int flag = 7;
-            ROBUST_CHECK_RC(dragon_memory_pool_allocation_exists(&m, &flag), DRAGON_SUCCESS);
+            DM_CHECK_RC(dragon_memory_pool_allocation_exists(&m, &flag), DRAGON_SUCCESS);
             CHECK(flag == 0);
-            ROBUST_CHECK_RC(dragon_memory_free(&m), DRAGON_KEY_NOT_FOUND);
+            DM_CHECK_RC(dragon_memory_free(&m), DRAGON_KEY_NOT_FOUND);
             (void)dragon_memory_detach(&m);
         } else {
             CHECK_MESSAGE(rc == DRAGON_KEY_NOT_FOUND, toString(rc));
@@ -396,7 +396,7 @@ TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-crea
         Memory newer = pool.alloc(1500);
         rc = dragon_memory_attach(&m, &ser);
         if (rc == DRAGON_SUCCESS) {
-            ROBUST_CHECK_RC(dragon_memory_free(&m), DRAGON_KEY_NOT_FOUND);
+            DM_CHECK_RC(dragon_memory_free(&m), DRAGON_KEY_NOT_FOUND);
             (void)dragon_memory_detach(&m);
         }
         CHECK(newer.exists());
@@ -419,7 +419,7 @@ TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-crea
         REQUIRE_FALSE(shm_exists(name));
         pool_rejected(pool_ser, DRAGON_OBJECT_DESTROYED, "D18 pool descriptor of a destroyed pool");
         memory_rejected(mem_ser, DRAGON_OBJECT_DESTROYED, "D18 memory descriptor of a destroyed pool");
-        Child other = Child::spawn({child_program(), "attach"}, {"DMR_POOL=" + base64(pool_ser)});
+        Child other = Child::spawn({child_program(), "attach"}, {{"DMR_POOL", base64_encode(pool_ser)}});
         auto line = other.wait_line("attach", 10000);
         REQUIRE_MESSAGE(line.has_value(), other.output());
         int rc = std::stoi(field(*line, "rc"));
@@ -449,7 +449,7 @@ TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-crea
 
 TEST_CASE("D20: base64 and environment-variable forms") {
     Fixture f;
-    const std::string good = base64(f.pool_ser);
+    const std::string good = base64_encode(f.pool_ser);
     struct Case {
         std::string value;
         const char* row;
@@ -487,7 +487,7 @@ TEST_CASE("D20: base64 and environment-variable forms") {
     }
     ::unsetenv(var.c_str());
     dragonMemoryPoolDescr_t d;
-    ROBUST_CHECK_RC(dragon_memory_pool_attach_from_env(&d, var.c_str()), DRAGON_INVALID_ARGUMENT);  // unset
+    DM_CHECK_RC(dragon_memory_pool_attach_from_env(&d, var.c_str()), DRAGON_INVALID_ARGUMENT);  // unset
     count_bad_inputs();
     f.require_unchanged("D20");
 }
@@ -531,7 +531,7 @@ TEST_CASE("D21-D26: forged descriptors naming ids not issued yet, and ids in fli
     // slot_hwm + 4.
     std::uint64_t slot_limit = 0;
     {
-        robust::ShmView view(f.scoped.name(), false);
+        dmtest::ShmView view(f.scoped.name(), false);
         REQUIRE(view.ok());
         slot_limit = view.header()->slot_hwm + 4;
     }
@@ -596,7 +596,7 @@ TEST_CASE("D21-D26: forged descriptors naming ids not issued yet, and ids in fli
     };
     std::vector<InFlight> in_flight;
     {
-        robust::ShmView view(f.scoped.name(), true);
+        dmtest::ShmView view(f.scoped.name(), true);
         REQUIRE(view.ok());
         auto& id_counter = view.header()->id_counter;
         for (std::uint64_t slot = 0; slot < slot_limit; ++slot) {

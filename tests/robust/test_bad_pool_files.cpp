@@ -6,7 +6,7 @@
 // reported as a failed row instead of ending the run. (No-permission rows are in
 // test_permissions.cpp: they need another user.)
 #include "shm_view.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -17,7 +17,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 using namespace dragonmem::detail;
 
 TEST_SUITE_BEGIN("bad_pool_files");
@@ -30,7 +30,7 @@ struct DetachedPool {
     ShmGuard guard;
     std::vector<std::uint8_t> serial;
     std::vector<std::uint8_t> pristine;  // the whole object as created
-    explicit DetachedPool(std::size_t bytes = 64 * 1024) : guard(unique_name("pf")) {
+    explicit DetachedPool(std::size_t bytes = 64 * 1024) : guard(unique_pool_name("pf")) {
         Pool p = Pool::create(guard.name(), bytes);
         Memory m = p.alloc(1000, 5);
         std::memset(m.pointer(), 0x77, 1000);
@@ -153,7 +153,7 @@ TEST_CASE("F2: zeroed header (a creator killed before it wrote the header)") {
 }
 
 TEST_CASE("F3: a foreign file with a dragonmem-like name holding garbage") {
-    const std::string name = unique_name("foo");
+    const std::string name = unique_pool_name("foo");
     ShmGuard guard(name);
     std::vector<std::uint8_t> garbage(64 * 1024);
     std::uint64_t x = 0x2545F4914F6CDD1DULL;
@@ -287,14 +287,14 @@ TEST_CASE("F5: a header consistent only modulo 2^64 (heap offset wraps around)")
 
 TEST_CASE("F6: a directory, a symlink and a FIFO in the pool's place") {
     {
-        const std::string name = unique_name("dir");
+        const std::string name = unique_pool_name("dir");
         REQUIRE(::mkdir(shm_path(name).c_str(), 0700) == 0);
         AttachOutcome o = attach_isolated(name, nullptr, true);
         ::rmdir(shm_path(name).c_str());
         expect_refused(o, DRAGON_MEMORY_ERRNO, "F6 a directory");
     }
     {
-        const std::string name = unique_name("lnk");
+        const std::string name = unique_pool_name("lnk");
         REQUIRE(::symlink("/etc/hostname", shm_path(name).c_str()) == 0);
         AttachOutcome o = attach_isolated(name, nullptr, true);
         ::unlink(shm_path(name).c_str());
@@ -302,7 +302,7 @@ TEST_CASE("F6: a directory, a symlink and a FIFO in the pool's place") {
         expect_refused(o, static_cast<dragonError_t>(o.rc), "F6 a symlink to /etc/hostname");
     }
     {
-        const std::string name = unique_name("fifo");
+        const std::string name = unique_pool_name("fifo");
         REQUIRE(::mkfifo(shm_path(name).c_str(), 0600) == 0);
         AttachOutcome o = attach_isolated(name, nullptr, true, 5000);
         ::unlink(shm_path(name).c_str());
@@ -322,6 +322,7 @@ TEST_CASE("F7: the lock word names a live process that does not hold it (garbage
         DetachedPool dp;
         {
             ShmView view(dp.name(), true);
+            REQUIRE(view.ok());
             view.header()->lock.word.store(word);
         }
         AttachOutcome o = attach_isolated(dp.name(), &dp.serial, true, 3000);
@@ -422,7 +423,7 @@ TEST_CASE("F11: an id counter damaged to 2^64-1 after attach: allocations are re
     // Found by fuzz_attach_header: the counter's next value wrapped to 0, so an allocation
     // in slot 0 got id 0, which means "zero-byte allocation" (NULL pointer) everywhere.
     count_bad_inputs();
-    ShmGuard guard(unique_name("idc"));
+    ShmGuard guard(unique_pool_name("idc"));
     Pool pool = Pool::create(guard.name(), 64 * 1024);
     {
         ShmView view(guard.name(), true);

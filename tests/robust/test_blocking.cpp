@@ -3,7 +3,7 @@
 // timeouts are honoured within a few ms (the lateness is measured and printed), waiters
 // burn no CPU, and a waiter SIGKILLed while asleep does not stop the others being woken.
 #include "shm_view.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -14,7 +14,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("blocking");
 
@@ -30,7 +30,7 @@ struct WaiterResult {
 Child spawn_waiter(const std::string& pool_b64, std::size_t bytes, long timeout_ms, int type = 0) {
     return Child::spawn({child_program(), "waiter", std::to_string(bytes), std::to_string(timeout_ms),
                          std::to_string(type)},
-                        {"DMR_POOL=" + pool_b64});
+                        {{"DMR_POOL", pool_b64}});
 }
 
 WaiterResult parse_done(const std::string& line) {
@@ -105,7 +105,7 @@ TEST_CASE("blocking: N waiter processes, M frees from another process: prompt wa
         auto done = w.wait_line("done", static_cast<int>(timeout_ms) + 10000);
         REQUIRE_MESSAGE(done.has_value(), "waiter never reported: " << w.output());
         results.push_back(parse_done(*done));
-        ChildExit e = w.wait(5000);
+        ChildResult e = w.wait(5000);
         CHECK_MESSAGE(e.exited, e.describe());
     }
     watchdog().disarm();
@@ -296,7 +296,7 @@ TEST_CASE("blocking: contenders for the only block never miss a wake-up (ping-po
     for (int i = 0; i < 3; ++i) {
         players.push_back(Child::spawn({child_program(), "pingpong", std::to_string(pool.heap_bytes()),
                                         std::to_string(iterations), "2000"},
-                                       {"DMR_POOL=" + b64}));
+                                       {{"DMR_POOL", b64}}));
         REQUIRE(players.back().wait_line("ready", 10000).has_value());
     }
     watchdog().arm(240000, "ping-pong contenders");

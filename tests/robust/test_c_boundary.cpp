@@ -1,14 +1,14 @@
 // No C++ exception crosses the C API (issue 9, item 6; BAD_INPUTS.md rows X1-X2): an
 // allocation failure inside any C call is an error code with a message, never an abort,
 // and leaves no half-made pool, leaked allocation or pool lock held.
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
 
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("c_boundary");
 
@@ -23,12 +23,6 @@ std::uint64_t data_bytes_in_use() {
     return 0;
 }
 
-std::string c_boundary_child() {
-    if (const char* path = std::getenv("DM_C_BOUNDARY_CHILD"); path != nullptr && *path != '\0') return path;
-    std::string robust_child = child_program();  // dm_c_boundary_child sits beside it
-    return robust_child.substr(0, robust_child.rfind('/') + 1) + "dm_c_boundary_child";
-}
-
 }  // namespace
 
 TEST_CASE("X1: pool_create with huge pre_allocs under RLIMIT_DATA: an error, no abort, no pool left") {
@@ -36,7 +30,7 @@ TEST_CASE("X1: pool_create with huge pre_allocs under RLIMIT_DATA: an error, no 
         MESSAGE("SKIP: under AddressSanitizer a memory limit aborts its allocator before the library sees std::bad_alloc");
         return;
     }
-    ShmGuard guard(unique_name("oom"));
+    ShmGuard guard(unique_pool_name("oom"));
     count_bad_inputs();
     Isolated r = run_isolated([&]() -> std::string {
         // 16 MiB of private memory to spare: the pool itself is shared memory (not
@@ -66,13 +60,12 @@ TEST_CASE("X1: pool_create with huge pre_allocs under RLIMIT_DATA: an error, no 
 
 TEST_CASE("X2: std::bad_alloc at every allocation of every kind of C call: an error code, the pool intact") {
     for (const char* mode : {"once", "from"}) {
-        ShmGuard guard(unique_name("cb"));
-        Child child = Child::spawn({c_boundary_child(), guard.name(), mode});
-        bool timed_out = false;
-        ChildExit exit = child.wait(100000, &timed_out);
+        ShmGuard guard(unique_pool_name("cb"));
+        Child child = Child::spawn({child_program(), "c-boundary", guard.name(), mode});
+        ChildResult exit = child.wait(100000);
         const std::string& out = child.output();
-        INFO("dm_c_boundary_child " << std::string(mode) << ":\n" << out);
-        REQUIRE_MESSAGE((exit.exited && exit.code == 0 && !timed_out), exit.describe());
+        INFO("dm_child c-boundary " << std::string(mode) << ":\n" << out);
+        REQUIRE_MESSAGE(exit.exited_with(0), exit.describe());
         std::string summary = out.substr(out.rfind("boundary "));
         MESSAGE("X2 " << std::string(mode) << ": " << summary);
         count_bad_inputs(std::stoull(field(summary, "runs")));

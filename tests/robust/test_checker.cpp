@@ -5,13 +5,13 @@
 // dragonmem_pool_check (DRAGON_FAILURE + message). Each corruption is undone afterwards
 // and check() must pass again, so the report is about that corruption and nothing else.
 #include "shm_view.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <cstring>
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 using namespace dragonmem::detail;
 
 TEST_SUITE_BEGIN("checker");

@@ -5,7 +5,7 @@
 // child takes the pool lock with the library's own lock code and dies right after a
 // chosen step, and the survivor's repair is checked step by step.
 #include "shm_view.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 #include "workload.hpp"
 
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("crash");
 
@@ -71,7 +71,7 @@ Child spawn_hammer(const std::string& pool_b64, std::uint64_t seed, std::uint64_
                    const CounterFile& counters, int slot) {
     return Child::spawn({child_program(), "hammer", std::to_string(seed), std::to_string(type_base),
                          std::to_string(max_live), counters.path(), std::to_string(slot)},
-                        {"DMR_POOL=" + pool_b64});
+                        {{"DMR_POOL", pool_b64}});
 }
 
 // Alloc + free one small block under a watchdog; returns the milliseconds it took.
@@ -131,7 +131,7 @@ TEST_CASE("crash: a hammer child's workload holds at most max_live + hand-off ca
     dragonMemoryPoolSerial_t s{ser.size(), ser.data()};
     dragonMemoryPoolDescr_t c_pool;
     REQUIRE(dragon_memory_pool_attach(&c_pool, &s) == DRAGON_SUCCESS);
-    WorkloadConfig config;  // as cmd_hammer in robust_child.cpp sets it
+    WorkloadConfig config;  // as cmd_hammer (tests/child/workload_cmds.cpp) sets it
     config.type_base = 1000;
     config.max_live = max_live;
     config.max_bytes = 4096;
@@ -192,7 +192,7 @@ TEST_CASE("crash: hammering children SIGKILLed at random instants never wedge or
         // The others must still be running: a child that exits by itself failed.
         for (int slot = 0; slot < n_children; ++slot)
             REQUIRE_MESSAGE(!children[slot].try_reap(), "hammer child " << slot << " stopped by itself ("
-                                                                        << children[slot].exit_status().describe()
+                                                                        << children[slot].result().describe()
                                                                         << "): " << children[slot].output());
         int victim = static_cast<int>(rng() % n_children);
         pid_t pid = children[victim].pid();
@@ -288,8 +288,8 @@ void run_crash_point(const std::string& name, const std::string& mode, const std
         *keep = std::move(child);
         return;
     }
-    ChildExit exit = child.wait(5000);
-    REQUIRE_MESSAGE(exit.signal == SIGKILL, "crash-point child: " << exit.describe() << ": " << child.output());
+    ChildResult exit = child.wait(5000);
+    REQUIRE_MESSAGE(exit.signal == SIGKILL, "crash-point child: " << exit.describe());
 }
 
 }  // namespace

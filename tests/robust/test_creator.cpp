@@ -2,7 +2,7 @@
 // BAD_INPUTS.md rows C*): a slow creator is waited for, never called dead, and
 // `destroy --force` refuses to remove its pool; a dead creator is named at once; a
 // process of another PID namespace is refused; a creation that throws leaves nothing.
-#include "support.hpp"
+#include "testing.hpp"
 
 #include "pool/pool_creator.hpp"
 #include "pool/pool_layout.hpp"
@@ -21,7 +21,7 @@
 
 using dragonmem::Pool;
 using dragonmem::PoolOptions;
-using namespace robust;
+using namespace dmtest;
 using dragonmem::detail::PoolHeader;
 
 TEST_SUITE_BEGIN("creator");
@@ -138,7 +138,7 @@ std::unique_ptr<Forked> stopped_creator(const std::string& name, std::string& wh
             ::usleep(200);
         }
         why += "attempt " + std::to_string(attempt) + ": " + creator->finish(60000) + "; ";
-        unlink_pool(name);
+        unlink_pool_objects(name);
     }
     return nullptr;
 }
@@ -146,7 +146,7 @@ std::unique_ptr<Forked> stopped_creator(const std::string& name, std::string& wh
 }  // namespace
 
 TEST_CASE("C1: a creator still formatting is waited for, and destroy --force refuses to remove its pool") {
-    const std::string name = unique_name("slow");
+    const std::string name = unique_pool_name("slow");
     ShmGuard guard(name);
     std::string why;
     std::unique_ptr<Forked> creator = stopped_creator(name, why);
@@ -182,7 +182,7 @@ TEST_CASE("C1: a creator still formatting is waited for, and destroy --force ref
 }
 
 TEST_CASE("C2: a creator killed while formatting is named at once, and destroy --force removes its object") {
-    const std::string name = unique_name("dead");
+    const std::string name = unique_pool_name("dead");
     ShmGuard guard(name);
     std::string why;
     std::unique_ptr<Forked> creator = stopped_creator(name, why);
@@ -210,7 +210,7 @@ TEST_CASE("C2: a creator killed while formatting is named at once, and destroy -
 }
 
 TEST_CASE("C3: a blank object with no creator recorded: waited for while young, then refused and removable") {
-    const std::string name = unique_name("blank");
+    const std::string name = unique_pool_name("blank");
     ShmGuard guard(name);
     int fd = ::open(shm_path(name).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
     REQUIRE(fd >= 0);
@@ -238,8 +238,8 @@ TEST_CASE("C3: a blank object with no creator recorded: waited for while young, 
 }
 
 TEST_CASE("C4: a pool is refused across PID namespaces, both ways, naming both namespaces") {
-    const std::string host_pool = unique_name("hostns");
-    const std::string ns_pool = unique_name("newns");
+    const std::string host_pool = unique_pool_name("hostns");
+    const std::string ns_pool = unique_pool_name("newns");
     ShmGuard g1(host_pool), g2(ns_pool);
     // Made by another process: a mapping this process holds would be inherited by the
     // child below, which would then use it without opening (and checking) the pool.
@@ -297,7 +297,7 @@ TEST_CASE("C5: a creation that runs out of memory (std::bad_alloc) leaves nothin
         MESSAGE("SKIP: under AddressSanitizer a memory limit aborts its allocator before the library sees std::bad_alloc");
         return;
     }
-    const std::string name = unique_name("oom");
+    const std::string name = unique_pool_name("oom");
     ShmGuard guard(name);
     count_bad_inputs(1);
     Isolated run = run_isolated([&]() -> std::string {

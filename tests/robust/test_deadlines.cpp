@@ -3,7 +3,7 @@
 // into the past and every timed call returned TIMEOUT at once. The sum now saturates (a
 // deadline beyond time_t is "forever"). Each timed entry point, C and C++, is given huge
 // timeouts while the pool is full, and must wait for the free another thread makes.
-#include "support.hpp"
+#include "testing.hpp"
 #include "os/waiter.hpp"
 
 #include <climits>
@@ -12,7 +12,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 namespace detail = dragonmem::detail;
 
 TEST_SUITE_BEGIN("deadlines");

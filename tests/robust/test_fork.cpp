@@ -4,7 +4,7 @@
 // would stay held for ever in the child. Threads hammer every one of those locks while
 // the main thread forks; each child must use the library (attach, alloc, free, detach)
 // and exit, within a failure bound.
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -18,7 +18,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("fork");
 

@@ -6,7 +6,7 @@
 // Suite "threads": it runs under ThreadSanitizer too, with the threaded stress that
 // would show the race itself.
 #include "pool/buddy_heap.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <sys/mman.h>
 
@@ -16,7 +16,7 @@
 using dragonmem::detail::BuddyHeap;
 using dragonmem::detail::HeapState;
 using dragonmem::detail::k_deferred_limit;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("threads");
 

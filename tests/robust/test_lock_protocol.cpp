@@ -10,7 +10,7 @@
 // owner check.
 #include "api/handle_table.hpp"  // cpu_relax
 #include "pool/robust_lock.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -22,7 +22,7 @@
 #include <vector>
 
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 namespace detail = dragonmem::detail;
 
 TEST_SUITE_BEGIN("lock_protocol");
@@ -128,7 +128,7 @@ TEST_CASE("lock: many threads contending never lose a wake-up, and the lock ends
 TEST_CASE("registry: attaching a pool still being created does not hold up attaching another pool") {
     // A shm object of a pool's name that is all zeros looks like a pool whose creator is
     // still formatting it: open() waits for it (about 200 ms) before giving up.
-    ShmGuard unfinished(unique_name("unf"));
+    ShmGuard unfinished(unique_pool_name("unf"));
     {
         int fd = ::open(shm_path(unfinished.name()).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
         REQUIRE(fd >= 0);

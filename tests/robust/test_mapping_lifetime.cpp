@@ -10,7 +10,7 @@
 // needs both threads on a CPU at once to be hit; on an idle 2-core machine the old
 // code failed it within a few hundred rounds every time, with both cores busy about
 // half the time.
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <atomic>
 #include <cstring>
@@ -21,7 +21,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("threads");
 

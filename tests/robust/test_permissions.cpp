@@ -4,7 +4,7 @@
 // EACCES in the message), 0666 is open to everyone and 0660 to the creator's group. The
 // other users are real ones: children dropped to uid/gid 65534 ("nobody") and 65533
 // (needs root; skipped with a message otherwise).
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -14,7 +14,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("permissions");
 
@@ -24,16 +24,16 @@ constexpr uid_t k_nobody = 65534;
 constexpr gid_t k_nogroup = 65534;
 constexpr uid_t k_other_user = 65533;
 
-// A copy of dm_robust_child that other users can run: the build tree may sit under a
+// A copy of dm_child that other users can run: the build tree may sit under a
 // folder they cannot enter (a CI clone in a private folder). Removed at scope exit.
 class ChildCopy {
 public:
     ChildCopy() {
-        char dir_template[] = "/tmp/dmr_child_XXXXXX";
+        char dir_template[] = "/tmp/dmt_child_XXXXXX";
         if (::mkdtemp(dir_template) == nullptr) return;
         dir_ = dir_template;
         ::chmod(dir_.c_str(), 0755);
-        path_ = dir_ + "/dm_robust_child";
+        path_ = dir_ + "/dm_child";
         std::ifstream in(child_program(), std::ios::binary);
         std::ofstream out(path_, std::ios::binary);
         out << in.rdbuf();
@@ -75,7 +75,7 @@ struct AsUser {
 AsUser try_as(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::string& pool_b64,
               const std::string& pool_name) {
     AsUser out;
-    Child attach = Child::spawn_as({other_user_child(), "attach"}, uid, gid, groups, {"DMR_POOL=" + pool_b64});
+    Child attach = Child::spawn_as({other_user_child(), "attach"}, uid, gid, groups, {{"DMR_POOL", pool_b64}});
     auto line = attach.wait_line("attach", 10000);
     REQUIRE_MESSAGE(line.has_value(), "attach as uid " << uid << ": " << attach.output());
     out.rc = std::stoi(field(*line, "rc"));
@@ -172,7 +172,7 @@ TEST_CASE("permissions: a pool created by nobody with 0600 is closed to another 
         MESSAGE("not root: permission rows skipped");
         return;
     }
-    const std::string name = unique_name("nb");
+    const std::string name = unique_pool_name("nb");
     ShmGuard guard(name);
     Child creator = Child::spawn_as({other_user_child(), "create-and-wait", name, "65536", "600"}, k_nobody, k_nogroup, {});
     auto created = creator.wait_line("created", 10000);

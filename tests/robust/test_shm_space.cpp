@@ -8,7 +8,7 @@
 // child makes the checks and reports one "ok ..."/"FAIL ..." line each; a SIGBUS kills
 // it and fails the case. Objects in that tmpfs vanish with the namespace.
 #include "shm_view.hpp"
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <dragonmem/c_extensions.h>
 
@@ -29,7 +29,7 @@
 using dragonmem::Memory;
 using dragonmem::Pool;
 using dragonmem::PoolOptions;
-using namespace robust;
+using namespace dmtest;
 
 TEST_SUITE_BEGIN("shm_space");
 
@@ -130,7 +130,7 @@ std::optional<std::pair<int, std::string>> run_cli(const std::vector<std::string
     std::vector<std::string> argv{cli};
     argv.insert(argv.end(), args.begin(), args.end());
     Child child = Child::spawn(argv);
-    ChildExit exit = child.wait(30000);
+    ChildResult exit = child.wait(30000);
     int code = exit.exited ? exit.code : 128 + exit.signal;
     return std::make_pair(code, child.output());
 }
@@ -138,7 +138,7 @@ std::optional<std::pair<int, std::string>> run_cli(const std::vector<std::string
 }  // namespace
 
 TEST_CASE("S1: a pool larger than /dev/shm is refused with the sizes, and nothing is left") {
-    const std::string name = unique_name("big");
+    const std::string name = unique_pool_name("big");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         std::string msg = expect_error(v, DRAGON_OUT_OF_SPACE, "create 64 MiB on 16 MiB", [&] { Pool::create(name, 64 * MiB); });
@@ -161,7 +161,7 @@ TEST_CASE("S1: a pool larger than /dev/shm is refused with the sizes, and nothin
 }
 
 TEST_CASE("S2: create on a full /dev/shm is refused and leaves nothing (it used to die of SIGBUS)") {
-    const std::string name = unique_name("full");
+    const std::string name = unique_pool_name("full");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         v.check(fill_shm(0), "filled /dev/shm");
@@ -182,7 +182,7 @@ TEST_CASE("S2: create on a full /dev/shm is refused and leaves nothing (it used 
 }
 
 TEST_CASE("S3: allocations when /dev/shm fills up fail with OUT_OF_SPACE, never SIGBUS; the pool stays usable") {
-    const std::string name = unique_name("fill");
+    const std::string name = unique_pool_name("fill");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         Pool pool = Pool::create(name, 8 * MiB);
@@ -251,7 +251,7 @@ TEST_CASE("S3: allocations when /dev/shm fills up fail with OUT_OF_SPACE, never 
 }
 
 TEST_CASE("S4: a manifest step /dev/shm cannot back fails the allocation that needs it") {
-    const std::string name = unique_name("man");
+    const std::string name = unique_pool_name("man");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         // Preallocated blocks: allocations pop them without splitting, so the heap needs
@@ -303,8 +303,8 @@ TEST_CASE("S4: a manifest step /dev/shm cannot back fails the allocation that ne
 }
 
 TEST_CASE("S5: reserve backs the whole pool: refused cleanly when it cannot fit, and nothing in it can fault") {
-    const std::string name = unique_name("res");
-    const std::string name2 = unique_name("res2");
+    const std::string name = unique_pool_name("res");
+    const std::string name2 = unique_pool_name("res2");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         PoolOptions options;
@@ -362,7 +362,7 @@ TEST_CASE("S5: reserve backs the whole pool: refused cleanly when it cannot fit,
 }
 
 TEST_CASE("S6: backing through a reopened descriptor (kernels before 5.14) checks it is still the pool's object") {
-    const std::string name = unique_name("old");
+    const std::string name = unique_pool_name("old");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         Pool pool = Pool::create(name, 4 * MiB);
@@ -393,7 +393,7 @@ TEST_CASE("S7: a split whose heap pages have memory but whose free-map page has 
     // memory (the program wrote them) but the backing map does not know it, and the
     // free map's pages for them were never touched: the split must back those pages
     // first, and on a full /dev/shm fail, not fault.
-    const std::string name = unique_name("fmap");
+    const std::string name = unique_pool_name("fmap");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         Pool pool = Pool::create(name, 8 * MiB);

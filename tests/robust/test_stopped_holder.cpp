@@ -9,7 +9,7 @@
 //   - nothing of it changes the pool, and once continued the holder finishes normally.
 // Every call that could hang runs in a thread with a failure limit far above any honest
 // wait; past it the test fails and kills the holder, which releases the caller.
-#include "support.hpp"
+#include "testing.hpp"
 
 #include <dragonmem/lock_wait.h>
 
@@ -21,7 +21,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 using namespace std::chrono_literals;
 
 TEST_SUITE_BEGIN("stopped_holder");
@@ -49,8 +49,8 @@ Child stop_holding_lock(const std::string& pool_name) {
 void continue_holder(Child& holder) {
     holder.kill_now(SIGCONT);
     CHECK_MESSAGE(holder.wait_line("released", 10000).has_value(), holder.output());
-    ChildExit exit = holder.wait(10000);
-    CHECK_MESSAGE((exit.exited && exit.code == 0), exit.describe() << ": " << holder.output());
+    ChildResult exit = holder.wait(10000);
+    CHECK_MESSAGE(exit.exited_with(0), exit.describe());
 }
 
 struct CallResult {
@@ -262,8 +262,8 @@ TEST_CASE("lock-wait limit: invalid limits are refused and change nothing") {
         for (timespec bad :
              {timespec{-1, 0}, timespec{0, -1}, timespec{0, 1'000'000'000}, timespec{5, 2'000'000'000}}) {
             count_bad_inputs();
-            ROBUST_CHECK_RC(dragonmem_set_lock_wait_limit(&bad), DRAGON_INVALID_ARGUMENT);
-            ROBUST_CHECK_RC(dragonmem_set_thread_lock_wait_limit(&bad), DRAGON_INVALID_ARGUMENT);
+            DM_CHECK_RC(dragonmem_set_lock_wait_limit(&bad), DRAGON_INVALID_ARGUMENT);
+            DM_CHECK_RC(dragonmem_set_thread_lock_wait_limit(&bad), DRAGON_INVALID_ARGUMENT);
             CHECK(last_error().find(std::to_string(bad.tv_sec)) != std::string::npos);
         }
         CHECK(dragonmem::lock_wait_limit() == std::chrono::nanoseconds(2s));
@@ -300,8 +300,7 @@ TEST_CASE("stopped holder: destroy --force removes the pool without the lock; wa
     // the waiting threads).
     Child remover = Child::spawn({child_program(), "force-remove", scoped.name()});
     auto removed = remover.wait_line("removed", 15000);
-    bool remover_hung = false;
-    remover.wait(5000, &remover_hung);
+    const bool remover_hung = remover.wait(5000).timed_out;
     CHECK_MESSAGE(removed.has_value(), "destroy --force hung behind the stopped holder: " << remover.output());
     if (removed) CHECK_MESSAGE(field(*removed, "rc") == "0", *removed);
     CHECK_FALSE(remover_hung);

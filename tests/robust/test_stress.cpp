@@ -3,7 +3,7 @@
 // patterns verified before every free; the parent checks the invariants while they run
 // and after. Suite "threads" is the in-process part, meant to run under TSan too
 // (build-tsan): threads of one process share one C descriptor and C++ handles.
-#include "support.hpp"
+#include "testing.hpp"
 #include "workload.hpp"
 
 #include <algorithm>
@@ -14,7 +14,7 @@
 
 using dragonmem::Memory;
 using dragonmem::Pool;
-using namespace robust;
+using namespace dmtest;
 
 namespace {
 
@@ -41,7 +41,7 @@ TEST_CASE("stress: N processes x M threads on one pool, checked while running an
     for (int i = 0; i < n_processes; ++i)
         children.push_back(Child::spawn({child_program(), "stress", std::to_string(m_threads), std::to_string(ops),
                                          std::to_string(100 + i)},
-                                        {"DMR_POOL=" + b64}));
+                                        {{"DMR_POOL", b64}}));
     // The parent checks and lists while they run.
     int checks = 0;
     watchdog().arm(long_mode() ? 1500000 : 200000, "multi-process stress");
@@ -58,8 +58,8 @@ TEST_CASE("stress: N processes x M threads on one pool, checked while running an
     watchdog().disarm();
     std::uint64_t total_ops = 0, handoffs = 0;
     for (auto& c : children) {
-        ChildExit e = c.wait(1000);
-        CHECK_MESSAGE((e.exited && e.code == 0), "stress child " << e.describe() << ": " << c.output());
+        ChildResult e = c.wait(1000);
+        CHECK_MESSAGE(e.exited_with(0), "stress child " << e.describe());
         auto line = c.wait_line("stress", 100);
         REQUIRE_MESSAGE(line.has_value(), c.output());
         CHECK_MESSAGE(line->rfind("stress ok", 0) == 0, *line);

@@ -29,16 +29,27 @@ void sweep_at_exit() { (void)sweep_my_shm(); }
 
 std::string my_name_prefix() { return "dmt" + std::to_string(::getpid()) + "_"; }
 
-std::string unique_pool_name(std::size_t pad_to) {
+namespace {
+std::string remembered(std::string name) {
     std::call_once(g_atexit_once, [] { std::atexit(sweep_at_exit); });
-    std::string name = my_name_prefix() + std::to_string(g_counter.fetch_add(1) + 1);
-    if (pad_to > name.size()) name += std::string(pad_to - name.size(), 'x');
     std::lock_guard<std::mutex> lock(g_names_mutex);
     handed_out().insert(name);
     return name;
 }
+std::string next_name() { return my_name_prefix() + std::to_string(g_counter.fetch_add(1) + 1); }
+}  // namespace
 
-std::string shm_path(std::string_view pool_name) { return "/dev/shm/dragonmem." + std::string(pool_name); }
+std::string unique_pool_name(std::string_view suffix) {
+    std::string name = next_name() + std::string(suffix);
+    if (name.size() > 29) name.resize(29);
+    return remembered(std::move(name));
+}
+
+std::string padded_pool_name(std::size_t length) {
+    std::string name = next_name();
+    if (length > name.size()) name += std::string(length - name.size(), 'x');
+    return remembered(std::move(name));
+}
 
 bool shm_exists(std::string_view pool_name) { return ::access(shm_path(pool_name).c_str(), F_OK) == 0; }
 

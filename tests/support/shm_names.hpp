@@ -1,7 +1,8 @@
 // Unique pool names for tests and the guarantee that nothing of ours stays in /dev/shm:
 // every name handed out is remembered, a ShmGuard unlinks its pool's objects when it
 // goes out of scope (also when a REQUIRE throws), and an atexit sweep removes whatever
-// this process's names left behind.
+// this process's names left behind. Before a run, the doctest runner also removes what
+// test processes that died (a crash, a SIGKILL, a sanitizer halt) left.
 #pragma once
 
 #include <string>
@@ -10,20 +11,22 @@
 
 namespace dmtest {
 
-// "dmt<pid>_<n>" (at most 29 chars, the safe character set); remembered for the sweep.
-// `pad_to` > 0 pads the name with 'x' up to that length (still unique).
-std::string unique_pool_name(std::size_t pad_to = 0);
+// "dmt<pid>_<n><suffix>", cut to 29 chars (the safe character set); remembered for the
+// sweep. The suffix only helps a reader tell the names of one test apart.
+std::string unique_pool_name(std::string_view suffix = {});
+// A unique name padded with 'x' up to `length` characters (to try the longest names).
+std::string padded_pool_name(std::size_t length);
 
 // The prefix every name from unique_pool_name() of this process starts with.
 std::string my_name_prefix();
 
 // /dev/shm/dragonmem.<name>
-std::string shm_path(std::string_view pool_name);
+inline std::string shm_path(std::string_view pool_name) { return "/dev/shm/dragonmem." + std::string(pool_name); }
 bool shm_exists(std::string_view pool_name);
 // Entries of /dev/shm whose name starts with `prefix` (e.g. "dragonmem.dmt123_").
 std::vector<std::string> shm_entries_with_prefix(std::string_view prefix);
 // Every /dev/shm object belonging to pool `name`: "dragonmem.<name>" itself and any
-// "dragonmem.<name>.*" / "dragonmem.<name>_*" companions a pool may use.
+// "dragonmem.<name>.*" / "dragonmem.<name>_*" / "dragonmem.<name>-*" companions.
 std::vector<std::string> shm_objects_of(std::string_view pool_name);
 
 // Unlinks every object of `pool_name` (ignores errors). Returns how many were removed.
@@ -32,9 +35,9 @@ int unlink_pool_objects(std::string_view pool_name);
 // it found (for a report), already removed.
 std::vector<std::string> sweep_my_shm();
 
-// Removes /dev/shm objects left by test processes that are gone (a crashed or killed
-// earlier run): names "dragonmem.[.-]dmt<pid>_..." or "dragonmem.[.-]dmc<pid>_..." whose
-// <pid> no longer exists. Returns what it removed.
+// Removes /dev/shm objects left by test processes that are gone: names
+// "dragonmem.[.-]dmt<pid>_..." (this library) or "dragonmem.[.-]dmc<pid>_..." (the C test,
+// tests/c) whose <pid> no longer exists. Returns what it removed.
 std::vector<std::string> sweep_dead_owners();
 
 // Removes a pool's shared-memory objects on scope exit, whatever the test did.

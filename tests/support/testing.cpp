@@ -1,121 +1,52 @@
-// Helpers of testing.hpp that query a pool through the C API.
+// The non-inline pieces of testing.hpp.
 #include "testing.hpp"
 
-#include <fmt/format.h>
-
-#include <algorithm>
+#include <atomic>
+#include <cstring>
 
 namespace dmtest {
 
-std::vector<std::uint64_t> live_ids(const dragonMemoryPoolDescr_t* pool) {
-    dragonMemoryPoolAllocations_t allocs{};
-    const dragonError_t rc = dragon_memory_pool_get_allocations(pool, &allocs);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_allocations returned " << toString(rc) << ": " << last_error());
-    std::vector<std::uint64_t> ids(allocs.ids, allocs.ids + allocs.nallocs);
-    dragon_memory_pool_allocations_free(&allocs);
-    std::sort(ids.begin(), ids.end());
-    return ids;
-}
-
-std::uint64_t free_bytes(dragonMemoryPoolDescr_t* pool) {
-    std::uint64_t bytes = 0;
-    const dragonError_t rc = dragon_memory_pool_get_free_size(pool, &bytes);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_free_size returned " << toString(rc) << ": " << last_error());
-    return bytes;
-}
-
-std::vector<dragonHeapStatsAllocationItem_t> free_blocks(dragonMemoryPoolDescr_t* pool) {
-    std::size_t n = 0;
-    dragonError_t rc = dragon_memory_pool_get_num_block_sizes(pool, &n);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_num_block_sizes returned " << toString(rc) << ": " << last_error());
-    REQUIRE(n > 0);
-    REQUIRE(n <= 64);
-    std::vector<dragonHeapStatsAllocationItem_t> items(n);
-    rc = dragon_memory_pool_get_free_blocks(pool, items.data());
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_free_blocks returned " << toString(rc) << ": " << last_error());
-    return items;
-}
-
-bool is_one_maximal_block(dragonMemoryPoolDescr_t* pool, std::size_t heap_bytes) {
-    auto items = free_blocks(pool);
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        const bool last = i + 1 == items.size();
-        if (last && (items[i].block_size != heap_bytes || items[i].num_blocks != 1)) return false;
-        if (!last && items[i].num_blocks != 0) return false;
+dragonError_t rc_of(const std::function<void()>& fn, std::string& message) {
+    try {
+        fn();
+        return DRAGON_SUCCESS;
+    } catch (const dragonmem::Error& e) {
+        message = e.what();
+        return e.code();
     }
-    return true;
 }
 
-PoolState pool_state(dragonMemoryPoolDescr_t* pool) {
-    PoolState s;
-    s.free_bytes = free_bytes(pool);
-    dragonMemoryPoolAllocations_t allocs{};
-    dragonError_t rc = dragon_memory_pool_get_allocations(pool, &allocs);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_allocations returned " << toString(rc) << ": " << last_error());
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> pairs;
-    for (dragonULInt i = 0; i < allocs.nallocs; ++i) pairs.emplace_back(allocs.ids[i], allocs.types[i]);
-    dragon_memory_pool_allocations_free(&allocs);
-    std::sort(pairs.begin(), pairs.end());
-    for (auto& [id, type] : pairs) {
-        s.ids.push_back(id);
-        s.types.push_back(type);
+namespace {
+std::atomic<int> g_long_mode{-1};
+std::atomic<std::uint64_t> g_bad_inputs{0};
+}  // namespace
+
+bool long_mode() {
+    int mode = g_long_mode.load();
+    if (mode < 0) {
+        const char* env = std::getenv("DRAGONMEM_LONG_TESTS");
+        mode = env != nullptr && std::strcmp(env, "1") == 0 ? 1 : 0;
+        g_long_mode.store(mode);
     }
-    for (auto& item : free_blocks(pool)) s.free_block_counts.push_back(item.num_blocks);
-    dragonMemoryPoolAttr_t attr{};
-    rc = dragon_memory_get_attr(pool, &attr);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_attr returned " << toString(rc) << ": " << last_error());
-    s.manifest_entries = attr.manifest_entries;
-    dragon_memory_attr_destroy(&attr);
-    return s;
+    return mode == 1;
 }
 
-std::string describe(const PoolState& s) {
-    std::string blocks;
-    for (std::size_t i = 0; i < s.free_block_counts.size(); ++i)
-        blocks += fmt::format("{}{}", i ? " " : "", s.free_block_counts[i]);
-    return fmt::format("{{free {} B, {} listed, manifest_entries {}, free blocks [{}]}}", s.free_bytes, s.ids.size(),
-                       s.manifest_entries, blocks);
+void set_long_mode(bool on) { g_long_mode.store(on ? 1 : 0); }
+
+void count_bad_inputs(std::uint64_t n) { g_bad_inputs.fetch_add(n); }
+std::uint64_t bad_inputs_tried() { return g_bad_inputs.load(); }
+
+ScopedPool::ScopedPool(std::size_t bytes, dragonmem::PoolOptions options, std::string_view suffix)
+    : guard_(unique_pool_name(suffix)) {
+    pool_ = dragonmem::Pool::create(guard_.name(), bytes, 1, options);
 }
 
-std::vector<std::uint8_t> serialize_pool(const dragonMemoryPoolDescr_t* pool) {
-    dragonMemoryPoolSerial_t ser{};
-    const dragonError_t rc = dragon_memory_pool_serialize(&ser, pool);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "pool_serialize returned " << toString(rc) << ": " << last_error());
-    REQUIRE(ser.data != nullptr);
-    std::vector<std::uint8_t> out(ser.data, ser.data + ser.len);
-    dragon_memory_pool_serial_free(&ser);
-    return out;
-}
-
-std::vector<std::uint8_t> serialize_mem(const dragonMemoryDescr_t* mem) {
-    dragonMemorySerial_t ser{};
-    const dragonError_t rc = dragon_memory_serialize(&ser, mem);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "memory_serialize returned " << toString(rc) << ": " << last_error());
-    REQUIRE(ser.data != nullptr);
-    std::vector<std::uint8_t> out(ser.data, ser.data + ser.len);
-    dragon_memory_serial_free(&ser);
-    return out;
-}
-
-void* mem_pointer(const dragonMemoryDescr_t* mem) {
-    void* p = nullptr;
-    const dragonError_t rc = dragon_memory_get_pointer(mem, &p);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_pointer returned " << toString(rc) << ": " << last_error());
-    return p;
-}
-
-std::size_t mem_size(const dragonMemoryDescr_t* mem) {
-    std::size_t n = 0;
-    const dragonError_t rc = dragon_memory_get_size(mem, &n);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "get_size returned " << toString(rc) << ": " << last_error());
-    return n;
-}
-
-std::uint64_t mem_id(dragonMemoryDescr_t* mem) {
-    std::uint64_t id = 0;
-    const dragonError_t rc = dragon_memory_id(mem, &id);
-    REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "memory_id returned " << toString(rc) << ": " << last_error());
-    return id;
+ScopedPool::~ScopedPool() {
+    try {
+        if (pool_.valid()) pool_.destroy();
+    } catch (const dragonmem::Error&) {
+        // Already destroyed or unusable: the guard unlinks the object anyway.
+    }
 }
 
 }  // namespace dmtest

@@ -1,6 +1,7 @@
-// What every doctest file of the suite includes: doctest, the C and C++ APIs, the
-// support pieces, rc-checking macros that print the library's last error message, and
-// a TestPool fixture that always leaves /dev/shm clean.
+// What every doctest file of the suites (tests/unit, tests/robust) includes: doctest, the
+// C and C++ APIs, the support pieces, rc-checking macros that print the library's last
+// error message, and pool fixtures (C API: TestPool, C++ API: ScopedPool) that always
+// leave /dev/shm clean.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -10,10 +11,16 @@
 
 #include "child_process.hpp"
 #include "codec.hpp"
+#include "descriptor_seal.hpp"
+#include "isolated.hpp"
+#include "pool_state.hpp"
 #include "shm_names.hpp"
+#include "watchdog.hpp"
 
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +60,34 @@ inline dragonMemoryPoolAttr_t default_attr() {
     return attr;
 }
 
+// A C++ call as rc + message: DRAGON_SUCCESS, or the code and message of the
+// dragonmem::Error it threw.
+dragonError_t rc_of(const std::function<void()>& fn, std::string& message);
+
+// Built with AddressSanitizer? Its allocator takes memory in big mmapped chunks and treats
+// a refusal as fatal, so tests that starve a process of memory (RLIMIT_DATA) run only in
+// the other builds.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool k_address_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool k_address_sanitizer = true;
+#else
+inline constexpr bool k_address_sanitizer = false;
+#endif
+#else
+inline constexpr bool k_address_sanitizer = false;
+#endif
+
+// The long forms of the tests (hundreds of kill rounds, longer stress): DRAGONMEM_LONG_TESTS=1
+// or --long on the runner's command line.
+bool long_mode();
+void set_long_mode(bool on);
+
+// Counts the bad inputs the tests tried (the runner prints the total after the run).
+void count_bad_inputs(std::uint64_t n = 1);
+std::uint64_t bad_inputs_tried();
+
 }  // namespace dmtest
 
 // Checks `expr` returns `expected`; on a mismatch shows the last error message. When a
@@ -62,7 +97,8 @@ inline dragonMemoryPoolAttr_t default_attr() {
         const dragonError_t dm_rc_ = (expr);                                                                      \
         const dragonError_t dm_expected_ = (expected);                                                            \
         const std::string dm_err_ = dm_rc_ != DRAGON_SUCCESS ? ::dmtest::last_error() : std::string();            \
-        KIND##_MESSAGE(dm_rc_ == dm_expected_, #expr " returned " << toString(dm_rc_) << "; last error: '"         \
+        KIND##_MESSAGE(dm_rc_ == dm_expected_, #expr " returned " << toString(dm_rc_) << " (expected "            \
+                                                         << toString(dm_expected_) << "); last error: '"        \
                                                          << dm_err_ << "'");                                     \
         if (dm_expected_ != DRAGON_SUCCESS && dm_rc_ == dm_expected_)                                             \
             KIND##_MESSAGE(!dm_err_.empty(), #expr " failed without a message (dragon_getlasterrstr is empty)"); \
@@ -125,7 +161,7 @@ class TestPool {
 public:
     explicit TestPool(std::size_t bytes, const dragonMemoryPoolAttr_t* attr = nullptr, dragonM_UID_t m_uid = 7,
                       std::size_t pad_name_to = 0)
-        : guard_(unique_pool_name(pad_name_to)) {
+        : guard_(pad_name_to > 0 ? padded_pool_name(pad_name_to) : unique_pool_name()) {
         const dragonError_t rc = dragon_memory_pool_create(&descr_, bytes, guard_.name().c_str(), m_uid, attr);
         const std::string err = rc != DRAGON_SUCCESS ? last_error() : std::string();
         REQUIRE_MESSAGE(rc == DRAGON_SUCCESS, "pool_create(" << bytes << ", '" << guard_.name() << "') returned "
@@ -153,34 +189,20 @@ private:
     bool live_ = false;
 };
 
-// Everything observable about a pool's occupancy, to assert "the pool is unchanged".
-struct PoolState {
-    std::uint64_t free_bytes = 0;
-    std::vector<std::uint64_t> ids;  // live allocation ids, sorted
-    std::vector<std::uint64_t> types;
-    std::vector<std::size_t> free_block_counts;  // per block size, smallest first
-    std::size_t manifest_entries = 0;
+// A C++ pool with a unique name; destroyed (if still usable) and its shm objects
+// unlinked at scope exit, whatever happened in between.
+class ScopedPool {
+public:
+    explicit ScopedPool(std::size_t bytes, dragonmem::PoolOptions options = {}, std::string_view suffix = "");
+    ~ScopedPool();
+    ScopedPool(const ScopedPool&) = delete;
+    ScopedPool& operator=(const ScopedPool&) = delete;
+    dragonmem::Pool& pool() { return pool_; }
+    const std::string& name() const { return guard_.name(); }
 
-    bool operator==(const PoolState&) const = default;
+private:
+    ShmGuard guard_;
+    dragonmem::Pool pool_;
 };
-
-PoolState pool_state(dragonMemoryPoolDescr_t* pool);
-std::string describe(const PoolState& state);
-
-std::vector<std::uint64_t> live_ids(const dragonMemoryPoolDescr_t* pool);
-std::uint64_t free_bytes(dragonMemoryPoolDescr_t* pool);
-std::vector<dragonHeapStatsAllocationItem_t> free_blocks(dragonMemoryPoolDescr_t* pool);
-// True when the only free block is one block of `heap_bytes` (the pool is whole).
-bool is_one_maximal_block(dragonMemoryPoolDescr_t* pool, std::size_t heap_bytes);
-
-std::vector<std::uint8_t> serialize_pool(const dragonMemoryPoolDescr_t* pool);
-std::vector<std::uint8_t> serialize_mem(const dragonMemoryDescr_t* mem);
-
-void* mem_pointer(const dragonMemoryDescr_t* mem);
-std::size_t mem_size(const dragonMemoryDescr_t* mem);
-std::uint64_t mem_id(dragonMemoryDescr_t* mem);
-
-// doctest finds this through ADL when a PoolState comparison fails.
-inline doctest::String toString(const PoolState& s) { return doctest::String(describe(s).c_str()); }
 
 }  // namespace dmtest

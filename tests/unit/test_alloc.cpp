@@ -43,8 +43,8 @@ struct FullPool {
 
 // Polls get_attr until someone waits on the pool (or the deadline passes).
 bool wait_for_waiter(dragonMemoryPoolDescr_t* pool, int timeout_ms) {
-    const double deadline = monotonic_ms() + timeout_ms;
-    while (monotonic_ms() < deadline) {
+    const double deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
         dragonMemoryPoolAttr_t attr{};
         if (dragon_memory_get_attr(pool, &attr) == DRAGON_SUCCESS) {
             const bool waiting = attr.waiters_for_manifest != 0;
@@ -119,12 +119,12 @@ TEST_CASE("a request larger than the pool is TOO_LARGE at once, even when blocki
                 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE);
 
     const timespec one_second = ms_timespec(1000);
-    const double t0 = monotonic_ms();
+    const double t0 = now_ms();
     DM_CHECK_RC(dragon_memory_alloc_blocking(&mem, pool.pd(), 4097, &one_second),
                 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE);
     DM_CHECK_RC(dragon_memory_alloc_type_blocking(&mem, pool.pd(), 4097, DRAGON_MEMORY_ALLOC_DATA, &one_second),
                 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE);
-    const double elapsed = monotonic_ms() - t0;
+    const double elapsed = now_ms() - t0;
     CHECK_MESSAGE(elapsed < 200.0, "blocking too-large requests took " << elapsed << " ms (should not wait)");
     CHECK(pool_state(pool.pd()) == before);
 }
@@ -174,19 +174,19 @@ TEST_CASE("no block free now: NOT_AVAILABLE, or TIMEOUT when blocking; the pool 
     CHECK(pool_state(full.pool.pd()) == before);
 
     const timespec timeout = ms_timespec(100);
-    double t0 = monotonic_ms();
+    double t0 = now_ms();
     DM_CHECK_RC(dragon_memory_alloc_blocking(&mem, full.pool.pd(), 64, &timeout), DRAGON_TIMEOUT);
-    double elapsed = monotonic_ms() - t0;
+    double elapsed = now_ms() - t0;
     CHECK_MESSAGE(elapsed >= 95.0, "TIMEOUT after only " << elapsed << " ms of a 100 ms timeout");
     CHECK_MESSAGE(elapsed < 600.0, "TIMEOUT after " << elapsed << " ms of a 100 ms timeout");
     CHECK(pool_state(full.pool.pd()) == before);
 
     const timespec short_timeout = ms_timespec(30);
-    t0 = monotonic_ms();
+    t0 = now_ms();
     DM_CHECK_RC(dragon_memory_alloc_type_blocking(&mem, full.pool.pd(), 64, DRAGON_MEMORY_ALLOC_CHANNEL,
                                                   &short_timeout),
                 DRAGON_TIMEOUT);
-    elapsed = monotonic_ms() - t0;
+    elapsed = now_ms() - t0;
     CHECK(elapsed >= 28.0);
     CHECK(elapsed < 500.0);
     CHECK(pool_state(full.pool.pd()) == before);
@@ -219,9 +219,9 @@ TEST_CASE("a full manifest is OUT_OF_SPACE; blocking calls wait for a slot, then
     CHECK(pool_state(pool.pd()) == before);
 
     const timespec timeout = ms_timespec(80);
-    const double t0 = monotonic_ms();
+    const double t0 = now_ms();
     DM_CHECK_RC(dragon_memory_alloc_blocking(&extra, pool.pd(), 32, &timeout), DRAGON_OUT_OF_SPACE);
-    const double elapsed = monotonic_ms() - t0;
+    const double elapsed = now_ms() - t0;
     CHECK_MESSAGE(elapsed >= 75.0, "blocking OUT_OF_SPACE after " << elapsed << " ms: did not wait for a slot");
     CHECK(elapsed < 600.0);
     CHECK(pool_state(pool.pd()) == before);
@@ -240,15 +240,15 @@ TEST_CASE("a blocking alloc is woken by a free in another thread") {
     dragonError_t rc = DRAGON_FAILURE;
     double returned_at = 0;
     dragonMemoryDescr_t got{};
-    const double t0 = monotonic_ms();
+    const double t0 = now_ms();
     std::thread waiter([&] {
         const timespec timeout = ms_timespec(5000);
         rc = dragon_memory_alloc_blocking(&got, full.pool.pd(), 2048, &timeout);
-        returned_at = monotonic_ms() - t0;
+        returned_at = now_ms() - t0;
     });
     CHECK_MESSAGE(wait_for_waiter(full.pool.pd(), 2000), "get_attr never reported the blocked caller");
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(free_at_ms)));
-    const double freed_at = monotonic_ms() - t0;
+    const double freed_at = now_ms() - t0;
     DM_CHECK_OK(dragon_memory_free(&full.a));  // not REQUIRE: the thread must be joined
     waiter.join();
     CHECK(rc == DRAGON_SUCCESS);
@@ -269,16 +269,16 @@ TEST_CASE("a blocking alloc waiting for a manifest slot is woken by a free") {
     for (auto& m : mems) DM_REQUIRE_OK(dragon_memory_alloc(&m, pool.pd(), 32));
     dragonError_t rc = DRAGON_FAILURE;
     double returned_at = 0;
-    const double t0 = monotonic_ms();
+    const double t0 = now_ms();
     std::thread waiter([&] {
         dragonMemoryDescr_t got{};
         const timespec timeout = ms_timespec(5000);
         rc = dragon_memory_alloc_blocking(&got, pool.pd(), 32, &timeout);
-        returned_at = monotonic_ms() - t0;
+        returned_at = now_ms() - t0;
     });
     CHECK(wait_for_waiter(pool.pd(), 2000));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const double freed_at = monotonic_ms() - t0;
+    const double freed_at = now_ms() - t0;
     DM_CHECK_OK(dragon_memory_free(&mems[0]));  // not REQUIRE: the thread must be joined
     waiter.join();
     CHECK(rc == DRAGON_SUCCESS);

@@ -31,17 +31,9 @@ std::string mem_b64(const dragonMemoryDescr_t* mem) { return base64_encode(seria
 // The environment a child on "this host" gets: the parent's identity variables as-is.
 EnvChanges local_env(const std::string& pool_serial_b64) { return {{kPoolVar, pool_serial_b64}}; }
 
-// Value of "key=" in a child's output (up to the end of the line), or "".
-std::string field(const std::string& output, const std::string& key) {
-    const auto at = output.find(key + "=");
-    if (at == std::string::npos) return {};
-    const auto start = at + key.size() + 1;
-    return output.substr(start, output.find('\n', start) - start);
-}
-
 bool wait_for_waiter(dragonMemoryPoolDescr_t* pool, int timeout_ms) {
-    const double deadline = monotonic_ms() + timeout_ms;
-    while (monotonic_ms() < deadline) {
+    const double deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
         dragonMemoryPoolAttr_t attr{};
         if (dragon_memory_get_attr(pool, &attr) == DRAGON_SUCCESS) {
             const bool waiting = attr.waiters_for_manifest != 0;
@@ -195,10 +187,10 @@ TEST_CASE("a child blocked in alloc_blocking is woken by the parent's free") {
         REQUIRE_MESSAGE(waiter.wait_for_output("ready", 10000), "child never got ready: " << waiter.output());
         CHECK_MESSAGE(wait_for_waiter(pool.pd(), 3000), "get_attr never reported the blocked child");
         std::this_thread::sleep_for(std::chrono::milliseconds(300));  // blocked time to measure CPU use over
-        const double freed_at = monotonic_ms();
+        const double freed_at = now_ms();
         DM_REQUIRE_OK(dragon_memory_free(&a));
         const auto r = waiter.wait(5000);
-        const double woke_after = monotonic_ms() - freed_at;
+        const double woke_after = now_ms() - freed_at;
         REQUIRE_MESSAGE(r.exited_with(0), r.describe());
         CHECK_MESSAGE(woke_after < 1000.0, "child returned " << woke_after << " ms after the free");
         // Asleep in the kernel, not spinning: 300+ ms blocked, little CPU (this includes

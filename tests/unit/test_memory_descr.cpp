@@ -164,9 +164,9 @@ TEST_CASE("modify_size on a zero-size descriptor of a full pool times out") {
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 0));
     const PoolState before = pool_state(pool.pd());
     const timespec timeout = ms_timespec(50);
-    const double t0 = monotonic_ms();
+    const double t0 = now_ms();
     DM_CHECK_RC(dragon_memory_modify_size(&mem, 64, &timeout), DRAGON_TIMEOUT);
-    CHECK(monotonic_ms() - t0 >= 45.0);
+    CHECK(now_ms() - t0 >= 45.0);
     CHECK(mem_size(&mem) == 0);
     CHECK(pool_state(pool.pd()) == before);
     DM_CHECK_RC(dragon_memory_modify_size(&mem, 8192, &timeout), DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE);

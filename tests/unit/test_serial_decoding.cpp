@@ -131,16 +131,6 @@ int walk_matrix(const Decoder& decode, const std::vector<std::uint8_t>& good, st
     return rows;
 }
 
-// CRC-32C (Castagnoli, reflected 0x82F63B78), written here independently of the
-// library, to re-seal descriptors whose fields we change on purpose.
-std::uint32_t crc32c(const std::uint8_t* data, std::size_t len, std::uint32_t state = 0xFFFFFFFFu) {
-    for (std::size_t i = 0; i < len; ++i) {
-        state ^= data[i];
-        for (int k = 0; k < 8; ++k) state = (state >> 1) ^ (0x82F63B78u & (0u - (state & 1u)));
-    }
-    return state;
-}
-
 // The wire layout documented in lib/descr/descriptor_codec.hpp: magic "DMDS" at 0, u16
 // version at 4, u16 kind at 6, u32 total length at 8, u32 CRC-32C at 12 (over the
 // descriptor with those four bytes left out, or, as the code does, read as zeros),
@@ -151,9 +141,9 @@ bool g_crc_field_as_zeros = true;  // which of the two readings the library uses
 
 std::uint32_t layout_crc(const std::vector<std::uint8_t>& bytes, bool crc_field_as_zeros) {
     static const std::uint8_t zeros[4] = {0, 0, 0, 0};
-    std::uint32_t state = crc32c(bytes.data(), kCrcAt);
-    if (crc_field_as_zeros) state = crc32c(zeros, 4, state);
-    state = crc32c(bytes.data() + kCrcAt + 4, bytes.size() - kCrcAt - 4, state);
+    std::uint32_t state = crc32c_update(k_crc32c_init, bytes.data(), kCrcAt);
+    if (crc_field_as_zeros) state = crc32c_update(state, zeros, 4);
+    state = crc32c_update(state, bytes.data() + kCrcAt + 4, bytes.size() - kCrcAt - 4);
     return ~state;
 }
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace robust {
+namespace dmtest {
 
 struct WorkloadCounters {
     std::atomic<std::uint64_t> ops{0};
@@ -101,4 +101,4 @@ private:
 void fill_for_id(void* ptr, std::size_t bytes, std::uint64_t id);
 bool verify_for_id(const void* ptr, std::size_t bytes, std::uint64_t id, std::string& why);
 
-}  // namespace robust
+}  // namespace dmtest

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <string>
 
-namespace robust {
+namespace dmtest {
 
 namespace {
 
@@ -307,4 +307,4 @@ bool Worker::do_handoff_take() {
     return true;
 }
 
-}  // namespace robust
+}  // namespace dmtest

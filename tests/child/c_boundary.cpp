@@ -1,10 +1,13 @@
-// dm_c_boundary_child: proves that no C++ exception crosses the C API (issue 9, item 6).
-// This program replaces the global operator new, so that allocation number N of a
-// scenario that makes every kind of C call throws std::bad_alloc (the library's own
-// allocations included: containers, strings, fmt). For every N it runs the scenario in a
-// forked child, then checks what the failure left behind.
+// dm_child command of tests/robust's c_boundary suite: proves that no C++ exception
+// crosses the C API (BAD_INPUTS.md rows X1-X2). dm_child replaces the global operator new
+// (below), so that allocation number N of a scenario that makes every kind of C call
+// throws std::bad_alloc (the library's own allocations included: containers, strings,
+// fmt). For every N it runs the scenario in a forked child, then checks what the failure
+// left behind. The replacement is a plain malloc until this command arms it, so the other
+// commands see an ordinary operator new (under AddressSanitizer they lose only its
+// new/delete mismatch reports, which dm_unit and dm_robust keep).
 //
-//   dm_c_boundary_child NAME once|from
+//   c-boundary NAME once|from
 //        once: only allocation N fails; from: allocation N and every one after it.
 //        Counts the scenario's allocations A (a run with no failure), then runs N = 0..A.
 //        Each run must end normally (no abort from an escaping exception, no hang on a
@@ -15,7 +18,11 @@
 //        "boundary runs= aborted= hung= inconsistent= leftovers= calls= failed_calls=".
 //        With DM_C_BOUNDARY_TRACE=N only run N is made, and the stack of the allocation
 //        that failed is printed (resolve the offsets with addr2line -f -C -i -e PROGRAM).
+#include "commands.hpp"
+
 #include <dragon/managed_memory.h>
+
+#include "shm_names.hpp"
 
 #include <execinfo.h>
 #include <sys/wait.h>
@@ -247,18 +254,16 @@ int run_once(const char* name, long fail_at, bool from, int& calls, int& failed)
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    if (argc < 3) {
-        std::fprintf(stderr, "usage: dm_c_boundary_child NAME once|from\n");
-        return 2;
-    }
-    const char* name = argv[1];
+namespace dmchild {
+
+int cmd_c_boundary(int, char** argv) {
+    const char* name = argv[2];
     if (const char* only = std::getenv("DM_C_BOUNDARY_TRACE"); only != nullptr) {
         g_only = std::atol(only);
         g_trace = true;
     }
-    const bool from = std::strcmp(argv[2], "from") == 0;
-    const std::string shm = std::string("/dev/shm/dragonmem.") + name;
+    const bool from = std::strcmp(argv[3], "from") == 0;
+    const std::string shm = dmtest::shm_path(name);
     int calls = 0, failed = 0;
     long total = run_once(name, -1, false, calls, failed);
     if (total <= 0 || failed != 0) {
@@ -294,3 +299,5 @@ int main(int argc, char** argv) {
                 total + 1, aborted, hung, inconsistent, leftovers, all_calls, all_failed);
     return 0;
 }
+
+}  // namespace dmchild

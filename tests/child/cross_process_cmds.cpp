@@ -1,4 +1,4 @@
-// dm_child: the separate program the cross-process tests exec (posix_spawn). Each
+// dm_child commands of tests/unit's cross_process and listing suites. Each
 // command attaches what the parent handed over (a pool descriptor's base64 in an
 // environment variable, or an allocation descriptor's base64 in an argument), does one
 // thing and reports on stdout. Exit status: 0 = everything as expected; for a failed
@@ -16,10 +16,13 @@
 //   remote-pool    POOL_VAR HOSTID MUID NAME RT_UID RT_LOCAL POOL_SIZE
 //                                            the pool must look remote; every call checked
 //   remote-mem     MEM_B64 ID SIZE HOSTID    the allocation must look remote; every call checked
-#include <dragon/managed_memory.h>
-#include <dragonmem/dragonmem.hpp>
+#include "commands.hpp"
 
 #include "codec.hpp"
+#include "child_process.hpp"
+
+#include <dragon/managed_memory.h>
+#include <dragonmem/dragonmem.hpp>
 
 #include <cinttypes>
 #include <cstdio>
@@ -29,23 +32,16 @@
 #include <string>
 #include <vector>
 
+namespace dmchild {
+
+using namespace dmtest;
+
 namespace {
 
 int g_checks = 0;
 int g_failed = 0;
 
-std::string last_error() {
-    char* s = dragon_getlasterrstr();
-    std::string out = s ? s : "";
-    std::free(s);
-    return out;
-}
 
-double now_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
 
 void check(bool ok, const std::string& what) {
     ++g_checks;
@@ -56,9 +52,6 @@ void check(bool ok, const std::string& what) {
     }
 }
 
-std::string rc_text(dragonError_t rc) {
-    return std::string(dragon_getrcstr(rc)) + " (" + std::to_string(static_cast<int>(rc)) + ")";
-}
 
 // rc must be `expected`; a failure must leave a non-empty message.
 void check_rc(dragonError_t rc, dragonError_t expected, const std::string& call) {
@@ -80,7 +73,7 @@ int finish(const char* command) {
 }
 
 std::vector<std::uint8_t> decode_b64_arg(const char* arg) {
-    auto bytes = dmtest::base64_decode(arg);
+    auto bytes = base64_decode(arg);
     if (!bytes) {
         std::printf("argument is not base64: %s\n", arg);
         std::exit(2);
@@ -106,7 +99,7 @@ dragonMemoryPoolDescr_t attach_pool_env(const char* var) {
     return pool;
 }
 
-int cmd_write_mem(const char* b64, std::uint64_t seed) {
+int write_mem(const char* b64, std::uint64_t seed) {
     dragonMemoryDescr_t mem = attach_mem(b64);
     void* ptr = nullptr;
     size_t size = 0;
@@ -114,18 +107,18 @@ int cmd_write_mem(const char* b64, std::uint64_t seed) {
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_pointer");
     rc = dragon_memory_get_size(&mem, &size);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_size");
-    dmtest::fill_pattern(ptr, size, seed);
+    fill_pattern(ptr, size, seed);
     std::printf("wrote %zu\n", size);
     rc = dragon_memory_detach(&mem);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_detach");
     return 0;
 }
 
-int cmd_cxx_write_mem(const char* b64, std::uint64_t seed) {
+int cxx_write_mem(const char* b64, std::uint64_t seed) {
     try {
         dragonmem::Memory mem = dragonmem::Memory::attach_base64(b64);
         auto bytes = mem.bytes();
-        dmtest::fill_pattern(bytes.data(), bytes.size(), seed);
+        fill_pattern(bytes.data(), bytes.size(), seed);
         std::printf("wrote %zu\n", bytes.size());
         return 0;
     } catch (const dragonmem::Error& e) {
@@ -134,7 +127,7 @@ int cmd_cxx_write_mem(const char* b64, std::uint64_t seed) {
     }
 }
 
-int cmd_read_mem(const char* b64, std::uint64_t seed) {
+int read_mem(const char* b64, std::uint64_t seed) {
     dragonMemoryDescr_t mem = attach_mem(b64);
     void* ptr = nullptr;
     size_t size = 0;
@@ -142,7 +135,7 @@ int cmd_read_mem(const char* b64, std::uint64_t seed) {
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_pointer");
     rc = dragon_memory_get_size(&mem, &size);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_size");
-    long long bad = dmtest::find_pattern_mismatch(ptr, size, seed);
+    long long bad = find_pattern_mismatch(ptr, size, seed);
     (void)dragon_memory_detach(&mem);
     if (bad >= 0) {
         std::printf("mismatch at byte %lld of %zu\n", bad, size);
@@ -152,7 +145,7 @@ int cmd_read_mem(const char* b64, std::uint64_t seed) {
     return 0;
 }
 
-int cmd_alloc_write(const char* var, size_t bytes, std::uint64_t seed, int type) {
+int alloc_write(const char* var, size_t bytes, std::uint64_t seed, int type) {
     dragonMemoryPoolDescr_t pool = attach_pool_env(var);
     dragonMemoryDescr_t mem{};
     dragonError_t rc = dragon_memory_alloc_type(&mem, &pool, bytes, static_cast<dragonMemoryAllocationType_t>(type));
@@ -160,14 +153,14 @@ int cmd_alloc_write(const char* var, size_t bytes, std::uint64_t seed, int type)
     void* ptr = nullptr;
     rc = dragon_memory_get_pointer(&mem, &ptr);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_pointer");
-    dmtest::fill_pattern(ptr, bytes, seed);
+    fill_pattern(ptr, bytes, seed);
     std::uint64_t id = 0;
     rc = dragon_memory_id(&mem, &id);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_id");
     dragonMemorySerial_t ser{};
     rc = dragon_memory_serialize(&ser, &mem);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_serialize");
-    std::printf("id=%" PRIu64 "\nmem=%s\n", id, dmtest::base64_encode(ser.data, ser.len).c_str());
+    std::printf("id=%" PRIu64 "\nmem=%s\n", id, base64_encode(ser.data, ser.len).c_str());
     dragon_memory_serial_free(&ser);
     (void)dragon_memory_detach(&mem);
     rc = dragon_memory_pool_detach(&pool);
@@ -175,7 +168,7 @@ int cmd_alloc_write(const char* var, size_t bytes, std::uint64_t seed, int type)
     return 0;
 }
 
-int cmd_free_id(const char* var, std::uint64_t id) {
+int free_id(const char* var, std::uint64_t id) {
     dragonMemoryPoolDescr_t pool = attach_pool_env(var);
     dragonMemoryDescr_t mem{};
     dragonError_t rc = dragon_memory_from_id(&pool, id, &mem);
@@ -187,15 +180,15 @@ int cmd_free_id(const char* var, std::uint64_t id) {
     return 0;
 }
 
-int cmd_alloc_blocking(const char* var, size_t bytes, long timeout_ms) {
+int alloc_blocking(const char* var, size_t bytes, long timeout_ms) {
     dragonMemoryPoolDescr_t pool = attach_pool_env(var);
     timespec timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
     std::printf("ready\n");
     std::fflush(stdout);
     dragonMemoryDescr_t mem{};
-    const double t0 = now_ms();
+    const double t0 = dmtest::now_ms();
     dragonError_t rc = dragon_memory_alloc_blocking(&mem, &pool, bytes, timeout_ms < 0 ? nullptr : &timeout);
-    const double elapsed = now_ms() - t0;
+    const double elapsed = dmtest::now_ms() - t0;
     std::printf("rc=%d elapsed_ms=%.1f\n", static_cast<int>(rc), elapsed);
     if (rc == DRAGON_SUCCESS) {
         std::uint64_t id = 0;
@@ -209,7 +202,7 @@ int cmd_alloc_blocking(const char* var, size_t bytes, long timeout_ms) {
     return static_cast<int>(rc);
 }
 
-int cmd_attach_pool(const char* var) {
+int attach_and_report(const char* var) {
     dragonMemoryPoolDescr_t pool{};
     dragonError_t rc = dragon_memory_pool_attach_from_env(&pool, var);
     std::printf("rc=%d local=%d\n", static_cast<int>(rc),
@@ -221,7 +214,7 @@ int cmd_attach_pool(const char* var) {
     return static_cast<int>(rc);
 }
 
-int cmd_list_empty(const char* var) {
+int list_empty(const char* var) {
     dragonMemoryPoolDescr_t pool = attach_pool_env(var);
     for (int round = 0; round < 2; ++round) {
         dragonMemoryPoolAllocations_t allocs{};
@@ -245,7 +238,7 @@ int cmd_list_empty(const char* var) {
     return finish("list-empty");
 }
 
-int cmd_remote_pool(const char* var, std::uint64_t hostid, std::uint64_t muid, const char* name,
+int remote_pool(const char* var, std::uint64_t hostid, std::uint64_t muid, const char* name,
                     std::uint64_t rt_uid, bool expect_runtime_local, size_t pool_size) {
     const dragonError_t NL = DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL;
     dragonMemoryPoolDescr_t pool{};
@@ -336,7 +329,7 @@ int cmd_remote_pool(const char* var, std::uint64_t hostid, std::uint64_t muid, c
     return finish("remote-pool");
 }
 
-int cmd_remote_mem(const char* b64, std::uint64_t id, size_t size, std::uint64_t hostid) {
+int remote_mem(const char* b64, std::uint64_t id, size_t size, std::uint64_t hostid) {
     const dragonError_t NL = DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL;
     auto bytes = decode_b64_arg(b64);
     dragonMemorySerial_t ser{bytes.size(), bytes.data()};
@@ -394,59 +387,24 @@ int cmd_remote_mem(const char* b64, std::uint64_t id, size_t size, std::uint64_t
     return finish("remote-mem");
 }
 
-int usage() {
-    std::printf("usage: dm_child COMMAND ARGS... (see tests/support/child.cpp)\n");
-    return 2;
-}
-
 }  // namespace
 
-int main(int argc, char** argv) {
-    if (argc < 2) return usage();
-    const std::string cmd = argv[1];
-    auto need = [&](int n) {
-        if (argc != n + 2) std::exit(usage());
-    };
-    if (cmd == "write-mem") {
-        need(2);
-        return cmd_write_mem(argv[2], parse_u64(argv[3]));
-    }
-    if (cmd == "cxx-write-mem") {
-        need(2);
-        return cmd_cxx_write_mem(argv[2], parse_u64(argv[3]));
-    }
-    if (cmd == "read-mem") {
-        need(2);
-        return cmd_read_mem(argv[2], parse_u64(argv[3]));
-    }
-    if (cmd == "alloc-write") {
-        need(4);
-        return cmd_alloc_write(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), std::atoi(argv[5]));
-    }
-    if (cmd == "free-id") {
-        need(2);
-        return cmd_free_id(argv[2], parse_u64(argv[3]));
-    }
-    if (cmd == "alloc-blocking") {
-        need(3);
-        return cmd_alloc_blocking(argv[2], parse_u64(argv[3]), std::atol(argv[4]));
-    }
-    if (cmd == "attach-pool") {
-        need(1);
-        return cmd_attach_pool(argv[2]);
-    }
-    if (cmd == "list-empty") {
-        need(1);
-        return cmd_list_empty(argv[2]);
-    }
-    if (cmd == "remote-pool") {
-        need(7);
-        return cmd_remote_pool(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), argv[5], parse_u64(argv[6]),
-                               std::atoi(argv[7]) != 0, parse_u64(argv[8]));
-    }
-    if (cmd == "remote-mem") {
-        need(4);
-        return cmd_remote_mem(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), parse_u64(argv[5]));
-    }
-    return usage();
+int cmd_write_mem(int, char** argv) { return write_mem(argv[2], parse_u64(argv[3])); }
+int cmd_cxx_write_mem(int, char** argv) { return cxx_write_mem(argv[2], parse_u64(argv[3])); }
+int cmd_read_mem(int, char** argv) { return read_mem(argv[2], parse_u64(argv[3])); }
+int cmd_alloc_write(int, char** argv) {
+    return alloc_write(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), std::atoi(argv[5]));
 }
+int cmd_free_id(int, char** argv) { return free_id(argv[2], parse_u64(argv[3])); }
+int cmd_alloc_blocking(int, char** argv) { return alloc_blocking(argv[2], parse_u64(argv[3]), std::atol(argv[4])); }
+int cmd_attach_pool(int, char** argv) { return attach_and_report(argv[2]); }
+int cmd_list_empty(int, char** argv) { return list_empty(argv[2]); }
+int cmd_remote_pool(int, char** argv) {
+    return remote_pool(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), argv[5], parse_u64(argv[6]),
+                       std::atoi(argv[7]) != 0, parse_u64(argv[8]));
+}
+int cmd_remote_mem(int, char** argv) {
+    return remote_mem(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), parse_u64(argv[5]));
+}
+
+}  // namespace dmchild

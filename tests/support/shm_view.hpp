@@ -4,6 +4,7 @@
 #pragma once
 
 #include "pool/pool_layout.hpp"
+#include "shm_names.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -13,12 +14,12 @@
 #include <cstdint>
 #include <string>
 
-namespace robust {
+namespace dmtest {
 
 class ShmView {
 public:
     ShmView(const std::string& pool_name, bool writable) {
-        std::string path = "/dev/shm/dragonmem." + pool_name;
+        const std::string path = shm_path(pool_name);
         int fd = ::open(path.c_str(), writable ? O_RDWR : O_RDONLY);
         if (fd < 0) return;
         struct stat st {};
@@ -57,4 +58,4 @@ private:
     std::size_t bytes_ = 0;
 };
 
-}  // namespace robust
+}  // namespace dmtest
