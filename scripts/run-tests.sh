@@ -33,15 +33,15 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run
 
 if command -v clang++ >/dev/null; then
   # The sanitizer-only builds compile just what their suite runs.
-  if TARGETS="tests/robust/dm_robust tests/robust/dm_robust_child" CXX=clang++ CC=clang \
+  if TARGETS="tests/robust/dm_robust tests/child/dm_child" CXX=clang++ CC=clang \
        configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dbench=false -Dcli=false; then
     # No suppressions: any race TSan finds fails the run.
     TSAN_OPTIONS="halt_on_error=1" run_suite tsan build-tsan --suite tsan
   else
     echo "tsan build failed"; status=1
   fi
-  fuzz_targets="tests/robust/fuzz/fuzz_make_corpus tests/robust/fuzz/fuzz_decode_pool"
-  fuzz_targets+=" tests/robust/fuzz/fuzz_decode_memory tests/robust/fuzz/fuzz_attach_header"
+  fuzz_targets="tests/fuzz/fuzz_make_corpus tests/fuzz/fuzz_decode_pool"
+  fuzz_targets+=" tests/fuzz/fuzz_decode_memory tests/fuzz/fuzz_attach_header"
   if TARGETS=$fuzz_targets CXX=clang++ CC=clang configure build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
        -Db_lundef=false -Dbench=false -Dcli=false; then
     run_suite fuzz build-fuzz --suite fuzz

@@ -5,7 +5,8 @@
 // entry points that decode (pool_get_uid_fname, pool_attach) agree with the decoder.
 #include <dragon/managed_memory.h>
 
-#include "descr/checksum.hpp"
+#include "descriptor_seal.hpp"
+
 #include "descr/descriptor_codec.hpp"
 #include "descr/error.hpp"
 
@@ -26,11 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_one(data, size);
     if (size >= 16) {
         std::vector<std::uint8_t> sealed(data, data + size);
-        auto length = static_cast<std::uint32_t>(size);
-        for (int i = 0; i < 4; ++i) sealed[8 + i] = static_cast<std::uint8_t>(length >> (8 * i));
-        for (int i = 0; i < 4; ++i) sealed[12 + i] = 0;
-        std::uint32_t crc = crc32c(sealed.data(), sealed.size());
-        for (int i = 0; i < 4; ++i) sealed[12 + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+        dmtest::reseal(sealed);
         check_one(sealed.data(), sealed.size());
     }
     return 0;

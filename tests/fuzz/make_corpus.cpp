@@ -8,7 +8,8 @@
 // created under it).
 #include <dragonmem/dragonmem.hpp>
 
-#include "descr/checksum.hpp"
+#include "descriptor_seal.hpp"
+
 #include "pool/pool_layout.hpp"
 
 #include <fcntl.h>
@@ -34,13 +35,11 @@ void write(const std::string& path, const std::vector<std::uint8_t>& bytes) {
     std::fclose(f);
 }
 
-// Sets the hostid (offset 16) to a fixed value and recomputes the CRC (offset 12).
+// Sets the hostid (offset 16) to a fixed value and re-seals (length and CRC fields).
 std::vector<std::uint8_t> foreign(std::vector<std::uint8_t> d) {
     const std::uint64_t fake_host = 0x0123456789ABCDEFULL;
     for (int i = 0; i < 8; ++i) d[16 + i] = static_cast<std::uint8_t>(fake_host >> (8 * i));
-    std::memset(d.data() + 12, 0, 4);
-    std::uint32_t crc = crc32c(d.data(), d.size());
-    for (int i = 0; i < 4; ++i) d[12 + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+    dmtest::reseal(d);
     return d;
 }
 
