@@ -20,6 +20,7 @@
 // Each case makes sure the cache really holds blocks before asserting (check() reports
 // cached blocks without taking them back), so it fails if the feature is broken rather
 // than passing because nothing was cached. No timing assertions: bounds on waits are
+// failure limits only.
 #pragma once
 
 #include "pool/manifest.hpp"
