@@ -65,6 +65,11 @@ TEST_CASE("X2: std::bad_alloc at every allocation of every kind of C call: an er
         ChildResult exit = child.wait(100000);
         const std::string& out = child.output();
         INFO("dm_child c-boundary " << std::string(mode) << ":\n" << out);
+        // Built with a sanitizer whose runtime owns operator new (tests/child/c_boundary.cpp).
+        if (exit.exited_with(77) && out.rfind("boundary unavailable", 0) == 0) {
+            MESSAGE("SKIP: " << out);
+            return;
+        }
         REQUIRE_MESSAGE(exit.exited_with(0), exit.describe());
         std::string summary = out.substr(out.rfind("boundary "));
         MESSAGE("X2 " << std::string(mode) << ": " << summary);
