@@ -130,8 +130,10 @@ public:
     // accepted: an id whose counter was reserved an instant ago and whose block is not
     // published yet, like an id in flight (D26): it is issued, not live, and get_pointer
     // takes the block from the record, never from the descriptor.
+    // A live id needs no scan: its record holds it, so it was issued.
     bool issued(std::uint64_t id) const noexcept {
         if (!is_live_id(id) || slot_of(id) >= capacity_) return false;
+        if (find(id) != nullptr) return true;  // live: issued (the common case, one load, no scan)
         const std::uint64_t counter = id >> slot_bits_;
         if (counter == 0 || counter > header_->id_counter.load(std::memory_order_acquire)) return false;
         for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
