@@ -64,7 +64,8 @@ def main(argv):
     if scaling:
         names = [n for n in ("dragonmem", "boost", "malloc") if any(n in f["scaling"] for f in scaling)]
         print()
-        print("Scaling, N-way / (N × one), of the median (of the slowest rep):")
+        print("Scaling, N-way / (N × one), of the median (of the slowest rep); cpu: CPU time per pair "
+              "of one worker / of N (1: the workers cost each other nothing):")
         print()
         print("| figure | " + " | ".join(names) + " |")
         print("|---|" + "---|" * len(names))
@@ -73,7 +74,11 @@ def main(argv):
             for name in names:
                 value = figure["scaling"].get(name)
                 worst = figure.get("scaling_worst", {}).get(name)
-                cells.append("–" if value is None else f"{value:.2f} ({worst:.2f})")
+                cpu = figure.get("cpu_scaling", {}).get(name)
+                text = "–" if value is None else f"{value:.2f} ({worst:.2f})"
+                if value is not None and cpu is not None:
+                    text += f", cpu {cpu:.2f}"
+                cells.append(text)
             print(f"| `{figure['name']}` | " + " | ".join(cells) + " |")
     machine = report["machine"]
     config = report["config"]

@@ -142,7 +142,11 @@ std::vector<FigureDef> define_figures(const Contenders& all, const RunConfig& co
                                  [c, kind, pinned, workers, duration_ns](std::uint64_t) {
                                      const HammerOutcome outcome =
                                          hammer(*c, kind, workers, pinned, kHammerBlockBytes, duration_ns);
-                                     return BatchTime{outcome.window_ns, outcome.pairs, {}};
+                                     // Phase "cpu": CPU ns per pair, summed over the workers. Unlike
+                                     // the rate, it does not drop when a busy machine deschedules
+                                     // them; it rises when they contend for cache lines.
+                                     return BatchTime{outcome.window_ns, outcome.pairs,
+                                                      {{"cpu", outcome.cpu_ns, outcome.pairs}}};
                                  }};
                  }});
         }

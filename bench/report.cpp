@@ -119,9 +119,20 @@ ojson figure_json(const FigureResult& figure, const std::vector<FigureResult>& a
                 worst[lane.contender] = lane.value->min / (workers * *one);
             }
         }
+        // CPU cost per pair of one worker over that of N: 1 when N workers cost each other
+        // nothing (no shared line written), whatever the machine's load did to the rate.
+        ojson cpu_scaling = ojson::object();
+        const FigureResult* one_figure = find_figure(all, spec.group + "/1");
+        for (const auto& lane : figure.lanes) {
+            const LaneResult* one_lane = one_figure != nullptr ? find_lane(*one_figure, lane.contender) : nullptr;
+            if (lane.value && one_lane != nullptr && lane.phases.count("cpu") != 0 && one_lane->phases.count("cpu") != 0) {
+                cpu_scaling[lane.contender] = one_lane->phases.at("cpu").median / lane.phases.at("cpu").median;
+            }
+        }
         out["vs_one"] = vs_one;
         out["scaling"] = scaling;
         out["scaling_worst"] = worst;
+        out["cpu_scaling"] = cpu_scaling;
     }
     return out;
 }
@@ -239,7 +250,7 @@ void print_scaling(const std::vector<FigureResult>& figures) {
             continue;
         }
         if (!header) {
-            std::fprintf(stderr, "scaling: N-way / (N x one), medians (worst rep)\n");
+            std::fprintf(stderr, "scaling: N-way / (N x one), medians (worst rep); cpu: CPU ns/pair of one / of N\n");
             header = true;
         }
         const double workers = spec.params.at("workers");
@@ -249,6 +260,11 @@ void print_scaling(const std::vector<FigureResult>& figures) {
             if (lane.value && one) {
                 line += fmt::format("  {} {:.2f} ({:.2f})", lane.contender, lane.value->median / (workers * *one),
                                     lane.value->min / (workers * *one));
+                const FigureResult* one_figure = find_figure(figures, spec.group + "/1");
+                const LaneResult* one_lane = one_figure != nullptr ? find_lane(*one_figure, lane.contender) : nullptr;
+                if (one_lane != nullptr && lane.phases.count("cpu") != 0 && one_lane->phases.count("cpu") != 0) {
+                    line += fmt::format(" cpu {:.2f}", one_lane->phases.at("cpu").median / lane.phases.at("cpu").median);
+                }
             }
         }
         std::fprintf(stderr, "%s\n", line.c_str());

@@ -40,6 +40,7 @@ constexpr std::uint64_t kReapGraceNs = 30'000'000'000;     // beyond the run tim
 struct alignas(64) ChildReport {
     std::uint64_t pairs;
     std::uint64_t end_ns;
+    std::uint64_t cpu_ns;  // CPU time of the worker's hammer loop (its thread's)
     int finished;
     char error[512];
 };
@@ -98,6 +99,14 @@ private:
     int fds_[2] = {-1, -1};
 };
 
+// CPU time of the calling thread: what a pair costs whether or not the worker was
+// descheduled meanwhile (on a busy machine wall time is mostly waiting for a CPU).
+std::uint64_t thread_cpu_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 void sleep_until(std::uint64_t deadline_ns) {
     for (std::uint64_t now = now_ns(); now < deadline_ns; now = now_ns()) {
         const std::uint64_t left_ns = deadline_ns - now;
@@ -130,8 +139,10 @@ void sleep_until(std::uint64_t deadline_ns) {
         char go_byte = 0;
         while (read(go.read_fd(), &go_byte, 1) < 0 && errno == EINTR) {
         }  // returns 0 when the parent closes its end: the common start
+        const std::uint64_t cpu_start_ns = thread_cpu_ns();
         report.pairs = session->hammer(size_bytes, control.stop);
         report.end_ns = now_ns();
+        report.cpu_ns = thread_cpu_ns() - cpu_start_ns;
         session.reset();
         report.finished = 1;
         _exit(0);
@@ -228,8 +239,10 @@ void run_thread(Contender& contender, Control& control, int index, bool pinned, 
         ready.count_down();
         counted_ready = true;
         go.wait();
+        const std::uint64_t cpu_start_ns = thread_cpu_ns();
         report.pairs = session->hammer(size_bytes, control.stop);
         report.end_ns = now_ns();
+        report.cpu_ns = thread_cpu_ns() - cpu_start_ns;
         session.reset();
         report.finished = 1;
         return;
@@ -254,6 +267,7 @@ HammerOutcome collect(const Control& control, int workers, bool all_started, std
             problems.push_back(fmt::format("{} {} did not finish", what, index));
         }
         outcome.pairs += report.pairs;
+        outcome.cpu_ns += report.cpu_ns;
         last_end_ns = std::max(last_end_ns, report.end_ns);
     }
     if (!problems.empty()) {

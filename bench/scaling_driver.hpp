@@ -16,6 +16,7 @@ enum class WorkerKind { process, thread };
 struct HammerOutcome {
     std::uint64_t pairs = 0;      // alloc+free pairs done by all workers together
     std::uint64_t window_ns = 0;  // from the common start to the last worker's stop
+    std::uint64_t cpu_ns = 0;     // CPU time the workers' loops took, all together
 };
 
 // `contender` must have been share()d. Each worker opens the shared pool itself

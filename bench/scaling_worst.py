@@ -6,7 +6,8 @@ Usage: bench/scaling_worst.py RUN1.json RUN2.json ...
 For every scaling figure (procs/N, procs_pinned/N, threads/N, threads_pinned/N) and
 contender: the lowest `scaling` (N-way / (N x one), medians of one run) over the runs,
 the highest, and the number of runs that had it; also the lowest `scaling_worst` (the
-slowest rep of a run). Prints a Markdown table.
+slowest rep of a run) and `cpu_scaling` (CPU time per pair of one worker over that of
+N). Prints a Markdown table.
 """
 
 import json
@@ -28,14 +29,17 @@ def main(paths):
                 if key not in seen:
                     seen[key] = []
                     order.append(key)
-                seen[key].append((value, figure.get("scaling_worst", {}).get(contender, value)))
-    print("| figure | contender | runs | worst median | best median | worst rep |")
-    print("|---|---|---|---|---|---|")
+                seen[key].append((value, figure.get("scaling_worst", {}).get(contender, value),
+                                  figure.get("cpu_scaling", {}).get(contender)))
+    print("| figure | contender | runs | worst median | best median | worst rep | worst cpu |")
+    print("|---|---|---|---|---|---|---|")
     for key in order:
         values = seen[key]
         medians = [v[0] for v in values]
+        cpus = [v[2] for v in values if v[2] is not None]
+        cpu = f"{min(cpus):.2f}" if cpus else "–"
         print(f"| `{key[0]}` | {key[1]} | {len(values)} | {min(medians):.2f} | {max(medians):.2f} | "
-              f"{min(v[1] for v in values):.2f} |")
+              f"{min(v[1] for v in values):.2f} | {cpu} |")
     return 0
 
 
