@@ -106,6 +106,7 @@ public:
     }
     // The id block of cache entry `entry` (written by its owner thread only).
     IdBlock& id_block(std::uint32_t entry) noexcept { return id_blocks_[entry]; }
+    const IdBlock& id_block(std::uint32_t entry) const noexcept { return id_blocks_[entry]; }
 
     // Commit point of an allocation: fields first, id last (release).
     void publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,
