@@ -247,6 +247,24 @@ inline std::size_t records_of_entry(const ShmView& view, unsigned e) {
     }
     return n;
 }
+// The unissued part [next, end) of the id block of every entry that process `pid`
+// claimed (pool_layout.hpp, IdBlock).
+struct CounterRange {
+    std::uint64_t first;
+    std::uint64_t end;
+};
+inline std::vector<CounterRange> unissued_id_blocks_of(const ShmView& view, pid_t pid) {
+    const auto* blocks = reinterpret_cast<const dragonmem::detail::IdBlock*>(
+        static_cast<const std::uint8_t*>(view.base()) + dragonmem::detail::k_id_blocks_offset);
+    std::vector<CounterRange> out;
+    for (unsigned e = 0; e < k_cache_entries; ++e) {
+        const std::uint64_t end = blocks[e].end.load();
+        const std::uint64_t next = blocks[e].next.load();
+        if (view.header()->cache_entries[e].pid.load() == static_cast<std::uint32_t>(pid) && next < end)
+            out.push_back({next, end});
+    }
+    return out;
+}
 // Entries still owned by (a thread of) process `pid`.
 inline int entries_owned_by_pid(const ShmView& view, pid_t pid) {
     int n = 0;

@@ -28,6 +28,16 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
     std::mt19937_64 rng(0x7C7C ^ static_cast<std::uint64_t>(::getpid()));
     std::size_t cached_after_kills = 0;
     int rounds_with_cached = 0;
+    // The unissued rest of every killed child's id block: never issued to anyone after.
+    std::vector<CounterRange> dead_blocks;
+    const unsigned slot_bits = view.header()->id_slot_bits;
+    auto never_a_dead_block = [&](std::uint64_t id) {
+        const std::uint64_t counter = id >> slot_bits;
+        for (const CounterRange& r : dead_blocks)
+            CHECK_MESSAGE((counter < r.first || counter >= r.end),
+                          "id " << id << " reissues counter " << counter << " of a killed child's id block [" << r.first
+                                << ", " << r.end << ")");
+    };
 
     for (int round = 0; round < rounds; ++round) {
         CAPTURE(round);
@@ -41,6 +51,7 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         child.kill_now(SIGKILL);
         ChildResult exit = child.wait(5000);
         REQUIRE(exit.signal == SIGKILL);
+        for (const CounterRange& r : unissued_id_blocks_of(view, pid)) dead_blocks.push_back(r);
 
         // The dead child's cached blocks are used memory, not lost memory.
         auto report = checked(pool, "right after the kill");
@@ -58,6 +69,7 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         CHECK(listing.size() >= 3);  // 4 kept, one of them possibly being replaced
         in_new_thread([&] {
             std::vector<Memory> blocks = fill(pool, k_block);
+            for (const Memory& m : blocks) never_a_dead_block(m.id());
             bool distinct = false;
             const std::uint64_t got = block_bytes(pool, blocks, distinct);
             CHECK_MESSAGE(got == heap - live_bytes, "after the kill the parent could allocate " << got << " B; the heap has "
@@ -98,8 +110,10 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         CHECK(report.cached_blocks == 0);
         CHECK(report.free_bytes == heap);
     }
-    MESSAGE(rounds << " kills: " << rounds_with_cached << " left cached blocks (" << cached_after_kills << " in all)");
+    MESSAGE(rounds << " kills: " << rounds_with_cached << " left cached blocks (" << cached_after_kills << " in all), "
+                   << dead_blocks.size() << " unissued id blocks");
     CHECK_MESSAGE(rounds_with_cached > 0, "no killed child left cached blocks: the test exercised nothing");
+    CHECK_MESSAGE(!dead_blocks.empty(), "no killed child held an unissued id block: the id check exercised nothing");
     Memory whole = pool.alloc(heap);
     whole.free();
     checked(pool, "at the end");
