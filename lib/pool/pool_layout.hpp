@@ -37,7 +37,8 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // creator record, the reserved process-table page, the free map (its place recorded),
 // and the lock's waiters flag as a bit of its owner word (robust_lock.hpp: a version-2
 // process would read that bit as part of a thread id, call the owner dead and rob it).
-inline constexpr std::uint32_t k_layout_version = 4;
+// 5: the process-local owner and the NUMA node (PoolHeader's last fields).
+inline constexpr std::uint32_t k_layout_version = 5;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -52,6 +53,7 @@ inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // reserved 
 inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
 inline constexpr std::uint64_t k_backing_map_offset = 3 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
+inline constexpr std::size_t k_heap_file_capacity = 192;           // a hugepage pool's heap file path
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size; the one
@@ -161,6 +163,24 @@ struct PoolHeader {
     std::uint64_t recoveries;                   // repairs after a holder died
     std::uint64_t cache_records_possible;       // 0: no manifest record is a cache word (scans skipped)
     HeapState heap;
+
+    // ---- placement: written once by the creator before `ready`.
+    std::int32_t numa_node;                     // the node the pages are bound to (mbind); -1: none
+    std::uint32_t reserved3;
+    // DRAGON_MEMORY_TYPE_HUGEPAGE pools (os/hugepage_file.hpp): the heap is not in this
+    // object but in a hugetlbfs file, mapped right after it; the object holds
+    // [0, heap_offset) and total_bytes counts the heap as for any pool. Empty path: shm.
+    std::uint64_t heap_file_dev;
+    std::uint64_t heap_file_ino;
+    char heap_file[k_heap_file_capacity];       // NUL-terminated
+
+    // ---- process-local pools (lib/descr/process_local.cpp). `local_owner` is the owning
+    // process's word, (start stamp << 32) | pid (robust_lock.hpp current_process_word), 0
+    // when the pool is not process-local; changed only by one CAS, so a process killed at
+    // any instant leaves either the old owner or the new one. `local_owner_pid_ns` is
+    // stored by the new owner after its CAS (0: not yet, judged from the reader's namespace).
+    alignas(64) std::atomic<std::uint64_t> local_owner;
+    std::atomic<std::uint64_t> local_owner_pid_ns;
 };
 
 // A manifest record: one per allocated block. `id` is the commit point and says what the
