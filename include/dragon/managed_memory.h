@@ -21,8 +21,8 @@ extern "C" {
 static const int DRAGON_MEMORY_TEMPORARY_TIMEOUT_SECS = DRAGON_MEMORY_TEMPORARY_TIMEOUT_CONST;
 static const timespec_t DRAGON_MEMORY_TEMPORARY_TIMEOUT = {DRAGON_MEMORY_TEMPORARY_TIMEOUT_CONST, 0};
 
-/* Only DRAGON_MEMORY_TYPE_SHM is backed here; the others are rejected by pool_create
- * with DRAGON_MEMORY_ILLEGAL_MEMTYPE. */
+/* SHM and HUGEPAGE (the heap in a hugetlbfs file) are backed here; the others are
+ * rejected by pool_create with DRAGON_MEMORY_ILLEGAL_MEMTYPE. */
 typedef enum dragonMemoryPoolType_st {
     DRAGON_MEMORY_TYPE_SHM = 0,
     DRAGON_MEMORY_TYPE_HUGEPAGE,

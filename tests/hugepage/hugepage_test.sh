@@ -124,6 +124,16 @@ else
     fail "after destroy: $(ls -l /dev/shm/dragonmem.$name $mnt/dragonmem.$name 2>&1), HugePages_Free $(free_pages) (was $before)"
 fi
 
+# Its heap file removed behind its back: attaching is a clear error, not a crash, and
+# destroy --force removes what is left.
+"$DM" create "$name" --size 2M --mem-type hugepage >/dev/null || fail "create again"
+rm -f "$mnt/dragonmem.$name"
+out=$("$DM" ls "$name" 2>&1)
+if grep -q "huge-page file .* does not exist" <<<"$out"; then ok "heap file gone: attach says so"
+else fail "heap file gone: $out"; fi
+"$DM" destroy --force "$name" >/dev/null 2>&1
+[[ ! -e /dev/shm/dragonmem.$name ]] && ok "destroy --force removes the rest" || fail "destroy --force left the object"
+
 if [[ -n "$BENCH_EXE" ]]; then
     echo "bench: $BENCH_SIZE B pools"
     "$BENCH_EXE" --size "$BENCH_SIZE" || fail "the bench"
