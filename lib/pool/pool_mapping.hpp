@@ -138,6 +138,9 @@ private:
     bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
                           BlockInfo& out) noexcept;
     bool free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept;
+    // The next id counter of a thread with a cache entry, from its id block (a new block
+    // is reserved when it is used up); false when the id space is used up. No lock.
+    bool take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept;
     // The calling thread's cache, created (with a shared entry) if it has none; lock held.
     ThreadCache* cache_for_this_thread_locked() noexcept;
     void refill_locked(ThreadCache& cache, std::uint32_t order) noexcept;
