@@ -26,7 +26,7 @@ bool attach_pool(dragonMemoryPoolDescr_t& pool);
 // Exit status 2: bad usage.
 using Command = int (*)(int argc, char** argv);
 
-// tests/unit (cross_process, listing): cross_process_cmds.cpp
+// tests/unit (cross_process, listing, process_local): cross_process_cmds.cpp
 int cmd_write_mem(int argc, char** argv);
 int cmd_cxx_write_mem(int argc, char** argv);
 int cmd_read_mem(int argc, char** argv);
@@ -35,6 +35,8 @@ int cmd_free_id(int argc, char** argv);
 int cmd_alloc_blocking(int argc, char** argv);
 int cmd_attach_pool(int argc, char** argv);
 int cmd_list_empty(int argc, char** argv);
+int cmd_process_local(int argc, char** argv);
+int cmd_register_hold(int argc, char** argv);
 int cmd_remote_pool(int argc, char** argv);
 int cmd_remote_mem(int argc, char** argv);
 // tests/robust: workload_cmds.cpp

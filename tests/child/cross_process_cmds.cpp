@@ -16,6 +16,10 @@
 //   remote-pool    POOL_VAR HOSTID MUID NAME RT_UID RT_LOCAL POOL_SIZE
 //                                            the pool must look remote; every call checked
 //   remote-mem     MEM_B64 ID SIZE HOSTID    the allocation must look remote; every call checked
+//   process-local  NAME ACTION               create process-local pool NAME (64 KiB), print "ready",
+//                                            then ACTION: exit (normally), kill (SIGKILL itself),
+//                                            deregister (then exit), hold (sleep until killed)
+//   register-hold  POOL_VAR                  attach, register it process-local, print "ready", sleep
 #include "commands.hpp"
 
 #include "codec.hpp"
@@ -24,7 +28,10 @@
 #include <dragon/managed_memory.h>
 #include <dragonmem/dragonmem.hpp>
 
+#include <unistd.h>
+
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -387,6 +394,31 @@ int remote_mem(const char* b64, std::uint64_t id, size_t size, std::uint64_t hos
     return finish("remote-mem");
 }
 
+int process_local(const char* name, const std::string& action) {
+    dragonMemoryPoolDescr_t pool{};
+    dragonError_t rc = dragon_create_process_local_pool(&pool, 65536, name, nullptr, nullptr);
+    if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_create_process_local_pool");
+    if (action == "deregister") {
+        rc = dragon_deregister_process_local_pool(&pool, nullptr);
+        if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_deregister_process_local_pool");
+    }
+    std::printf("ready\n");
+    std::fflush(stdout);
+    if (action == "kill") ::raise(SIGKILL);
+    if (action == "hold")
+        for (;;) ::pause();
+    return 0;  // exit: the pool goes at exit (unless deregistered)
+}
+
+int register_hold(const char* var) {
+    dragonMemoryPoolDescr_t pool = attach_pool_env(var);
+    dragonError_t rc = dragon_register_process_local_pool(&pool, nullptr);
+    if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_register_process_local_pool");
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (;;) ::pause();
+}
+
 }  // namespace
 
 int cmd_write_mem(int, char** argv) { return write_mem(argv[2], parse_u64(argv[3])); }
@@ -399,6 +431,8 @@ int cmd_free_id(int, char** argv) { return free_id(argv[2], parse_u64(argv[3]));
 int cmd_alloc_blocking(int, char** argv) { return alloc_blocking(argv[2], parse_u64(argv[3]), std::atol(argv[4])); }
 int cmd_attach_pool(int, char** argv) { return attach_and_report(argv[2]); }
 int cmd_list_empty(int, char** argv) { return list_empty(argv[2]); }
+int cmd_process_local(int, char** argv) { return process_local(argv[2], argv[3]); }
+int cmd_register_hold(int, char** argv) { return register_hold(argv[2]); }
 int cmd_remote_pool(int, char** argv) {
     return remote_pool(argv[2], parse_u64(argv[3]), parse_u64(argv[4]), argv[5], parse_u64(argv[6]),
                        std::atoi(argv[7]) != 0, parse_u64(argv[8]));

@@ -9,8 +9,9 @@
 // The commands, by the suites that use them (each file's header says what its commands
 // do and print):
 //   cross_process_cmds.cpp  tests/unit: write-mem, cxx-write-mem, read-mem, alloc-write,
-//                           free-id, alloc-blocking, attach-pool, list-empty, remote-pool,
-//                           remote-mem (descriptors in arguments or a named variable)
+//                           free-id, alloc-blocking, attach-pool, process-local,
+//                           register-hold, list-empty, remote-pool, remote-mem
+//                           (descriptors in arguments or a named variable)
 //   workload_cmds.cpp       tests/robust: hammer, stress, waiter, pingpong
 //   pool_cmds.cpp           tests/robust: attach, create-and-wait, force-remove, open-shm,
 //                           keys-exhausted
@@ -44,6 +45,8 @@ constexpr Entry k_commands[] = {
     {"free-id", "POOL_VAR ID", 2, 2, cmd_free_id},
     {"alloc-blocking", "POOL_VAR BYTES TIMEOUT_MS", 3, 3, cmd_alloc_blocking},
     {"attach-pool", "POOL_VAR", 1, 1, cmd_attach_pool},
+    {"process-local", "NAME exit|kill|deregister|hold", 2, 2, cmd_process_local},
+    {"register-hold", "POOL_VAR", 1, 1, cmd_register_hold},
     {"list-empty", "POOL_VAR", 1, 1, cmd_list_empty},
     {"remote-pool", "POOL_VAR HOSTID MUID NAME RT_UID RT_LOCAL POOL_SIZE", 7, 7, cmd_remote_pool},
     {"remote-mem", "MEM_B64 ID SIZE HOSTID", 4, 4, cmd_remote_mem},
