@@ -41,7 +41,7 @@ Command add_dump(CLI::App& top) {
                 // Arguments are checked before the pool is touched: bad usage is exit 2
                 // whatever the pool's state.
                 const std::optional<std::uint64_t> allocation =
-                    id->count() == 0 ? std::nullopt : std::optional(parse_uint(args->id, "--id"));
+                    id->count() == 0 ? std::nullopt : std::optional(parse_id(args->id, "--id"));
                 const Pool pool = open_pool(args->target);
                 if (!allocation) return Outcome{dump_pool(pool), std::nullopt};
 

@@ -23,11 +23,11 @@ Command add_serialize(CLI::App& top) {
 
     return {cmd, [=] {
                 const bool of_allocation = id->count() != 0;
-                const std::uint64_t allocation = of_allocation ? parse_uint(args->id, "--id") : 0;
+                const std::uint64_t allocation = of_allocation ? parse_id(args->id, "--id") : 0;
                 const Pool pool = open_pool(args->target);
                 json document{{"pool", pool.name()}, {"id", nullptr}, {"serialized", nullptr}};
                 if (of_allocation) {
-                    document["id"] = allocation;
+                    document["id"] = id_text(allocation);
                     document["serialized"] = pool.from_id(allocation).serialize_base64();
                 } else {
                     document["serialized"] = pool.serialize_base64();

@@ -72,7 +72,7 @@ Command add_write(CLI::App& top) {
                     return fmt::format("the {} B written to allocation {} of pool '{}' were restored: nothing changed",
                                        replaced->size(), memory->id(), name);
                 };
-                json document{{"pool", name},          {"id", memory->id()},          {"offset", start},
+                json document{{"pool", name},          {"id", id_text(memory->id())},          {"offset", start},
                               {"bytes_written", input.size()}, {"size", memory->size()}};
                 return Outcome{document, std::nullopt, undo};
             }};

@@ -61,6 +61,16 @@ std::uint64_t parse_uint(std::string_view text, std::string_view what) {
     return value;
 }
 
+std::uint64_t parse_id(std::string_view text, std::string_view what) {
+    std::string_view digits = text;
+    if (digits.size() >= 2 && digits.front() == '"' && digits.back() == '"') digits = digits.substr(1, digits.size() - 2);
+    if (!all_digits(digits))
+        throw UsageError(fmt::format("{}: '{}' is not an allocation id (decimal, e.g. 42 or \"42\")", what, text));
+    return parse_uint(digits, what);
+}
+
+std::string id_text(std::uint64_t id) { return std::to_string(id); }
+
 std::size_t parse_size(std::string_view text, std::string_view what) {
     unsigned shift = 0;
     std::string_view digits = text;
@@ -163,7 +173,7 @@ std::vector<dragonmem::Memory> open_allocations(const AllocationTarget& target) 
         throw UsageError("name the allocation: POOL ID, or --serial BASE64");
     std::vector<std::uint64_t> ids;
     for (const std::string& text : target.ids) {
-        const std::uint64_t id = parse_uint(text, "ID");
+        const std::uint64_t id = parse_id(text, "ID");
         // Acting twice on one allocation would fail half-way, after the first succeeded.
         if (std::find(ids.begin(), ids.end(), id) != ids.end())
             throw UsageError(fmt::format("ID: {} is given twice", id));

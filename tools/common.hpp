@@ -31,8 +31,13 @@ public:
 // "4096", "64K", "1M", "2G", "1T" (binary multiples, case-insensitive). `what` names the
 // option in the error message.
 std::size_t parse_size(std::string_view text, std::string_view what);
-// A plain decimal unsigned integer (ids, counts, uids).
+// A plain decimal unsigned integer (counts, uids).
 std::uint64_t parse_uint(std::string_view text, std::string_view what);
+// An allocation id: decimal, bare (`123`) or as a JSON string (`"123"`, what `jq .id`
+// prints without -r). Ids are printed as strings (id_text) because they pass 2^53, where
+// jq and JavaScript round JSON numbers.
+std::uint64_t parse_id(std::string_view text, std::string_view what);
+std::string id_text(std::uint64_t id);
 // Non-negative seconds, fractions allowed ("0.25").
 double parse_seconds(std::string_view text, std::string_view what);
 // Permission bits in octal ("0600", "644").

@@ -90,7 +90,7 @@ json pool_json(const dragonmem::Pool& pool) {
 
 json allocation_json(const dragonmem::AllocationInfo& info, const std::string& serialized) {
     const auto name = type_name(info.type);
-    return json{{"id", info.id},
+    return json{{"id", id_text(info.id)},
                 {"type", info.type},
                 {"type_name", name ? json(*name) : json(nullptr)},
                 {"offset", info.offset},

@@ -259,7 +259,7 @@ test_create() {
 test_alloc() {
     run alloc "${P}a" --size 4K
     ok "alloc makes one allocation" '.pool == "'"${P}a"'" and (.allocations | length == 1)
-        and (.allocations[0] | .id > 0 and .type == 0 and .type_name == "data" and .size == 4096
+        and (.allocations[0] | (.id | type == "string") and (.id | tonumber) > 0 and .type == 0 and .type_name == "data" and .size == 4096
              and .block_size == 4096 and .offset % 4096 == 0 and (.serialized | length > 0))'
     ID1=$(jq_out '.allocations[0].id')
     MSERIAL1=$(jq_out '.allocations[0].serialized')
@@ -275,7 +275,7 @@ test_alloc() {
 
     run alloc "${P}a" --size 1K --count 3 --type channel_buffer
     ok "alloc --count makes that many, ids increasing" '.allocations | length == 3
-        and .[0].id < .[1].id and .[1].id < .[2].id and all(.type_name == "channel_buffer")'
+        and (map(.id | tonumber) | .[0] < .[1] and .[1] < .[2]) and all(.type_name == "channel_buffer")'
     run alloc "${P}a" --size 32 --type BOOTSTRAP
     ok "type names ignore case" '.allocations[0].type == 3'
 
@@ -283,8 +283,8 @@ test_alloc() {
     ok "alloc takes a pool descriptor instead of POOL" '.pool == "'"${P}a"'"'
 
     run ls "${P}a"
-    ok "allocations outlive the command that made them" '.allocations | map(.id) | index('"$ID1"') != null
-        and index('"$ID2"') != null'
+    ok "allocations outlive the command that made them" '.allocations | map(.id) | index("'"$ID1"'") != null
+        and index("'"$ID2"'") != null'
     run ls "${P}a"
     ok "ls and alloc agree on the live count" '.allocations | length == 8'
 
@@ -372,13 +372,13 @@ test_free() {
     run free "${P}a" "$a" 999999999
     fails "free with one id not live fails" 1 "$NOT_LIVE_CODE"
     run ls "${P}a"
-    ok "a failed free frees nothing" '.allocations | map(.id) | index('"$a"') != null'
+    ok "a failed free frees nothing" '.allocations | map(.id) | index("'"$a"'") != null'
 
     run free "${P}a" "$a" "$b"
-    ok "free reports what it freed" '.pool == "'"${P}a"'" and (.freed | map(.id)) == ['"$a"', '"$b"']
+    ok "free reports what it freed" '.pool == "'"${P}a"'" and (.freed | map(.id)) == ["'"$a"'", "'"$b"'"]
         and (.freed[0] | .size == 512 and .block_size == 512 and .type_name == "data")'
     run ls "${P}a"
-    ok "freed allocations leave the listing" '.allocations | map(.id) | index('"$a"') == null and index('"$b"') == null'
+    ok "freed allocations leave the listing" '.allocations | map(.id) | index("'"$a"'") == null and index("'"$b"'") == null'
     run free "${P}a" "$a"
     fails "freeing an id twice fails" 1 "$NOT_LIVE_CODE"
 
@@ -387,7 +387,7 @@ test_free() {
     serial=$(jq_out '.allocations[0].serialized')
     a=$(jq_out '.allocations[0].id')
     run free --serial "$serial"
-    ok "free --serial frees the allocation it names" '.pool == "'"${P}a"'" and .freed[0].id == '"$a"
+    ok "free --serial frees the allocation it names" '.pool == "'"${P}a"'" and .freed[0].id == "'"$a"'"'
     run free --serial "$serial"
     fails "free --serial of a freed allocation fails" 1 "$NOT_LIVE_CODE"
     run free --serial "not base64!"
@@ -407,6 +407,29 @@ test_free() {
     usage "ids and --serial together are bad usage"
     run free "${P}nosuch" 1
     fails "free in a missing pool fails" 1 "$MISSING_CODE"
+}
+
+# Ids pass 2^53 (where jq and JavaScript round JSON numbers) after 2^21 allocations in a
+# pool whose manifest holds 2^32 records (an id is counter << 32 | slot): printed as
+# strings, they survive jq, and both `jq .id` ("N", quoted) and `jq -r .id` (N) are
+# accepted back.
+test_big_ids() {
+    local pool="${P}big" id quoted bare
+    run create "$pool" --size 64K --max-allocations 4294967296
+    id=$("$PEER" churn "$pool" 2097152)
+    RC=0 OUT=$id ERR=""
+    check "the peer made an id past 2^53 ($id)" test "${#id}" -ge 16 -a "$id" \> 9007199254740992
+    run ls "$pool"
+    ok "ls prints an id past 2^53 exactly, as a string" '.allocations | map(.id) == ["'"$id"'"]'
+    quoted=$(jq '.allocations[0].id' <<<"$OUT")
+    bare=$(jq -r '.allocations[0].id' <<<"$OUT")
+    run serialize "$pool" --id "$quoted"
+    ok "an id quoted as jq prints it is accepted" '.id == "'"$id"'"'
+    run free "$pool" "$bare"
+    ok "free of an id past 2^53 taken from jq -r frees it" '.freed | map(.id) == ["'"$id"'"]'
+    run free "$pool" '"12'
+    usage "a half-quoted id is bad usage" '.message | test("12")'
+    run destroy "$pool"
 }
 
 # ---- ls ---------------------------------------------------------------------------------
@@ -438,9 +461,9 @@ test_ls() {
 
     run ls "${P}a" --type channel
     ok "ls POOL --type lists that type only" '.type == 1 and (.allocations | length == 1)
-        and .allocations[0].id == '"$ID2"
+        and .allocations[0].id == "'"$ID2"'"'
     run ls "${P}a" --type 7
-    ok "ls POOL --type takes numbers" '.allocations | map(.id) == ['"$ID7"']'
+    ok "ls POOL --type takes numbers" '.allocations | map(.id) == ["'"$ID7"'"]'
     run ls --serial "$SERIAL_A"
     ok "ls takes a pool descriptor" '.pool == "'"${P}a"'" and .type == null and (.allocations | length > 0)'
     run ls --type channel
@@ -456,7 +479,7 @@ test_ls() {
 test_bytes() {
     printf 'hello, pool' >"$WORK/hello"
     IN="$WORK/hello" run write "${P}a" "$ID1"
-    ok "write copies stdin into the allocation" '.bytes_written == 11 and .id == '"$ID1"' and .size == 4096
+    ok "write copies stdin into the allocation" '.bytes_written == 11 and .id == "'"$ID1"'" and .size == 4096
         and .offset == 0'
     run read "${P}a" "$ID1" --length 11
     check "read returns what write stored" test "$OUT" = "hello, pool"
@@ -475,7 +498,7 @@ test_bytes() {
     run dump "${P}a" --id "$ID1" --raw
     check "dump --raw prints the raw bytes" cmp "$WORK/out" "$WORK/random"
     run dump "${P}a" --id "$ID1"
-    ok "dump --id prints the bytes in hex" '.pool == "'"${P}a"'" and .allocation.id == '"$ID1"'
+    ok "dump --id prints the bytes in hex" '.pool == "'"${P}a"'" and .allocation.id == "'"$ID1"'"
         and (.hex | length == 8192) and .hex == "'"$(od -An -v -tx1 "$WORK/random" | tr -d ' \n')"'"'
     run dump "${P}a" --id "$ID1" --hex
     ok "dump --hex is the default made explicit" '(.hex | length == 8192)'
@@ -498,7 +521,7 @@ test_bytes() {
     fails "dump of an id not live fails" 1 "$NOT_LIVE_CODE"
 
     IN="$WORK/hello" run write --serial "$MSERIAL1"
-    ok "write takes an allocation descriptor" '.id == '"$ID1"
+    ok "write takes an allocation descriptor" '.id == "'"$ID1"'"'
     run read --serial "$MSERIAL1" --length 11
     check "read takes an allocation descriptor" test "$OUT" = "hello, pool"
 
@@ -507,11 +530,11 @@ test_bytes() {
     local lib_id
     lib_id=$("$PEER" alloc "${P}a" 64 "from the library")
     run ls "${P}a"
-    ok "the CLI lists an allocation a library user made" '.allocations | map(.id) | index('"${lib_id:-0}"') != null'
+    ok "the CLI lists an allocation a library user made" '.allocations | map(.id) | index("'"${lib_id:-0}"'") != null'
     run read "${P}a" "${lib_id:-0}" --length 16
     check "the CLI reads what a library user wrote" test "$OUT" = "from the library"
     run free "${P}a" "${lib_id:-0}"
-    ok "the CLI frees an allocation a library user made" '.freed[0].id == '"${lib_id:-0}"
+    ok "the CLI frees an allocation a library user made" '.freed[0].id == "'"${lib_id:-0}"'"'
     check "a library user sees the CLI's free" fails_to "$PEER" expect "${P}a" "${lib_id:-0}" x
 
     run write "${P}a"
@@ -607,7 +630,7 @@ test_attach() {
     local serial
     serial=$(jq_out .serialized)
     run serialize "${P}a" --id "$ID1"
-    ok "serialize --id prints the allocation's descriptor" '.id == '"$ID1"' and (.serialized | length > 0)'
+    ok "serialize --id prints the allocation's descriptor" '.id == "'"$ID1"'" and (.serialized | length > 0)'
     local mserial
     mserial=$(jq_out .serialized)
     run read --serial "$mserial" --length 11
@@ -884,6 +907,7 @@ test_create
 test_alloc
 test_alloc_full
 test_free
+test_big_ids
 test_ls
 test_bytes
 test_exit_means_unchanged
