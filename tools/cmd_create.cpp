@@ -34,7 +34,7 @@ Command add_create(CLI::App& top) {
     cmd->add_flag("--reserve", args->reserve,
                   "Give the whole pool memory now (posix_fallocate, ~0.2 s/GiB): fails if /dev/shm cannot hold it, "
                   "and no page of it can fault later");
-    cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .serialized");
+    cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .pool.serialized");
 
     return {cmd, [=] {
                 const std::size_t bytes = parse_size(args->size, "--size");
@@ -58,7 +58,7 @@ Command add_create(CLI::App& top) {
                     }
                 };
                 try {
-                    return Outcome{pool_json(*pool), std::nullopt, undo};
+                    return Outcome{json{{"pool", pool_json(*pool)}}, std::nullopt, undo};
                 } catch (const Error& e) {
                     throw Error(e.code(), fmt::format("{}; {}", e.what(), undo()));
                 }

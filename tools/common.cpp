@@ -184,30 +184,50 @@ std::vector<dragonmem::Memory> open_allocations(const AllocationTarget& target) 
     return memories;
 }
 
-AllocationIndex index_allocations(const dragonmem::Pool& pool) {
-    AllocationIndex index;
-    for (const auto& info : pool.allocations()) index.emplace(info.id, info);
-    return index;
-}
-
-const dragonmem::AllocationInfo& lookup(const AllocationIndex& index, std::uint64_t id,
-                                        const std::string& pool_name) {
-    const auto found = index.find(id);
-    if (found == index.end())
-        throw dragonmem::Error(DRAGON_KEY_NOT_FOUND,
-                               fmt::format("no live allocation with id {} in pool '{}'", id, pool_name));
-    return found->second;
-}
-
-dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const AllocationIndex& index,
-                                  const std::string& pool_name) {
+dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const dragonmem::Pool& pool) {
     dragonmem::AllocationInfo info;
     info.id = memory.id();
     info.type = memory.type();
     info.offset = memory.block_offset();
     info.size = memory.size();
-    if (info.id != 0) info.block_bytes = lookup(index, info.id, pool_name).block_bytes;
+    info.block_bytes = info.id == 0 ? 0 : pool.block_bytes_for(info.size);
     return info;
+}
+
+std::optional<std::string> serialized_if(bool wanted, const dragonmem::Memory& memory) {
+    if (!wanted) return std::nullopt;
+    return memory.serialize_base64();
+}
+
+void add_listing_options(CLI::App& cmd, ListingOptions& options) {
+    cmd.add_flag("--serialized", options.serialized,
+                 "Give each allocation its base64 descriptor (\"serialized\"; most of the bytes of a long list)");
+    cmd.add_flag("--jsonl", options.jsonl, "One JSON object per line (JSON Lines) instead of one document");
+}
+
+void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optional<std::uint64_t> type,
+                        bool serialized) {
+    // A page is a few hundred KiB: the lock is held for microseconds, memory stays flat.
+    constexpr std::size_t page_size = 4096;
+    std::vector<dragonmem::AllocationInfo> page;
+    std::uint64_t cursor = 0;
+    for (bool more = true; more;) {
+        more = pool.allocations_page(cursor, page_size, page, type);
+        for (const dragonmem::AllocationInfo& info : page) {
+            if (!serialized) {
+                out.allocation(info, std::nullopt);
+                continue;
+            }
+            std::string descriptor;
+            try {
+                descriptor = pool.from_id(info.id).serialize_base64();
+            } catch (const dragonmem::Error& e) {
+                if (e.code() == DRAGON_KEY_NOT_FOUND) continue;  // freed since the page was read
+                throw;
+            }
+            out.allocation(info, descriptor);
+        }
+    }
 }
 
 dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,
