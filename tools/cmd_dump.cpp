@@ -2,6 +2,7 @@
 // or one allocation's bytes.
 #include "commands.hpp"
 #include "common.hpp"
+#include "table.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -14,7 +15,7 @@ Command add_dump(CLI::App& top) {
     struct Args {
         PoolTarget target;
         std::string id;
-        bool hex = false, raw = false;
+        bool hex = false, raw = false, table = false;
         ListingOptions listing;
     };
     auto args = std::make_shared<Args>();
@@ -24,15 +25,19 @@ Command add_dump(CLI::App& top) {
     auto* hex = cmd->add_flag("--hex", args->hex, "Bytes as a hex string in JSON (the default)");
     cmd->add_flag("--raw", args->raw, "Bytes as they are on stdout, no JSON")->excludes(hex);
     add_listing_options(*cmd, args->listing);
+    cmd->add_flag("--table", args->table, "Aligned columns for people (human sizes), not JSON");
     cmd->footer("Examples:\n"
                 "  dragonmem dump p1 | jq '.free_blocks, .allocations'\n"
                 "  dragonmem dump p1 --jsonl | tail -n +2 | jq -s length   # line 1: pool and free blocks\n"
                 "  dragonmem dump p1 --id 3 | jq -r .hex\n"
-                "  dragonmem dump p1 --id 3 --raw | od -c");
+                "  dragonmem dump p1 --id 3 --raw | od -c\n"
+                "  dragonmem dump p1 --table");
 
     return {cmd, [=] {
                 if (id->count() == 0 && (args->hex || args->raw)) throw UsageError("--hex and --raw need --id");
                 if (id->count() != 0 && args->listing.jsonl) throw UsageError("--jsonl lists a pool: not with --id");
+                if (args->table && (id->count() != 0 || args->listing.jsonl || args->listing.serialized))
+                    throw UsageError("--table shows the pool: not with --id, --jsonl or --serialized");
                 // Arguments are checked before the pool is touched: bad usage is exit 2
                 // whatever the pool's state.
                 const std::optional<std::uint64_t> allocation =
@@ -41,6 +46,12 @@ Command add_dump(CLI::App& top) {
                 if (!allocation) {
                     const json pool_object = pool_json(*pool);
                     const json free_blocks = free_blocks_json(*pool);
+                    if (args->table) {
+                        Outcome outcome{std::nullopt, std::nullopt};
+                        outcome.text = pool_table(pool_object) + "\n" + free_blocks_table(free_blocks) + "\n" +
+                                       allocations_table(*pool, std::nullopt);
+                        return outcome;
+                    }
                     Outcome outcome{std::nullopt, std::nullopt};
                     outcome.layout = args->listing.layout();
                     outcome.stream = [pool, pool_object, free_blocks, serialized = args->listing.serialized](JsonStream& out) {

@@ -3,6 +3,7 @@
 // per-allocation list: cheap to print for any pool size.
 #include "commands.hpp"
 #include "common.hpp"
+#include "table.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -22,10 +23,13 @@ struct TypeTotals {
 
 Command add_info(CLI::App& top) {
     auto target = std::make_shared<PoolTarget>();
+    auto table = std::make_shared<bool>(false);
     CLI::App* cmd = top.add_subcommand("info", "Show one pool: its object, largest free block, fragmentation, bytes by type");
     add_pool_target(*cmd, *target);
-    cmd->footer("Example:\n"
-                "  dragonmem info p1 | jq '{free: .pool.free_bytes, largest_free_block, fragmentation}'");
+    cmd->add_flag("--table", *table, "Aligned columns for people (human sizes), not JSON");
+    cmd->footer("Examples:\n"
+                "  dragonmem info p1 | jq '{free: .pool.free_bytes, largest_free_block, fragmentation}'\n"
+                "  dragonmem info p1 --table");
 
     return {cmd, [=] {
                 const Pool pool = open_pool(*target);
@@ -66,6 +70,14 @@ Command add_info(CLI::App& top) {
                               {"largest_free_block", largest},
                               {"fragmentation", fragmentation},
                               {"types", types}};
+                if (*table) {
+                    json figures = pool_object;
+                    figures["largest_free_block"] = largest;
+                    figures["fragmentation"] = fragmentation;
+                    Outcome outcome{std::nullopt, std::nullopt};
+                    outcome.text = pool_table(figures) + "\n" + types_table(types);
+                    return outcome;
+                }
                 return Outcome{document, std::nullopt};
             }};
 }

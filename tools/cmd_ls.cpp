@@ -2,6 +2,7 @@
 // the live allocations of one pool, streamed.
 #include "commands.hpp"
 #include "common.hpp"
+#include "table.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -89,6 +90,7 @@ Command add_ls(CLI::App& top) {
         PoolTarget target;
         std::string type;
         ListingOptions listing;
+        bool table = false;
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = top.add_subcommand("ls", "List the pools of this host, or a pool's live allocations");
@@ -96,11 +98,13 @@ Command add_ls(CLI::App& top) {
     auto* type = cmd->add_option("--type", args->type, "Only allocations of this type (without POOL: in every pool)")
                      ->type_name("TYPE");
     add_listing_options(*cmd, args->listing);
+    cmd->add_flag("--table", args->table, "Aligned columns for people (human sizes), not JSON");
     cmd->footer("Examples:\n"
                 "  dragonmem ls | jq -r '.pools[] | \"\\(.name) \\(.utilization)%\"'\n"
                 "  dragonmem ls p1 --type channel | jq '[.allocations[].id]'\n"
                 "  dragonmem ls --type channel | jq '.pools[] | {name: .pool.name, n: (.allocations | length)}'\n"
-                "  dragonmem ls p1 --jsonl | wc -l");
+                "  dragonmem ls p1 --jsonl | wc -l\n"
+                "  dragonmem ls --table");
 
     return {cmd, [=] {
                 const bool whole_host = args->target.name.empty() && args->target.serial.empty();
@@ -109,6 +113,24 @@ Command add_ls(CLI::App& top) {
                 Outcome outcome{std::nullopt, std::nullopt};
                 outcome.layout = args->listing.layout();
                 const bool serialized = args->listing.serialized;
+                if (args->table) {
+                    if (args->listing.jsonl || serialized) throw UsageError("--table: not with --jsonl or --serialized");
+                    if (whole_host && only) throw UsageError("--table: not with --type across pools (name a POOL)");
+                    if (whole_host) {
+                        json pools = json::array();
+                        for (const std::string& name : sorted_pool_names()) {
+                            try {
+                                pools.push_back(pool_json(Pool::attach_local(name)));
+                            } catch (const Error& e) {
+                                pools.push_back(json{{"name", name}, {"error", error_json(e)}});
+                            }
+                        }
+                        outcome.text = pools_table(pools);
+                    } else {
+                        outcome.text = allocations_table(open_pool(args->target), only);
+                    }
+                    return outcome;
+                }
                 if (whole_host && only) {
                     outcome.stream = [type = *only, serialized](JsonStream& out) {
                         list_type_across_pools(out, type, serialized);

@@ -36,6 +36,8 @@ struct Outcome {
     // --pretty (--jsonl).
     std::function<void(JsonStream&)> stream;
     std::optional<Layout> layout;
+    // --table: text for people instead of JSON, printed as it is.
+    std::optional<std::string> text;
     std::optional<Failure> failure;
     // Takes back what the command changed, for when its document cannot be printed
     // (stdout unwritable): exit 1 must mean nothing changed. Returns what it did, for the

@@ -72,26 +72,65 @@ std::uint64_t parse_id(std::string_view text, std::string_view what) {
 std::string id_text(std::uint64_t id) { return std::to_string(id); }
 
 std::size_t parse_size(std::string_view text, std::string_view what) {
+    // NUMBER[.FRACTION][K|M|G|T][i][B], case-insensitive: 4096, 64K, 1MiB, 1.5G, 512B.
+    // Binary multiples always (1K = 1024); a fraction must come to whole bytes.
+    const auto bad = [&] {
+        return UsageError(fmt::format("{}: '{}' is not a size (examples: 4096, 64K, 1MiB, 1.5G)", what, text));
+    };
+    std::string_view rest = text;
+    if (!rest.empty() && (rest.back() == 'B' || rest.back() == 'b')) rest.remove_suffix(1);
     unsigned shift = 0;
-    std::string_view digits = text;
-    if (!text.empty()) {
-        switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+    if (rest.size() >= 2 && (rest.back() == 'i' || rest.back() == 'I')) {
+        rest.remove_suffix(1);
+        if (rest.empty() || std::isdigit(static_cast<unsigned char>(rest.back()))) throw bad();  // "4i"
+    }
+    if (!rest.empty()) {
+        switch (std::toupper(static_cast<unsigned char>(rest.back()))) {
         case 'K': shift = 10; break;
         case 'M': shift = 20; break;
         case 'G': shift = 30; break;
         case 'T': shift = 40; break;
         default: break;
         }
-        if (shift != 0) digits.remove_suffix(1);
+        if (shift != 0) rest.remove_suffix(1);
     }
-    if (!all_digits(digits))
-        throw UsageError(fmt::format("{}: '{}' is not a size (examples: 4096, 64K, 1M, 2G)", what, text));
-    const std::uint64_t count = parse_uint(digits, what);
+    const std::size_t dot = rest.find('.');
+    const std::string_view whole = rest.substr(0, dot);
+    const std::string_view fraction = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(fraction))) throw bad();
+    const std::uint64_t count = parse_uint(whole, what);
     const std::uint64_t limit = std::numeric_limits<std::size_t>::max() >> shift;
     if (count > limit)
         throw UsageError(fmt::format("{}: '{}' does not fit in {} bits", what, text,
                                      std::numeric_limits<std::size_t>::digits));
-    return static_cast<std::size_t>(count << shift);
+    std::uint64_t bytes = count << shift;
+    if (!fraction.empty()) {
+        // DIGITS / 10^n * 2^shift must be whole. As 10^n = 2^n * 5^n: DIGITS must be a
+        // multiple of 5^n, and the quotient q (< 2^n) times 2^(shift - n) whole; no
+        // intermediate passes 2^shift, so nothing overflows.
+        const std::size_t n = fraction.size();
+        if (n > 12) throw bad();
+        const std::uint64_t digits = parse_uint(fraction, what);
+        std::uint64_t pow5 = 1;
+        for (std::size_t i = 0; i < n; ++i) pow5 *= 5;
+        const auto not_whole = [&] {
+            return UsageError(fmt::format("{}: '{}' is not a whole number of bytes", what, text));
+        };
+        if (digits % pow5 != 0) throw not_whole();
+        const std::uint64_t q = digits / pow5;
+        std::uint64_t add = 0;
+        if (shift >= n) {
+            add = q << (shift - n);
+        } else {
+            if (q % (std::uint64_t{1} << (n - shift)) != 0) throw not_whole();
+            add = q >> (n - shift);
+        }
+        if (bytes > std::numeric_limits<std::size_t>::max() - add)
+            throw UsageError(fmt::format("{}: '{}' does not fit in {} bits", what, text,
+                                         std::numeric_limits<std::size_t>::digits));
+        bytes += add;
+    }
+    return static_cast<std::size_t>(bytes);
 }
 
 double parse_seconds(std::string_view text, std::string_view what) {

@@ -146,6 +146,10 @@ int main(int argc, char** argv) {
             const Outcome outcome = command.run();
             try {
                 if (outcome.document) print_document(*outcome.document, pretty);
+                if (outcome.text) {
+                    write_text(*outcome.text);
+                    flush_stdout();
+                }
                 if (outcome.stream) {
                     JsonStream out(outcome.layout.value_or(pretty ? Layout::pretty : Layout::compact));
                     outcome.stream(out);

@@ -234,6 +234,13 @@ test_create() {
     run create "${P}d" --size 2m
     ok "sizes take lower-case suffixes" '.pool.size == 2097152'
     run destroy "${P}d"
+    run create "${P}d" --size 1MiB --min-block 64B
+    ok "sizes take KiB/MiB and B" '.pool.size == 1048576 and .pool.min_block == 64'
+    run destroy "${P}d"
+    run create "${P}d" --size 1.5K --min-block 0.25K
+    ok "sizes take fractions that come to whole bytes (1.5K = 1536, rounded up to 2 KiB)" \
+        '.pool.size == 2048 and .pool.min_block == 256'
+    run destroy "${P}d"
 
     run create "${P}d" --size 1M --reserve
     ok "create --reserve makes a usable pool" '.pool | .size == 1048576 and .free_bytes == 1048576'
@@ -260,8 +267,14 @@ test_create() {
 
     run create "${P}e" --size banana
     usage "--size banana is bad usage" '.message | test("banana")'
-    run create "${P}e" --size 1.5M
-    usage "a fractional size is bad usage"
+    run create "${P}e" --size 1.1K
+    usage "a size that is no whole number of bytes is bad usage" '.message | test("1.1K") and test("whole number")'
+    run create "${P}e" --size 0.5
+    usage "a fraction of a byte is bad usage"
+    run create "${P}e" --size 4i
+    usage "a size with i and no unit is bad usage"
+    run create "${P}e" --size 1.
+    usage "a size with a dot and no fraction is bad usage"
     run create "${P}e" --size 99999999999999999999
     usage "a size beyond 64 bits is bad usage"
     run create "${P}e" --size 20000000000000G
@@ -528,6 +541,38 @@ test_selection() {
     run free "${P}nosuch"
     fails "free with no ids of a missing pool fails" 1 "$MISSING_CODE"
     run destroy "$s" "$t"
+}
+
+# ---- --table: the human view -------------------------------------------------------------
+
+test_table() {
+    local t="${P}tbl"
+    run create "$t" --size 64K
+    run alloc "$t" --size 1.5K --count 2 --type channel
+    run alloc "$t" --size 100
+    run ls --table
+    check "ls --table prints a header and the pool with human sizes" \
+        grep -qE "^NAME +SIZE +USED +FREE +UTIL +LIVE" "$WORK/out"
+    check "ls --table shows the pool's row" grep -qE "^$t +64\.0 KiB +4\.1 KiB +59\.9 KiB +6\.4% +3 " "$WORK/out"
+    run ls "$t" --table
+    check "ls POOL --table prints one row per allocation" test "$(grep -c ' channel \| data ' "$WORK/out")" -eq 3
+    check "ls POOL --table aligns sizes" grep -qE "^ *[0-9]+  channel +[0-9]+  1\.5 KiB  2\.0 KiB$" "$WORK/out"
+    run info "$t" --table
+    check "info --table shows figures and bytes by type" \
+        sh -c 'grep -qE "^largest_free_block +32\.0 KiB$" "$1" && grep -qE "^channel +2 +3\.0 KiB +4\.0 KiB$" "$1"' \
+        sh "$WORK/out"
+    run dump "$t" --table
+    check "dump --table shows the pool, free blocks and allocations" \
+        sh -c 'grep -q "^free_bytes" "$1" && grep -qE "^ *BLOCK +FREE +BYTES" "$1" && grep -qE "^ +ID +TYPE" "$1"' sh "$WORK/out"
+    run ls "$t" --table --jsonl
+    usage "--table with --jsonl is bad usage"
+    run dump "$t" --table --id 1
+    usage "dump --table with --id is bad usage"
+    run ls --type channel --table
+    usage "ls --type --table across pools is bad usage"
+    run ls "${P}nosuch" --table
+    fails "ls --table of a missing pool fails" 1 "$MISSING_CODE"
+    run destroy "$t"
 }
 
 # ---- scale options: --serialized, --jsonl --------------------------------------------------
@@ -1046,6 +1091,7 @@ test_free
 test_big_ids
 test_selection
 test_listing_options
+test_table
 test_ls
 test_bytes
 test_exit_means_unchanged

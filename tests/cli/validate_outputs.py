@@ -69,7 +69,7 @@ def parse(args):
 def stdout_schemas(command, positionals, options):
     """[(schema for line 1 or the document, schema for the other lines)] or None to skip."""
     jsonl = "--jsonl" in options
-    if "--help" in options or "-h" in positionals:
+    if "--help" in options or "-h" in positionals or "--table" in options:  # --table: text for people
         return None
     if command is None:
         return ("version.json", None) if "--version" in options else None
