@@ -62,5 +62,9 @@ Command add_write(CLI::App& top);
 Command add_read(CLI::App& top);
 Command add_check(CLI::App& top);
 Command add_info(CLI::App& top);
+Command add_copy(CLI::App& top);
+Command add_clear(CLI::App& top);
+Command add_hash(CLI::App& top);
+Command add_equal(CLI::App& top);
 
 }  // namespace dragonmem::cli

@@ -23,7 +23,8 @@ GLOBAL_WITH_VALUE = {"--lock-timeout"}
 GLOBAL_FLAGS = {"--pretty"}
 # Options that take a value, per command, so that values are not taken for positionals.
 WITH_VALUE = {"--serial", "--type", "--size", "--count", "--timeout", "--id", "--offset", "--length", "--env",
-              "--uid", "--min-block", "--max-allocations", "--mode", "--prealloc", "--lock-timeout"}
+              "--uid", "--min-block", "--max-allocations", "--mode", "--prealloc", "--lock-timeout", "--to", "--with",
+              "--with-id", "--start", "--stop", "--numa-node", "--mem-type"}
 
 
 def load_schemas(schema_dir):
@@ -87,7 +88,8 @@ def stdout_schemas(command, positionals, options):
         return ("dump_head.json", "allocation.json") if jsonl else ("dump.json", None)
     if command in ("alloc", "free"):
         return ("allocation.json", "allocation.json") if jsonl else (command + ".json", None)
-    if command in ("create", "attach", "serialize", "write", "check", "destroy", "info"):
+    if command in ("create", "attach", "serialize", "write", "check", "destroy", "info", "copy", "clear", "hash",
+                   "equal"):
         return (command + ".json", None)
     return ("unknown", None)
 

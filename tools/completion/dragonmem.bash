@@ -16,7 +16,7 @@ _dragonmem() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     }
-    local commands="create attach alloc free ls dump serialize destroy write read check info"
+    local commands="create attach alloc free ls dump serialize destroy write read check info copy clear hash equal"
     local global="--pretty --lock-timeout --version -V --help"
     local command="" i
     for ((i = 1; i < cword; i++)); do
@@ -28,9 +28,11 @@ _dragonmem() {
     done
 
     case $prev in
+    --to | --with) mapfile -t COMPREPLY < <(compgen -W "$(_dragonmem_pools)" -- "$cur"); return ;;
+    --mem-type) mapfile -t COMPREPLY < <(compgen -W "shm hugepage" -- "$cur"); return ;;
     --type) mapfile -t COMPREPLY < <(compgen -W "data channel channel_buffer bootstrap" -- "$cur"); return ;;
     --size | --min-block | --max-allocations | --uid | --mode | --prealloc | --count | --timeout | \
-        --lock-timeout | --offset | --length | --id | --serial | --env)
+        --lock-timeout | --offset | --length | --id | --serial | --env | --start | --stop | --with-id | --numa-node)
         return ;;
     esac
 
@@ -40,7 +42,7 @@ _dragonmem() {
     fi
     local options
     case $command in
-    create) options="--size --uid --min-block --max-allocations --mode --prealloc --reserve" ;;
+    create) options="--size --uid --min-block --max-allocations --mode --prealloc --reserve --numa-node --mem-type" ;;
     attach) options="--env" ;;
     alloc) options="--serial --size --type --timeout --count --serialized --jsonl" ;;
     free) options="--serial --type --all --serialized --jsonl" ;;
@@ -51,6 +53,10 @@ _dragonmem() {
     write) options="--serial --offset" ;;
     read) options="--serial --offset --length" ;;
     check | info) options="--serial" ;;
+    copy) options="--serial --to --timeout" ;;
+    clear) options="--serial --start --stop" ;;
+    hash) options="--serial" ;;
+    equal) options="--serial --with --with-id" ;;
     esac
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$options --pretty --lock-timeout --help" -- "$cur")
