@@ -68,6 +68,7 @@ Command add_alloc(CLI::App& top) {
     struct Args {
         PoolTarget target;
         std::string size, type = "data", timeout, count = "1";
+        ListingOptions listing;
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = top.add_subcommand("alloc", "Allocate memory in a pool");
@@ -80,7 +81,10 @@ Command add_alloc(CLI::App& top) {
     auto* timeout = cmd->add_option("--timeout", args->timeout, "Wait up to SEC seconds for free space")->type_name("SEC");
     cmd->add_option("--count", args->count, "Number of allocations (default 1); all or none are made")
         ->type_name("K");
-    cmd->footer("Example:\n  id=$(dragonmem alloc p1 --size 4K --type channel | jq '.allocations[0].id')");
+    add_listing_options(*cmd, args->listing);
+    cmd->footer("Examples:\n"
+                "  id=$(dragonmem alloc p1 --size 4K --type channel | jq -r '.allocations[0].id')\n"
+                "  desc=$(dragonmem alloc p1 --size 64 --serialized | jq -r '.allocations[0].serialized')");
 
     return {cmd, [=] {
                 const std::size_t bytes = parse_size(args->size, "--size");
@@ -108,11 +112,24 @@ Command add_alloc(CLI::App& top) {
                 // Exit 1 must mean no allocation: if describing or printing them fails, they go again.
                 std::function<std::string()> undo = [made, name] { return free_again(*made, name); };
                 try {
-                    const AllocationIndex index = index_allocations(pool);
-                    json allocations = json::array();
-                    for (const Memory& memory : *made)
-                        allocations.push_back(allocation_json(info_of(memory, index, name), memory.serialize_base64()));
-                    return Outcome{json{{"pool", name}, {"allocations", allocations}}, std::nullopt, undo};
+                    Outcome outcome{std::nullopt, std::nullopt, undo};
+                    outcome.layout = args->listing.layout();
+                    const json pool_object = pool_json(pool);
+                    // Every allocation of the command has the same block size.
+                    const std::size_t block = pool.block_bytes_for(bytes);
+                    outcome.stream = [made, pool_object, block, serialized = args->listing.serialized](JsonStream& out) {
+                        out.begin_object();
+                        out.member("pool", pool_object);
+                        out.begin_array("allocations");
+                        for (const Memory& memory : *made) {
+                            const AllocationInfo info{memory.id(), memory.type(), memory.block_offset(), memory.size(),
+                                                      memory.id() == 0 ? 0 : block};
+                            out.allocation(info, serialized_if(serialized, memory));
+                        }
+                        out.end_array();
+                        out.end_object();
+                    };
+                    return outcome;
                 } catch (const Error& e) {
                     throw Error(e.code(), fmt::format("{}; {}", e.what(), undo()));
                 }

@@ -20,18 +20,17 @@ Command add_attach(CLI::App& top) {
         ->type_name("VAR")
         ->excludes(serial);
     cmd->footer("Examples:\n"
-                "  dragonmem attach \"$serial\" | jq .local\n"
-                "  POOL=$serial dragonmem attach --env POOL | jq .pool.free\n"
-                "  POD_UID=elsewhere dragonmem attach \"$serial\" | jq .local   # false: remote");
+                "  dragonmem attach \"$serial\" | jq .pool.local\n"
+                "  POOL=$serial dragonmem attach --env POOL | jq .pool.free_bytes\n"
+                "  POD_UID=elsewhere dragonmem attach \"$serial\" | jq .pool.local   # false: remote");
 
     return {cmd, [=] {
                 if (args->serial.empty() && args->env.empty())
                     throw UsageError("give the descriptor: SERIAL or --env VAR");
                 const Pool pool = args->env.empty() ? Pool::attach_base64(args->serial)
                                                     : Pool::attach_from_env(args->env.c_str());
-                json document = descriptor_json(pool);
-                // A remote descriptor cannot reach the memory: no live figures to show.
-                document["pool"] = pool.is_local() ? pool_json(pool) : json(nullptr);
+                // A remote descriptor's pool object holds what the descriptor says only.
+                json document{{"pool", pool_json(pool)}};
                 return Outcome{document, std::nullopt};
             }};
 }

@@ -19,19 +19,18 @@ Command add_check(CLI::App& top) {
                 const Pool pool = open_pool(*target);
                 const CheckReport report = pool.check();
                 const std::string name = pool.name();
-                Outcome outcome{json{{"pool", name},
+                Outcome outcome{json{{"pool", pool_json(pool)},
                                      {"ok", report.ok},
                                      {"problems", report.problems},
-                                     {"heap_bytes", report.heap_bytes},
+                                     {"notices", report.notices},
                                      {"free_bytes", report.free_bytes},
                                      {"used_bytes", report.used_bytes},
                                      {"live_allocations", report.live_allocations},
-                                     {"free_blocks", report.free_blocks},
+                                     {"free_block_count", report.free_blocks},
                                      {"cached_blocks", report.cached_blocks},
                                      {"cached_bytes", report.cached_bytes},
                                      {"orphaned_cached_blocks", report.orphaned_cached_blocks},
-                                     {"orphaned_cached_bytes", report.orphaned_cached_bytes},
-                                     {"notices", report.notices}},
+                                     {"orphaned_cached_bytes", report.orphaned_cached_bytes}},
                                 std::nullopt};
                 if (!report.ok)
                     outcome.failure = Failure{DRAGON_INVALID_STATE,

@@ -47,8 +47,12 @@ Command add_clear(CLI::App& top) {
                     return fmt::format("the {} B cleared in allocation {} of pool '{}' were restored: nothing changed",
                                        before->size(), memory->id(), name);
                 };
-                json document{{"pool", name},  {"id", memory->id()},       {"start", from},
-                              {"stop", end},   {"cleared", before->size()}, {"size", memory->size()}};
+                const Pool pool = memory->pool();
+                json document{{"pool", pool_json(pool)},
+                              {"allocation", allocation_json(info_of(*memory, pool), std::nullopt)},
+                              {"start", from},
+                              {"stop", end},
+                              {"cleared", before->size()}};
                 return Outcome{document, std::nullopt, undo};
             }};
 }

@@ -17,9 +17,9 @@ Command add_hash(CLI::App& top) {
     return {cmd, [=] {
                 if (target->ids.size() > 1) throw UsageError("hash takes one ID");
                 const Memory memory = std::move(open_allocations(*target).front());
-                json document{{"pool", memory.pool().name()},
-                              {"id", memory.id()},
-                              {"size", memory.size()},
+                const Pool pool = memory.pool();
+                json document{{"pool", pool_json(pool)},
+                              {"allocation", allocation_json(info_of(memory, pool), std::nullopt)},
                               {"hash", memory.hash()}};
                 return Outcome{document, std::nullopt};
             }};
@@ -43,9 +43,14 @@ Command add_equal(CLI::App& top) {
                 other.pool = args->other_pool;
                 other.ids = {args->other_id};
                 const Memory second = std::move(open_allocations(other).front());
-                json document{{"pool", first.pool().name()},  {"id", first.id()},
-                              {"with", second.pool().name()}, {"with_id", second.id()},
-                              {"equal", first.bytes_equal(second)}, {"same_allocation", first.same_as(second)}};
+                const Pool first_pool = first.pool();
+                const Pool second_pool = second.pool();
+                json document{{"pool", pool_json(first_pool)},
+                              {"allocation", allocation_json(info_of(first, first_pool), std::nullopt)},
+                              {"with", pool_json(second_pool)},
+                              {"with_allocation", allocation_json(info_of(second, second_pool), std::nullopt)},
+                              {"equal", first.bytes_equal(second)},
+                              {"same_allocation", first.same_as(second)}};
                 return Outcome{document, std::nullopt};
             }};
 }

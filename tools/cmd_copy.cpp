@@ -48,12 +48,11 @@ Command add_copy(CLI::App& top) {
                     return fmt::format("the copy (allocation {} of pool '{}') was freed: nothing changed", id, to_name);
                 };
                 try {
-                    const AllocationIndex index = index_allocations(target);
-                    json document{{"pool", from_name},
-                                  {"id", source.id()},
-                                  {"size", source.size()},
-                                  {"to", to_name},
-                                  {"copy", allocation_json(info_of(*copy, index, to_name), copy->serialize_base64())}};
+                    const Pool source_pool = source.pool();
+                    json document{{"pool", pool_json(source_pool)},
+                                  {"allocation", allocation_json(info_of(source, source_pool), std::nullopt)},
+                                  {"to", pool_json(target)},
+                                  {"copy", allocation_json(info_of(*copy, target), copy->serialize_base64())}};
                     return Outcome{document, std::nullopt, undo};
                 } catch (const Error& e) {
                     throw Error(e.code(), fmt::format("{}; {}", e.what(), undo()));

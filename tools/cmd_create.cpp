@@ -42,7 +42,7 @@ Command add_create(CLI::App& top) {
                           ->type_name("N");
     auto* mem_type = cmd->add_option("--mem-type", args->mem_type, "shm (default) or hugepage (a hugetlbfs mount)")
                          ->type_name("TYPE");
-    cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .serialized");
+    cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .pool.serialized");
 
     return {cmd, [=] {
                 const std::size_t bytes = parse_size(args->size, "--size");
@@ -79,7 +79,7 @@ Command add_create(CLI::App& top) {
                     }
                 };
                 try {
-                    return Outcome{pool_json(*pool), std::nullopt, undo};
+                    return Outcome{json{{"pool", pool_json(*pool)}}, std::nullopt, undo};
                 } catch (const Error& e) {
                     throw Error(e.code(), fmt::format("{}; {}", e.what(), undo()));
                 }

@@ -25,16 +25,17 @@ struct Tally {
     std::optional<Failure> first_failure;
 
     void fail(const std::string& name, const Error& e) {
-        failed.push_back(json{{"name", name}, {"error", error_json(e.code_name(), e.code(), e.what())}});
+        failed.push_back(json{{"name", name}, {"error", error_json(e)}});
         failed_names.push_back(name);
-        if (!first_failure) first_failure = Failure{e.code(), e.what()};
+        if (!first_failure) first_failure = Failure{e.code(), e.what(), errno_of(e)};
     }
     Outcome outcome() const {
         Outcome result{json{{"destroyed", destroyed}, {"failed", failed}}, std::nullopt};
         if (first_failure)
             result.failure = Failure{first_failure->code,
                                      fmt::format("could not destroy {} pool(s): {} (first: {})", failed_names.size(),
-                                                 fmt::join(failed_names, ", "), first_failure->message)};
+                                                 fmt::join(failed_names, ", "), first_failure->message),
+                                     first_failure->errno_value};
         return result;
     }
 };

@@ -23,12 +23,13 @@ Command add_serialize(CLI::App& top) {
 
     return {cmd, [=] {
                 const bool of_allocation = id->count() != 0;
-                const std::uint64_t allocation = of_allocation ? parse_uint(args->id, "--id") : 0;
+                const std::uint64_t allocation = of_allocation ? parse_id(args->id, "--id") : 0;
                 const Pool pool = open_pool(args->target);
-                json document{{"pool", pool.name()}, {"id", nullptr}, {"serialized", nullptr}};
+                json document{{"pool", pool_json(pool)}, {"allocation", nullptr}, {"serialized", nullptr}};
                 if (of_allocation) {
-                    document["id"] = allocation;
-                    document["serialized"] = pool.from_id(allocation).serialize_base64();
+                    const Memory memory = pool.from_id(allocation);
+                    document["serialized"] = memory.serialize_base64();
+                    document["allocation"] = allocation_json(info_of(memory, pool), std::nullopt);
                 } else {
                     document["serialized"] = pool.serialize_base64();
                 }

@@ -72,8 +72,11 @@ Command add_write(CLI::App& top) {
                     return fmt::format("the {} B written to allocation {} of pool '{}' were restored: nothing changed",
                                        replaced->size(), memory->id(), name);
                 };
-                json document{{"pool", name},          {"id", memory->id()},          {"offset", start},
-                              {"bytes_written", input.size()}, {"size", memory->size()}};
+                const Pool pool = memory->pool();
+                json document{{"pool", pool_json(pool)},
+                              {"allocation", allocation_json(info_of(*memory, pool), std::nullopt)},
+                              {"offset", start},
+                              {"bytes_written", input.size()}};
                 return Outcome{document, std::nullopt, undo};
             }};
 }

@@ -3,6 +3,7 @@
 // runs the selected one and owns printing and exit codes.
 #pragma once
 
+#include "json_stream.hpp"
 #include "output.hpp"
 
 #include <dragonmem/dragonmem.hpp>
@@ -23,13 +24,20 @@ namespace dragonmem::cli {
 struct Failure {
     dragonError_t code = DRAGON_FAILURE;
     std::string message;
+    int errno_value = 0;  // of the system call behind it, 0 if none
 };
 
 struct Outcome {
     Outcome(std::optional<json> document_, std::optional<Failure> failure_, std::function<std::string()> undo_ = {})
         : document(std::move(document_)), failure(std::move(failure_)), undo(std::move(undo_)) {}
 
-    std::optional<json> document;  // nullopt: the command streamed raw bytes to stdout
+    std::optional<json> document;  // nullopt: the command streams (below) or wrote raw bytes
+    // A document too large to build whole, written as it is produced. `layout` overrides
+    // --pretty (--jsonl).
+    std::function<void(JsonStream&)> stream;
+    std::optional<Layout> layout;
+    // --table: text for people instead of JSON, printed as it is.
+    std::optional<std::string> text;
     std::optional<Failure> failure;
     // Takes back what the command changed, for when its document cannot be printed
     // (stdout unwritable): exit 1 must mean nothing changed. Returns what it did, for the
@@ -53,6 +61,7 @@ Command add_destroy(CLI::App& top);
 Command add_write(CLI::App& top);
 Command add_read(CLI::App& top);
 Command add_check(CLI::App& top);
+Command add_info(CLI::App& top);
 Command add_copy(CLI::App& top);
 Command add_clear(CLI::App& top);
 Command add_hash(CLI::App& top);

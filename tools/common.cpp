@@ -61,27 +61,76 @@ std::uint64_t parse_uint(std::string_view text, std::string_view what) {
     return value;
 }
 
-std::size_t parse_size(std::string_view text, std::string_view what) {
-    unsigned shift = 0;
+std::uint64_t parse_id(std::string_view text, std::string_view what) {
     std::string_view digits = text;
-    if (!text.empty()) {
-        switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+    if (digits.size() >= 2 && digits.front() == '"' && digits.back() == '"') digits = digits.substr(1, digits.size() - 2);
+    if (!all_digits(digits))
+        throw UsageError(fmt::format("{}: '{}' is not an allocation id (decimal, e.g. 42 or \"42\")", what, text));
+    return parse_uint(digits, what);
+}
+
+std::string id_text(std::uint64_t id) { return std::to_string(id); }
+
+std::size_t parse_size(std::string_view text, std::string_view what) {
+    // NUMBER[.FRACTION][K|M|G|T][i][B], case-insensitive: 4096, 64K, 1MiB, 1.5G, 512B.
+    // Binary multiples always (1K = 1024); a fraction must come to whole bytes.
+    const auto bad = [&] {
+        return UsageError(fmt::format("{}: '{}' is not a size (examples: 4096, 64K, 1MiB, 1.5G)", what, text));
+    };
+    std::string_view rest = text;
+    if (!rest.empty() && (rest.back() == 'B' || rest.back() == 'b')) rest.remove_suffix(1);
+    unsigned shift = 0;
+    if (rest.size() >= 2 && (rest.back() == 'i' || rest.back() == 'I')) {
+        rest.remove_suffix(1);
+        if (rest.empty() || std::isdigit(static_cast<unsigned char>(rest.back()))) throw bad();  // "4i"
+    }
+    if (!rest.empty()) {
+        switch (std::toupper(static_cast<unsigned char>(rest.back()))) {
         case 'K': shift = 10; break;
         case 'M': shift = 20; break;
         case 'G': shift = 30; break;
         case 'T': shift = 40; break;
         default: break;
         }
-        if (shift != 0) digits.remove_suffix(1);
+        if (shift != 0) rest.remove_suffix(1);
     }
-    if (!all_digits(digits))
-        throw UsageError(fmt::format("{}: '{}' is not a size (examples: 4096, 64K, 1M, 2G)", what, text));
-    const std::uint64_t count = parse_uint(digits, what);
+    const std::size_t dot = rest.find('.');
+    const std::string_view whole = rest.substr(0, dot);
+    const std::string_view fraction = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(fraction))) throw bad();
+    const std::uint64_t count = parse_uint(whole, what);
     const std::uint64_t limit = std::numeric_limits<std::size_t>::max() >> shift;
     if (count > limit)
         throw UsageError(fmt::format("{}: '{}' does not fit in {} bits", what, text,
                                      std::numeric_limits<std::size_t>::digits));
-    return static_cast<std::size_t>(count << shift);
+    std::uint64_t bytes = count << shift;
+    if (!fraction.empty()) {
+        // DIGITS / 10^n * 2^shift must be whole. As 10^n = 2^n * 5^n: DIGITS must be a
+        // multiple of 5^n, and the quotient q (< 2^n) times 2^(shift - n) whole; no
+        // intermediate passes 2^shift, so nothing overflows.
+        const std::size_t n = fraction.size();
+        if (n > 12) throw bad();
+        const std::uint64_t digits = parse_uint(fraction, what);
+        std::uint64_t pow5 = 1;
+        for (std::size_t i = 0; i < n; ++i) pow5 *= 5;
+        const auto not_whole = [&] {
+            return UsageError(fmt::format("{}: '{}' is not a whole number of bytes", what, text));
+        };
+        if (digits % pow5 != 0) throw not_whole();
+        const std::uint64_t q = digits / pow5;
+        std::uint64_t add = 0;
+        if (shift >= n) {
+            add = q << (shift - n);
+        } else {
+            if (q % (std::uint64_t{1} << (n - shift)) != 0) throw not_whole();
+            add = q >> (n - shift);
+        }
+        if (bytes > std::numeric_limits<std::size_t>::max() - add)
+            throw UsageError(fmt::format("{}: '{}' does not fit in {} bits", what, text,
+                                         std::numeric_limits<std::size_t>::digits));
+        bytes += add;
+    }
+    return static_cast<std::size_t>(bytes);
 }
 
 double parse_seconds(std::string_view text, std::string_view what) {
@@ -163,7 +212,7 @@ std::vector<dragonmem::Memory> open_allocations(const AllocationTarget& target) 
         throw UsageError("name the allocation: POOL ID, or --serial BASE64");
     std::vector<std::uint64_t> ids;
     for (const std::string& text : target.ids) {
-        const std::uint64_t id = parse_uint(text, "ID");
+        const std::uint64_t id = parse_id(text, "ID");
         // Acting twice on one allocation would fail half-way, after the first succeeded.
         if (std::find(ids.begin(), ids.end(), id) != ids.end())
             throw UsageError(fmt::format("ID: {} is given twice", id));
@@ -174,30 +223,50 @@ std::vector<dragonmem::Memory> open_allocations(const AllocationTarget& target) 
     return memories;
 }
 
-AllocationIndex index_allocations(const dragonmem::Pool& pool) {
-    AllocationIndex index;
-    for (const auto& info : pool.allocations()) index.emplace(info.id, info);
-    return index;
-}
-
-const dragonmem::AllocationInfo& lookup(const AllocationIndex& index, std::uint64_t id,
-                                        const std::string& pool_name) {
-    const auto found = index.find(id);
-    if (found == index.end())
-        throw dragonmem::Error(DRAGON_KEY_NOT_FOUND,
-                               fmt::format("no live allocation with id {} in pool '{}'", id, pool_name));
-    return found->second;
-}
-
-dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const AllocationIndex& index,
-                                  const std::string& pool_name) {
+dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const dragonmem::Pool& pool) {
     dragonmem::AllocationInfo info;
     info.id = memory.id();
     info.type = memory.type();
     info.offset = memory.block_offset();
     info.size = memory.size();
-    if (info.id != 0) info.block_bytes = lookup(index, info.id, pool_name).block_bytes;
+    info.block_bytes = info.id == 0 ? 0 : pool.block_bytes_for(info.size);
     return info;
+}
+
+std::optional<std::string> serialized_if(bool wanted, const dragonmem::Memory& memory) {
+    if (!wanted) return std::nullopt;
+    return memory.serialize_base64();
+}
+
+void add_listing_options(CLI::App& cmd, ListingOptions& options) {
+    cmd.add_flag("--serialized", options.serialized,
+                 "Give each allocation its base64 descriptor (\"serialized\"; most of the bytes of a long list)");
+    cmd.add_flag("--jsonl", options.jsonl, "One JSON object per line (JSON Lines) instead of one document");
+}
+
+void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optional<std::uint64_t> type,
+                        bool serialized) {
+    // A page is a few hundred KiB: the lock is held for microseconds, memory stays flat.
+    constexpr std::size_t page_size = 4096;
+    std::vector<dragonmem::AllocationInfo> page;
+    std::uint64_t cursor = 0;
+    for (bool more = true; more;) {
+        more = pool.allocations_page(cursor, page_size, page, type);
+        for (const dragonmem::AllocationInfo& info : page) {
+            if (!serialized) {
+                out.allocation(info, std::nullopt);
+                continue;
+            }
+            std::string descriptor;
+            try {
+                descriptor = pool.from_id(info.id).serialize_base64();
+            } catch (const dragonmem::Error& e) {
+                if (e.code() == DRAGON_KEY_NOT_FOUND) continue;  // freed since the page was read
+                throw;
+            }
+            out.allocation(info, descriptor);
+        }
+    }
 }
 
 dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,

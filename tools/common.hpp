@@ -2,6 +2,8 @@
 // (sizes, numbers, types, modes), the usage-error type, and how a command names its pool.
 #pragma once
 
+#include "json_stream.hpp"
+
 #include <dragonmem/dragonmem.hpp>
 
 #include <sys/types.h>
@@ -12,7 +14,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace CLI {
@@ -31,8 +32,13 @@ public:
 // "4096", "64K", "1M", "2G", "1T" (binary multiples, case-insensitive). `what` names the
 // option in the error message.
 std::size_t parse_size(std::string_view text, std::string_view what);
-// A plain decimal unsigned integer (ids, counts, uids).
+// A plain decimal unsigned integer (counts, uids).
 std::uint64_t parse_uint(std::string_view text, std::string_view what);
+// An allocation id: decimal, bare (`123`) or as a JSON string (`"123"`, what `jq .id`
+// prints without -r). Ids are printed as strings (id_text) because they pass 2^53, where
+// jq and JavaScript round JSON numbers.
+std::uint64_t parse_id(std::string_view text, std::string_view what);
+std::string id_text(std::uint64_t id);
 // Non-negative seconds, fractions allowed ("0.25").
 double parse_seconds(std::string_view text, std::string_view what);
 // Permission bits in octal ("0600", "644").
@@ -66,18 +72,25 @@ void add_allocation_target(CLI::App& cmd, AllocationTarget& target, bool many);
 // Every allocation named, all checked live by the library before the caller acts on any.
 std::vector<dragonmem::Memory> open_allocations(const AllocationTarget& target);
 
-// Live allocations of `pool` by id, read once per command (the manifest is the truth for
-// block sizes, which a Memory handle does not carry).
-using AllocationIndex = std::unordered_map<std::uint64_t, dragonmem::AllocationInfo>;
-AllocationIndex index_allocations(const dragonmem::Pool& pool);
-// The index's record of `id`; a clear KEY_NOT_FOUND error when it is not live.
-const dragonmem::AllocationInfo& lookup(const AllocationIndex& index, std::uint64_t id,
-                                        const std::string& pool_name);
+// The manifest record of a whole allocation's handle: id, type, offset and size from the
+// handle, the block size from the pool's rule. The zero-byte allocation (id 0) has no block.
+dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const dragonmem::Pool& pool);
+// Its serialized descriptor when `wanted` (--serialized), else nullopt.
+std::optional<std::string> serialized_if(bool wanted, const dragonmem::Memory& memory);
 
-// The manifest record of a handle's allocation: id, type and offset from the handle, the
-// block size from `index`. The zero-byte allocation (id 0) has no block.
-dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const AllocationIndex& index,
-                                  const std::string& pool_name);
+// --serialized and --jsonl, on the commands that print lists of allocations.
+struct ListingOptions {
+    bool serialized = false;
+    bool jsonl = false;
+    std::optional<Layout> layout() const { return jsonl ? std::optional(Layout::lines) : std::nullopt; }
+};
+void add_listing_options(CLI::App& cmd, ListingOptions& options);
+
+// Every live allocation of `pool` (of `type` when given), page by page, never the whole
+// list at once; with `serialized`, each with its descriptor (an allocation freed meanwhile
+// is left out).
+void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optional<std::uint64_t> type,
+                        bool serialized);
 
 // The part of `memory` from `offset` on (`length` bytes, or to the end), with the range
 // checked here in unsigned arithmetic: the library's clone takes a signed offset, and an

@@ -27,14 +27,14 @@ show() { printf '   $ %s\n' "$*"; }
 say "Create pool '$pool' with 1 MiB of allocatable memory"
 show "dragonmem create $pool --size 1M"
 created=$("$dragonmem" create "$pool" --size 1M)
-jq '{name, shm_name, size, free, min_block, max_allocations, mode}' <<<"$created"
-serial=$(jq -r .serialized <<<"$created")
+jq '.pool | {name, shm_name, size, free_bytes, min_block, max_allocations, mode}' <<<"$created"
+serial=$(jq -r .pool.serialized <<<"$created")
 
 say "Allocate: one 4 KiB data block and two 100-byte channel blocks"
 show "dragonmem alloc $pool --size 4K"
 allocated=$("$dragonmem" alloc "$pool" --size 4K)
 jq -c '.allocations[] | {id, type_name, size, block_size, offset}' <<<"$allocated"
-data_id=$(jq '.allocations[0].id' <<<"$allocated")
+data_id=$(jq -r '.allocations[0].id' <<<"$allocated")
 show "dragonmem alloc $pool --size 100 --type channel --count 2"
 "$dragonmem" alloc "$pool" --size 100 --type channel --count 2 |
     jq -c '.allocations[] | {id, type_name, size, block_size, offset}'
@@ -50,15 +50,15 @@ echo "   ${serial:0:48}... (${#serial} chars)"
 
 say "Attach from a second process on this host: the descriptor is local"
 show "bash -c 'dragonmem attach \"\$serial\"'"
-bash -c '"$0" attach "$1"' "$dragonmem" "$serial" | jq -c '{name, local, hostid, free: .pool.free, live_allocations: .pool.live_allocations}'
+bash -c '"$0" attach "$1"' "$dragonmem" "$serial" | jq -c '.pool | {name, local, hostid, free_bytes, live_allocations}'
 
 say "Attach as if from another node (other POD_UID): the descriptor is remote"
 show "POD_UID=another-node dragonmem attach \"\$serial\""
-POD_UID=another-node "$dragonmem" attach "$serial" | jq -c '{name, local, hostid, pool}'
+POD_UID=another-node "$dragonmem" attach "$serial" | jq -c '.pool'
 
 say "List the pools of this host (ours among them)"
 show "dragonmem ls"
-"$dragonmem" ls | jq -c --arg pool "$pool" '.pools[] | select(.name == $pool) | {name, size, free, utilization, live_allocations}'
+"$dragonmem" ls | jq -c --arg pool "$pool" '.pools[] | select(.name == $pool) | {name, size, free_bytes, utilization, live_allocations}'
 
 say "List the pool's live allocations: they outlived the commands that made them"
 show "dragonmem ls $pool"
@@ -66,7 +66,7 @@ show "dragonmem ls $pool"
 
 say "Dump the pool: utilization, free blocks per size, manifest"
 show "dragonmem dump $pool"
-"$dragonmem" dump "$pool" | jq -c '{utilization: .pool.utilization, free_blocks: [.free_blocks[] | select(.count > 0)], manifest: [.manifest[].id]}'
+"$dragonmem" dump "$pool" | jq -c '{utilization: .pool.utilization, free_blocks: [.free_blocks[] | select(.count > 0)], allocations: [.allocations[].id]}'
 
 say "Read allocation $data_id back, raw"
 show "dragonmem read $pool $data_id --length 21"

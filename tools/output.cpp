@@ -52,22 +52,24 @@ void write_stdout(const void* data, std::size_t bytes) {
 }  // namespace
 
 json descriptor_json(const dragonmem::Pool& pool) {
-    return json{{"name", pool.name()},       {"m_uid", pool.m_uid()},      {"hostid", hex_u64(pool.hostid())},
-                {"rt_uid", pool.rt_uid()},   {"local", pool.is_local()}};
+    return json{{"name", pool.name()},     {"m_uid", pool.m_uid()},   {"hostid", hex_u64(pool.hostid())},
+                {"rt_uid", pool.rt_uid()}, {"local", pool.is_local()}, {"serialized", pool.serialize_base64()}};
 }
 
 json pool_json(const dragonmem::Pool& pool) {
+    json j = descriptor_json(pool);
+    // A remote descriptor cannot reach the memory: what the descriptor says is all.
+    if (!pool.is_local()) return j;
     const dragonmem::PoolAttributes a = pool.attributes();
     const std::optional<uid_t> owner = shm_owner_uid(a.shm_name);
-    json j = descriptor_json(pool);
     j.update(json{
         {"shm_name", a.shm_name},
         {"owner_uid", owner ? json(*owner) : json(nullptr)},
         {"mode", fmt::format("{:04o}", a.mode)},
         {"size", a.heap_bytes},
         {"total_bytes", a.total_bytes},
-        {"free", a.free_bytes},
-        {"used", a.heap_bytes - a.free_bytes},
+        {"free_bytes", a.free_bytes},
+        {"used_bytes", a.heap_bytes - a.free_bytes},
         {"utilization", a.utilization_pct},
         {"min_block", a.min_block_bytes},
         {"max_block", a.max_block_bytes},
@@ -87,20 +89,20 @@ json pool_json(const dragonmem::Pool& pool) {
         {"process_local", a.process_local},
         {"owner_pid", a.process_local ? json(a.owner_pid) : json(nullptr)},
         {"owner_alive", a.process_local ? json(a.owner_alive) : json(nullptr)},
-        {"serialized", pool.serialize_base64()},
     });
     return j;
 }
 
-json allocation_json(const dragonmem::AllocationInfo& info, const std::string& serialized) {
+json allocation_json(const dragonmem::AllocationInfo& info, const std::optional<std::string>& serialized) {
     const auto name = type_name(info.type);
-    return json{{"id", info.id},
-                {"type", info.type},
-                {"type_name", name ? json(*name) : json(nullptr)},
-                {"offset", info.offset},
-                {"size", info.size},
-                {"block_size", info.block_bytes},
-                {"serialized", serialized}};
+    json j{{"id", id_text(info.id)},
+           {"type", info.type},
+           {"type_name", name ? json(*name) : json(nullptr)},
+           {"offset", info.offset},
+           {"size", info.size},
+           {"block_size", info.block_bytes}};
+    if (serialized) j["serialized"] = *serialized;
+    return j;
 }
 
 json allocations_json(const dragonmem::Pool& pool, std::optional<std::uint64_t> type) {
@@ -110,8 +112,29 @@ json allocations_json(const dragonmem::Pool& pool, std::optional<std::uint64_t> 
     return list;
 }
 
-json error_json(std::string_view code_name, int rc, std::string_view message) {
-    return json{{"code", code_name}, {"rc", rc}, {"message", message}};
+json type_filter_json(std::optional<std::uint64_t> type) {
+    if (!type) return json{{"type", nullptr}, {"type_name", nullptr}};
+    const auto name = type_name(*type);
+    return json{{"type", *type}, {"type_name", name ? json(*name) : json(nullptr)}};
+}
+
+json error_json(std::string_view code_name, int rc, std::string_view message, int errno_value) {
+    // strerrorname_np (glibc 2.32): "ENOENT"; null for a number it does not know.
+    const char* errno_name = errno_value == 0 ? nullptr : ::strerrorname_np(errno_value);
+    return json{{"code", code_name},
+                {"rc", rc},
+                {"message", message},
+                {"errno", errno_value == 0 ? json(nullptr) : json(errno_value)},
+                {"errno_name", errno_name == nullptr ? json(nullptr) : json(errno_name)}};
+}
+
+json error_json(const dragonmem::Error& e) { return error_json(e.code_name(), e.code(), e.what(), errno_of(e)); }
+
+json free_blocks_json(const dragonmem::Pool& pool) {
+    json free_blocks = json::array();
+    for (const FreeBlockCount& entry : pool.free_blocks())
+        free_blocks.push_back(json{{"block_size", entry.block_bytes}, {"count", entry.count}});
+    return free_blocks;
 }
 
 std::string hex_u64(std::uint64_t value) { return fmt::format("0x{:016x}", value); }
@@ -123,6 +146,13 @@ std::string hex_bytes(std::span<const std::byte> bytes) {
     return text;
 }
 
+void write_text(std::string_view text) { write_stdout(text.data(), text.size()); }
+
+void flush_stdout() {
+    if (std::fflush(stdout) != 0)
+        throw dragonmem::Error(DRAGON_MEMORY_ERRNO, fmt::format("flushing stdout failed: {}", std::strerror(errno)));
+}
+
 void print_document(const json& document, bool pretty) {
     // Replace invalid UTF-8 (a pool name is checked by the library, but a message may
     // quote user input) instead of throwing half-way through the output.
@@ -132,8 +162,8 @@ void print_document(const json& document, bool pretty) {
         throw dragonmem::Error(DRAGON_MEMORY_ERRNO, fmt::format("flushing stdout failed: {}", std::strerror(errno)));
 }
 
-void print_error(std::string_view code_name, int rc, std::string_view message, bool pretty) {
-    const json document{{"error", error_json(code_name, rc, message)}};
+void print_error(std::string_view code_name, int rc, std::string_view message, bool pretty, int errno_value) {
+    const json document{{"error", error_json(code_name, rc, message, errno_value)}};
     const std::string text = document.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace) + "\n";
     // Nothing sensible is left to do if stderr itself fails.
     std::fputs(text.c_str(), stderr);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dragonmem/dragonmem.hpp>
+#include <dragonmem/system_error.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -18,16 +19,25 @@ namespace dragonmem::cli {
 // Ordered: keys print in the order written (name first), easier on human eyes than sorted.
 using json = nlohmann::ordered_json;
 
-// A local pool: every attribute plus live figures and its serialized descriptor.
+// The pool object, the same in every command (docs/schema/pool.json): what any descriptor
+// knows (name, m_uid, hostid, rt_uid, local, serialized) and, for a local pool, every
+// attribute and live figure.
 json pool_json(const dragonmem::Pool& pool);
-// What any descriptor knows, local or not: name, m_uid, hostid, rt_uid, local.
 json descriptor_json(const dragonmem::Pool& pool);
-// One allocation: id, type, type_name, offset, size, block_size, serialized.
-json allocation_json(const dragonmem::AllocationInfo& info, const std::string& serialized);
+// The allocation object (docs/schema/allocation.json): id, type, type_name, offset, size,
+// block_size, and serialized when given.
+json allocation_json(const dragonmem::AllocationInfo& info, const std::optional<std::string>& serialized);
 // The live allocations of a local pool (of one type, when given), in manifest order.
 json allocations_json(const dragonmem::Pool& pool, std::optional<std::uint64_t> type = std::nullopt);
-// An error object {"code", "rc", "message"}, as printed under "error".
-json error_json(std::string_view code_name, int rc, std::string_view message);
+// {"type": N|null, "type_name": NAME|null}: a listing's type filter, named as in an allocation.
+json type_filter_json(std::optional<std::uint64_t> type);
+// An error object {"code", "rc", "message", "errno", "errno_name"}, as printed under
+// "error"; errno and errno_name are null unless a system call failed (ENOENT: no such
+// pool; EEXIST: name in use; both DRAGON_MEMORY_ERRNO).
+json error_json(std::string_view code_name, int rc, std::string_view message, int errno_value = 0);
+json error_json(const dragonmem::Error& e);
+// [{"block_size", "count"}...], smallest block first.
+json free_blocks_json(const dragonmem::Pool& pool);
 // 64-bit host ids as "0x%016x": jq and JavaScript read JSON numbers as doubles and would
 // round them, and a host id is only ever compared, never computed with.
 std::string hex_u64(std::uint64_t value);
@@ -36,7 +46,10 @@ std::string hex_bytes(std::span<const std::byte> bytes);
 // One document on stdout (compact, or indented by 2 when pretty), newline-terminated.
 void print_document(const json& document, bool pretty);
 // {"error": {...}} on stderr.
-void print_error(std::string_view code_name, int rc, std::string_view message, bool pretty);
+void print_error(std::string_view code_name, int rc, std::string_view message, bool pretty, int errno_value = 0);
+// Text on stdout, checked: a short write throws dragonmem::Error (MEMORY_ERRNO).
+void write_text(std::string_view text);
+void flush_stdout();
 // Raw bytes on stdout: the one exception to the JSON rule (read, dump --raw).
 void write_raw(std::span<const std::byte> bytes);
 

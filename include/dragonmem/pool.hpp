@@ -80,6 +80,21 @@ public:
                    std::optional<std::size_t> length = std::nullopt) const;
     bool allocation_exists(std::uint64_t id) const;
     std::vector<AllocationInfo> allocations(std::optional<std::uint64_t> type = std::nullopt) const;
+    // A listing in pages, for pools too large to copy whole: fills `out` with at most
+    // `max` live allocations (of `type` when given) from manifest slot `cursor` on
+    // (start at 0), in slot order, and moves `cursor` on; returns false once the end was
+    // reached (`out` may still hold the last page). The lock is held for one page only,
+    // so an allocation live throughout the listing is listed exactly once, and one made
+    // or freed meanwhile may or may not be. The pages read are dropped from this
+    // process's mappings again, so that listing a million allocations does not keep the
+    // manifest's 64 MB resident in the lister.
+    bool allocations_page(std::uint64_t& cursor, std::size_t max, std::vector<AllocationInfo>& out,
+                          std::optional<std::uint64_t> type = std::nullopt) const;
+    // One live allocation's record (block size included); KEY_NOT_FOUND when not live.
+    AllocationInfo allocation_info(std::uint64_t id) const;
+    // The block an allocation of `bytes` takes (the request, or the minimum block, rounded
+    // up to a power of two); 0 for the zero-byte allocation, which has no block.
+    std::size_t block_bytes_for(std::size_t bytes) const;
 
     PoolAttributes attributes() const;
     std::vector<FreeBlockCount> free_blocks() const;  // smallest block size first

@@ -2,6 +2,7 @@
 #include "descr/error.hpp"
 
 #include <dragonmem/error.hpp>
+#include <dragonmem/system_error.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -10,9 +11,11 @@ namespace dragonmem::detail {
 
 namespace {
 thread_local std::string t_last_message;
+thread_local int t_last_errno = 0;
 }
 
 dragonError_t fail(dragonError_t code, std::string_view message) noexcept {
+    t_last_errno = 0;
     try {
         t_last_message.assign(message);
     } catch (...) {
@@ -35,13 +38,22 @@ dragonError_t fail_truncated(dragonError_t code, fmt::string_view format, fmt::f
 }
 
 dragonError_t fail_errno(dragonError_t code, int errno_value, std::string_view what) noexcept {
-    return failf(code, "{}: {} (errno {})", what, std::strerror(errno_value), errno_value);
+    return with_errno(failf(code, "{}: {} (errno {})", what, std::strerror(errno_value), errno_value), errno_value);
 }
+
+dragonError_t with_errno(dragonError_t code, int errno_value) noexcept {
+    t_last_errno = errno_value;
+    return code;
+}
+
+int last_error_errno() noexcept { return t_last_errno; }
 
 const std::string& last_error_message() { return t_last_message; }
 
 void throw_if_failed(dragonError_t code) {
-    if (code != DRAGON_SUCCESS) throw Error(code, t_last_message);
+    if (code == DRAGON_SUCCESS) return;
+    if (t_last_errno != 0) throw SystemError(code, t_last_message, t_last_errno);
+    throw Error(code, t_last_message);
 }
 
 }  // namespace dragonmem::detail

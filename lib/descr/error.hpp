@@ -34,9 +34,15 @@ dragonError_t failf(dragonError_t code, fmt::format_string<Args...> format, Args
 // Same, with strerror(errno_value) appended: for failed system calls.
 dragonError_t fail_errno(dragonError_t code, int errno_value, std::string_view what) noexcept;
 
+// Records `errno_value` as the cause of this thread's last error (after fail*/failf, for
+// a failed system call) and returns `code`. fail() clears it; fail_errno sets it.
+dragonError_t with_errno(dragonError_t code, int errno_value) noexcept;
+int last_error_errno() noexcept;
+
 const std::string& last_error_message();
 
-// Throws dragonmem::Error(code, last message) when code is not DRAGON_SUCCESS.
+// Throws dragonmem::Error(code, last message) when code is not DRAGON_SUCCESS; a
+// dragonmem::SystemError when the last error has an errno.
 void throw_if_failed(dragonError_t code);
 
 }  // namespace dragonmem::detail

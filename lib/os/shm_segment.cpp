@@ -46,8 +46,9 @@ dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t 
     if (fd < 0) {
         int err = errno;
         if (err == EEXIST)
-            return failf(DRAGON_MEMORY_ERRNO, "pool shm object '{}' already exists (name in use): {} (errno {})",
-                         shm_name, std::strerror(err), err);
+            return with_errno(failf(DRAGON_MEMORY_ERRNO, "pool shm object '{}' already exists (name in use): {} (errno {})",
+                                    shm_name, std::strerror(err), err),
+                              err);
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}', O_CREAT|O_EXCL)", shm_name));
     }
     // shm_open applies the umask; the pool's mode must be exactly what was asked.
@@ -71,11 +72,13 @@ dragonError_t shm_open_existing(const std::string& shm_name, bool destroyed_if_m
     if (fd < 0) {
         int err = errno;
         if (err == ENOENT && destroyed_if_missing)
-            return failf(DRAGON_OBJECT_DESTROYED, "pool shm object '{}' does not exist: the pool was destroyed",
-                         shm_name);
+            return with_errno(failf(DRAGON_OBJECT_DESTROYED, "pool shm object '{}' does not exist: the pool was destroyed",
+                                    shm_name),
+                              err);
         if (err == ENOENT)
-            return failf(DRAGON_MEMORY_ERRNO, "no pool '{}' on this host (no {}/{}): {} (errno {})",
-                         shm_name.substr(k_shm_prefix.size()), k_shm_dir, shm_name, std::strerror(err), err);
+            return with_errno(failf(DRAGON_MEMORY_ERRNO, "no pool '{}' on this host (no {}/{}): {} (errno {})",
+                                    shm_name.substr(k_shm_prefix.size()), k_shm_dir, shm_name, std::strerror(err), err),
+                              err);
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}') to attach", shm_name));
     }
     fd_out = fd;

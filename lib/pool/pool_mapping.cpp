@@ -280,9 +280,10 @@ struct CreationUndo {
 
 // /dev/shm could not give memory to part of a pool being created.
 dragonError_t creation_unbacked(std::string_view name, int err, std::uint64_t bytes, const char* what) {
-    return failf(err == ENOSPC || err == EDQUOT ? DRAGON_OUT_OF_SPACE : DRAGON_MEMORY_ERRNO,
-                 "pool '{}': {} could not back {} B for {}: {} (errno {}); {}; nothing was created", name, k_shm_dir,
-                 bytes, what, std::strerror(err), err, shm_space_text());
+    return with_errno(failf(err == ENOSPC || err == EDQUOT ? DRAGON_OUT_OF_SPACE : DRAGON_MEMORY_ERRNO,
+                            "pool '{}': {} could not back {} B for {}: {} (errno {}); {}; nothing was created", name,
+                            k_shm_dir, bytes, what, std::strerror(err), err, shm_space_text()),
+                      err);
 }
 
 dragonError_t refuse_other_namespace(const std::string& shm_name, std::uint64_t pool_ns, std::uint64_t my_ns,

@@ -102,6 +102,13 @@ public:
         return heap_base_ + rec.offset;
     }
     dragonError_t list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out);
+    // One page of a listing that does not hold the lock between pages (pool_scan.cpp):
+    // the live allocations of manifest slots [cursor, ...), at most `max`, of `type` when
+    // given; `cursor` moves past the last slot read, `done` says the manifest's end was met.
+    dragonError_t list_page(std::optional<std::uint64_t> type, std::uint64_t& cursor, std::size_t max,
+                            std::vector<AllocationInfo>& out, bool& done);
+    // A live allocation's record with its block size; KEY_NOT_FOUND when not live.
+    dragonError_t allocation_info(std::uint64_t id, AllocationInfo& out);
     dragonError_t attributes(PoolAttributes& out);
     dragonError_t free_blocks(std::vector<FreeBlockCount>& out);
     dragonError_t check(CheckReport& out);

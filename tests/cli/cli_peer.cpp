@@ -3,6 +3,8 @@
 //   cli_peer create NAME BYTES          create a pool (left for the CLI to find)
 //   cli_peer alloc POOL BYTES TEXT      allocate, store TEXT at the start, print the id
 //   cli_peer expect POOL ID TEXT        exit 0 when allocation ID is live and starts with TEXT
+//   cli_peer churn POOL N               allocate and free N times (ids grow by one counter step
+//                                       each), then leave one allocation and print its id
 #include <dragonmem/dragonmem.hpp>
 
 #include <cstdio>
@@ -14,7 +16,7 @@
 namespace {
 
 int usage() {
-    std::fputs("usage: cli_peer create NAME BYTES | alloc POOL BYTES TEXT | expect POOL ID TEXT\n", stderr);
+    std::fputs("usage: cli_peer create NAME BYTES | alloc POOL BYTES TEXT | expect POOL ID TEXT | churn POOL N\n", stderr);
     return 2;
 }
 
@@ -46,6 +48,13 @@ int run(int argc, char** argv) {
         if (!same) std::fprintf(stderr, "cli_peer: allocation %llu does not start with '%s'\n",
                                 static_cast<unsigned long long>(id), argv[4]);
         return same ? 0 : 1;
+    }
+    if (verb == "churn" && argc == 4) {
+        const auto pool = dragonmem::Pool::attach_local(argv[2]);
+        const std::uint64_t rounds = std::stoull(argv[3]);
+        for (std::uint64_t i = 0; i < rounds; ++i) pool.alloc(64).free();
+        std::printf("%llu\n", static_cast<unsigned long long>(pool.alloc(64).id()));
+        return 0;
     }
     return usage();
 }

@@ -59,6 +59,20 @@ run() {
     # of raw bytes compare $WORK/out itself.
     { OUT=$(cat "$WORK/out"); } 2>/dev/null
     ERR=$(cat "$WORK/err")
+    keep_for_schema "$@"
+}
+
+# keep_for_schema ARGS...: keeps the last run (arguments, exit status, stdout, stderr) for
+# test_schema, which validates every output against docs/schema/.
+RUNS="$WORK/runs"
+mkdir -p "$RUNS"
+RUN_COUNT=0
+keep_for_schema() {
+    RUN_COUNT=$((RUN_COUNT + 1))
+    printf '%s\0' "$@" >"$RUNS/$RUN_COUNT.args"
+    echo "$RC" >"$RUNS/$RUN_COUNT.rc"
+    cp "$WORK/out" "$RUNS/$RUN_COUNT.out"
+    cp "$WORK/err" "$RUNS/$RUN_COUNT.err"
 }
 
 # run_full ARGS...: run, with stdout going to /dev/full (every write to it fails).
@@ -85,6 +99,7 @@ run_limited() {
     RC=$?
     { OUT=$(cat "$WORK/out"); } 2>/dev/null
     ERR=$(cat "$WORK/err")
+    keep_for_schema "$@"
 }
 
 record() {  # record NAME STATUS
@@ -114,8 +129,9 @@ ok() {
 fails() {
     local name=$1 want=$2 code=$3 filter=${4:-true}
     [ "$RC" -eq "$want" ] && [ -z "$OUT" ] && one_document "$ERR" &&
-        jq -e --arg code "$code" '(keys == ["error"]) and (.error | keys == ["code", "message", "rc"])
+        jq -e --arg code "$code" '(keys == ["error"]) and (.error | keys == ["code", "errno", "errno_name", "message", "rc"])
             and (.error.code | test("^(" + $code + ")$")) and (.error.rc | type == "number")
+            and ((.error.errno == null) == (.error.errno_name == null))
             and (.error.message | length > 0)' <<<"$ERR" >/dev/null 2>&1 &&
         jq -e ".error | $filter" <<<"$ERR" >/dev/null 2>&1
     record "$name" $?
@@ -164,7 +180,14 @@ test_global() {
     run
     usage "no command is bad usage"
     run frobnicate
-    usage "an unknown command is bad usage"
+    usage "an unknown command is bad usage" '.message | test("unknown command .frobnicate.")'
+    run rm "${P}a"
+    usage "an unknown command names itself and the nearest command" \
+        '(.message | test("unknown command .rm.") and test("nearest is .(ls|read).")) and .errno == null'
+    run --lock-timeout 1 lss
+    usage "an unknown command after a global option is named" '.message | test("unknown command .lss.; the nearest is .ls.")'
+    run -V
+    ok "-V prints name and version" '.name == "dragonmem" and (.version | test("^[0-9]+\\.[0-9]+\\.[0-9]+$"))'
     run ls --bogus
     usage "an unknown option is bad usage" '.message | test("bogus")'
     run create "${P}u" --size 1M --bogus
@@ -182,25 +205,25 @@ test_global() {
 
 test_create() {
     run create "${P}a" --size 1M
-    ok "create prints the pool" '.name == "'"${P}a"'" and .shm_name == "dragonmem.'"${P}a"'" and .local == true
-        and .size == 1048576 and .free == 1048576 and .used == 0 and .utilization == 0
+    ok "create prints the pool" '.pool | .name == "'"${P}a"'" and .shm_name == "dragonmem.'"${P}a"'" and .local == true
+        and .size == 1048576 and .free_bytes == 1048576 and .used_bytes == 0 and .utilization == 0
         and .live_allocations == 0 and .mode == "0600" and .min_block == 32 and .m_uid == 0
         and (.hostid | test("^0x[0-9a-f]{16}$")) and (.serialized | length > 0)
         and .total_bytes > .size and .max_allocations > 0'
-    SERIAL_A=$(jq_out .serialized)
-    HOSTID=$(jq_out .hostid)
+    SERIAL_A=$(jq_out .pool.serialized)
+    HOSTID=$(jq_out .pool.hostid)
     check "create makes /dev/shm/dragonmem.NAME" exists "${P}a"
     check "create's default mode is 0600" test "$(stat -c %a "/dev/shm/dragonmem.${P}a")" = 600
-    check "create reports the owner uid" test "$(jq_out .owner_uid)" = "$(id -u)"
+    check "create reports the owner uid" test "$(jq_out .pool.owner_uid)" = "$(id -u)"
 
     run create "${P}b" --size 1000 --min-block 100 --max-allocations 16 --mode 0640 --uid 42
-    ok "create honours every option" '.size == 1024 and .min_block == 128 and .max_allocations == 16
+    ok "create honours every option" '.pool | .size == 1024 and .min_block == 128 and .max_allocations == 16
         and .mode == "0640" and .m_uid == 42'
     check "create --mode sets the shm object's mode" test "$(stat -c %a "/dev/shm/dragonmem.${P}b")" = 640
     run destroy "${P}b"
 
     run create "${P}c" --size 64K --prealloc 4,2,1
-    ok "create --prealloc makes a usable pool" '.size == 65536 and .free == 65536'
+    ok "create --prealloc makes a usable pool" '.pool | .size == 65536 and .free_bytes == 65536'
     run alloc "${P}c" --size 32 --count 5
     ok "a preallocated pool allocates" '.allocations | length == 5'
     run destroy "${P}c"
@@ -209,11 +232,18 @@ test_create() {
     check "a failed --prealloc create leaves nothing" gone "${P}c"
 
     run create "${P}d" --size 2m
-    ok "sizes take lower-case suffixes" '.size == 2097152'
+    ok "sizes take lower-case suffixes" '.pool.size == 2097152'
+    run destroy "${P}d"
+    run create "${P}d" --size 1MiB --min-block 64B
+    ok "sizes take KiB/MiB and B" '.pool.size == 1048576 and .pool.min_block == 64'
+    run destroy "${P}d"
+    run create "${P}d" --size 1.5K --min-block 0.25K
+    ok "sizes take fractions that come to whole bytes (1.5K = 1536, rounded up to 2 KiB)" \
+        '.pool.size == 2048 and .pool.min_block == 256'
     run destroy "${P}d"
 
     run create "${P}d" --size 1M --reserve
-    ok "create --reserve makes a usable pool" '.size == 1048576 and .free == 1048576'
+    ok "create --reserve makes a usable pool" '.pool | .size == 1048576 and .free_bytes == 1048576'
     check "create --reserve gives the whole object memory" \
         test "$(du -B1 "/dev/shm/dragonmem.${P}d" | cut -f1)" -ge 1048576
     run destroy "${P}d"
@@ -223,7 +253,8 @@ test_create() {
     check "a pool too large for /dev/shm leaves nothing" gone "${P}d"
 
     run create "${P}a" --size 1M
-    fails "create of a name in use fails" 1 DRAGON_MEMORY_ERRNO '.message | length > 0'
+    fails "create of a name in use fails, errno EEXIST" 1 DRAGON_MEMORY_ERRNO \
+        '(.message | length > 0) and .errno == 17 and .errno_name == "EEXIST"'
     run create "bad/name" --size 1M
     fails "create rejects a name with a slash" 1 DRAGON_INVALID_ARGUMENT
     run create "${P}with-a-name-over-29-chars" --size 1M
@@ -236,8 +267,14 @@ test_create() {
 
     run create "${P}e" --size banana
     usage "--size banana is bad usage" '.message | test("banana")'
-    run create "${P}e" --size 1.5M
-    usage "a fractional size is bad usage"
+    run create "${P}e" --size 1.1K
+    usage "a size that is no whole number of bytes is bad usage" '.message | test("1.1K") and test("whole number")'
+    run create "${P}e" --size 0.5
+    usage "a fraction of a byte is bad usage"
+    run create "${P}e" --size 4i
+    usage "a size with i and no unit is bad usage"
+    run create "${P}e" --size 1.
+    usage "a size with a dot and no fraction is bad usage"
     run create "${P}e" --size 99999999999999999999
     usage "a size beyond 64 bits is bad usage"
     run create "${P}e" --size 20000000000000G
@@ -262,9 +299,9 @@ test_create() {
 # ---- alloc ------------------------------------------------------------------------------
 
 test_alloc() {
-    run alloc "${P}a" --size 4K
-    ok "alloc makes one allocation" '.pool == "'"${P}a"'" and (.allocations | length == 1)
-        and (.allocations[0] | .id > 0 and .type == 0 and .type_name == "data" and .size == 4096
+    run alloc "${P}a" --size 4K --serialized
+    ok "alloc makes one allocation" '.pool.name == "'"${P}a"'" and (.allocations | length == 1)
+        and (.allocations[0] | (.id | type == "string") and (.id | tonumber) > 0 and .type == 0 and .type_name == "data" and .size == 4096
              and .block_size == 4096 and .offset % 4096 == 0 and (.serialized | length > 0))'
     ID1=$(jq_out '.allocations[0].id')
     MSERIAL1=$(jq_out '.allocations[0].serialized')
@@ -280,16 +317,16 @@ test_alloc() {
 
     run alloc "${P}a" --size 1K --count 3 --type channel_buffer
     ok "alloc --count makes that many, ids increasing" '.allocations | length == 3
-        and .[0].id < .[1].id and .[1].id < .[2].id and all(.type_name == "channel_buffer")'
+        and (map(.id | tonumber) | .[0] < .[1] and .[1] < .[2]) and all(.type_name == "channel_buffer")'
     run alloc "${P}a" --size 32 --type BOOTSTRAP
     ok "type names ignore case" '.allocations[0].type == 3'
 
     run alloc --serial "$SERIAL_A" --size 64
-    ok "alloc takes a pool descriptor instead of POOL" '.pool == "'"${P}a"'"'
+    ok "alloc takes a pool descriptor instead of POOL" '.pool.name == "'"${P}a"'"'
 
     run ls "${P}a"
-    ok "allocations outlive the command that made them" '.allocations | map(.id) | index('"$ID1"') != null
-        and index('"$ID2"') != null'
+    ok "allocations outlive the command that made them" '.allocations | map(.id) | index("'"$ID1"'") != null
+        and index("'"$ID2"'") != null'
     run ls "${P}a"
     ok "ls and alloc agree on the live count" '.allocations | length == 8'
 
@@ -298,7 +335,10 @@ test_alloc() {
     run alloc "${P}a" --size 2M --timeout 5
     fails "alloc larger than the pool fails at once even blocking" 1 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE
     run alloc "${P}nosuch" --size 64
-    fails "alloc in a missing pool fails" 1 "$MISSING_CODE"
+    fails "alloc in a missing pool fails, errno ENOENT" 1 "$MISSING_CODE" '.errno == 2 and .errno_name == "ENOENT"'
+    run alloc "${P}a" --size 2M
+    fails "an error without a system call has errno null" 1 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE \
+        '.errno == null and .errno_name == null'
 
     run alloc "${P}a" --size banana
     usage "alloc --size banana is bad usage"
@@ -336,7 +376,7 @@ test_alloc_full() {
     # shellcheck disable=SC2086 # two ids
     run free "$full" $first_two
     run dump "$full"
-    ok "after a failed --count the pool is whole again" '.pool.free == 65536 and .pool.live_allocations == 0
+    ok "after a failed --count the pool is whole again" '.pool.free_bytes == 65536 and .pool.live_allocations == 0
         and .free_blocks[-1] == {"block_size": 65536, "count": 1}'
 
     run alloc "$full" --size 16K --count 4
@@ -362,7 +402,7 @@ test_alloc_full() {
     check "the blocked alloc woke soon after the free" test $(((end - start) / 1000)) -lt 5000
 
     run check "$full"
-    ok "a full pool passes check" '.ok == true and .free_bytes == 0 and .used_bytes == 65536'
+    ok "a full pool passes check" '.ok == true and .free_bytes == 0 and .used_bytes == 65536 and .pool.free_bytes == 0'
     run destroy "$full"
 }
 
@@ -377,22 +417,22 @@ test_free() {
     run free "${P}a" "$a" 999999999
     fails "free with one id not live fails" 1 "$NOT_LIVE_CODE"
     run ls "${P}a"
-    ok "a failed free frees nothing" '.allocations | map(.id) | index('"$a"') != null'
+    ok "a failed free frees nothing" '.allocations | map(.id) | index("'"$a"'") != null'
 
     run free "${P}a" "$a" "$b"
-    ok "free reports what it freed" '.pool == "'"${P}a"'" and (.freed | map(.id)) == ['"$a"', '"$b"']
+    ok "free reports what it freed" '.pool.name == "'"${P}a"'" and (.freed | map(.id)) == ["'"$a"'", "'"$b"'"]
         and (.freed[0] | .size == 512 and .block_size == 512 and .type_name == "data")'
     run ls "${P}a"
-    ok "freed allocations leave the listing" '.allocations | map(.id) | index('"$a"') == null and index('"$b"') == null'
+    ok "freed allocations leave the listing" '.allocations | map(.id) | index("'"$a"'") == null and index("'"$b"'") == null'
     run free "${P}a" "$a"
     fails "freeing an id twice fails" 1 "$NOT_LIVE_CODE"
 
-    run alloc "${P}a" --size 256
+    run alloc "${P}a" --size 256 --serialized
     local serial
     serial=$(jq_out '.allocations[0].serialized')
     a=$(jq_out '.allocations[0].id')
     run free --serial "$serial"
-    ok "free --serial frees the allocation it names" '.pool == "'"${P}a"'" and .freed[0].id == '"$a"
+    ok "free --serial frees the allocation it names" '.pool.name == "'"${P}a"'" and .freed[0].id == "'"$a"'"'
     run free --serial "$serial"
     fails "free --serial of a freed allocation fails" 1 "$NOT_LIVE_CODE"
     run free --serial "not base64!"
@@ -405,7 +445,9 @@ test_free() {
     run free "${P}a" -- -3
     usage "a negative id is bad usage"
     run free "${P}a"
-    usage "free without ids is bad usage"
+    ok "free with no ids (an empty selection) frees nothing" '.pool.name == "'"${P}a"'" and .freed == []'
+    run free
+    usage "free without a pool is bad usage"
     run free "${P}a" "$ID7" "$ID7"
     usage "an id given twice is bad usage"
     run free "${P}a" "$ID7" --serial "$MSERIAL1"
@@ -414,12 +456,170 @@ test_free() {
     fails "free in a missing pool fails" 1 "$MISSING_CODE"
 }
 
+# Ids pass 2^53 (where jq and JavaScript round JSON numbers) after 2^21 allocations in a
+# pool whose manifest holds 2^32 records (an id is counter << 32 | slot): printed as
+# strings, they survive jq, and both `jq .id` ("N", quoted) and `jq -r .id` (N) are
+# accepted back.
+test_big_ids() {
+    local pool="${P}big" id quoted bare
+    run create "$pool" --size 64K --max-allocations 4294967296
+    id=$("$PEER" churn "$pool" 2097152)
+    RC=0 OUT=$id ERR=""
+    check "the peer made an id past 2^53 ($id)" test "${#id}" -ge 16 -a "$id" \> 9007199254740992
+    run ls "$pool"
+    ok "ls prints an id past 2^53 exactly, as a string" '.allocations | map(.id) == ["'"$id"'"]'
+    quoted=$(jq '.allocations[0].id' <<<"$OUT")
+    bare=$(jq -r '.allocations[0].id' <<<"$OUT")
+    run serialize "$pool" --id "$quoted"
+    ok "an id quoted as jq prints it is accepted" '.allocation.id == "'"$id"'"'
+    run free "$pool" "$bare"
+    ok "free of an id past 2^53 taken from jq -r frees it" '.freed | map(.id) == ["'"$id"'"]'
+    run free "$pool" '"12'
+    usage "a half-quoted id is bad usage" '.message | test("12")'
+    run destroy "$pool"
+}
+
+# ---- selection: info, free --type / --all, ls --type across pools -----------------------
+
+# A pool with a known content: 2 data of 100 B (128 B blocks), 3 channel of 1 KiB, one of
+# type 7 of 4 KiB, in a 64 KiB pool.
+test_selection() {
+    local s="${P}sel" t="${P}sel2"
+    run create "$s" --size 64K
+    run alloc "$s" --size 100 --count 2
+    run alloc "$s" --size 1K --count 3 --type channel
+    run alloc "$s" --size 4K --type 7
+    run info "$s"
+    ok "info prints the pool object and no allocation list" '.pool.name == "'"$s"'" and .pool.live_allocations == 6
+        and (has("allocations") | not)'
+    ok "info gives bytes per allocation type" '.types == [
+        {"type": 0, "type_name": "data", "allocations": 2, "bytes": 200, "block_bytes": 256},
+        {"type": 1, "type_name": "channel", "allocations": 3, "bytes": 3072, "block_bytes": 3072},
+        {"type": 7, "type_name": null, "allocations": 1, "bytes": 4096, "block_bytes": 4096}]'
+    ok "info's largest free block is the largest free block of dump" \
+        '.largest_free_block == 32768 and .pool.free_bytes == 65536 - 256 - 3072 - 4096'
+    ok "info's fragmentation is 1 - largest free block / free bytes" \
+        '(.fragmentation - (1 - .largest_free_block / .pool.free_bytes) | fabs) < 1e-9 and .fragmentation > 0'
+    run create "$t" --size 64K
+    run info "$t"
+    ok "an empty pool is not fragmented" '.fragmentation == 0 and .largest_free_block == 65536 and .types == []'
+    run alloc "$t" --size 64 --type channel
+    run info "${P}nosuch"
+    fails "info of a missing pool fails" 1 "$MISSING_CODE"
+    run info
+    usage "info without a pool is bad usage"
+
+    run ls --type channel
+    ok "ls --type lists that type in every pool" '.type == 1 and .type_name == "channel"
+        and ([.pools[] | select(.pool.name == "'"$s"'" or .pool.name == "'"$t"'") | {name: .pool.name, n: (.allocations | length)}]
+             == [{"name": "'"$s"'", "n": 3}, {"name": "'"$t"'", "n": 1}])
+        and all(.pools[]; has("error") or all(.allocations[]; .type == 1))'
+    run ls --type 7 --jsonl
+    check "ls --type --jsonl prints one allocation a line, naming its pool" \
+        jq -e -s 'map(select(.pool == "'"$s"'")) | length == 1 and .[0].allocation.type == 7' "$WORK/out"
+
+    run free "$s" --type channel
+    ok "free --type frees every allocation of that type" '(.freed | length == 3 and all(.type_name == "channel"))
+        and .pool.live_allocations == 3'
+    run ls "$s"
+    ok "free --type leaves the other types" '.allocations | map(.type) | sort == [0, 0, 7]'
+    run free "$s" --type channel
+    ok "free --type of a type with none left frees nothing" '.freed == []'
+    run free "$s" --type nope
+    usage "free --type with a bad type is bad usage"
+    run free "$s" 1 --all
+    usage "free --all with ids is bad usage"
+    run free "$s" --all --type data
+    usage "free --all with --type is bad usage"
+    run ls "$s"
+    ok "bad free usage frees nothing" '.allocations | length == 3'
+    run free "$s" --all
+    ok "free --all frees every allocation" '(.freed | length == 3) and .pool.live_allocations == 0
+        and .pool.free_bytes == 65536'
+    run free "${P}nosuch" --all
+    fails "free --all of a missing pool fails" 1 "$MISSING_CODE"
+    run free "${P}nosuch"
+    fails "free with no ids of a missing pool fails" 1 "$MISSING_CODE"
+    run destroy "$s" "$t"
+}
+
+# ---- --table: the human view -------------------------------------------------------------
+
+test_table() {
+    local t="${P}tbl"
+    run create "$t" --size 64K
+    run alloc "$t" --size 1.5K --count 2 --type channel
+    run alloc "$t" --size 100
+    run ls --table
+    check "ls --table prints a header and the pool with human sizes" \
+        grep -qE "^NAME +SIZE +USED +FREE +UTIL +LIVE" "$WORK/out"
+    check "ls --table shows the pool's row" grep -qE "^$t +64\.0 KiB +4\.1 KiB +59\.9 KiB +6\.4% +3 " "$WORK/out"
+    run ls "$t" --table
+    check "ls POOL --table prints one row per allocation" test "$(grep -c ' channel \| data ' "$WORK/out")" -eq 3
+    check "ls POOL --table aligns sizes" grep -qE "^ *[0-9]+  channel +[0-9]+  1\.5 KiB  2\.0 KiB$" "$WORK/out"
+    run info "$t" --table
+    check "info --table shows figures and bytes by type" \
+        sh -c 'grep -qE "^largest_free_block +32\.0 KiB$" "$1" && grep -qE "^channel +2 +3\.0 KiB +4\.0 KiB$" "$1"' \
+        sh "$WORK/out"
+    run dump "$t" --table
+    check "dump --table shows the pool, free blocks and allocations" \
+        sh -c 'grep -q "^free_bytes" "$1" && grep -qE "^ *BLOCK +FREE +BYTES" "$1" && grep -qE "^ +ID +TYPE" "$1"' sh "$WORK/out"
+    run ls "$t" --table --jsonl
+    usage "--table with --jsonl is bad usage"
+    run dump "$t" --table --id 1
+    usage "dump --table with --id is bad usage"
+    run ls --type channel --table
+    usage "ls --type --table across pools is bad usage"
+    run ls "${P}nosuch" --table
+    fails "ls --table of a missing pool fails" 1 "$MISSING_CODE"
+    run destroy "$t"
+}
+
+# ---- scale options: --serialized, --jsonl --------------------------------------------------
+
+test_listing_options() {
+    local l="${P}lst"
+    run create "$l" --size 64K
+    run alloc "$l" --size 64 --count 5
+    ok "alloc prints no descriptors by default" 'all(.allocations[]; has("serialized") | not)'
+    run alloc "$l" --size 64 --count 2 --serialized
+    ok "alloc --serialized gives each allocation its descriptor" 'all(.allocations[]; .serialized | length > 0)'
+    run ls "$l"
+    ok "ls POOL prints no descriptors by default" '(.allocations | length == 7) and all(.allocations[]; has("serialized") | not)'
+    run ls "$l" --serialized
+    ok "ls POOL --serialized gives descriptors that name the allocation" \
+        'all(.allocations[]; .serialized | length > 0)'
+    local first serial
+    first=$(jq_out '.allocations[0].id')
+    serial=$(jq_out '.allocations[0].serialized')
+    run serialize "$l" --id "$first"
+    ok "ls POOL --serialized's descriptor is serialize's" '.serialized == "'"$serial"'"'
+    run ls "$l" --jsonl
+    check "ls POOL --jsonl prints one allocation a line" test "$(wc -l <"$WORK/out")" -eq 7
+    check "ls POOL --jsonl lines are allocation objects" jq -e -s 'length == 7 and all(has("id") and has("block_size"))' "$WORK/out"
+    run dump "$l" --jsonl
+    check "dump --jsonl: the pool and free blocks, then one allocation a line" \
+        jq -e -s 'length == 8 and (.[0] | has("pool") and has("free_blocks")) and (.[1:] | all(has("id")))' "$WORK/out"
+    run ls --jsonl
+    check "ls --jsonl prints one pool a line" jq -e -s 'map(select(.name == "'"$l"'")) | length == 1' "$WORK/out"
+    run --pretty ls "$l"
+    check "ls POOL --pretty streams an indented document" indented out 0
+    check "ls POOL --pretty is the same document" jq -e '.allocations | length == 7' "$WORK/out"
+    run --pretty dump "$l"
+    check "dump --pretty streams an indented document" jq -e '(.allocations | length == 7) and .pool.name == "'"$l"'"' "$WORK/out"
+    run free "$l" --all --jsonl
+    check "free --jsonl prints one freed allocation a line" test "$(wc -l <"$WORK/out")" -eq 7
+    run dump "$l" --id 1 --jsonl
+    usage "dump --id --jsonl is bad usage"
+    run destroy "$l"
+}
+
 # ---- ls ---------------------------------------------------------------------------------
 
 test_ls() {
     run ls
     ok "ls lists this run's pool with its figures" '.pools | map(select(.name == "'"${P}a"'"))
-        | length == 1 and (.[0] | .size == 1048576 and (.free | type == "number")
+        | length == 1 and (.[0] | .size == 1048576 and (.free_bytes | type == "number")
         and (.utilization | type == "number") and .live_allocations > 0)'
 
     # A pool created through the library, not the CLI, is listed too.
@@ -442,14 +642,14 @@ test_ls() {
     check "destroy --force unlinks the damaged pool's shm object" gone "${P}junk"
 
     run ls "${P}a" --type channel
-    ok "ls POOL --type lists that type only" '.type == 1 and (.allocations | length == 1)
-        and .allocations[0].id == '"$ID2"
+    ok "ls POOL --type lists that type only" '.type == 1 and .type_name == "channel" and (.allocations | length == 1)
+        and .allocations[0].id == "'"$ID2"'"'
     run ls "${P}a" --type 7
-    ok "ls POOL --type takes numbers" '.allocations | map(.id) == ['"$ID7"']'
+    ok "ls POOL --type takes numbers" '.allocations | map(.id) == ["'"$ID7"'"]'
     run ls --serial "$SERIAL_A"
-    ok "ls takes a pool descriptor" '.pool == "'"${P}a"'" and .type == null and (.allocations | length > 0)'
-    run ls --type channel
-    usage "ls --type without a pool is bad usage"
+    ok "ls takes a pool descriptor" '.pool.name == "'"${P}a"'" and .type == null and .type_name == null and (.allocations | length > 0)'
+    run ls --type nope
+    usage "ls --type with a bad type, without a pool, is bad usage" '.message | test("nope")'
     run ls "${P}a" --type nope
     usage "ls with a bad type is bad usage"
     run ls "${P}nosuch"
@@ -461,7 +661,7 @@ test_ls() {
 test_bytes() {
     printf 'hello, pool' >"$WORK/hello"
     IN="$WORK/hello" run write "${P}a" "$ID1"
-    ok "write copies stdin into the allocation" '.bytes_written == 11 and .id == '"$ID1"' and .size == 4096
+    ok "write copies stdin into the allocation" '.bytes_written == 11 and .allocation.id == "'"$ID1"'" and .allocation.size == 4096
         and .offset == 0'
     run read "${P}a" "$ID1" --length 11
     check "read returns what write stored" test "$OUT" = "hello, pool"
@@ -480,7 +680,7 @@ test_bytes() {
     run dump "${P}a" --id "$ID1" --raw
     check "dump --raw prints the raw bytes" cmp "$WORK/out" "$WORK/random"
     run dump "${P}a" --id "$ID1"
-    ok "dump --id prints the bytes in hex" '.pool == "'"${P}a"'" and .allocation.id == '"$ID1"'
+    ok "dump --id prints the bytes in hex" '.pool.name == "'"${P}a"'" and .allocation.id == "'"$ID1"'"
         and (.hex | length == 8192) and .hex == "'"$(od -An -v -tx1 "$WORK/random" | tr -d ' \n')"'"'
     run dump "${P}a" --id "$ID1" --hex
     ok "dump --hex is the default made explicit" '(.hex | length == 8192)'
@@ -503,7 +703,7 @@ test_bytes() {
     fails "dump of an id not live fails" 1 "$NOT_LIVE_CODE"
 
     IN="$WORK/hello" run write --serial "$MSERIAL1"
-    ok "write takes an allocation descriptor" '.id == '"$ID1"
+    ok "write takes an allocation descriptor" '.allocation.id == "'"$ID1"'"'
     run read --serial "$MSERIAL1" --length 11
     check "read takes an allocation descriptor" test "$OUT" = "hello, pool"
 
@@ -512,11 +712,11 @@ test_bytes() {
     local lib_id
     lib_id=$("$PEER" alloc "${P}a" 64 "from the library")
     run ls "${P}a"
-    ok "the CLI lists an allocation a library user made" '.allocations | map(.id) | index('"${lib_id:-0}"') != null'
+    ok "the CLI lists an allocation a library user made" '.allocations | map(.id) | index("'"${lib_id:-0}"'") != null'
     run read "${P}a" "${lib_id:-0}" --length 16
     check "the CLI reads what a library user wrote" test "$OUT" = "from the library"
     run free "${P}a" "${lib_id:-0}"
-    ok "the CLI frees an allocation a library user made" '.freed[0].id == '"${lib_id:-0}"
+    ok "the CLI frees an allocation a library user made" '.freed[0].id == "'"${lib_id:-0}"'"'
     check "a library user sees the CLI's free" fails_to "$PEER" expect "${P}a" "${lib_id:-0}" x
 
     run write "${P}a"
@@ -548,14 +748,14 @@ test_copy() {
     head -c 1000 /dev/urandom >"$WORK/copysrc"
     IN="$WORK/copysrc" run write "${P}c1" "$src"
     run copy "${P}c1" "$src" --to "${P}c2"
-    ok "copy makes an allocation of the same size in --to" '.pool == "'"${P}c1"'" and .id == '"$src"'
-        and .size == 1000 and .to == "'"${P}c2"'" and .copy.size == 1000 and (.copy.serialized | length > 0)'
+    ok "copy makes an allocation of the same size in --to" '.pool.name == "'"${P}c1"'" and .allocation.id == "'"$src"'"
+        and .allocation.size == 1000 and .to.name == "'"${P}c2"'" and .copy.size == 1000 and (.copy.serialized | length > 0)'
     local dst
     dst=$(jq_out '.copy.id')
     run read "${P}c2" "$dst"
     check "the copy holds the source's bytes" cmp "$WORK/out" "$WORK/copysrc"
     run hash "${P}c1" "$src"
-    ok "hash prints Dragon's hash" '.size == 1000 and (.hash | type == "number")'
+    ok "hash prints Dragon's hash" '.allocation.size == 1000 and (.hash | type == "number")'
     local h1
     h1=$(jq_out .hash)
     run hash "${P}c2" "$dst"
@@ -604,7 +804,7 @@ test_copy() {
     ok "ls says a pool is not process-local and has no NUMA node" '.pools[] | select(.name == "'"${P}c1"'")
         | .process_local == false and .owner_pid == null and .owner_alive == null and .numa_node == -1'
     run create "${P}n0" --size 64K --numa-node 0
-    ok "create --numa-node 0" '.numa_node == 0'
+    ok "create --numa-node 0" '.pool.numa_node == 0'
     run destroy "${P}n0"
     if [ "$(cat /sys/devices/system/node/online 2>/dev/null)" = 0 ]; then
         run create "${P}n1" --size 64K --numa-node 1
@@ -671,19 +871,19 @@ test_exit_means_unchanged() {
     run destroy "$u"
 
     run create "$m" --size 64K --mode 0
-    ok "create --mode 0 means the default, 0600" '.mode == "0600"'
+    ok "create --mode 0 means the default, 0600" '.pool.mode == "0600"'
     check "create --mode 0 makes a 0600 object" test "$(stat -c %a "/dev/shm/dragonmem.$m")" = 600
     run destroy "$m"
 }
 
 test_dump() {
     run dump "${P}a"
-    ok "dump shows attributes, free blocks and the manifest" '(.pool | .name == "'"${P}a"'" and .size == 1048576)
+    ok "dump shows attributes, free blocks and the allocations" '(.pool | .name == "'"${P}a"'" and .size == 1048576)
         and (.free_blocks | length > 0 and all(has("block_size") and has("count")))
-        and (.manifest | length) == .pool.live_allocations'
-    ok "dump's free blocks add up to the free bytes" '([.free_blocks[] | .block_size * .count] | add) == .pool.free'
-    ok "dump's blocks add up to the pool" '.pool.free + ([.manifest[].block_size] | add) == .pool.size'
-    ok "dump's utilization agrees with used and size" '(.pool.utilization - 100 * .pool.used / .pool.size | fabs) < 0.001'
+        and (.allocations | length) == .pool.live_allocations'
+    ok "dump's free blocks add up to the free bytes" '([.free_blocks[] | .block_size * .count] | add) == .pool.free_bytes'
+    ok "dump's blocks add up to the pool" '.pool.free_bytes + ([.allocations[].block_size] | add) == .pool.size'
+    ok "dump's utilization agrees with used and size" '(.pool.utilization - 100 * .pool.used_bytes / .pool.size | fabs) < 0.001'
     run dump "${P}nosuch"
     fails "dump of a missing pool fails" 1 "$MISSING_CODE"
 }
@@ -692,11 +892,11 @@ test_dump() {
 
 test_attach() {
     run serialize "${P}a"
-    ok "serialize prints the pool's descriptor" '.pool == "'"${P}a"'" and .id == null and (.serialized | length > 0)'
+    ok "serialize prints the pool's descriptor" '.pool.name == "'"${P}a"'" and .allocation == null and (.serialized | length > 0)'
     local serial
     serial=$(jq_out .serialized)
     run serialize "${P}a" --id "$ID1"
-    ok "serialize --id prints the allocation's descriptor" '.id == '"$ID1"' and (.serialized | length > 0)'
+    ok "serialize --id prints the allocation's descriptor" '.allocation.id == "'"$ID1"'" and (.serialized | length > 0)'
     local mserial
     mserial=$(jq_out .serialized)
     run read --serial "$mserial" --length 11
@@ -709,16 +909,15 @@ test_attach() {
     usage "serialize with a bad id is bad usage"
 
     run attach "$serial"
-    ok "attach on this host is local, with the pool" '.name == "'"${P}a"'" and .local == true
-        and .hostid == "'"$HOSTID"'" and .m_uid == 0 and .rt_uid == 0 and .pool.name == "'"${P}a"'"
-        and .pool.live_allocations > 0'
+    ok "attach on this host is local, with the pool" '.pool | .name == "'"${P}a"'" and .local == true
+        and .hostid == "'"$HOSTID"'" and .m_uid == 0 and .rt_uid == 0 and .live_allocations > 0'
     POOLSER="$serial" run attach --env POOLSER
-    ok "attach --env reads the descriptor from the environment" '.name == "'"${P}a"'" and .local == true'
+    ok "attach --env reads the descriptor from the environment" '.pool | .name == "'"${P}a"'" and .local == true'
     POD_UID="elsewhere-$$" run attach "$serial"
-    ok "attach with another POD_UID is remote, without pool figures" '.name == "'"${P}a"'" and .local == false
-        and .pool == null and .hostid == "'"$HOSTID"'"'
+    ok "attach with another POD_UID is remote, without pool figures" '.pool | .name == "'"${P}a"'" and .local == false
+        and .hostid == "'"$HOSTID"'" and has("free_bytes") == false'
     DRAGON_RT_UID=77 run attach "$serial"
-    ok "attach under another runtime id is remote" '.local == false and .rt_uid == 0'
+    ok "attach under another runtime id is remote" '.pool | .local == false and .rt_uid == 0'
     POD_UID="elsewhere-$$" run alloc --serial "$serial" --size 64
     fails "alloc through a remote descriptor fails" 1 DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL
     POD_UID="elsewhere-$$" run read --serial "$mserial"
@@ -744,8 +943,8 @@ test_attach() {
 
 test_check() {
     run check "${P}a"
-    ok "check of a healthy pool" '.pool == "'"${P}a"'" and .ok == true and .problems == []
-        and .free_bytes + .used_bytes == .heap_bytes and .live_allocations > 0'
+    ok "check of a healthy pool" '.pool.name == "'"${P}a"'" and .ok == true and .problems == []
+        and .free_bytes + .used_bytes == .pool.size and .live_allocations > 0'
     run check --serial "$SERIAL_A"
     ok "check takes a pool descriptor" '.ok == true'
     run check "${P}nosuch"
@@ -757,8 +956,8 @@ test_check() {
     # list headers (lib/pool/pool_layout.hpp: the heap is the object's last `size` bytes).
     local damaged="${P}dmg" total size
     run create "$damaged" --size 64K
-    total=$(jq_out .total_bytes)
-    size=$(jq_out .size)
+    total=$(jq_out .pool.total_bytes)
+    size=$(jq_out .pool.size)
     run alloc "$damaged" --size 1K --count 2
     dd if=/dev/zero of="/dev/shm/dragonmem.$damaged" bs=4096 seek=$(((total - size) / 4096)) count=$((size / 4096)) \
         conv=notrunc status=none
@@ -973,6 +1172,10 @@ test_create
 test_alloc
 test_alloc_full
 test_free
+test_big_ids
+test_selection
+test_listing_options
+test_table
 test_ls
 test_bytes
 test_copy
@@ -983,6 +1186,60 @@ test_check
 test_destroy
 test_destroy_all_mine
 test_lock_holder
+
+# ---- bash completion ----------------------------------------------------------------------
+
+# complete WORDS...: the completions tools/completion/dragonmem.bash offers for the last
+# word of "dragonmem WORDS...", one per line.
+complete_words() {
+    bash -c 'source "$1"; shift; COMP_WORDS=(dragonmem "$@"); COMP_CWORD=$#; _dragonmem; printf "%s\n" "${COMPREPLY[@]}"' \
+        complete "$(dirname "$(realpath "$0")")/../../tools/completion/dragonmem.bash" "$@" 2>/dev/null
+}
+test_completion() {
+    local pool="${P}cmp"
+    run create "$pool" --size 64K
+    OUT=$(complete_words in) RC=0 ERR=""
+    check "completion offers commands" test "$OUT" = info
+    OUT=$(complete_words ls "${P}cm") RC=0
+    check "completion offers pool names" test "$OUT" = "$pool"
+    OUT=$(complete_words alloc "$pool" --type ch) RC=0
+    check "completion offers allocation types" test "$OUT" = $'channel\nchannel_buffer'
+    OUT=$(complete_words free "$pool" --a) RC=0
+    check "completion offers a command's options" test "$OUT" = --all
+    run destroy "$pool"
+}
+
+# Every output of every run above, against docs/schema/ (python3-jsonschema).
+test_schema() {
+    local schema_dir
+    schema_dir="$(dirname "$(realpath "$0")")/../../docs/schema"
+    if ! python3 -c 'import jsonschema' 2>/dev/null; then
+        echo "SKIP: output schemas (python3-jsonschema is not installed)"
+        return
+    fi
+    OUT=$(python3 "$(dirname "$(realpath "$0")")/validate_outputs.py" "$schema_dir" "$RUNS" 2>&1)
+    RC=$? ERR=""
+    echo "${OUT##*$'\n'}"
+    check "every output of this run matches its schema in docs/schema" test "$RC" -eq 0
+
+    # The validator can fail: an id printed as a number, a pool as a name, an error without errno.
+    mkdir -p "$WORK/bad"
+    printf 'ls\0x\0' >"$WORK/bad/1.args"
+    echo 0 >"$WORK/bad/1.rc"
+    echo '{"pool":"x","type":null,"type_name":null,"allocations":[{"id":5,"type":0,"type_name":"data","offset":0,"size":1,"block_size":32}]}' \
+        >"$WORK/bad/1.out"
+    : >"$WORK/bad/1.err"
+    printf 'free\0x\0' >"$WORK/bad/2.args"
+    echo 1 >"$WORK/bad/2.rc"
+    : >"$WORK/bad/2.out"
+    echo '{"error":{"code":"DRAGON_MEMORY_ERRNO","rc":71,"message":"no pool"}}' >"$WORK/bad/2.err"
+    OUT=$(python3 "$(dirname "$(realpath "$0")")/validate_outputs.py" "$schema_dir" "$WORK/bad" 2>&1)
+    RC=$?
+    check "the schema check rejects outputs that break the schema" \
+        test "$RC" -eq 1 -a "${OUT##*$'\n'}" = "schema: 0 outputs valid, 2 invalid"
+}
+test_completion
+test_schema
 
 shopt -s nullglob
 leftovers=(/dev/shm/dragonmem."$P"*)
