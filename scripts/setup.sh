@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(meson ninja-build g++ pkg-config cmake libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
           libboost-dev jq util-linux)
 # llvm: llvm-symbolizer, without which TSan reports cannot name functions.
-[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm)
+# python3-jsonschema: the CLI tests validate every output against docs/schema/.
+[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm python3-jsonschema)
 
 missing=()
 for p in "${packages[@]}"; do
