@@ -5,7 +5,7 @@
 #include "pool/pool_caches.hpp"
 
 #include "pool/robust_lock.hpp"
-#include "os/waiter.hpp"
+#include "os/futex.hpp"
 
 #include <unistd.h>
 

@@ -59,7 +59,7 @@ public:
     // word had changed.
     int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
     // Bumps wake_seq after frees; true if sleepers must be woken (futex_wake_all, by the
-    // caller, after unlock() where it can; waiter.hpp).
+    // caller, after unlock() where it can; pool_mapping.hpp).
     bool announce_frees_locked() noexcept;
     // Before an allocation fails, and for statistics: every cached block, and the claimed
     // ones of dead threads, go back to the heap; dead threads' entries are released.

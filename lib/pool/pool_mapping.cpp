@@ -10,11 +10,12 @@
 #include "pool/pool_geometry.hpp"
 #include "pool/pool_view.hpp"
 #include "pool/robust_lock.hpp"
-#include "os/waiter.hpp"
+#include "os/deadline.hpp"
+#include "os/futex.hpp"
+#include "os/random.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,14 +32,6 @@ namespace dragonmem::detail {
 namespace {
 
 constexpr long k_wait_slice_ms = 100;
-
-std::uint64_t random_u64() {
-    std::uint64_t value = 0;
-    if (::getrandom(&value, sizeof value, 0) != sizeof value)
-        value = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                (static_cast<std::uint64_t>(::getpid()) << 32);
-    return value == 0 ? 1 : value;
-}
 
 // Retired PoolMapping objects. Never freed: a MemoryRef may still hold a pointer to one
 // and must be able to read its epoch. Bounded by the most pools mapped at once.
@@ -599,7 +592,7 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
             unlock();
             return code;
         }
-        // Sleep until a free bumps wake_seq (see waiter.hpp for the protocol).
+        // Sleep until a free bumps wake_seq (the protocol: pool_mapping.hpp).
         std::uint32_t seen = header_->wake_seq.load(std::memory_order_relaxed);
         header_->has_waiters.store(1, std::memory_order_relaxed);
         unlock();

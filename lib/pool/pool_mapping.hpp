@@ -2,6 +2,19 @@
 // state. All mutations happen under the pool's robust lock (lock()), which is also the
 // single repair point: whoever acquires a lock abandoned by a dead holder rebuilds the
 // derived state from the manifest before going on (pool_repair.cpp).
+//
+// Sleeping until memory is freed (alloc_blocking): a futex (os/futex.hpp) on the
+// header's 32-bit `wake_seq`. Protocol (no lost wake-ups): a waiter reads `wake_seq`
+// while holding the pool lock, sets `has_waiters`, unlocks, then sleeps only while
+// `wake_seq` is unchanged. Every free bumps `wake_seq` under the lock and, if
+// `has_waiters` was set, clears it (both under the lock, so no announcement can slip
+// between the test and the clear) and wakes everybody. The wake comes after unlocking on
+// the common paths (free, statistics, detach), so that woken sleepers do not find the
+// lock still held; the rare paths (a repair, the sweep of dead threads' caches, the
+// take-back inside a failing alloc) wake while still holding it, which costs the
+// sleepers a short wait for the lock and nothing else: a woken sleeper always re-checks
+// under the lock. A waiter killed while asleep leaves at most a stale `has_waiters`,
+// which costs the next free one futex call and then clears itself.
 #pragma once
 
 #include "pool/buddy_heap.hpp"

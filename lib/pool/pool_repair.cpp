@@ -11,9 +11,8 @@
 #include "pool/pool_caches.hpp"
 #include "pool/pool_view.hpp"
 
-#include "os/waiter.hpp"
-
-#include <sys/random.h>
+#include "os/futex.hpp"
+#include "os/random.hpp"
 
 #include <algorithm>
 
@@ -66,7 +65,7 @@ void repair_pool(const PoolView& pool) noexcept {
         cursor = entry.block.offset + (std::uint64_t{1} << entry.block.order);
     }
     std::uint64_t secret = 0;
-    if (::getrandom(&secret, sizeof secret, GRND_NONBLOCK) != sizeof secret)
+    if (!random_u64_now(secret))
         secret = header.heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
     heap.rebuild(blocks, secret);
     manifest.rebuild_free_slots();
