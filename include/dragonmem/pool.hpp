@@ -44,7 +44,7 @@ public:
 
     Pool() = default;  // an empty handle; every call on it throws MAP_KEY_NOT_FOUND
     Pool(Pool&&) noexcept = default;
-    Pool& operator=(Pool&& other) noexcept;
+    Pool& operator=(Pool&&) noexcept = default;
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
     ~Pool();

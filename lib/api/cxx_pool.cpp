@@ -68,11 +68,6 @@ void Pool::force_remove(std::string_view name) { throw_if_failed(detail::pool_fo
 
 std::string Pool::local_shm_name(std::string_view name) { return detail::pool_shm_name(name); }
 
-Pool& Pool::operator=(Pool&& other) noexcept {
-    ref_ = std::move(other.ref_);
-    return *this;
-}
-
 Pool::~Pool() = default;
 
 Pool Pool::clone() const {

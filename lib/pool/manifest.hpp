@@ -79,8 +79,6 @@ public:
         id_out = (counter << slot_bits_) | slot;
         return true;
     }
-    // Ids stay below 2^62 (the cache bits).
-    std::uint64_t counter_limit() const noexcept { return counter_limit_; }
 
     // Commit point of an allocation: fields first, id last (release).
     void publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,

@@ -381,7 +381,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             carved.push_back({offset, order});  // may throw: the undo removes the pool
         }
     }
-    for (const HeapBlock& block : carved) pool->heap_.cache(block.offset, block.order);
+    for (const HeapBlock& block : carved) pool->heap_.park_deferred(block.offset, block.order);
     h->ready.store(k_pool_ready, std::memory_order_release);
     h->magic.store(k_pool_magic, std::memory_order_release);
     undo.committed = true;
@@ -577,7 +577,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
             unlock();
             return failure;
         }
-        // Nothing changed in the pool: a failed allocation leaves it as it was.
+        // No allocation: the pool holds what it held (blocks taken back from thread caches
+        // above went to the heap's free lists, as free there as they were in the caches).
         bool expired = blocking && timeout != nullptr && deadline_passed(deadline);
         if (!blocking || expired) {
             dragonError_t code = failure == DRAGON_OUT_OF_SPACE ? DRAGON_OUT_OF_SPACE
