@@ -73,8 +73,13 @@ run_full() {
 # that must not make dragonmem loop or grow without end (exit 124 or a crash otherwise).
 # Under AddressSanitizer the address-space limit is left out: its shadow memory alone
 # reserves terabytes of address space, so the limit would stop every run; the 20 s
-# timeout still catches a loop.
-if ldd "$BIN" 2>/dev/null | grep -q libasan; then ADDRESS_LIMIT_KB=unlimited; else ADDRESS_LIMIT_KB=2097152; fi
+# timeout still catches a loop. gcc links the ASan runtime as libasan.so, clang into the
+# executable itself (its interface symbols are then exported: __asan_init).
+if ldd "$BIN" 2>/dev/null | grep -q libasan || nm -D "$BIN" 2>/dev/null | grep -q ' __asan_init'; then
+    ADDRESS_LIMIT_KB=unlimited
+else
+    ADDRESS_LIMIT_KB=2097152
+fi
 run_limited() {
     (ulimit -v "$ADDRESS_LIMIT_KB" && exec timeout 20 "$BIN" "$@") <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
     RC=$?
