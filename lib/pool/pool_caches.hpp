@@ -47,6 +47,9 @@ public:
     // Lock-free: a block of `order` from the thread's magazine, as a live allocation.
     bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
                           BlockInfo& out) noexcept;
+    // The next id counter of a thread with a cache entry, from its id block (a new block
+    // is reserved when it is used up); false when the id space is used up. No lock.
+    bool take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept;
     // Lock-free: parks live allocation `id`'s block in the thread's magazine.
     bool free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept;
     // The calling thread's cache for `mapping` (at `epoch`), created (with a shared

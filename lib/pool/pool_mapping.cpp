@@ -108,7 +108,7 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     heap_base_ = mapping_.base + header_->heap_offset;
     backing_ = Backing(header_, mapping_, shm_name_, object);
     manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
-                         &backing_);
+                         reinterpret_cast<IdBlock*>(mapping_.base + k_id_blocks_offset), &backing_);
     heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
                       header_->min_block_order, header_->max_block_order, &backing_);
     caches_.attach(header_, &manifest_, &heap_);
@@ -315,6 +315,9 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     } else {
         if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
             return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
+        // Written by every caching thread's allocations, without the lock: backed now.
+        if (int err = shm_back_fd(undo.fd, k_id_blocks_offset, k_page_bytes))
+            return creation_unbacked(name, err, k_page_bytes, "its id blocks");
         if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
         if (int err = shm_back_fd(undo.fd, g.manifest_offset, g.first_records_bytes))
@@ -533,10 +536,6 @@ dragonError_t PoolMapping::explain_unbacked(std::uint64_t bytes) {
 dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
                                  BlockInfo& out) {
     // Callers checked check_usable() (descr/operations.hpp): not repeated on the fast path.
-    // Every allocation takes an id from the pool-wide counter: ask for its line (for
-    // writing) now, so that when other processes allocate too, its transfer overlaps
-    // the work below instead of stalling the fetch_add.
-    __builtin_prefetch(&header_->id_counter, 1, 3);
     if (bytes > header_->heap_bytes)
         // Never satisfiable, so never wait, and never touch the lock.
         return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
@@ -635,13 +634,20 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
     }
     if (offset == k_nil) return DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
     std::uint64_t slot = manifest_.take_slot();
-    std::uint64_t id = 0;
-    if (!manifest_.next_id(slot, id)) {
+    // A thread with a cache entry takes its ids from its block, so that its ids increase
+    // whichever path serves it; any other allocation reserves one counter.
+    ThreadCache* cache = thread_cache_find(this, epoch());
+    std::uint64_t counter = 0;
+    std::uint64_t got = 0;
+    bool have_id = cache != nullptr && cache->entry != k_no_entry ? caches_.take_counter(*cache, counter)
+                                                                  : manifest_.reserve_counters(1, counter, got);
+    if (!have_id) {
         manifest_.give_back_slot(slot);
         heap_.free(offset, order);
         reported = true;
         return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
     }
+    const std::uint64_t id = manifest_.id_of(counter, slot);
     // Commit point: see Manifest::publish.
     manifest_.publish(slot, id, offset, bytes, type);
     header_->live_count += 1;

@@ -69,9 +69,12 @@ void repair_pool(const PoolView& pool) noexcept {
         secret = header.heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
     heap.rebuild(blocks, secret);
     manifest.rebuild_free_slots();
-    // Never lower: lock-free allocations may have taken ids beyond the last published one.
-    if (header.id_counter.load(std::memory_order_relaxed) < top_counter)
-        header.id_counter.store(top_counter, std::memory_order_relaxed);
+    // Never lower: threads reserve counters beyond the last published id, without the
+    // lock, at this very instant maybe; so raise it by CAS, never store over theirs.
+    std::uint64_t counter = header.id_counter.load(std::memory_order_relaxed);
+    while (counter < top_counter &&
+           !header.id_counter.compare_exchange_weak(counter, top_counter, std::memory_order_relaxed)) {
+    }
     release_cache_entries(header, dead_entries);
     header.live_count = blocks.size();
     if (header.max_live_count < header.live_count) header.max_live_count = header.live_count;
