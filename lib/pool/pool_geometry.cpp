@@ -3,6 +3,7 @@
 #include "pool/pool_geometry.hpp"
 
 #include "descr/error.hpp"
+#include "os/hugepage_file.hpp"  // k_huge_page_bytes (a constant: no I/O here)
 #include "pool/buddy_heap.hpp"
 #include "pool/manifest.hpp"
 #include "pool/pool_backing.hpp"
@@ -29,12 +30,21 @@ std::uint32_t bits_for_slots(std::uint64_t capacity) {
 
 }  // namespace
 
-dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const PoolOptions& options, PoolGeometry& out) {
+dragonError_t check_size_and_type(std::string_view name, std::size_t bytes, const PoolOptions& options) {
     if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
-    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM)
+    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM && options.mem_type != DRAGON_MEMORY_TYPE_HUGEPAGE)
         return failf(DRAGON_MEMORY_ILLEGAL_MEMTYPE,
-                     "pool '{}': memory type {} is not supported; only DRAGON_MEMORY_TYPE_SHM (0) is", name,
-                     static_cast<int>(options.mem_type));
+                     "pool '{}': memory type {} is not supported; DRAGON_MEMORY_TYPE_SHM (0) and "
+                     "DRAGON_MEMORY_TYPE_HUGEPAGE (1) are",
+                     name, static_cast<int>(options.mem_type));
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const PoolOptions& options, PoolGeometry& out) {
+    if (dragonError_t rc = check_size_and_type(name, bytes, options)) return rc;
+    const bool huge = options.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE;
+    // A hugepage heap is whole huge pages: at least one.
+    if (huge && bytes < k_huge_page_bytes) bytes = k_huge_page_bytes;
     if ((options.mode & ~0777u) != 0)
         return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': mode {:04o} invalid; give permission bits only (at most 0777)",
                      name, options.mode);
@@ -81,7 +91,10 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     g.total_bytes = g.heap_offset + heap_bytes;
     g.alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
     g.chunk_shift = heap_chunk_shift_for(max_order);
-    g.records_backed = options.reserve ? capacity : initial_manifest_backed(capacity);
+    // A hugepage pool is reserved whole: its heap's huge pages and its metadata.
+    g.reserve_all = options.reserve || huge;
+    g.object_bytes = huge ? g.heap_offset : g.total_bytes;  // the heap is the hugetlbfs file's
+    g.records_backed = g.reserve_all ? capacity : initial_manifest_backed(capacity);
 
     // Fit. The object is sparse, so what must fit is what users can fill: the heap, plus
     // the metadata backed now. Manifest records past the first page are backed as they
@@ -95,7 +108,7 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     // free-map page.
     const std::uint64_t metadata_now =
         k_procs_offset + 2 * k_page_bytes + g.first_records_bytes + g.first_free_map_bytes;
-    g.needed_bytes = options.reserve ? g.total_bytes : heap_bytes + metadata_now;
+    g.needed_bytes = g.reserve_all ? g.object_bytes : heap_bytes + metadata_now;
     out = g;
     return DRAGON_SUCCESS;
 }
@@ -128,6 +141,15 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uin
     auto bad = [&](const std::string& why) {
         return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
     };
+    // A hugepage pool's object ends where its heap (a hugetlbfs file) begins: checked as
+    // if the heap were in it. The heap size is bounded first, so the sum cannot wrap.
+    if (h.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
+        if (h.max_block_order > k_max_heap_order || h.heap_bytes != (std::uint64_t{1} << h.max_block_order))
+            return bad(fmt::format("heap size {} is not 2^{}", h.heap_bytes, h.max_block_order));
+        if (strnlen(h.heap_file, k_heap_file_capacity) == k_heap_file_capacity)
+            return bad("its huge-page file name is not terminated");
+        object_bytes += h.heap_bytes;
+    }
     if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
     if (h.layout_version != k_layout_version)
         return bad(fmt::format("layout version {} (this library reads version {}; a pool made by another version of "

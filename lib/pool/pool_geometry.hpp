@@ -35,7 +35,10 @@ struct PoolGeometry {
     std::uint64_t free_map_offset = 0;
     std::uint64_t free_map_bytes = 0;
     std::uint64_t heap_offset = 0;
-    std::uint64_t total_bytes = 0;    // the object
+    std::uint64_t total_bytes = 0;    // the pool's mapping: metadata and heap
+    std::uint64_t object_bytes = 0;   // the shm object: total_bytes, or the metadata alone
+                                      // when the heap is a hugetlbfs file (hugepage pools)
+    bool reserve_all = false;         // every page backed now (reserve, or a hugepage pool)
     std::uint64_t alignment = 0;      // of the heap's address in every process
     std::uint32_t chunk_shift = 0;    // heap bytes per backing-map bit (log2)
     std::uint64_t records_backed = 0; // manifest records backed at creation
@@ -48,8 +51,13 @@ struct PoolGeometry {
     std::uint64_t needed_bytes = 0;
 };
 
+// Create's first checks: a size at all, and a memory type this library makes (create
+// checks the huge-page mount and the NUMA node next, then plan_geometry the rest).
+dragonError_t check_size_and_type(std::string_view name, std::size_t bytes, const PoolOptions& options);
+
 // Checks create's size and options (pool `name` names it in messages) and lays the pool
 // out. INVALID_ARGUMENT (or MEMORY_ILLEGAL_MEMTYPE, INVALID_LOCK_KIND) naming the value.
+// A hugepage pool's heap is at least one huge page.
 dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const PoolOptions& options, PoolGeometry& out);
 
 // Writes the geometry's fields into a header being formatted (not the magic, the ready

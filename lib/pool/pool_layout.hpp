@@ -41,7 +41,9 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // 5: per-thread id blocks (page 3, IdBlock); the backing map moves to page 4; wake_seq on
 // a line of its own. A version-4 process would take ids from the counter alone and issue
 // ids a version-5 thread holds.
-inline constexpr std::uint32_t k_layout_version = 5;
+// 6: the NUMA node, a hugepage pool's heap file and the process-local owner (PoolHeader's
+// last fields; a version-5 process would map a hugepage pool's heap from its shm object).
+inline constexpr std::uint32_t k_layout_version = 6;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -57,6 +59,7 @@ inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
 inline constexpr std::uint64_t k_id_blocks_offset = 3 * k_page_bytes;
 inline constexpr std::uint64_t k_backing_map_offset = 4 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
+inline constexpr std::size_t k_heap_file_capacity = 192;           // a hugepage pool's heap file path
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size; the one
@@ -183,6 +186,24 @@ struct PoolHeader {
     std::uint64_t recoveries;                   // repairs after a holder died
     std::uint64_t cache_records_possible;       // 0: no manifest record is a cache word (scans skipped)
     HeapState heap;
+
+    // ---- placement: written once by the creator before `ready`.
+    std::int32_t numa_node;                     // the node the pages are bound to (mbind); -1: none
+    std::uint32_t reserved3;
+    // DRAGON_MEMORY_TYPE_HUGEPAGE pools (os/hugepage_file.hpp): the heap is not in this
+    // object but in a hugetlbfs file, mapped right after it; the object holds
+    // [0, heap_offset) and total_bytes counts the heap as for any pool. Empty path: shm.
+    std::uint64_t heap_file_dev;
+    std::uint64_t heap_file_ino;
+    char heap_file[k_heap_file_capacity];       // NUL-terminated
+
+    // ---- process-local pools (lib/descr/process_local.cpp). `local_owner` is the owning
+    // process's word, (start stamp << 32) | pid (robust_lock.hpp current_process_word), 0
+    // when the pool is not process-local; changed only by one CAS, so a process killed at
+    // any instant leaves either the old owner or the new one. `local_owner_pid_ns` is
+    // stored by the new owner after its CAS (0: not yet, judged from the reader's namespace).
+    alignas(64) std::atomic<std::uint64_t> local_owner;
+    std::atomic<std::uint64_t> local_owner_pid_ns;
 };
 
 // A manifest record: one per allocated block. `id` is the commit point and says what the

@@ -5,6 +5,8 @@
 #include "descr/error.hpp"
 #include "pool/fork_safety.hpp"
 #include "os/host_identity.hpp"
+#include "os/hugepage_file.hpp"
+#include "os/numa_binding.hpp"
 #include "pool/mapping_registry.hpp"
 #include "pool/pool_creator.hpp"
 #include "pool/pool_geometry.hpp"
@@ -135,6 +137,9 @@ struct CreationUndo {
     ShmMapping mapping;           // until `pool` owns it
     PoolMapping* pool = nullptr;  // owns the mapping once made
     bool committed = false;
+    std::string heap_file;        // a hugepage pool's heap file, once made
+    ShmObjectId heap_object;
+    int heap_fd = -1;
 
     CreationUndo() = default;
     CreationUndo(const CreationUndo&) = delete;
@@ -144,8 +149,10 @@ struct CreationUndo {
             if (pool != nullptr) pool->release();  // unmaps
             shm_unmap(mapping);
             if (object.known()) shm_unlink_if_same(shm_name, object);
+            if (!heap_file.empty()) hugepage_unlink_if_same(heap_file.c_str(), heap_object);
         }
         if (fd >= 0) ::close(fd);
+        if (heap_fd >= 0) ::close(heap_fd);
     }
 };
 
@@ -281,6 +288,31 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
 dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                                        const PoolOptions& options, PoolMapping*& out) {
     if (dragonError_t rc = validate_pool_name(name)) return rc;
+    // The pure checks in their original order: size and memory type first, then (I/O)
+    // the huge-page mount and the NUMA node, then the rest of the geometry.
+    if (dragonError_t rc = check_size_and_type(name, bytes, options)) return rc;
+    const bool huge = options.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE;
+    std::string heap_file;  // hugepage pools: the hugetlbfs file holding the heap
+    if (huge) {
+        std::string dir;
+        if (dragonError_t rc = hugepage_mount(dir)) {
+            const std::string why = last_error_message();
+            return failf(rc, "pool '{}' (DRAGON_MEMORY_TYPE_HUGEPAGE): {}; nothing was created", name, why);
+        }
+        heap_file = dir + "/" + shm_name_for(name);
+        if (heap_file.size() >= k_heap_file_capacity)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "pool '{}': its huge-page file '{}' is {} characters long; at most {} fit the pool header "
+                         "(mount hugetlbfs at a shorter path)",
+                         name, heap_file, heap_file.size(), k_heap_file_capacity - 1);
+    }
+    if (options.numa_node < -1 || (options.numa_node >= 0 && !numa_node_online(options.numa_node))) {
+        const std::string online = numa_online_nodes();
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "pool '{}': NUMA node {} is not online on this host (online nodes: {}); give one of them, or -1 "
+                     "for no preference",
+                     name, options.numa_node, online.empty() ? std::string("unknown, /sys says nothing") : online);
+    }
     PoolGeometry g;
     if (dragonError_t rc = plan_geometry(name, bytes, options, g)) return rc;
     std::uint64_t shm_free = 0, shm_total = 0;
@@ -288,17 +320,40 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         return failf(DRAGON_OUT_OF_SPACE,
                      "pool '{}' does not fit in {}: it needs {} B ({} B of heap + {} B of {}) but {} has {} B free of "
                      "{} B; nothing was created",
-                     name, k_shm_dir, g.needed_bytes, g.heap_bytes, g.needed_bytes - g.heap_bytes,
-                     options.reserve ? "header, manifest and free map, reserved"
+                     name, k_shm_dir, g.needed_bytes, huge ? 0 : g.heap_bytes, g.needed_bytes - (huge ? 0 : g.heap_bytes),
+                     g.reserve_all ? "header, manifest and free map, reserved"
                                      : "header, first manifest records and first page of the free map",
                      k_shm_dir, shm_free, shm_total);
 
     CreationUndo undo;
     undo.shm_name = shm_name_for(name);
     ShmObjectId object;
-    if (dragonError_t rc = shm_create(undo.shm_name, g.total_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
+    if (dragonError_t rc = shm_create(undo.shm_name, g.object_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
         return rc;  // nothing of ours exists (shm_create cleans up after itself)
     undo.object = object;
+
+    // Mapped (which touches nothing) and bound to the NUMA node first, so that every page
+    // backed from here on, the header's included, is allocated on that node.
+    if (dragonError_t rc = shm_map(undo.fd, g.total_bytes, g.heap_offset, g.alignment, undo.mapping)) return rc;
+    ShmObjectId heap_object;
+    if (huge) {
+        // The heap's file, mapped over the heap's place (2 MiB aligned: the heap's
+        // alignment is its size, at least 2 MiB). The mapping reserves every huge page.
+        if (dragonError_t rc = hugepage_create(heap_file, g.heap_bytes, static_cast<mode_t>(options.mode), undo.heap_fd,
+                                               heap_object))
+            return rc;
+        undo.heap_file = heap_file;
+        undo.heap_object = heap_object;
+        if (dragonError_t rc =
+                hugepage_map_over(undo.heap_fd, undo.mapping.base + g.heap_offset, g.heap_bytes, std::string(name)))
+            return rc;
+    }
+    if (options.numa_node >= 0) {
+        if (int err = numa_bind(undo.mapping.base, g.total_bytes, options.numa_node))
+            return fail_errno(DRAGON_MEMORY_ERRNO, err,
+                              fmt::format("pool '{}': binding its pages to NUMA node {} (mbind); nothing was created",
+                                          name, options.numa_node));
+    }
 
     // Who creates it, before anything else: attachers wait while this thread lives
     // (pool_creator.hpp). pwrite gives the header page its memory, so a full /dev/shm is
@@ -309,9 +364,15 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
 
     // Memory for every page the library touches from here on (pool_backing.hpp), or, when
     // reserving, for the whole object.
-    if (options.reserve) {
-        if (int err = shm_back_fd(undo.fd, 0, g.total_bytes))
-            return creation_unbacked(name, err, g.total_bytes, "the whole pool (reserve)");
+    if (g.reserve_all) {
+        if (int err = shm_back_fd(undo.fd, 0, g.object_bytes))
+            return creation_unbacked(name, err, g.object_bytes, huge ? "its metadata" : "the whole pool (reserve)");
+        if (huge) {
+            if (int err = hugepage_populate(undo.mapping.base + g.heap_offset, g.heap_bytes))
+                return fail_errno(DRAGON_OUT_OF_SPACE, err,
+                                  fmt::format("pool '{}': giving its {} huge pages memory ({}); nothing was created",
+                                              name, g.heap_bytes / k_huge_page_bytes, hugepage_counts_text()));
+        }
     } else {
         if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
             return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
@@ -329,8 +390,6 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             return creation_unbacked(name, err, g.first_chunk_bytes, "the heap's first chunk");
     }
 
-    if (dragonError_t rc = shm_map(undo.fd, g.total_bytes, g.heap_offset, g.alignment, undo.mapping)) return rc;
-
     // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait while
     // the creator lives; a creator killed before that leaves an object that attach
     // reports as abandoned and `destroy --force` removes.
@@ -347,9 +406,15 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->segment_size = options.segment_size;
     h->max_size = options.max_size;
     std::memcpy(h->name, name.data(), name.size());
-    h->fully_backed = options.reserve ? 1 : 0;
+    h->fully_backed = g.reserve_all ? 1 : 0;
+    if (huge) {
+        h->heap_file_dev = heap_object.dev;
+        h->heap_file_ino = heap_object.ino;
+        std::memcpy(h->heap_file, heap_file.c_str(), heap_file.size() + 1);
+    }
+    h->numa_node = options.numa_node;
     h->manifest_backed.store(g.records_backed, std::memory_order_relaxed);
-    if (!options.reserve) {
+    if (!g.reserve_all) {
         // The map's first page, heap chunk 0 and its free-map page were backed above (the
         // pages are zero).
         auto* dir = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset);
@@ -415,6 +480,20 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
 
     ShmMapping mapping;
     if (dragonError_t rc = shm_map(fd, h.total_bytes, h.heap_offset, h.heap_alignment, mapping)) return rc;
+    if (h.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
+        // The heap is the hugetlbfs file the header names (and identifies, so a file put
+        // in its place is refused); its pages were reserved and populated by the creator.
+        int heap_fd = -1;
+        dragonError_t rc = hugepage_open(h.heap_file, ShmObjectId{h.heap_file_dev, h.heap_file_ino}, heap_fd);
+        if (rc == DRAGON_SUCCESS) {
+            rc = hugepage_map_over(heap_fd, mapping.base + h.heap_offset, h.heap_bytes, shm_name);
+            ::close(heap_fd);
+        }
+        if (rc != DRAGON_SUCCESS) {
+            shm_unmap(mapping);
+            return rc;
+        }
+    }
     PoolMapping* pool = nullptr;
     try {
         pool = make();
@@ -739,12 +818,25 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.max_live_allocations = h.max_live_count;  // counts cached blocks too: the manifest's high-water mark
     out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
     out.recoveries = h.recoveries;
+    out.numa_node = h.numa_node;
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
     // Copies that may throw (out of memory) are made without the lock: an exception must
     // never leave the pool locked by a live thread.
     out.name = identity_->name;
     out.shm_name = shm_name_;
+    // A process-local pool's owner, judged as a creator is (/proc, outside the lock). One
+    // in another PID namespace cannot be judged from here and counts as alive: an orphan
+    // is only ever one known to be dead.
+    const std::uint64_t owner = local_owner();
+    out.process_local = owner != 0;
+    out.owner_pid = static_cast<std::uint32_t>(owner);
+    if (owner != 0) {
+        CreatorRecord record{};
+        record.owner = owner;
+        record.pid_ns = local_owner_pid_ns();
+        out.owner_alive = creator_state(record, this_pid_namespace()) != CreatorState::dead;
+    }
     return DRAGON_SUCCESS;
 }
 
@@ -807,6 +899,13 @@ dragonError_t PoolMapping::destroy(bool without_lock) {
     owner_lock_wake_waiters(header_->lock);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
+    if (header_->mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
+        // The heap's file goes too, if it still is ours (copied out of shared memory first).
+        char path[k_heap_file_capacity];
+        std::memcpy(path, header_->heap_file, sizeof path);
+        path[sizeof path - 1] = '\0';
+        hugepage_unlink_if_same(path, ShmObjectId{header_->heap_file_dev, header_->heap_file_ino});
+    }
     // The mapping itself stays until the process's last reference goes (release()):
     // other threads may hold descriptors of this pool and be inside a call right now,
     // reading the header, the manifest or a heap block. What they see:
