@@ -68,7 +68,7 @@ Tally destroy_all_mine(bool force) {
     std::sort(names.begin(), names.end());
     Tally tally;
     for (const std::string& name : names) {
-        if (shm_owner_uid(shm_name_of(name)) != ::geteuid()) continue;
+        if (shm_owner_uid(Pool::local_shm_name(name)) != ::geteuid()) continue;
         if (force) {
             force_remove_into(name, tally);
             continue;

@@ -291,6 +291,4 @@ std::optional<uid_t> shm_owner_uid(const std::string& shm_name) {
     return info.st_uid;
 }
 
-std::string shm_name_of(const std::string& base_name) { return "dragonmem." + base_name; }
-
 }  // namespace dragonmem::cli

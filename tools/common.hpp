@@ -100,9 +100,5 @@ dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, s
 
 // The uid owning /dev/shm/<shm_name>, nullopt when it cannot be stat'ed.
 std::optional<uid_t> shm_owner_uid(const std::string& shm_name);
-// The POSIX shm object of pool `base_name` as the library names it (docs/design.md section 4.1:
-// every object of a pool is named from the pool name). Used only where the pool could
-// not be attached, so its attributes cannot say.
-std::string shm_name_of(const std::string& base_name);
 
 }  // namespace dragonmem::cli

@@ -40,10 +40,13 @@ public:
     // unlinked. MEMORY_ERRNO when there is no such object. Never waits for the pool's
     // lock: a holder that is stopped cannot keep the pool alive (lock_wait.hpp).
     static void force_remove(std::string_view name);
+    // The POSIX shm object (in /dev/shm) that holds pool `name` of this host, the name
+    // library calls use: "dragonmem.<name>". No check of the name.
+    static std::string local_shm_name(std::string_view name);
 
     Pool() = default;  // an empty handle; every call on it throws MAP_KEY_NOT_FOUND
     Pool(Pool&&) noexcept = default;
-    Pool& operator=(Pool&& other) noexcept;
+    Pool& operator=(Pool&&) noexcept = default;
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
     ~Pool();

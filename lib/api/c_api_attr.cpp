@@ -3,9 +3,8 @@
 
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
-#include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
-#include "pool/pool_mapping.hpp"
+#include "descr/operations.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -72,10 +71,8 @@ dragonError_t dragon_memory_get_attr(dragonMemoryPoolDescr_t* pool_descr, dragon
         PoolRef* pool = nullptr;
         if (dragonError_t rc = find_pool(pool_descr, "get_attr", pool)) return rc;
         if (attr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "get_attr: attr is NULL");
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = pool_require_local(*pool, "get_attr", mapping)) return rc;
         PoolAttributes a;
-        if (dragonError_t rc = mapping->attributes(a)) return rc;
+        if (dragonError_t rc = pool_attributes(*pool, "get_attr", a)) return rc;
         attr->allocatable_data_size = a.heap_bytes;
         attr->total_data_size = a.total_bytes;
         attr->free_space = a.free_bytes;

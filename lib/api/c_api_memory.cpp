@@ -4,9 +4,8 @@
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
-#include "pool/pool_mapping.hpp"
+#include "descr/operations.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -22,19 +21,18 @@ dragonError_t allocate(dragonMemoryDescr_t* mem_descr, const dragonMemoryPoolDes
     PoolRef* pool = nullptr;
     if (dragonError_t rc = find_pool(pool_descr, op, pool)) return rc;
     if (mem_descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: mem_descr is NULL", op);
-    PoolMapping* mapping = nullptr;
-    BlockInfo block;
-    if (dragonError_t rc = mem_alloc_block(*pool, bytes, type, blocking, timer, mapping, block)) return rc;
+    NewAllocation made;
+    if (dragonError_t rc = mem_alloc_new(*pool, bytes, type, blocking, timer, made)) return rc;
     // No descriptor to hand out (out of memory, or the table's first use threw): the
     // allocation is undone, so that an error leaves the pool as it was.
     dragonError_t stored = DRAGON_INTERNAL_MALLOC_FAIL;
     try {
-        stored = store_memory_with(mem_descr, [&](MemoryRef& ref) { fill_allocated(ref, mapping, block); });
+        stored = store_memory_with(mem_descr, [&](MemoryRef& ref) { fill_allocated(ref, made); });
     } catch (...) {
-        (void)mapping->free(block.id);
+        undo_allocation(made);
         throw;  // c_call reports it
     }
-    if (stored != DRAGON_SUCCESS) (void)mapping->free(block.id);
+    if (stored != DRAGON_SUCCESS) undo_allocation(made);
     return stored;
 }
 

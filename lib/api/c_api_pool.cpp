@@ -5,10 +5,8 @@
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
-#include "os/host_identity.hpp"
-#include "pool/pool_mapping.hpp"
+#include "descr/operations.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -18,10 +16,10 @@ using namespace dragonmem::detail;
 
 namespace {
 
-dragonError_t local_pool(const dragonMemoryPoolDescr_t* descr, const char* op, PoolMapping*& out) {
-    PoolRef* pool = nullptr;
-    if (dragonError_t rc = find_pool(descr, op, pool)) return rc;
-    return pool_require_local(*pool, op, out);
+// The descriptor of a local pool that is not destroyed.
+dragonError_t local_pool(const dragonMemoryPoolDescr_t* descr, const char* op, PoolRef*& out) {
+    if (dragonError_t rc = find_pool(descr, op, out)) return rc;
+    return pool_require_local(*out, op);
 }
 
 dragonError_t options_from_attr(const dragonMemoryPoolAttr_t* attr, const char* name, PoolOptions& out) {
@@ -62,11 +60,11 @@ dragonError_t copy_out(const std::vector<std::uint8_t>& bytes, std::size_t& len,
 
 dragonError_t list_allocations(const dragonMemoryPoolDescr_t* descr, std::optional<std::uint64_t> type,
                                dragonMemoryPoolAllocations_t* allocs, const char* op) {
-    PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = local_pool(descr, op, mapping)) return rc;
+    PoolRef* pool = nullptr;
+    if (dragonError_t rc = local_pool(descr, op, pool)) return rc;
     if (allocs == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: allocs is NULL", op);
     std::vector<AllocationInfo> found;
-    if (dragonError_t rc = mapping->list(type, found)) return rc;
+    if (dragonError_t rc = pool_allocations(*pool, op, type, found)) return rc;
     allocs->nallocs = found.size();
     allocs->types = nullptr;
     allocs->ids = nullptr;
@@ -230,8 +228,7 @@ dragonError_t dragon_memory_pool_runtime_is_local(dragonMemoryPoolDescr_t* pool_
         if (dragonError_t rc = find_pool(pool_descr, "pool_runtime_is_local", pool)) return rc;
         if (runtime_is_local == nullptr)
             return fail(DRAGON_INVALID_ARGUMENT, "pool_runtime_is_local: runtime_is_local is NULL");
-        // Dragon's meaning: the pool belongs to this process's runtime, whatever the host.
-        *runtime_is_local = identity_of(*pool)->rt_uid == this_rt_uid();
+        *runtime_is_local = pool_runtime_is_local(*pool);
         return DRAGON_SUCCESS;
     });
 }
@@ -245,7 +242,7 @@ dragonError_t dragon_memory_pool_get_uid_fname(const dragonMemoryPoolSerial_t* p
         if (dragonError_t rc = decode_pool({pool_ser->data, pool_ser->len}, identity)) return rc;
         if (uid_out != nullptr) *uid_out = identity.m_uid;
         if (fname_out != nullptr) {
-            std::string name = fmt::format("/{}", shm_name_for(identity.name));  // not "/" + tmp: GCC 12 -Wrestrict false positive
+            std::string name = fmt::format("/{}", pool_shm_name(identity.name));  // not "/" + tmp: GCC 12 -Wrestrict false positive
             *fname_out = static_cast<char*>(std::malloc(name.size() + 1));
             if (*fname_out == nullptr) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "pool_get_uid_fname: out of memory");
             std::memcpy(*fname_out, name.c_str(), name.size() + 1);
@@ -258,8 +255,7 @@ bool dragon_memory_pool_is_local(const dragonMemoryPoolDescr_t* pool_descr) {
     return c_call_or(false, "pool_is_local", [&] {
         PoolRef* pool = nullptr;
         if (find_pool(pool_descr, "pool_is_local", pool) != DRAGON_SUCCESS) return false;
-        // A descriptor of a destroyed pool is no longer valid, hence not local.
-        return pool_is_local(*pool) && pool->mapping.get()->check_usable("pool_is_local") == DRAGON_SUCCESS;
+        return pool_is_usable_here(*pool);
     });
 }
 
@@ -275,11 +271,11 @@ dragonError_t dragon_memory_pool_muid(dragonMemoryPoolDescr_t* pool_descr, drago
 
 dragonError_t dragon_memory_pool_get_free_size(dragonMemoryPoolDescr_t* pool_descr, uint64_t* free_size) {
     return c_call("pool_get_free_size", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_get_free_size", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_get_free_size", pool)) return rc;
         if (free_size == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_free_size: free_size is NULL");
         PoolAttributes a;
-        if (dragonError_t rc = mapping->attributes(a)) return rc;
+        if (dragonError_t rc = pool_attributes(*pool, "pool_get_free_size", a)) return rc;
         *free_size = a.free_bytes;
         return DRAGON_SUCCESS;
     });
@@ -287,22 +283,25 @@ dragonError_t dragon_memory_pool_get_free_size(dragonMemoryPoolDescr_t* pool_des
 
 dragonError_t dragon_memory_pool_get_total_size(dragonMemoryPoolDescr_t* pool_descr, uint64_t* total_size) {
     return c_call("pool_get_total_size", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_get_total_size", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_get_total_size", pool)) return rc;
         if (total_size == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_total_size: total_size is NULL");
-        *total_size = mapping->heap_bytes();
+        void* base = nullptr;
+        std::uint64_t bytes = 0;
+        if (dragonError_t rc = pool_heap(*pool, "pool_get_total_size", base, bytes)) return rc;
+        *total_size = bytes;
         return DRAGON_SUCCESS;
     });
 }
 
 dragonError_t dragon_memory_pool_get_utilization_pct(dragonMemoryPoolDescr_t* pool_descr, double* utilization_pct) {
     return c_call("pool_get_utilization_pct", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_get_utilization_pct", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_get_utilization_pct", pool)) return rc;
         if (utilization_pct == nullptr)
             return fail(DRAGON_INVALID_ARGUMENT, "pool_get_utilization_pct: utilization_pct is NULL");
         PoolAttributes a;
-        if (dragonError_t rc = mapping->attributes(a)) return rc;
+        if (dragonError_t rc = pool_attributes(*pool, "pool_get_utilization_pct", a)) return rc;
         *utilization_pct = a.utilization_pct;
         return DRAGON_SUCCESS;
     });
@@ -310,12 +309,12 @@ dragonError_t dragon_memory_pool_get_utilization_pct(dragonMemoryPoolDescr_t* po
 
 dragonError_t dragon_memory_pool_get_num_block_sizes(dragonMemoryPoolDescr_t* pool_descr, size_t* num_block_sizes) {
     return c_call("pool_get_num_block_sizes", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_get_num_block_sizes", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_get_num_block_sizes", pool)) return rc;
         if (num_block_sizes == nullptr)
             return fail(DRAGON_INVALID_ARGUMENT, "pool_get_num_block_sizes: num_block_sizes is NULL");
         std::vector<FreeBlockCount> counts;
-        if (dragonError_t rc = mapping->free_blocks(counts)) return rc;
+        if (dragonError_t rc = pool_free_blocks(*pool, "pool_get_num_block_sizes", counts)) return rc;
         *num_block_sizes = counts.size();
         return DRAGON_SUCCESS;
     });
@@ -324,11 +323,11 @@ dragonError_t dragon_memory_pool_get_num_block_sizes(dragonMemoryPoolDescr_t* po
 dragonError_t dragon_memory_pool_get_free_blocks(dragonMemoryPoolDescr_t* pool_descr,
                                                  dragonHeapStatsAllocationItem_t* free_blocks) {
     return c_call("pool_get_free_blocks", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_get_free_blocks", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_get_free_blocks", pool)) return rc;
         if (free_blocks == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_free_blocks: free_blocks is NULL");
         std::vector<FreeBlockCount> counts;
-        if (dragonError_t rc = mapping->free_blocks(counts)) return rc;
+        if (dragonError_t rc = pool_free_blocks(*pool, "pool_get_free_blocks", counts)) return rc;
         for (std::size_t i = 0; i < counts.size(); ++i) free_blocks[i] = {counts[i].block_bytes, counts[i].count};
         return DRAGON_SUCCESS;
     });
@@ -336,10 +335,11 @@ dragonError_t dragon_memory_pool_get_free_blocks(dragonMemoryPoolDescr_t* pool_d
 
 dragonError_t dragon_memory_pool_get_pointer(const dragonMemoryPoolDescr_t* pool_descr, void** base_ptr) {
     return c_call("pool_get_pointer", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_get_pointer", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_get_pointer", pool)) return rc;
         if (base_ptr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_pointer: base_ptr is NULL");
-        *base_ptr = mapping->heap_base();
+        std::uint64_t bytes = 0;
+        if (dragonError_t rc = pool_heap(*pool, "pool_get_pointer", *base_ptr, bytes)) return rc;
         return DRAGON_SUCCESS;
     });
 }
@@ -387,12 +387,12 @@ dragonError_t dragon_memory_pool_allocations_destroy(dragonMemoryPoolAllocations
 
 dragonError_t dragonmem_pool_check(dragonMemoryPoolDescr_t* pool_descr) {
     return c_call("pool_check", [&] {
-        PoolMapping* mapping = nullptr;
-        if (dragonError_t rc = local_pool(pool_descr, "pool_check", mapping)) return rc;
+        PoolRef* pool = nullptr;
+        if (dragonError_t rc = local_pool(pool_descr, "pool_check", pool)) return rc;
         CheckReport report;
-        if (dragonError_t rc = mapping->check(report)) return rc;
+        if (dragonError_t rc = pool_check(*pool, "pool_check", report)) return rc;
         if (report.ok) return DRAGON_SUCCESS;
-        std::string message = fmt::format("pool '{}' fails {} invariant(s):", mapping->identity()->name,
+        std::string message = fmt::format("pool '{}' fails {} invariant(s):", identity_of(*pool)->name,
                                           report.problems.size());
         for (const std::string& problem : report.problems) message += " " + problem + ";";
         return fail(DRAGON_FAILURE, message);

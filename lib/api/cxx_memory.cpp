@@ -2,7 +2,7 @@
 #include <dragonmem/memory.hpp>
 
 #include "descr/base64.hpp"
-#include "descr/descriptor_ops.hpp"
+#include "descr/operations.hpp"
 #include "descr/error.hpp"
 #include "descr/memory_copy.hpp"
 

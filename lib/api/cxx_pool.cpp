@@ -4,23 +4,16 @@
 #include <dragonmem/pool.hpp>
 
 #include "descr/base64.hpp"
-#include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
+#include "descr/operations.hpp"
 #include "descr/pool_default.hpp"
 #include "descr/process_local.hpp"
-#include "pool/pool_mapping.hpp"
 
 namespace dragonmem {
 
 using detail::throw_if_failed;
 
 namespace {
-
-detail::PoolMapping* local_mapping(const detail::PoolRef& ref, const char* op) {
-    detail::PoolMapping* mapping = nullptr;
-    throw_if_failed(detail::pool_require_local(ref, op, mapping));
-    return mapping;
-}
 
 // C++ Memory objects keep their pool attached (one count), so that a Memory obtained
 // from a temporary Pool stays usable; C descriptors borrow instead (Dragon's rule: the
@@ -93,10 +86,7 @@ std::vector<std::string> Pool::list_local() {
 
 void Pool::force_remove(std::string_view name) { throw_if_failed(detail::pool_force_remove(name)); }
 
-Pool& Pool::operator=(Pool&& other) noexcept {
-    ref_ = std::move(other.ref_);
-    return *this;
-}
+std::string Pool::local_shm_name(std::string_view name) { return detail::pool_shm_name(name); }
 
 Pool::~Pool() = default;
 
@@ -147,35 +137,41 @@ Memory Pool::from_id(std::uint64_t id, std::uint64_t offset, std::optional<std::
 }
 
 bool Pool::allocation_exists(std::uint64_t id) const {
-    detail::PoolMapping* mapping = local_mapping(ref_, "allocation_exists");
-    return id != 0 && mapping->is_live(id);
+    bool live = false;
+    throw_if_failed(detail::pool_allocation_exists(ref_, "allocation_exists", id, live));
+    return live;
 }
 
 std::vector<AllocationInfo> Pool::allocations(std::optional<std::uint64_t> type) const {
     std::vector<AllocationInfo> out;
-    throw_if_failed(local_mapping(ref_, "get_allocations")->list(type, out));
+    throw_if_failed(detail::pool_allocations(ref_, "get_allocations", type, out));
     return out;
 }
 
 PoolAttributes Pool::attributes() const {
     PoolAttributes out;
-    throw_if_failed(local_mapping(ref_, "get_attr")->attributes(out));
+    throw_if_failed(detail::pool_attributes(ref_, "get_attr", out));
     return out;
 }
 
 std::vector<FreeBlockCount> Pool::free_blocks() const {
     std::vector<FreeBlockCount> out;
-    throw_if_failed(local_mapping(ref_, "get_free_blocks")->free_blocks(out));
+    throw_if_failed(detail::pool_free_blocks(ref_, "get_free_blocks", out));
     return out;
 }
 
 CheckReport Pool::check() const {
     CheckReport out;
-    throw_if_failed(local_mapping(ref_, "check")->check(out));
+    throw_if_failed(detail::pool_check(ref_, "check", out));
     return out;
 }
 
-void* Pool::base_pointer() const { return local_mapping(ref_, "get_pointer")->heap_base(); }
+void* Pool::base_pointer() const {
+    void* base = nullptr;
+    std::uint64_t bytes = 0;
+    throw_if_failed(detail::pool_heap(ref_, "get_pointer", base, bytes));
+    return base;
+}
 
 std::size_t Pool::heap_bytes() const { return identity(ref_, "get_size").heap_bytes; }
 

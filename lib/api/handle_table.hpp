@@ -7,6 +7,8 @@
 // caller's race, as with any handle).
 #pragma once
 
+#include "os/cpu_relax.hpp"
+
 #include <pthread.h>
 
 #include <atomic>
@@ -16,12 +18,6 @@
 #include <utility>
 
 namespace dragonmem::detail {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 template <typename T>
 class HandleTable {

@@ -3,7 +3,7 @@
 
 #include "descr/checksum.hpp"
 #include "descr/error.hpp"
-#include "pool/pool_mapping.hpp"
+#include "pool/pool_name.hpp"
 
 #include <bit>
 #include <cstring>

@@ -3,7 +3,8 @@
 // size before the first byte moves, so a failure leaves every pool as it was.
 #include "descr/memory_copy.hpp"
 
-#include "descr/descriptor_ops.hpp"
+#include "descr/mapped_pool.hpp"
+#include "descr/operations.hpp"
 #include "descr/error.hpp"
 #include "pool/pool_mapping.hpp"
 

@@ -2,7 +2,7 @@
 // that say it is the default pool that is missing (outside a Dragon runtime, nobody set it).
 #include "descr/pool_default.hpp"
 
-#include "descr/descriptor_ops.hpp"
+#include "descr/operations.hpp"
 #include "descr/error.hpp"
 
 #include <dragon/global_types.h>

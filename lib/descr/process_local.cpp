@@ -2,7 +2,8 @@
 // list of pools this process destroys at normal exit.
 #include "descr/process_local.hpp"
 
-#include "descr/descriptor_ops.hpp"
+#include "descr/mapped_pool.hpp"
+#include "descr/operations.hpp"
 #include "descr/error.hpp"
 #include "pool/pool_creator.hpp"
 #include "pool/pool_mapping.hpp"

@@ -1,8 +1,9 @@
 // hostid from $POD_UID or boot_id (as Dragon derives it), runtime id from $DRAGON_RT_UID.
 #include "os/host_identity.hpp"
 
+#include "os/proc.hpp"
+
 #include <cstdlib>
-#include <fstream>
 #include <string>
 
 namespace dragonmem::detail {
@@ -19,20 +20,12 @@ std::uint64_t fnv1a64(const void* data, std::size_t len) {
 
 namespace {
 
-std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r')) text.pop_back();
-    return text;
-}
-
 std::uint64_t compute_hostid() {
     std::string source;
     if (const char* pod = std::getenv("POD_UID"); pod != nullptr && *pod != '\0') {
         source = std::string("pod:") + pod;
     } else {
-        std::ifstream boot("/proc/sys/kernel/random/boot_id");
-        std::string boot_id;
-        std::getline(boot, boot_id);
-        source = "boot:" + trimmed(boot_id);
+        source = "boot:" + read_boot_id();
     }
     std::uint64_t id = fnv1a64(source.data(), source.size());
     return id == 0 ? 1 : id;  // 0 would read as "no host" in a descriptor

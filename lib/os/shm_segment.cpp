@@ -35,10 +35,6 @@ std::uint64_t page_ceil(std::uint64_t value) { return page_floor(value + k_page_
 
 namespace dragonmem::detail {
 
-std::string shm_name_for(std::string_view base_name) {
-    return std::string(k_shm_prefix) + std::string(base_name);
-}
-
 dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t mode, int& fd_out,
                          ShmObjectId& id_out) {
     std::string path = "/" + shm_name;
@@ -66,7 +62,8 @@ dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t 
     return DRAGON_SUCCESS;
 }
 
-dragonError_t shm_open_existing(const std::string& shm_name, bool destroyed_if_missing, int& fd_out) {
+dragonError_t shm_open_existing(const std::string& shm_name, std::string_view pool_name, bool destroyed_if_missing,
+                                int& fd_out) {
     std::string path = "/" + shm_name;
     int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
@@ -77,7 +74,7 @@ dragonError_t shm_open_existing(const std::string& shm_name, bool destroyed_if_m
                               err);
         if (err == ENOENT)
             return with_errno(failf(DRAGON_MEMORY_ERRNO, "no pool '{}' on this host (no {}/{}): {} (errno {})",
-                                    shm_name.substr(k_shm_prefix.size()), k_shm_dir, shm_name, std::strerror(err), err),
+                                    pool_name, k_shm_dir, shm_name, std::strerror(err), err),
                               err);
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}') to attach", shm_name));
     }

@@ -15,11 +15,7 @@
 
 namespace dragonmem::detail {
 
-inline constexpr std::string_view k_shm_prefix = "dragonmem.";  // /dev/shm/dragonmem.<name>
 inline constexpr std::string_view k_shm_dir = "/dev/shm";
-
-// "dragonmem.<base>": the name `dragonmem ls` looks for.
-std::string shm_name_for(std::string_view base_name);
 
 struct ShmMapping {
     std::uint8_t* base = nullptr;  // start of the object in this process
@@ -39,8 +35,10 @@ dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t 
                          ShmObjectId& id_out);
 
 // Opens an existing object read-write. ENOENT gives OBJECT_DESTROYED when
-// `destroyed_if_missing` (a descriptor's pool that is gone), MEMORY_ERRNO otherwise.
-dragonError_t shm_open_existing(const std::string& shm_name, bool destroyed_if_missing, int& fd_out);
+// `destroyed_if_missing` (a descriptor's pool that is gone), MEMORY_ERRNO otherwise;
+// `pool_name` names the pool in that message.
+dragonError_t shm_open_existing(const std::string& shm_name, std::string_view pool_name, bool destroyed_if_missing,
+                                int& fd_out);
 
 // Maps `bytes` of `fd` shared, placing object offset `aligned_offset` at an address that
 // is a multiple of `alignment` (a power of two), so heap blocks are aligned to their size

@@ -179,7 +179,7 @@ void BuddyHeap::free(std::uint64_t offset, std::uint32_t order) {
         free_coalescing(offset, order);
 }
 
-void BuddyHeap::cache(std::uint64_t offset, std::uint32_t order) {
+void BuddyHeap::park_deferred(std::uint64_t offset, std::uint32_t order) {
     if (!backing_->back_heap(offset)) return;  // as in free()
     state_->free_bytes += bit(order);
     push_deferred(offset, order);

@@ -105,8 +105,9 @@ public:
     // before, so its chunk is backed; if not (a forged record), the block is left out of
     // the lists (the checker reports it lost, a repair retries).
     void free(std::uint64_t offset, std::uint32_t order);
-    // Returns a block onto its size's deferred list whatever the limit (preallocation).
-    void cache(std::uint64_t offset, std::uint32_t order);
+    // Returns a block onto its size's deferred list whatever the limit (preallocation:
+    // the first allocations of that size are list pops).
+    void park_deferred(std::uint64_t offset, std::uint32_t order);
     // Coalesces every deferred block (the heap then is what eager coalescing would give);
     // false if a deferred block's header was found overwritten (repair, then retry).
     bool coalesce_deferred();

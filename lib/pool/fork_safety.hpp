@@ -16,7 +16,7 @@
 //   child:   releases them likewise (the child's copies were taken by this very thread),
 //            then forgets what belonged to the parent's threads: this thread's cached
 //            owner word (the child's thread has another id) and its thread caches (their
-//            entries and blocks are the parent's; see pool_cache.cpp).
+//            entries and blocks are the parent's; see pool_caches.cpp).
 // Locks in shared memory (each pool's lock) are not process-local: a parent thread
 // holding one at the fork releases it as usual, and the child waits for that.
 //

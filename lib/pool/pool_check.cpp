@@ -5,7 +5,8 @@
 // (orphaned), and any the take-back scans would skip (the scan hint says no cache
 // record exists) are a problem: nothing would ever free them. An id block reaching past
 // the pool's id counter is a problem too: attach would refuse ids issued to others.
-#include "pool/pool_mapping.hpp"
+#include "pool/pool_caches.hpp"
+#include "pool/pool_view.hpp"
 
 #include <fmt/format.h>
 
@@ -14,9 +15,12 @@
 
 namespace dragonmem::detail {
 
-void PoolMapping::collect_invariant_problems(CheckReport& out) {
+void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
+    PoolHeader& header = pool.header;
+    Manifest& manifest = pool.manifest;
+    BuddyHeap& heap = pool.heap;
     std::vector<std::string>& problems = out.problems;
-    std::uint64_t heap_bytes = header_->heap_bytes;
+    std::uint64_t heap_bytes = header.heap_bytes;
     out.heap_bytes = heap_bytes;
 
     struct Span {
@@ -30,9 +34,9 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     std::uint64_t live_found = 0;
     std::uint64_t used_found = 0;  // live + cached records
     // Entries whose owner thread is gone, or that nobody owns (reads /proc per owned entry).
-    const std::uint64_t gone_entries = dead_entries_locked(~std::uint64_t{0});
+    const std::uint64_t gone_entries = dead_cache_entries(header, ~std::uint64_t{0});
     std::uint64_t orphaned_entries = 0;
-    manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
+    manifest.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t id) {
         ++used_found;
         if (is_cache_word(id)) {
             // A block parked in a thread cache: allocated as far as the heap knows.
@@ -45,7 +49,7 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
             std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
             std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
             HeapBlock block{};
-            if (!heap_.block_of(requested, offset, block)) {
+            if (!heap.block_of(requested, offset, block)) {
                 problems.push_back(fmt::format("cached block in manifest slot {} (offset {}, {} B) is impossible", slot,
                                                offset, requested));
                 return;
@@ -63,16 +67,16 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
             return;
         }
         ++live_found;
-        if (manifest_.slot_of(id) != slot) {
+        if (manifest.slot_of(id) != slot) {
             problems.push_back(fmt::format("manifest slot {} holds id {} which belongs to slot {}", slot, id,
-                                           manifest_.slot_of(id)));
+                                           manifest.slot_of(id)));
             return;
         }
         if (rec.requested_bytes == 0 || rec.requested_bytes > heap_bytes) {
             problems.push_back(fmt::format("allocation id {} has impossible size {} B", id, rec.requested_bytes));
             return;
         }
-        std::uint64_t size = std::uint64_t{1} << heap_.order_for(rec.requested_bytes);
+        std::uint64_t size = std::uint64_t{1} << heap.order_for(rec.requested_bytes);
         if (rec.offset % size != 0 || rec.offset + size > heap_bytes) {
             problems.push_back(fmt::format("allocation id {} at offset {} ({} B block) is misaligned or out of bounds",
                                            id, rec.offset, size));
@@ -82,7 +86,7 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
         out.used_bytes += size;
     });
     out.live_allocations = live_found;
-    if (out.cached_blocks != 0 && header_->cache_records_possible == 0)
+    if (out.cached_blocks != 0 && header.cache_records_possible == 0)
         problems.push_back(fmt::format("{} cached blocks ({} B) are hidden from every take-back: the pool's scan "
                                        "hint says no cache record exists, so nothing would ever free them",
                                        out.cached_blocks, out.cached_bytes));
@@ -92,21 +96,21 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
                                           "a statistics call (get_attr, `dragonmem ls` or `dump`) or a repair",
                                           out.orphaned_cached_blocks, out.orphaned_cached_bytes,
                                           std::popcount(orphaned_entries)));
-    if (used_found != header_->live_count)
+    if (used_found != header.live_count)
         problems.push_back(fmt::format("live count says {} but the manifest holds {} records in use ({} live, {} cached)",
-                                       header_->live_count, used_found, live_found, used_found - live_found));
+                                       header.live_count, used_found, live_found, used_found - live_found));
 
     std::vector<HeapBlock> listed;
-    heap_.collect_listed_blocks(listed, problems);
+    heap.collect_listed_blocks(listed, problems);
     out.free_blocks = listed.size();
     for (const HeapBlock& block : listed) {
         std::uint64_t size = std::uint64_t{1} << block.order;
         spans.push_back(Span{block.offset, size, 0, false});
         out.free_bytes += size;
     }
-    if (out.free_bytes != header_->heap.free_bytes)
+    if (out.free_bytes != header.heap.free_bytes)
         problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B",
-                                       header_->heap.free_bytes, out.free_bytes));
+                                       header.heap.free_bytes, out.free_bytes));
 
     std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
     std::uint64_t cursor = 0;
@@ -132,23 +136,23 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
                                        out.used_bytes, out.free_bytes + out.used_bytes, heap_bytes));
 
     // Free-slot stack: every free slot below the high-water mark exactly once.
-    std::uint64_t extent = manifest_.used_extent();
-    if (header_->slot_hwm > extent)  // records past the backed ones are never read (pool_backing.hpp)
+    std::uint64_t extent = manifest.used_extent();
+    if (header.slot_hwm > extent)  // records past the backed ones are never read (pool_backing.hpp)
         problems.push_back(fmt::format("manifest slots up to {} were used but only {} records are backed; the "
                                        "records past them are not read",
-                                       header_->slot_hwm, extent));
+                                       header.slot_hwm, extent));
     std::uint64_t on_stack = 0;
-    std::uint64_t link = header_->slot_free_head;
+    std::uint64_t link = header.slot_free_head;
     while (link != 0) {
         std::uint64_t slot = link - 1;
         if (slot >= extent || on_stack > extent) {
             problems.push_back(fmt::format("free-slot list is corrupt at slot {} (high-water mark {})", slot, extent));
             break;
         }
-        if (manifest_.record(slot).id.load(std::memory_order_relaxed) != 0)
+        if (manifest.record(slot).id.load(std::memory_order_relaxed) != 0)
             problems.push_back(fmt::format("manifest slot {} is on the free-slot list but holds a record in use", slot));
         ++on_stack;
-        link = manifest_.record(slot).offset.load(std::memory_order_relaxed);
+        link = manifest.record(slot).offset.load(std::memory_order_relaxed);
     }
     if (on_stack + used_found != extent && problems.empty())
         problems.push_back(fmt::format("{} free slots listed + {} in use != {} slots used", on_stack, used_found, extent));
@@ -157,10 +161,10 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     // when it is stored, and the counter only grows; read end first, then the counter, so
     // a block being moved by its owner (no lock) never reads as past it.
     for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
-        const IdBlock& block = manifest_.id_block(e);
+        const IdBlock& block = manifest.id_block(e);
         const std::uint64_t end = block.end.load(std::memory_order_acquire);
         const std::uint64_t next = block.next.load(std::memory_order_relaxed);
-        const std::uint64_t counter = header_->id_counter.load(std::memory_order_acquire);
+        const std::uint64_t counter = header.id_counter.load(std::memory_order_acquire);
         if (next < end && end - 1 > counter)
             problems.push_back(fmt::format("id block of thread-cache entry {} holds counters [{}, {}), past the pool's "
                                            "id counter {}: attach would refuse ids issued to others",

@@ -1,6 +1,7 @@
 // Who creates a pool, whether it still lives, which PID namespace we are in.
 #include "pool/pool_creator.hpp"
 
+#include "os/proc.hpp"
 #include "pool/robust_lock.hpp"
 
 #include <fmt/format.h>
@@ -47,9 +48,8 @@ std::uint64_t this_pid_namespace() noexcept {
     auto pid = static_cast<std::uint64_t>(static_cast<std::uint32_t>(::getpid()));
     std::uint64_t cached = g_pid_namespace.load(std::memory_order_relaxed);
     if (cached != 0 && (cached >> 32) == pid) return cached & 0xFFFFFFFFu;
-    struct stat st {};
-    if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
-    auto ns = static_cast<std::uint64_t>(st.st_ino);
+    const std::uint64_t ns = read_pid_namespace_inode();
+    if (ns == 0) return 0;
     // nsfs inode numbers are 32-bit; anything else is simply not remembered.
     if (ns != 0 && ns <= 0xFFFFFFFFu) g_pid_namespace.store((pid << 32) | ns, std::memory_order_relaxed);
     return ns;
@@ -69,7 +69,7 @@ CreatorState creator_state(const CreatorRecord& creator, std::uint64_t my_pid_ns
         if (tid == 0 || tid > 0x7FFFFFFFu) return CreatorState::dead;
         return ::kill(static_cast<pid_t>(tid), 0) == 0 || errno == EPERM ? CreatorState::alive : CreatorState::dead;
     }
-    return lock_owner_is_dead(tid, stamp) ? CreatorState::dead : CreatorState::alive;
+    return task_is_gone(tid, stamp) ? CreatorState::dead : CreatorState::alive;
 }
 
 }  // namespace dragonmem::detail

@@ -9,12 +9,15 @@
 #include "os/numa_binding.hpp"
 #include "pool/mapping_registry.hpp"
 #include "pool/pool_creator.hpp"
+#include "pool/pool_geometry.hpp"
+#include "pool/pool_view.hpp"
 #include "pool/robust_lock.hpp"
-#include "os/waiter.hpp"
+#include "os/deadline.hpp"
+#include "os/futex.hpp"
+#include "os/random.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,135 +33,7 @@ namespace dragonmem::detail {
 
 namespace {
 
-constexpr std::uint64_t k_max_heap_order = 46;            // 64 TiB
-constexpr std::uint64_t k_max_manifest_capacity = 1ULL << 32;
-constexpr std::uint64_t k_max_heap_alignment = 1ULL << 30;
 constexpr long k_wait_slice_ms = 100;
-
-std::uint64_t random_u64() {
-    std::uint64_t value = 0;
-    if (::getrandom(&value, sizeof value, 0) != sizeof value)
-        value = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                (static_cast<std::uint64_t>(::getpid()) << 32);
-    return value == 0 ? 1 : value;
-}
-
-std::uint64_t round_up(std::uint64_t value, std::uint64_t multiple) {
-    return (value + multiple - 1) / multiple * multiple;
-}
-
-std::uint32_t bits_for_slots(std::uint64_t capacity) {
-    // Enough bits to hold slot numbers 0..capacity-1 (at least 1).
-    std::uint32_t bits = static_cast<std::uint32_t>(std::bit_width(capacity - 1));
-    return bits == 0 ? 1 : bits;
-}
-
-// A field of a private byte copy of a header (open() reads one with pread), taken as
-// plain bytes: the copy is not shared memory, and the atomics in its image are no
-// objects to load from.
-template <typename T>
-T copied_field(const unsigned char* copy, std::size_t offset) {
-    T value;
-    std::memcpy(&value, copy + offset, sizeof value);
-    return value;
-}
-
-// Validates a header copy (and its magic, read from it) against the object's size.
-dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uint64_t object_bytes,
-                              const std::string& shm_name) {
-    auto bad = [&](const std::string& why) {
-        return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
-    };
-    // A hugepage pool's object ends where its heap (a hugetlbfs file) begins: checked as
-    // if the heap were in it. The heap size is bounded first, so the sum cannot wrap.
-    if (h.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
-        if (h.max_block_order > k_max_heap_order || h.heap_bytes != (std::uint64_t{1} << h.max_block_order))
-            return bad(fmt::format("heap size {} is not 2^{}", h.heap_bytes, h.max_block_order));
-        if (strnlen(h.heap_file, k_heap_file_capacity) == k_heap_file_capacity)
-            return bad("its huge-page file name is not terminated");
-        object_bytes += h.heap_bytes;
-    }
-    if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
-    if (h.layout_version != k_layout_version)
-        return bad(fmt::format("layout version {} (this library reads version {}; a pool made by another version of "
-                               "dragonmem must be recreated)",
-                               h.layout_version, k_layout_version));
-    if (h.header_bytes != sizeof(PoolHeader))
-        return bad(fmt::format("header size {} (expected {})", h.header_bytes, sizeof(PoolHeader)));
-    if (h.record_bytes != sizeof(ManifestRecord))
-        return bad(fmt::format("manifest records of {} B (this library's are {} B)", h.record_bytes,
-                               sizeof(ManifestRecord)));
-    if (h.total_bytes != object_bytes)
-        return bad(fmt::format("header says {} bytes but the object has {}", h.total_bytes, object_bytes));
-    if (h.min_block_order < k_min_block_order_floor || h.max_block_order > k_max_heap_order ||
-        h.min_block_order > h.max_block_order)
-        return bad(fmt::format("block orders {}..{} out of range", h.min_block_order, h.max_block_order));
-    if (h.heap_bytes != (std::uint64_t{1} << h.max_block_order))
-        return bad(fmt::format("heap size {} is not 2^{}", h.heap_bytes, h.max_block_order));
-    if (h.manifest_capacity < 5 || h.manifest_capacity > k_max_manifest_capacity ||
-        h.id_slot_bits != bits_for_slots(h.manifest_capacity))
-        return bad(fmt::format("manifest capacity {} / slot bits {} inconsistent", h.manifest_capacity, h.id_slot_bits));
-    if (h.backing_dir_offset != k_backing_dir_offset || h.procs_offset != k_procs_offset ||
-        h.procs_bytes != k_procs_bytes || h.backing_map_offset != k_backing_map_offset ||
-        h.backing_map_bytes != backing_map_bytes_for(h.max_block_order))
-        return bad(fmt::format("backing directory at {}, process table at {} ({} B), backing map at {} ({} B): "
-                               "expected {}, {} ({} B), {} ({} B)",
-                               h.backing_dir_offset, h.procs_offset, h.procs_bytes, h.backing_map_offset,
-                               h.backing_map_bytes, k_backing_dir_offset, k_procs_offset, k_procs_bytes,
-                               k_backing_map_offset, backing_map_bytes_for(h.max_block_order)));
-    // The regions follow each other exactly as create lays them out. No sum can wrap
-    // around: every term was bounded above (backing map <= 128 MiB, capacity <= 2^32
-    // records, heap <= 2^46 B, so the free map <= 2^38 B).
-    const std::uint64_t manifest_bytes = round_up(h.manifest_capacity * sizeof(ManifestRecord), k_page_bytes);
-    const std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(h.heap_bytes, h.min_block_order);
-    if (h.manifest_offset != k_backing_map_offset + h.backing_map_bytes ||
-        h.free_map_offset != h.manifest_offset + manifest_bytes || h.free_map_bytes != free_map_bytes ||
-        h.heap_offset != h.free_map_offset + free_map_bytes || h.heap_offset > object_bytes ||
-        h.heap_bytes != object_bytes - h.heap_offset)
-        return bad(fmt::format("manifest at {}, free map at {} ({} B), heap at {}: inconsistent with {} records, a "
-                               "{} B heap of {} B blocks and a {} B object (expected {}, {} ({} B), {})",
-                               h.manifest_offset, h.free_map_offset, h.free_map_bytes, h.heap_offset,
-                               h.manifest_capacity, h.heap_bytes, std::uint64_t{1} << h.min_block_order, object_bytes,
-                               k_backing_map_offset + h.backing_map_bytes,
-                               k_backing_map_offset + h.backing_map_bytes + manifest_bytes, free_map_bytes,
-                               k_backing_map_offset + h.backing_map_bytes + manifest_bytes + free_map_bytes));
-    // Ids stay below 2^62; a counter that reached 2^63 was damaged (failed takes past the
-    // limit add one each, far from that). Read as bytes: the copy is not shared memory.
-    if (const auto counter = copied_field<std::uint64_t>(reinterpret_cast<const unsigned char*>(&h),
-                                                         offsetof(PoolHeader, id_counter));
-        counter >= std::uint64_t{1} << 63)
-        return bad(fmt::format("id counter {} is past the id space (ids stay below 2^62)", counter));
-    if (h.heap_chunk_shift != heap_chunk_shift_for(h.max_block_order))
-        return bad(fmt::format("heap chunk shift {} (expected {} for a 2^{} B heap)", h.heap_chunk_shift,
-                               heap_chunk_shift_for(h.max_block_order), h.max_block_order));
-    if (h.heap_alignment == 0 || !std::has_single_bit(h.heap_alignment) || h.heap_alignment > k_max_heap_alignment)
-        return bad(fmt::format("heap alignment {} invalid", h.heap_alignment));
-    std::string_view name(h.name, strnlen(h.name, k_name_capacity));
-    if (name.size() > k_max_name_len || shm_name_for(name) != shm_name)
-        return bad("the name stored in the header does not match the object's name");
-    return DRAGON_SUCCESS;
-}
-
-}  // namespace
-
-dragonError_t validate_pool_name(std::string_view name) {
-    if (name.empty() || name.size() > k_max_name_len)
-        return failf(DRAGON_INVALID_ARGUMENT, "pool name '{}' has {} characters; it must have 1 to {}", name,
-                     name.size(), k_max_name_len);
-    for (char c : name) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '-' || c == '.';
-        if (!ok)
-            return failf(DRAGON_INVALID_ARGUMENT,
-                         "pool name '{}' contains '{}'; only letters, digits, '_', '-' and '.' are allowed", name,
-                         c == '\0' ? std::string("\\0") : std::string(1, c));
-    }
-    if (name.front() == '.' || name.front() == '-')
-        return failf(DRAGON_INVALID_ARGUMENT, "pool name '{}' must not start with '{}'", name, name.front());
-    return DRAGON_SUCCESS;
-}
-
-namespace {
 
 // Retired PoolMapping objects. Never freed: a MemoryRef may still hold a pointer to one
 // and must be able to read its epoch. Bounded by the most pools mapped at once.
@@ -194,8 +69,7 @@ PoolMapping* PoolMapping::make() {
     // borrowed pointer of the previous attach cannot mistake this object for its own.
     object->refs_.store(1, std::memory_order_release);
     object->unmapped_.store(false, std::memory_order_relaxed);
-    object->my_entries_ = 0;
-    object->my_entries_pid_ = 0;
+    object->caches_.forget_claims();
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
 }
@@ -210,7 +84,10 @@ bool PoolMapping::try_add_ref() noexcept {
 
 void PoolMapping::release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    hand_back_process_caches();  // this process's threads' cached blocks go back to the heap
+    // This process's threads' cached blocks go back to the heap. Only a mapping that
+    // claimed entries reads its header here (one whose attach failed has none).
+    if (caches_.holds_claims())
+        caches_.hand_back_process_caches(unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere());
     registry_forget(this);
     Graveyard& g = graveyard();
     std::lock_guard guard(g.mutex);
@@ -236,6 +113,7 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
                          reinterpret_cast<IdBlock*>(mapping_.base + k_id_blocks_offset), &backing_);
     heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
                       header_->min_block_order, header_->max_block_order, &backing_);
+    caches_.attach(header_, &manifest_, &heap_);
     auto identity = std::make_shared<PoolIdentity>();
     identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
     identity->m_uid = header_->m_uid;
@@ -291,7 +169,7 @@ dragonError_t refuse_other_namespace(const std::string& shm_name, std::uint64_t 
     return failf(DRAGON_INVALID_OPERATION,
                  "pool '{}'{} was created by a process in PID namespace {} but this process is in {}: processes sharing "
                  "a pool must share a PID namespace (the pool's lock and thread caches identify threads by id)",
-                 shm_name.substr(k_shm_prefix.size()), state, describe_pid_namespace(pool_ns),
+                 base_name_of(shm_name), state, describe_pid_namespace(pool_ns),
                  describe_pid_namespace(my_ns));
 }
 
@@ -374,7 +252,7 @@ dragonError_t read_ready_header(int fd, const std::string& shm_name, std::uint64
                         return failf(DRAGON_TIMEOUT,
                                      "pool '{}' is still being created by pid {} (alive) after {} ms of waiting; try "
                                      "again later",
-                                     shm_name.substr(k_shm_prefix.size()), creator.pid, waited_ms);
+                                     base_name_of(shm_name), creator.pid, waited_ms);
                     break;
                 case CreatorState::none: {
                     // Its creator is between shm_open and its first write, or died there.
@@ -411,15 +289,10 @@ dragonError_t PoolMapping::create(std::string_view name, std::size_t bytes, std:
 dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
                                        const PoolOptions& options, PoolMapping*& out) {
     if (dragonError_t rc = validate_pool_name(name)) return rc;
-    if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
-    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM && options.mem_type != DRAGON_MEMORY_TYPE_HUGEPAGE)
-        return failf(DRAGON_MEMORY_ILLEGAL_MEMTYPE,
-                     "pool '{}': memory type {} is not supported; DRAGON_MEMORY_TYPE_SHM (0) and "
-                     "DRAGON_MEMORY_TYPE_HUGEPAGE (1) are",
-                     name, static_cast<int>(options.mem_type));
+    // The pure checks in their original order: size and memory type first, then (I/O)
+    // the huge-page mount and the NUMA node, then the rest of the geometry.
+    if (dragonError_t rc = check_size_and_type(name, bytes, options)) return rc;
     const bool huge = options.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE;
-    // A hugepage heap is whole huge pages: at least one.
-    if (huge && bytes < k_huge_page_bytes) bytes = k_huge_page_bytes;
     std::string heap_file;  // hugepage pools: the hugetlbfs file holding the heap
     if (huge) {
         std::string dir;
@@ -441,97 +314,43 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
                      "for no preference",
                      name, options.numa_node, online.empty() ? std::string("unknown, /sys says nothing") : online);
     }
-    if ((options.mode & ~0777u) != 0)
-        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': mode {:04o} invalid; give permission bits only (at most 0777)",
-                     name, options.mode);
-    if (static_cast<unsigned>(options.lock_type) > DRAGON_LOCK_GREEDY)
-        return failf(DRAGON_INVALID_LOCK_KIND, "pool '{}': lock type {} unknown", name, static_cast<int>(options.lock_type));
-    std::uint64_t min_block = std::max<std::uint64_t>(options.min_block_bytes, 1);
-    std::uint32_t min_order = std::max<std::uint32_t>(static_cast<std::uint32_t>(std::bit_width(min_block - 1)),
-                                                      k_min_block_order_floor);
-    std::uint32_t max_order = bytes <= 1 ? 0 : static_cast<std::uint32_t>(std::bit_width(bytes - 1));
-    if (max_order < min_order) max_order = min_order;
-    if (min_order > k_max_heap_order || max_order > k_max_heap_order)
-        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size {} B or min block {} B exceeds the 2^{} B limit", name,
-                     bytes, options.min_block_bytes, k_max_heap_order);
-    std::uint64_t heap_bytes = std::uint64_t{1} << max_order;
-    std::uint64_t min_blocks = heap_bytes >> min_order;
-    if (min_blocks < 5)
-        return failf(DRAGON_INVALID_ARGUMENT,
-                     "pool '{}': {} B of heap hold only {} blocks of the {} B minimum block; at least 5 are needed", name,
-                     heap_bytes, min_blocks, std::uint64_t{1} << min_order);
-    std::uint64_t capacity = options.max_allocations != 0
-                                 ? options.max_allocations
-                                 : std::min<std::uint64_t>(min_blocks, k_default_max_allocations_cap);
-    if (capacity < 5 || capacity > k_max_manifest_capacity)
-        return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': max_allocations {} out of range (5 to {})", name, capacity,
-                     k_max_manifest_capacity);
-    for (std::size_t n = 0; n < options.preallocs.size(); ++n)
-        if (options.preallocs[n] != 0 && min_order + n > max_order)
-            return failf(DRAGON_INVALID_ARGUMENT,
-                         "pool '{}': preallocation index {} asks for {} B blocks, larger than the {} B heap", name, n,
-                         n < 64 ? (std::uint64_t{1} << (min_order + n)) : 0, heap_bytes);
-
-    std::uint64_t map_bytes = backing_map_bytes_for(max_order);
-    std::uint64_t manifest_offset = k_backing_map_offset + map_bytes;
-    std::uint64_t manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
-    std::uint64_t free_map_offset = manifest_offset + manifest_bytes;
-    std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(heap_bytes, min_order);
-    std::uint64_t heap_offset = free_map_offset + free_map_bytes;
-    std::uint64_t total_bytes = heap_offset + heap_bytes;
-    std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
-    std::uint32_t chunk_shift = heap_chunk_shift_for(max_order);
-    // A hugepage pool is reserved whole: its heap's huge pages and its metadata.
-    const bool reserve_all = options.reserve || huge;
-    const std::uint64_t object_bytes = huge ? heap_offset : total_bytes;  // the heap is the hugetlbfs file's
-    std::uint64_t records_backed = reserve_all ? capacity : initial_manifest_backed(capacity);
-
-    // Fit. The object is sparse, so what must fit is what users can fill: the heap, plus
-    // the metadata backed now. Manifest records past the first page are backed as they
-    // come into use, and the library fails an allocation cleanly (OUT_OF_SPACE) when
-    // /dev/shm cannot back one. A reserved pool backs everything now, so all of it must fit.
-    const std::uint64_t first_records = round_up(records_backed * sizeof(ManifestRecord), k_page_bytes);
-    // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
-    const std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
-    const std::uint64_t first_free_map = round_up(((first_chunk >> min_order) + 7) / 8, k_page_bytes);
-    // Header, directory, id blocks, the backing map's first page, first records, first
-    // free-map page.
-    const std::uint64_t metadata_now = k_procs_offset + 2 * k_page_bytes + first_records + first_free_map;
-    const std::uint64_t needed = reserve_all ? object_bytes : heap_bytes + metadata_now;
+    PoolGeometry g;
+    if (dragonError_t rc = plan_geometry(name, bytes, options, g)) return rc;
     std::uint64_t shm_free = 0, shm_total = 0;
-    if (shm_space(shm_free, shm_total) && needed > shm_free)
+    if (shm_space(shm_free, shm_total) && g.needed_bytes > shm_free)
         return failf(DRAGON_OUT_OF_SPACE,
                      "pool '{}' does not fit in {}: it needs {} B ({} B of heap + {} B of {}) but {} has {} B free of "
                      "{} B; nothing was created",
-                     name, k_shm_dir, needed, huge ? 0 : heap_bytes, needed - (huge ? 0 : heap_bytes),
-                     reserve_all ? "header, manifest and free map, reserved"
+                     name, k_shm_dir, g.needed_bytes, huge ? 0 : g.heap_bytes, g.needed_bytes - (huge ? 0 : g.heap_bytes),
+                     g.reserve_all ? "header, manifest and free map, reserved"
                                      : "header, first manifest records and first page of the free map",
                      k_shm_dir, shm_free, shm_total);
 
     CreationUndo undo;
     undo.shm_name = shm_name_for(name);
     ShmObjectId object;
-    if (dragonError_t rc = shm_create(undo.shm_name, object_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
+    if (dragonError_t rc = shm_create(undo.shm_name, g.object_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
         return rc;  // nothing of ours exists (shm_create cleans up after itself)
     undo.object = object;
 
     // Mapped (which touches nothing) and bound to the NUMA node first, so that every page
     // backed from here on, the header's included, is allocated on that node.
-    if (dragonError_t rc = shm_map(undo.fd, total_bytes, heap_offset, alignment, undo.mapping)) return rc;
+    if (dragonError_t rc = shm_map(undo.fd, g.total_bytes, g.heap_offset, g.alignment, undo.mapping)) return rc;
     ShmObjectId heap_object;
     if (huge) {
         // The heap's file, mapped over the heap's place (2 MiB aligned: the heap's
         // alignment is its size, at least 2 MiB). The mapping reserves every huge page.
-        if (dragonError_t rc = hugepage_create(heap_file, heap_bytes, static_cast<mode_t>(options.mode), undo.heap_fd,
+        if (dragonError_t rc = hugepage_create(heap_file, g.heap_bytes, static_cast<mode_t>(options.mode), undo.heap_fd,
                                                heap_object))
             return rc;
         undo.heap_file = heap_file;
         undo.heap_object = heap_object;
-        if (dragonError_t rc = hugepage_map_over(undo.heap_fd, undo.mapping.base + heap_offset, heap_bytes, std::string(name)))
+        if (dragonError_t rc =
+                hugepage_map_over(undo.heap_fd, undo.mapping.base + g.heap_offset, g.heap_bytes, std::string(name)))
             return rc;
     }
     if (options.numa_node >= 0) {
-        if (int err = numa_bind(undo.mapping.base, total_bytes, options.numa_node))
+        if (int err = numa_bind(undo.mapping.base, g.total_bytes, options.numa_node))
             return fail_errno(DRAGON_MEMORY_ERRNO, err,
                               fmt::format("pool '{}': binding its pages to NUMA node {} (mbind); nothing was created",
                                           name, options.numa_node));
@@ -546,14 +365,14 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
 
     // Memory for every page the library touches from here on (pool_backing.hpp), or, when
     // reserving, for the whole object.
-    if (reserve_all) {
-        if (int err = shm_back_fd(undo.fd, 0, object_bytes))
-            return creation_unbacked(name, err, object_bytes, huge ? "its metadata" : "the whole pool (reserve)");
+    if (g.reserve_all) {
+        if (int err = shm_back_fd(undo.fd, 0, g.object_bytes))
+            return creation_unbacked(name, err, g.object_bytes, huge ? "its metadata" : "the whole pool (reserve)");
         if (huge) {
-            if (int err = hugepage_populate(undo.mapping.base + heap_offset, heap_bytes))
+            if (int err = hugepage_populate(undo.mapping.base + g.heap_offset, g.heap_bytes))
                 return fail_errno(DRAGON_OUT_OF_SPACE, err,
                                   fmt::format("pool '{}': giving its {} huge pages memory ({}); nothing was created",
-                                              name, heap_bytes / k_huge_page_bytes, hugepage_counts_text()));
+                                              name, g.heap_bytes / k_huge_page_bytes, hugepage_counts_text()));
         }
     } else {
         if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
@@ -563,29 +382,20 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             return creation_unbacked(name, err, k_page_bytes, "its id blocks");
         if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
-        if (int err = shm_back_fd(undo.fd, manifest_offset, first_records))
-            return creation_unbacked(name, err, first_records, "its first manifest records");
+        if (int err = shm_back_fd(undo.fd, g.manifest_offset, g.first_records_bytes))
+            return creation_unbacked(name, err, g.first_records_bytes, "its first manifest records");
         // Before the chunk's map bit is set below, as Backing::back_heap does.
-        if (int err = shm_back_fd(undo.fd, free_map_offset, first_free_map))
-            return creation_unbacked(name, err, first_free_map, "its free map's first page");
-        if (int err = shm_back_fd(undo.fd, heap_offset, first_chunk))
-            return creation_unbacked(name, err, first_chunk, "the heap's first chunk");
+        if (int err = shm_back_fd(undo.fd, g.free_map_offset, g.first_free_map_bytes))
+            return creation_unbacked(name, err, g.first_free_map_bytes, "its free map's first page");
+        if (int err = shm_back_fd(undo.fd, g.heap_offset, g.first_chunk_bytes))
+            return creation_unbacked(name, err, g.first_chunk_bytes, "the heap's first chunk");
     }
 
     // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait while
     // the creator lives; a creator killed before that leaves an object that attach
     // reports as abandoned and `destroy --force` removes.
     auto* h = reinterpret_cast<PoolHeader*>(undo.mapping.base);
-    h->layout_version = k_layout_version;
-    h->header_bytes = sizeof(PoolHeader);
-    h->total_bytes = total_bytes;
-    h->manifest_offset = manifest_offset;
-    h->manifest_capacity = capacity;
-    h->heap_offset = heap_offset;
-    h->heap_bytes = heap_bytes;
-    h->min_block_order = min_order;
-    h->max_block_order = max_order;
-    h->id_slot_bits = bits_for_slots(capacity);
+    store_geometry(*h, g);
     h->mode = options.mode;
     h->m_uid = m_uid;
     h->hostid = this_hostid();
@@ -596,26 +406,16 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->growth_type = static_cast<std::uint32_t>(options.growth_type);
     h->segment_size = options.segment_size;
     h->max_size = options.max_size;
-    h->heap_alignment = alignment;
     std::memcpy(h->name, name.data(), name.size());
-    h->record_bytes = sizeof(ManifestRecord);
-    h->backing_dir_offset = k_backing_dir_offset;
-    h->procs_offset = k_procs_offset;
-    h->procs_bytes = k_procs_bytes;
-    h->backing_map_offset = k_backing_map_offset;
-    h->backing_map_bytes = map_bytes;
-    h->heap_chunk_shift = chunk_shift;
-    h->fully_backed = reserve_all ? 1 : 0;
+    h->fully_backed = g.reserve_all ? 1 : 0;
     if (huge) {
         h->heap_file_dev = heap_object.dev;
         h->heap_file_ino = heap_object.ino;
         std::memcpy(h->heap_file, heap_file.c_str(), heap_file.size() + 1);
     }
     h->numa_node = options.numa_node;
-    h->free_map_offset = free_map_offset;
-    h->free_map_bytes = free_map_bytes;
-    h->manifest_backed.store(records_backed, std::memory_order_relaxed);
-    if (!reserve_all) {
+    h->manifest_backed.store(g.records_backed, std::memory_order_relaxed);
+    if (!g.reserve_all) {
         // The map's first page, heap chunk 0 and its free-map page were backed above (the
         // pages are zero).
         auto* dir = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset);
@@ -637,7 +437,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     std::vector<HeapBlock> carved;
     for (std::size_t n = 0; n < options.preallocs.size(); ++n) {
         for (std::size_t i = 0; i < options.preallocs[n]; ++i) {
-            std::uint32_t order = min_order + static_cast<std::uint32_t>(n);
+            std::uint32_t order = g.min_order + static_cast<std::uint32_t>(n);
             std::uint64_t offset = pool->heap_.alloc(order);
             if (offset == k_nil && pool->backing_.failed())
                 return failf(DRAGON_OUT_OF_SPACE,
@@ -646,11 +446,11 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             if (offset == k_nil)
                 return failf(DRAGON_INVALID_ARGUMENT,
                              "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
-                             i + 1, options.preallocs[n], std::uint64_t{1} << order, heap_bytes);
+                             i + 1, options.preallocs[n], std::uint64_t{1} << order, g.heap_bytes);
             carved.push_back({offset, order});  // may throw: the undo removes the pool
         }
     }
-    for (const HeapBlock& block : carved) pool->heap_.cache(block.offset, block.order);
+    for (const HeapBlock& block : carved) pool->heap_.park_deferred(block.offset, block.order);
     h->ready.store(k_pool_ready, std::memory_order_release);
     h->magic.store(k_pool_magic, std::memory_order_release);
     undo.committed = true;
@@ -660,7 +460,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
 
 dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expected_nonce, PoolMapping*& out) {
     int fd = -1;
-    if (dragonError_t rc = shm_open_existing(shm_name, expected_nonce != 0, fd)) return rc;
+    if (dragonError_t rc = shm_open_existing(shm_name, base_name_of(shm_name), expected_nonce != 0, fd)) return rc;
     struct FdCloser {
         int fd;
         ~FdCloser() { ::close(fd); }
@@ -713,13 +513,14 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
 
 dragonError_t PoolMapping::refuse_if_being_created(const std::string& shm_name) {
     int fd = -1;
-    if (shm_open_existing(shm_name, false, fd) != DRAGON_SUCCESS) return DRAGON_SUCCESS;  // the caller explains
+    if (shm_open_existing(shm_name, base_name_of(shm_name), false, fd) != DRAGON_SUCCESS)
+        return DRAGON_SUCCESS;  // the caller explains
     HeaderRead read;
     dragonError_t rc = read_header(fd, shm_name, read);
     ::close(fd);
     if (rc != DRAGON_SUCCESS || read.magic() != 0) return DRAGON_SUCCESS;
     const CreatorRecord creator = read.header().creator;
-    const std::string name = shm_name.substr(k_shm_prefix.size());
+    const std::string name(base_name_of(shm_name));
     const std::uint64_t mine = this_pid_namespace();
     switch (creator_state(creator, mine)) {
         case CreatorState::alive:
@@ -763,7 +564,7 @@ dragonError_t PoolMapping::lock(const timespec* deadline) {
         // The previous holder died mid-update: rebuild derived state from the manifest.
         // If we die during repair, the next taker finds us dead and repairs again from
         // the same manifest.
-        repair();
+        repair_pool(view());
         break;
     case LockOutcome::timed_out:
         return explain_lock_timeout(wait);
@@ -814,7 +615,7 @@ dragonError_t PoolMapping::explain_unbacked(std::uint64_t bytes) {
 
 dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
                                  BlockInfo& out) {
-    // Callers checked check_usable() (descriptor_ops): not repeated on the fast path.
+    // Callers checked check_usable() (descr/operations.hpp): not repeated on the fast path.
     if (bytes > header_->heap_bytes)
         // Never satisfiable, so never wait, and never touch the lock.
         return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
@@ -827,7 +628,7 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
                      static_cast<long long>(timeout->tv_sec), static_cast<long long>(timeout->tv_nsec));
     // The common case: a block this thread freed earlier (thread_cache.hpp), no lock.
     if (ThreadCache* cache = thread_cache_find(this, epoch());
-        cache != nullptr && alloc_from_cache(*cache, order, bytes, type, out))
+        cache != nullptr && caches_.alloc_from_cache(*cache, order, bytes, type, out))
         return DRAGON_SUCCESS;
     timespec deadline{};
     if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
@@ -839,14 +640,15 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
         if (failure != DRAGON_SUCCESS && !reported) {
             // Blocks parked in thread caches (any thread's) are free memory: take them
             // back before saying there is none.
-            if (take_back_all_cached_locked() > 0) {
-                bool wake = announce_frees_locked();
+            if (caches_.take_back_all_cached_locked() > 0) {
+                bool wake = caches_.announce_frees_locked();
                 failure = alloc_locked(bytes, type, order, out, reported);
                 if (wake) futex_wake_all(&header_->wake_seq);
             }
         }
         if (failure == DRAGON_SUCCESS) {
-            if (ThreadCache* cache = cache_for_this_thread_locked()) refill_locked(*cache, order);
+            if (ThreadCache* cache = caches_.cache_for_this_thread_locked(this, epoch()))
+                caches_.refill_locked(*cache, order);
             unlock();
             return DRAGON_SUCCESS;
         }
@@ -854,7 +656,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
             unlock();
             return failure;
         }
-        // Nothing changed in the pool: a failed allocation leaves it as it was.
+        // No allocation: the pool holds what it held (blocks taken back from thread caches
+        // above went to the heap's free lists, as free there as they were in the caches).
         bool expired = blocking && timeout != nullptr && deadline_passed(deadline);
         if (!blocking || expired) {
             dragonError_t code = failure == DRAGON_OUT_OF_SPACE ? DRAGON_OUT_OF_SPACE
@@ -869,7 +672,7 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
             unlock();
             return code;
         }
-        // Sleep until a free bumps wake_seq (see waiter.hpp for the protocol).
+        // Sleep until a free bumps wake_seq (the protocol: pool_mapping.hpp).
         std::uint32_t seen = header_->wake_seq.load(std::memory_order_relaxed);
         header_->has_waiters.store(1, std::memory_order_relaxed);
         unlock();
@@ -898,7 +701,7 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
     if (offset == k_heap_corrupt) {
         // A free block's header was overwritten (a write past an allocation's end).
         // The manifest still says what is allocated: rebuild the heap and retry.
-        repair();
+        repair_pool(view());
         offset = heap_.alloc(order);
         if (offset == k_heap_corrupt) {
             reported = true;
@@ -916,7 +719,7 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
     ThreadCache* cache = thread_cache_find(this, epoch());
     std::uint64_t counter = 0;
     std::uint64_t got = 0;
-    bool have_id = cache != nullptr && cache->entry != k_no_entry ? take_counter(*cache, counter)
+    bool have_id = cache != nullptr && cache->entry != k_no_entry ? caches_.take_counter(*cache, counter)
                                                                   : manifest_.reserve_counters(1, counter, got);
     if (!have_id) {
         manifest_.give_back_slot(slot);
@@ -936,9 +739,9 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
 dragonError_t PoolMapping::free(std::uint64_t id) {
     if (id == 0) return DRAGON_SUCCESS;  // zero-byte allocations own no block
     ThreadCache* cache = thread_cache_find(this, epoch());
-    if (cache != nullptr && free_to_cache(*cache, id)) return DRAGON_SUCCESS;
+    if (cache != nullptr && caches_.free_to_cache(*cache, id)) return DRAGON_SUCCESS;
     if (dragonError_t rc = lock()) return rc;
-    int order = manifest_.find(id) == nullptr ? -1 : take_back_locked(manifest_.slot_of(id), id);
+    int order = manifest_.find(id) == nullptr ? -1 : caches_.take_back_locked(manifest_.slot_of(id), id);
     if (order < 0) {
         unlock();
         return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}' (already freed?)", id,
@@ -946,8 +749,8 @@ dragonError_t PoolMapping::free(std::uint64_t id) {
     }
     // The free could not be cached because this size's magazine is full: make room.
     if (cache != nullptr && cache->mags[order].cap != 0 && cache->mags[order].count >= cache->mags[order].cap)
-        flush_magazine_locked(*cache, static_cast<std::uint32_t>(order));
-    bool wake = announce_frees_locked();
+        caches_.flush_magazine_locked(*cache, static_cast<std::uint32_t>(order));
+    bool wake = caches_.announce_frees_locked();
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
     return DRAGON_SUCCESS;
@@ -990,8 +793,7 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     if (dragonError_t rc = lock()) return rc;
     // Blocks parked in thread caches are free space: report them as such.
     std::uint64_t cached_left = 0;
-    bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}, &cached_left) > 0 &&
-                announce_frees_locked();
+    bool wake = caches_.take_back_all_cached_locked(&cached_left) > 0 && caches_.announce_frees_locked();
     const PoolHeader& h = *header_;
     out.m_uid = h.m_uid;
     out.hostid = h.hostid;
@@ -1042,7 +844,7 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
 dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
     if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
     if (dragonError_t rc = lock()) return rc;
-    bool wake = reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}) > 0 && announce_frees_locked();
+    bool wake = caches_.take_back_all_cached_locked() > 0 && caches_.announce_frees_locked();
     // Report the coalesced truth (what eager coalescing would show), computed aside so
     // that looking does not throw away the deferred blocks (and the preallocations).
     std::vector<std::uint64_t> counts;
@@ -1065,7 +867,7 @@ dragonError_t PoolMapping::check(CheckReport& out) {
     if (dragonError_t rc = lock()) return rc;
     out = CheckReport{};
     try {
-        collect_invariant_problems(out);  // builds vectors and sentences
+        collect_invariant_problems(view(), out);  // builds vectors and sentences
     } catch (const std::bad_alloc&) {
         unlock();  // never leave the pool locked by a live thread
         return fail(DRAGON_INTERNAL_MALLOC_FAIL, "check: out of memory listing the pool's blocks");

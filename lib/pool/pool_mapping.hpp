@@ -2,12 +2,28 @@
 // state. All mutations happen under the pool's robust lock (lock()), which is also the
 // single repair point: whoever acquires a lock abandoned by a dead holder rebuilds the
 // derived state from the manifest before going on (pool_repair.cpp).
+//
+// Sleeping until memory is freed (alloc_blocking): a futex (os/futex.hpp) on the
+// header's 32-bit `wake_seq`. Protocol (no lost wake-ups): a waiter reads `wake_seq`
+// while holding the pool lock, sets `has_waiters`, unlocks, then sleeps only while
+// `wake_seq` is unchanged. Every free bumps `wake_seq` under the lock and, if
+// `has_waiters` was set, clears it (both under the lock, so no announcement can slip
+// between the test and the clear) and wakes everybody. The wake comes after unlocking on
+// the common paths (free, statistics, detach), so that woken sleepers do not find the
+// lock still held; the rare paths (a repair, the sweep of dead threads' caches, the
+// take-back inside a failing alloc) wake while still holding it, which costs the
+// sleepers a short wait for the lock and nothing else: a woken sleeper always re-checks
+// under the lock. A waiter killed while asleep leaves at most a stale `has_waiters`,
+// which costs the next free one futex call and then clears itself.
 #pragma once
 
 #include "pool/buddy_heap.hpp"
 #include "pool/manifest.hpp"
+#include "pool/pool_caches.hpp"
 #include "pool/pool_backing.hpp"
 #include "pool/pool_layout.hpp"
+#include "pool/pool_name.hpp"
+#include "pool/pool_view.hpp"
 #include "pool/robust_lock.hpp"
 #include "os/shm_segment.hpp"
 #include "pool/thread_cache.hpp"
@@ -26,17 +42,6 @@
 #include <vector>
 
 namespace dragonmem::detail {
-
-// What an allocation is, as a descriptor needs it.
-struct BlockInfo {
-    std::uint64_t id = 0;
-    std::uint64_t type = 0;
-    std::uint64_t offset = 0;
-    std::uint64_t requested_bytes = 0;
-};
-
-// Checks a base name: 1-29 chars of [A-Za-z0-9._-], not starting with '.' or '-'.
-dragonError_t validate_pool_name(std::string_view name);
 
 class PoolMapping {
 public:
@@ -83,7 +88,7 @@ public:
     dragonError_t free(std::uint64_t id);
     dragonError_t lookup(std::uint64_t id, BlockInfo& out);
     bool is_live(std::uint64_t id) const noexcept { return manifest_.is_live(id); }
-    // Lock-free manifest reads for descriptors (memory_ops.cpp): whether an id was ever
+    // Lock-free manifest reads for descriptors (memory_operations.cpp): whether an id was ever
     // issued, and a live id's fields.
     bool id_issued(std::uint64_t id) const noexcept { return manifest_.issued(id); }
     bool read_live(std::uint64_t id, Manifest::LiveFields& out) const noexcept { return manifest_.read_live(id, out); }
@@ -136,47 +141,6 @@ public:
     std::uint32_t order_for(std::uint64_t bytes) const noexcept { return heap_.order_for(bytes); }
 
 private:
-    // ---- thread caches (pool_cache.cpp; the protocol is in thread_cache.hpp)
-    struct ReclaimPlan {
-        std::uint64_t cached_of = 0;     // bit e: take entry e's cached blocks
-        std::uint64_t dead_entries = 0;  // bit e: entry e's owner is known dead: take its claims too
-        bool find_dead_claims = false;   // check the owners of claims found (reads /proc), undo the dead ones
-    };
-    bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
-                          BlockInfo& out) noexcept;
-    bool free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept;
-    // The next id counter of a thread with a cache entry, from its id block (a new block
-    // is reserved when it is used up); false when the id space is used up. No lock.
-    bool take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept;
-    // The calling thread's cache, created (with a shared entry) if it has none; lock held.
-    ThreadCache* cache_for_this_thread_locked() noexcept;
-    void refill_locked(ThreadCache& cache, std::uint32_t order) noexcept;
-    void flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept;
-    // Frees the record in `slot` if its id word still is `word` (one CAS): returns the
-    // freed block's order, 0 if the record was implausible (no block freed), -1 if the
-    // word had changed. Lock held.
-    int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
-    // Bumps wake_seq after frees; true if sleepers must be woken (futex_wake_all, after
-    // unlock() where the caller can; waiter.hpp).
-    bool announce_frees_locked() noexcept;
-    // Takes cache records back to the heap; returns how many, in `left` how many cache
-    // records remain, and in `claimed_left` the entries that still have a claimed (in
-    // flight) record. A claimed record is only taken when its owner is dead. Lock held.
-    std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr,
-                                        std::uint64_t* claimed_left = nullptr) noexcept;
-    // Of the entries in `among`, those whose owner thread is gone (or that have no owner).
-    std::uint64_t dead_entries_locked(std::uint64_t among) const noexcept;
-    bool any_entry_owned_locked() const noexcept;
-    void release_entries_locked(std::uint64_t entries) noexcept;
-    // Before an allocation fails: every cached block, and the claimed ones of dead
-    // threads, go back to the heap; dead threads' entries are released. Lock held.
-    std::uint64_t take_back_all_cached_locked() noexcept;
-    // Frees the cached blocks of dead threads and releases their entries. Lock held.
-    void sweep_dead_entries_locked() noexcept;
-    // release(): the cached blocks of the entries claimed through this object go back.
-    void hand_back_process_caches() noexcept;
-
-
     PoolMapping() = default;
     ~PoolMapping() = default;          // never called: objects are recycled
     static PoolMapping* make();        // a recycled or new object with a fresh epoch
@@ -189,12 +153,11 @@ private:
     dragonError_t lock(const timespec* deadline = nullptr);
     dragonError_t explain_lock_timeout(const LockWait& wait) const;
     void unlock() noexcept;
-    void repair() noexcept;  // pool_repair.cpp
+    PoolView view() noexcept { return PoolView{*header_, manifest_, heap_}; }
     // One allocation from the heap, lock held. `reported`: the failure's message is set
     // and final (corrupt heap, ids used up); otherwise the caller explains it.
     dragonError_t alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order, BlockInfo& out,
                                bool& reported);
-    void collect_invariant_problems(CheckReport& out);  // pool_check.cpp
     dragonError_t explain_unusable(const char* op) const;
     dragonError_t explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code);
     // An allocation failed because /dev/shm could not back a page the library needed.
@@ -211,12 +174,7 @@ private:
     Backing backing_;                  // manifest_ and heap_ point to it
     Manifest manifest_;
     BuddyHeap heap_;
-    // Cache entries claimed through this object, the owner word each was claimed with,
-    // and the process that claimed them (written under the pool lock; read by release()).
-    // A forked child inherits these: the pid tells it they are its parent's.
-    std::uint64_t my_entries_ = 0;
-    std::uint64_t my_entry_owner_[k_cache_entries] = {};
-    std::uint32_t my_entries_pid_ = 0;
+    PoolCaches caches_;                // the thread caches' shared side (over the three above)
 };
 
 }  // namespace dragonmem::detail

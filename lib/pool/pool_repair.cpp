@@ -8,17 +8,20 @@
 // earlier one) are retired, so a corrupt record cannot poison the rebuilt heap.
 // Blocks parked in thread caches (thread_cache.hpp) are kept while their owner thread
 // lives (it may be using them this instant, without the lock) and freed otherwise.
-#include "pool/pool_mapping.hpp"
+#include "pool/pool_caches.hpp"
+#include "pool/pool_view.hpp"
 
-#include "os/waiter.hpp"
-
-#include <sys/random.h>
+#include "os/futex.hpp"
+#include "os/random.hpp"
 
 #include <algorithm>
 
 namespace dragonmem::detail {
 
-void PoolMapping::repair() noexcept {
+void repair_pool(const PoolView& pool) noexcept {
+    PoolHeader& header = pool.header;
+    Manifest& manifest = pool.manifest;
+    BuddyHeap& heap = pool.heap;
     struct Live {
         std::uint64_t slot;
         std::uint64_t id;
@@ -26,24 +29,24 @@ void PoolMapping::repair() noexcept {
     };
     std::vector<Live> live;
     std::uint64_t top_counter = 0;
-    const std::uint64_t dead_entries = dead_entries_locked(~std::uint64_t{0});
+    const std::uint64_t dead_entries = dead_cache_entries(header, ~std::uint64_t{0});
     try {
-        manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t word) {
+        manifest.for_each_used([&](std::uint64_t slot, const ManifestRecord& rec, std::uint64_t word) {
             bool plausible;
             if (is_cache_word(word)) {
                 std::uint64_t entry = word & k_cache_entry_mask;
                 plausible = entry < k_cache_entries && ((dead_entries >> entry) & 1) == 0;
             } else {
-                plausible = manifest_.slot_of(word) == slot;
-                top_counter = std::max(top_counter, word >> manifest_.slot_bits());
+                plausible = manifest.slot_of(word) == slot;
+                top_counter = std::max(top_counter, word >> manifest.slot_bits());
             }
             HeapBlock block{};
-            plausible = plausible && heap_.block_of(rec.requested_bytes.load(std::memory_order_relaxed),
+            plausible = plausible && heap.block_of(rec.requested_bytes.load(std::memory_order_relaxed),
                                                     rec.offset.load(std::memory_order_relaxed), block);
             if (plausible)
                 live.push_back(Live{slot, word, block});
             else
-                manifest_.retire(slot, word);
+                manifest.retire(slot, word);
         });
     } catch (const std::bad_alloc&) {
         // Cannot rebuild without memory; leave the pool as is rather than guess.
@@ -55,31 +58,31 @@ void PoolMapping::repair() noexcept {
     std::uint64_t cursor = 0;
     for (const Live& entry : live) {
         if (entry.block.offset < cursor) {  // overlaps the previous block: cannot both be real
-            manifest_.retire(entry.slot, entry.id);
+            manifest.retire(entry.slot, entry.id);
             continue;
         }
         blocks.push_back(entry.block);
         cursor = entry.block.offset + (std::uint64_t{1} << entry.block.order);
     }
     std::uint64_t secret = 0;
-    if (::getrandom(&secret, sizeof secret, GRND_NONBLOCK) != sizeof secret)
-        secret = header_->heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
-    heap_.rebuild(blocks, secret);
-    manifest_.rebuild_free_slots();
+    if (!random_u64_now(secret))
+        secret = header.heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
+    heap.rebuild(blocks, secret);
+    manifest.rebuild_free_slots();
     // Never lower: threads reserve counters beyond the last published id, without the
     // lock, at this very instant maybe; so raise it by CAS, never store over theirs.
-    std::uint64_t counter = header_->id_counter.load(std::memory_order_relaxed);
+    std::uint64_t counter = header.id_counter.load(std::memory_order_relaxed);
     while (counter < top_counter &&
-           !header_->id_counter.compare_exchange_weak(counter, top_counter, std::memory_order_relaxed)) {
+           !header.id_counter.compare_exchange_weak(counter, top_counter, std::memory_order_relaxed)) {
     }
-    release_entries_locked(dead_entries);
-    header_->live_count = blocks.size();
-    if (header_->max_live_count < header_->live_count) header_->max_live_count = header_->live_count;
-    header_->recoveries += 1;
+    release_cache_entries(header, dead_entries);
+    header.live_count = blocks.size();
+    if (header.max_live_count < header.live_count) header.max_live_count = header.live_count;
+    header.recoveries += 1;
     // A sleeper may have been waiting on a change the dead process never announced.
-    header_->wake_seq.store(header_->wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    header_->has_waiters.store(0, std::memory_order_relaxed);
-    futex_wake_all(&header_->wake_seq);
+    header.wake_seq.store(header.wake_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    header.has_waiters.store(0, std::memory_order_relaxed);
+    futex_wake_all(&header.wake_seq);
 }
 
 }  // namespace dragonmem::detail

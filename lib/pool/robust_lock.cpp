@@ -1,22 +1,18 @@
 // Owner-recording lock with dead-owner takeover (see robust_lock.hpp).
 #include "pool/robust_lock.hpp"
 
+#include "os/cpu_relax.hpp"
+#include "os/deadline.hpp"
+#include "os/futex.hpp"
+#include "os/proc.hpp"
 #include "pool/fork_safety.hpp"
-#include "api/handle_table.hpp"  // cpu_relax
 #include "pool/lock_wait_limit.hpp"
-#include "os/waiter.hpp"
 
-#include <fcntl.h>
-#include <linux/futex.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -29,37 +25,6 @@ constexpr int k_spins_before_sleep = 256;
 // lengthen it so that a lost wake-up shows as a stall instead of a 2 ms hiccup.
 std::atomic<long> g_owner_check_ns{2'000'000};
 constexpr std::int64_t k_min_lock_wait_ns = 10'000'000;  // a bounded wait for a held lock lasts at least this
-
-// Reads /proc/<tid>/<file> into `buffer` (NUL-terminated, at most `size` - 1 bytes):
-// one read, no allocation (it runs in lock waits and thread-identity set-up).
-bool read_proc_file(std::uint32_t tid, const char* file, char* buffer, std::size_t size) noexcept {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%u/%s", tid, file);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    ssize_t got = ::read(fd, buffer, size - 1);
-    ::close(fd);
-    if (got <= 0) return false;
-    buffer[got] = '\0';
-    return true;
-}
-
-// Start time (clock ticks since boot, field 22 of /proc/<tid>/stat) and state of a task.
-bool read_task_stat(std::uint32_t tid, char& state, std::uint64_t& start_ticks) noexcept {
-    char buffer[1024];
-    if (!read_proc_file(tid, "stat", buffer, sizeof buffer)) return false;
-    const char* after_name = std::strrchr(buffer, ')');  // the name may contain spaces
-    if (after_name == nullptr) return false;
-    const char* cursor = after_name + 2;
-    state = *cursor;
-    for (int field = 3; field < 22 && cursor != nullptr; ++field) {
-        cursor = std::strchr(cursor, ' ');
-        if (cursor != nullptr) ++cursor;
-    }
-    if (cursor == nullptr) return false;
-    start_ticks = std::strtoull(cursor, nullptr, 10);
-    return true;
-}
 
 struct ThreadIdentity {
     std::uint64_t word = 0;  // what this thread writes into a lock it holds
@@ -80,7 +45,7 @@ inline std::uint64_t my_word() noexcept {
     if (__builtin_expect(word == 0, 0)) {
         word = compute_identity();
         // Stamp 0: /proc could not be read (out of fds?); do not remember that, so the
-        // next call tries again. Such a word cannot own a cache entry (pool_cache.cpp).
+        // next call tries again. Such a word cannot own a cache entry (pool_caches.cpp).
         if ((word >> 32) != 0) t_identity.word = word;
     }
     return word;
@@ -92,24 +57,6 @@ inline std::uint64_t my_word() noexcept {
 std::uint32_t* futex_half(OwnerLock& lock) noexcept {
     static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the lock's futex half assumes little-endian");
     return reinterpret_cast<std::uint32_t*>(&lock.word);
-}
-
-long futex_wait(OwnerLock& lock, std::uint64_t expected, const timespec* relative) noexcept {
-    return ::syscall(SYS_futex, futex_half(lock), FUTEX_WAIT, static_cast<std::uint32_t>(expected), relative, nullptr,
-                     0);
-}
-
-void read_status_line(const char* text, const char* key, char* out, std::size_t capacity) noexcept {
-    const char* line = std::strstr(text, key);
-    if (line == nullptr || capacity == 0) return;
-    line += std::strlen(key);
-    while (*line == ' ' || *line == '\t') ++line;
-    std::size_t n = 0;
-    while (line[n] != '\0' && line[n] != '\n' && n + 1 < capacity) {
-        out[n] = line[n];
-        ++n;
-    }
-    out[n] = '\0';
 }
 
 // When a wait for a held lock must end: the caller's deadline or the lock-wait limit,
@@ -187,8 +134,8 @@ LockOutcome acquire_contended(OwnerLock& lock, LockWait& wait, std::uint64_t min
         std::int64_t nap_ns = g_owner_check_ns.load(std::memory_order_relaxed);
         if (end.bounded) nap_ns = std::min(nap_ns, std::max<std::int64_t>(ns_between(now, end.at), 1));
         timespec nap{static_cast<time_t>(nap_ns / 1000000000L), static_cast<long>(nap_ns % 1000000000L)};
-        long rc = futex_wait(lock, seen, &nap);
-        if (rc == -1 && errno == ETIMEDOUT && owner_word_is_dead(lock_owner_of(seen))) {
+        bool timed_out = !futex_wait_for(futex_half(lock), static_cast<std::uint32_t>(seen), nap);
+        if (timed_out && owner_word_is_dead(lock_owner_of(seen))) {
             // Keep the waiters bit: others may sleep on this word, and our release must
             // wake them.
             if (lock.word.compare_exchange_strong(seen, mine | (seen & k_lock_waiters_bit), std::memory_order_acquire,
@@ -202,17 +149,6 @@ LockOutcome acquire_contended(OwnerLock& lock, LockWait& wait, std::uint64_t min
 
 // A forked child's thread has another id and start time (fork_safety.cpp calls this).
 void owner_identity_forget_after_fork() noexcept { t_identity.word = 0; }
-
-bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept {
-    // tid 0 or one beyond pid_t is no thread: a garbage word must not wedge the pool.
-    if (tid == 0 || tid > static_cast<std::uint32_t>(INT_MAX)) return true;
-    char state = 0;
-    std::uint64_t start_ticks = 0;
-    if (read_task_stat(tid, state, start_ticks))
-        return state == 'Z' || state == 'X' || static_cast<std::uint32_t>(start_ticks) != stamp;
-    // No /proc: only existence can be checked.
-    return ::kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH;
-}
 
 std::uint64_t current_owner_word() noexcept { return my_word(); }
 
@@ -229,7 +165,7 @@ long set_owner_check_interval_for_tests(long interval_ns) noexcept {
 }
 
 bool owner_word_is_dead(std::uint64_t word) noexcept {
-    return word == 0 || lock_owner_is_dead(static_cast<std::uint32_t>(word), static_cast<std::uint32_t>(word >> 32));
+    return word == 0 || task_is_gone(static_cast<std::uint32_t>(word), static_cast<std::uint32_t>(word >> 32));
 }
 
 OwnerReport report_owner(std::uint64_t word) noexcept {
@@ -237,13 +173,12 @@ OwnerReport report_owner(std::uint64_t word) noexcept {
     report.tid = static_cast<std::uint32_t>(lock_owner_of(word));
     report.alive = !owner_word_is_dead(lock_owner_of(word));
     if (report.tid == 0 || report.tid > static_cast<std::uint32_t>(INT_MAX)) return report;
-    char text[2048];
-    if (!read_proc_file(report.tid, "status", text, sizeof text)) return report;
-    read_status_line(text, "Name:", report.name, sizeof report.name);
-    read_status_line(text, "\nState:", report.state, sizeof report.state);
-    char tgid[16] = {};
-    read_status_line(text, "\nTgid:", tgid, sizeof tgid);
-    report.pid = static_cast<std::uint32_t>(std::strtoul(tgid, nullptr, 10));
+    TaskStatus status;
+    if (!read_task_status(report.tid, status)) return report;
+    static_assert(sizeof report.name == sizeof status.name && sizeof report.state == sizeof status.state);
+    std::memcpy(report.name, status.name, sizeof report.name);
+    std::memcpy(report.state, status.state, sizeof report.state);
+    report.pid = status.tgid;
     return report;
 }
 
@@ -272,8 +207,6 @@ void owner_lock_release(OwnerLock& lock) noexcept {
     if ((lock.word.exchange(0, std::memory_order_release) & k_lock_waiters_bit) != 0) owner_lock_wake_waiters(lock);
 }
 
-void owner_lock_wake_waiters(OwnerLock& lock) noexcept {
-    ::syscall(SYS_futex, futex_half(lock), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
+void owner_lock_wake_waiters(OwnerLock& lock) noexcept { futex_wake_all(futex_half(lock)); }
 
 }  // namespace dragonmem::detail

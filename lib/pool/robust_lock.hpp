@@ -76,8 +76,6 @@ bool owner_lock_try_acquire(OwnerLock& lock) noexcept;
 // this so waiters look at `give_up` at once).
 void owner_lock_wake_waiters(OwnerLock& lock) noexcept;
 
-// For tests: is the thread (tid, start stamp) gone?
-bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept;
 // For tests: sets how often a sleeper wakes to check the owner (default 2 ms); returns
 // the previous interval. A long one turns a lost wake-up into a visible stall.
 long set_owner_check_interval_for_tests(long interval_ns) noexcept;

@@ -1,4 +1,4 @@
-// Blocking waits (issue 4, part 3): waiter processes blocked in alloc_blocking are woken
+// Blocking waits: waiter processes blocked in alloc_blocking are woken
 // by frees made in another process, nobody sleeps past its timeout while memory is free,
 // timeouts are honoured within a few ms (the lateness is measured and printed), waiters
 // burn no CPU, and a waiter SIGKILLed while asleep does not stop the others being woken.

@@ -1,4 +1,4 @@
-// The invariant checker (issue 4, part 4): deliberate corruption of a pool — garbage in a
+// The invariant checker: deliberate corruption of a pool — garbage in a
 // free block's in-band header through the pool's base pointer, edited manifest records
 // and counters through a mapping of /dev/shm/dragonmem.NAME — must be reported by
 // Pool::check() (ok = false, a problem naming what is wrong) and by the C call

@@ -1,4 +1,4 @@
-// Kill -9 at any instant (issue 4, parts 1 and 2): children hammer a pool and are
+// Kill -9 at any instant: children hammer a pool and are
 // SIGKILLed at random instants; after every kill the parent must allocate and free
 // (a watchdog turns a hang into a failure) and check() must pass; at the end, with every
 // leftover freed by the parent, the pool is whole. Plus deterministic crash points: a

@@ -4,7 +4,7 @@
 // deadline beyond time_t is "forever"). Each timed entry point, C and C++, is given huge
 // timeouts while the pool is full, and must wait for the free another thread makes.
 #include "testing.hpp"
-#include "os/waiter.hpp"
+#include "os/deadline.hpp"
 
 #include <climits>
 #include <functional>

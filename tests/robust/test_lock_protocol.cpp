@@ -8,7 +8,7 @@
 // set to 20 s here, so a lost wake-up shows as a stall of seconds instead of a hiccup.
 // Bounds below are failure limits only, well above any honest wait and well below the
 // owner check.
-#include "api/handle_table.hpp"  // cpu_relax
+#include "os/cpu_relax.hpp"
 #include "pool/robust_lock.hpp"
 #include "testing.hpp"
 

@@ -1,4 +1,4 @@
-// Permissions (issue 4, part 8, and bad-input rows F9): a pool's shm object carries
+// Permissions (bad-input rows F9): a pool's shm object carries
 // exactly the mode it was created with (default 0600, umask ignored) and the creator's
 // uid/gid, so a user the mode excludes can neither attach nor read it (MEMORY_ERRNO with
 // EACCES in the message), 0666 is open to everyone and 0660 to the creator's group. The

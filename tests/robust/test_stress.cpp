@@ -1,4 +1,4 @@
-// Multi-process and multi-thread stress (issue 4, part 7): N processes x M threads share
+// Multi-process and multi-thread stress: N processes x M threads share
 // pool handles doing alloc / free / clone / serialize / attach / hand-offs with data
 // patterns verified before every free; the parent checks the invariants while they run
 // and after. Suite "threads" is the in-process part, meant to run under TSan too

@@ -289,6 +289,14 @@ TEST_CASE("Pool::list_local finds this process's pools") {
     CHECK(std::find(names.begin(), names.end(), p.guard.name()) != names.end());
 }
 
+TEST_CASE("Pool::local_shm_name names the pool's shm object, as attributes() and /dev/shm do") {
+    CxxPool p(4096);
+    const std::string shm_name = Pool::local_shm_name(p.guard.name());
+    CHECK(shm_name == p.pool.attributes().shm_name);
+    CHECK(shm_exists(p.guard.name()));
+    CHECK(shm_path(p.guard.name()) == "/dev/shm/" + shm_name);
+}
+
 TEST_CASE("attach, attach_base64, attach_from_env and clone share the mapping") {
     CxxPool p(65536);
     Pool a = Pool::attach(p.pool.serialize());

@@ -1,12 +1,13 @@
-// Pool descriptor operations shared by the C and C++ APIs.
+// The operations layer's pool calls (operations.hpp), shared by the C and C++ APIs.
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
+#include "descr/mapped_pool.hpp"
+#include "descr/operations.hpp"
 #include "os/host_identity.hpp"
-#include "pool/mapping_registry.hpp"
-#include "pool/pool_mapping.hpp"
 #include "os/shm_segment.hpp"
+#include "pool/mapping_registry.hpp"
+#include "pool/pool_name.hpp"
 
 #include <dirent.h>
 
@@ -21,6 +22,15 @@ const PoolIdentity* identity_of(const PoolRef& pool) noexcept {
 }
 
 bool pool_is_local(const PoolRef& pool) noexcept { return static_cast<bool>(pool.mapping); }
+
+bool pool_is_usable_here(const PoolRef& pool) {
+    // A descriptor of a destroyed pool is no longer valid, hence not local.
+    return pool_is_local(pool) && pool.mapping.get()->check_usable("pool_is_local") == DRAGON_SUCCESS;
+}
+
+bool pool_runtime_is_local(const PoolRef& pool) noexcept { return identity_of(pool)->rt_uid == this_rt_uid(); }
+
+std::string pool_shm_name(std::string_view base_name) { return shm_name_for(base_name); }
 
 dragonError_t pool_require_valid(const PoolRef& pool, const char* op) {
     if (!pool.valid())
@@ -40,6 +50,72 @@ dragonError_t pool_require_local(const PoolRef& pool, const char* op, PoolMappin
     PoolMapping* mapping = pool.mapping.get();
     if (dragonError_t rc = mapping->check_usable(op)) return rc;
     out = mapping;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_require_local(const PoolRef& pool, const char* op) {
+    PoolMapping* mapping = nullptr;
+    return pool_require_local(pool, op, mapping);
+}
+
+dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    return mapping->attributes(out);
+}
+
+dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optional<std::uint64_t> type,
+                               std::vector<AllocationInfo>& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    return mapping->list(type, out);
+}
+
+dragonError_t pool_free_blocks(const PoolRef& pool, const char* op, std::vector<FreeBlockCount>& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    return mapping->free_blocks(out);
+}
+
+dragonError_t pool_check(const PoolRef& pool, const char* op, CheckReport& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    return mapping->check(out);
+}
+
+dragonError_t pool_heap(const PoolRef& pool, const char* op, void*& base, std::uint64_t& bytes) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    base = mapping->heap_base();
+    bytes = mapping->heap_bytes();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_allocation_exists(const PoolRef& pool, const char* op, std::uint64_t id, bool& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    out = id != 0 && mapping->is_live(id);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_allocations_page(const PoolRef& pool, const char* op, std::optional<std::uint64_t> type,
+                                    std::uint64_t& cursor, std::size_t max, std::vector<AllocationInfo>& out,
+                                    bool& done) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    return mapping->list_page(type, cursor, max, out, done);
+}
+
+dragonError_t pool_allocation_info(const PoolRef& pool, const char* op, std::uint64_t id, AllocationInfo& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    return mapping->allocation_info(id, out);
+}
+
+dragonError_t pool_block_bytes_for(const PoolRef& pool, const char* op, std::size_t bytes, std::size_t& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    out = std::size_t{1} << mapping->order_for(bytes);
     return DRAGON_SUCCESS;
 }
 
@@ -112,8 +188,7 @@ dragonError_t pool_list_local(std::vector<std::string>& names) {
     if (dir == nullptr) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("opendir('{}')", k_shm_dir));
     while (dirent* entry = ::readdir(dir)) {
         std::string_view file(entry->d_name);
-        if (!file.starts_with(k_shm_prefix)) continue;
-        std::string_view base = file.substr(k_shm_prefix.size());
+        std::string_view base = base_name_of(file);  // empty: not a pool's object
         if (base.empty() || base.size() > k_max_name_len) continue;
         names.emplace_back(base);
     }

@@ -1,10 +1,11 @@
-// The pool's side of the per-thread block caches: the lock-free alloc and free, and the
-// locked refill, flush and take-back. The protocol and its crash argument are in
-// thread_cache.hpp; each shared update below says what a survivor sees if we die there.
-#include "pool/pool_mapping.hpp"
+// The pool's side of the per-thread block caches (pool_caches.hpp): the lock-free alloc
+// and free, and the locked refill, flush and take-back. The protocol and its crash
+// argument are in thread_cache.hpp; each shared update below says what a survivor sees
+// if we die there.
+#include "pool/pool_caches.hpp"
 
 #include "pool/robust_lock.hpp"
-#include "os/waiter.hpp"
+#include "os/futex.hpp"
 
 #include <unistd.h>
 
@@ -22,13 +23,30 @@ bool owner_word_known(std::uint64_t word) noexcept { return (word >> 32) != 0; }
 
 }  // namespace
 
-bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
+std::uint64_t dead_cache_entries(const PoolHeader& header, std::uint64_t among) noexcept {
+    std::uint64_t dead = 0;
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
+        if (((among >> e) & 1) != 0 &&
+            owner_word_is_dead(header.cache_entries[e].owner.load(std::memory_order_relaxed)))
+            dead |= bit(e);
+    return dead;
+}
+
+void release_cache_entries(PoolHeader& header, std::uint64_t entries) noexcept {
+    // Callers took back these entries' records first. Killed before a store: the entry
+    // still names its (dead or departed) owner and the next sweep releases it; after it:
+    // free for the next thread, and it names no record.
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
+        if (((entries >> e) & 1) != 0) header.cache_entries[e].owner.store(0, std::memory_order_relaxed);
+}
+
+bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
                                    BlockInfo& out) noexcept {
     Magazine& mag = cache.mags[order];
     const std::uint64_t cached = cached_word(cache.entry);
     while (mag.count != 0) {
         std::uint32_t slot = mag.slots[--mag.count];
-        ManifestRecord& rec = manifest_.record(slot);
+        ManifestRecord& rec = manifest_->record(slot);
         std::uint64_t expected = cached;
         // Claim: from here only this thread (or, once it is dead, a survivor) changes it.
         if (!rec.id.compare_exchange_strong(expected, claimed_word(cache.entry), std::memory_order_acquire,
@@ -36,7 +54,7 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
             continue;  // taken back to the heap since it was cached: a stale slot
         std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
         HeapBlock block{};
-        if (!heap_.block_of(rec.requested_bytes.load(std::memory_order_relaxed), offset, block) ||
+        if (!heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed), offset, block) ||
             block.order != order) {
             // A stale duplicate of a slot that was taken back, then cached again at
             // another size (the copy pushed then is the valid one), or a record damaged
@@ -50,7 +68,7 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
             mag.slots[mag.count++] = slot;
             return false;  // the locked path reports the exhausted id space
         }
-        const std::uint64_t id = manifest_.id_of(counter, slot);
+        const std::uint64_t id = manifest_->id_of(counter, slot);
         // Killed from the claim to the id store: the record reads claimed by a dead
         // thread, and a survivor frees the block (repair, or a take-back).
         rec.requested_bytes.store(bytes, std::memory_order_relaxed);
@@ -62,12 +80,12 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
     return false;
 }
 
-bool PoolMapping::take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept {
-    IdBlock& block = manifest_.id_block(cache.entry);
+bool PoolCaches::take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept {
+    IdBlock& block = manifest_->id_block(cache.entry);
     if (cache.id_next == cache.id_end) {
         std::uint64_t first = 0;
         std::uint64_t got = 0;
-        if (!manifest_.reserve_counters(k_id_block_counters, first, got)) return false;
+        if (!manifest_->reserve_counters(k_id_block_counters, first, got)) return false;
         // Killed from the reservation to the end store: the block is never issued (the
         // pool's counter has passed it). Next first: the pair (first, old end) is an empty
         // range, so a reader never sees the new block spanning counters of other threads.
@@ -84,19 +102,19 @@ bool PoolMapping::take_counter(ThreadCache& cache, std::uint64_t& counter) noexc
     return true;
 }
 
-bool PoolMapping::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
+bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     // A sleeper waits for a free to wake it: leave that to the locked path. (A sleeper
     // that sets the flag just after this read is woken by its 100 ms re-check at worst.)
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return false;
-    std::uint64_t slot = manifest_.slot_of(id);
-    if (!is_live_id(id) || slot >= manifest_.capacity()) return false;  // the locked path explains
-    ManifestRecord& rec = manifest_.record(slot);
+    std::uint64_t slot = manifest_->slot_of(id);
+    if (!is_live_id(id) || slot >= manifest_->capacity()) return false;  // the locked path explains
+    ManifestRecord& rec = manifest_->record(slot);
     if (rec.id.load(std::memory_order_acquire) != id) return false;
     // Read while the record holds this id: its fields cannot change until it is freed,
     // and the CAS below proves it was not.
     std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
     if (requested == 0 || requested > header_->heap_bytes) return false;
-    Magazine& mag = cache.mags[heap_.order_for(requested)];
+    Magazine& mag = cache.mags[heap_->order_for(requested)];
     if (mag.count >= mag.cap) return false;  // full (or not cached): the locked path flushes
     std::uint64_t expected = id;
     // Commit point of the free. Killed after it: the block is cached by a dead thread.
@@ -107,25 +125,25 @@ bool PoolMapping::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     return true;
 }
 
-int PoolMapping::take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept {
-    ManifestRecord& rec = manifest_.record(slot);
-    if (!manifest_.retire(slot, word)) return -1;
+int PoolCaches::take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept {
+    ManifestRecord& rec = manifest_->record(slot);
+    if (!manifest_->retire(slot, word)) return -1;
     // Retired: killed from here on, repair rebuilds the heap without this block.
     int order = 0;
     HeapBlock block{};
-    if (heap_.block_of(rec.requested_bytes.load(std::memory_order_relaxed), rec.offset.load(std::memory_order_relaxed),
+    if (heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed), rec.offset.load(std::memory_order_relaxed),
                        block)) {
-        heap_.free(block.offset, block.order);
+        heap_->free(block.offset, block.order);
         order = static_cast<int>(block.order);
     }
     // An implausible record (overwritten shared memory) frees no block: the checker
     // reports the bytes as lost and a repair recovers them.
-    manifest_.give_back_slot(slot);
+    manifest_->give_back_slot(slot);
     header_->live_count -= 1;
     return order;
 }
 
-bool PoolMapping::announce_frees_locked() noexcept {
+bool PoolCaches::announce_frees_locked() noexcept {
     // Lock holders change wake_seq, so a plain increment suffices. The one writer without
     // the lock, destroy --force, adds with fetch_add: should this store overwrite its
     // addition, the word has changed all the same, and it wakes every sleeper itself.
@@ -135,10 +153,9 @@ bool PoolMapping::announce_frees_locked() noexcept {
     return wake;
 }
 
-ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
-    std::uint64_t epoch = this->epoch();
-    ThreadCache* cache = thread_cache_find(this, epoch);
-    if (cache == nullptr) cache = thread_cache_create(this, epoch);
+ThreadCache* PoolCaches::cache_for_this_thread_locked(PoolMapping* mapping, std::uint64_t epoch) noexcept {
+    ThreadCache* cache = thread_cache_find(mapping, epoch);
+    if (cache == nullptr) cache = thread_cache_create(mapping, epoch);
     if (cache == nullptr) return nullptr;
     if (cache->entry != k_no_entry) {
         // Still ours? Only a survivor that judged us dead would have released it.
@@ -149,7 +166,7 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
         // that the next take-back finds them. (Killed before this store: those blocks
         // stay cached under an entry whose owner is gone; check reports them.)
         header_->cache_records_possible = 1;
-        *cache = ThreadCache{this, epoch, k_no_entry, true, 0, 0, 0, {}};  // its slots and ids are stale: forget them
+        *cache = ThreadCache{mapping, epoch, k_no_entry, true, 0, 0, 0, {}};  // its slots and ids are stale: forget them
         return cache;
     }
     // One-off users (a CLI command, one allocation) never claim an entry: the second
@@ -186,26 +203,26 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
     // Blocks a thread may hold per size: bounded in count and bytes, and a small share of
     // a small pool.
     std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
-    for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
+    for (std::uint32_t order = heap_->min_order(); order <= heap_->max_order(); ++order)
         cache->mags[order].cap = static_cast<std::uint32_t>(std::min<std::uint64_t>(k_magazine_slots, budget >> order));
     return cache;
 }
 
-void PoolMapping::refill_locked(ThreadCache& cache, std::uint32_t order) noexcept {
+void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t order) noexcept {
     Magazine& mag = cache.mags[order];
     if (mag.cap == 0 || cache.entry == k_no_entry) return;
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
     std::uint64_t want = std::min(mag.warm, mag.cap - mag.count);
     mag.warm = std::min(mag.cap, mag.warm == 0 ? 1 : mag.warm * 2);
     // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
-    want = std::min(want, (manifest_.capacity() - header_->live_count) / 16);
-    want = std::min(want, (heap_.free_bytes() / 16) >> order);
+    want = std::min(want, (manifest_->capacity() - header_->live_count) / 16);
+    want = std::min(want, (heap_->free_bytes() / 16) >> order);
     const std::uint64_t cached = cached_word(cache.entry);
-    for (std::uint64_t i = 0; i < want && manifest_.has_free_slot(); ++i) {
-        std::uint64_t offset = heap_.alloc(order);
+    for (std::uint64_t i = 0; i < want && manifest_->has_free_slot(); ++i) {
+        std::uint64_t offset = heap_->alloc(order);
         if (offset == k_nil || offset == k_heap_corrupt) break;  // the next allocation repairs
-        std::uint64_t slot = manifest_.take_slot();
-        ManifestRecord& rec = manifest_.record(slot);
+        std::uint64_t slot = manifest_->take_slot();
+        ManifestRecord& rec = manifest_->record(slot);
         rec.offset.store(offset, std::memory_order_relaxed);
         rec.requested_bytes.store(std::uint64_t{1} << order, std::memory_order_relaxed);
         rec.type.store(0, std::memory_order_relaxed);
@@ -218,13 +235,13 @@ void PoolMapping::refill_locked(ThreadCache& cache, std::uint32_t order) noexcep
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
 }
 
-void PoolMapping::flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept {
+void PoolCaches::flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept {
     Magazine& mag = cache.mags[order];
     const std::uint64_t cached = cached_word(cache.entry);
     while (mag.count > mag.cap / 2) take_back_locked(mag.slots[--mag.count], cached);  // stale slots: no-ops
 }
 
-std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left,
+std::uint64_t PoolCaches::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left,
                                                  std::uint64_t* claimed_left) noexcept {
     if (left != nullptr) *left = 0;
     if (claimed_left != nullptr) *claimed_left = 0;
@@ -232,7 +249,7 @@ std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::u
     std::uint64_t taken = 0;
     std::uint64_t remaining = 0;
     std::uint64_t claimed_entries = 0;  // entries with a claimed (in-flight) record
-    manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
+    manifest_->for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
         if (!is_cache_word(word)) return;
         std::uint64_t e = word & k_cache_entry_mask;
         bool claimed = e < k_cache_entries && (word & k_claimed_bit) != 0;
@@ -254,9 +271,9 @@ std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::u
     // Claims found in flight: undo those whose thread is gone (it died between claim and
     // commit). /proc is read for those entries only.
     std::uint64_t dead = 0;
-    if (plan.find_dead_claims && claimed_entries != 0) dead = dead_entries_locked(claimed_entries);
+    if (plan.find_dead_claims && claimed_entries != 0) dead = dead_cache_entries(*header_, claimed_entries);
     if (dead != 0) {
-        manifest_.for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
+        manifest_->for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
             if (!is_cache_word(word) || (word & k_claimed_bit) == 0) return;
             std::uint64_t e = word & k_cache_entry_mask;
             if (e < k_cache_entries && ((dead >> e) & 1) != 0 && take_back_locked(slot, word) >= 0) {
@@ -264,7 +281,7 @@ std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::u
                 --remaining;
             }
         });
-        release_entries_locked(dead);
+        release_cache_entries(*header_, dead);
     }
     if (claimed_left != nullptr) *claimed_left = claimed_entries & ~dead;
     // No cache word left and no owner that could make one: later scans can be skipped.
@@ -275,42 +292,27 @@ std::uint64_t PoolMapping::reclaim_cached_locked(const ReclaimPlan& plan, std::u
     return taken;
 }
 
-std::uint64_t PoolMapping::dead_entries_locked(std::uint64_t among) const noexcept {
-    std::uint64_t dead = 0;
-    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
-        if (((among >> e) & 1) != 0 &&
-            owner_word_is_dead(header_->cache_entries[e].owner.load(std::memory_order_relaxed)))
-            dead |= bit(e);
-    return dead;
-}
 
-bool PoolMapping::any_entry_owned_locked() const noexcept {
+bool PoolCaches::any_entry_owned_locked() const noexcept {
     for (const CacheEntry& entry : header_->cache_entries)
         if (entry.owner.load(std::memory_order_relaxed) != 0) return true;
     return false;
 }
 
-void PoolMapping::release_entries_locked(std::uint64_t entries) noexcept {
-    // Callers took back these entries' records first. Killed before a store: the entry
-    // still names its (dead or departed) owner and the next sweep releases it; after it:
-    // free for the next thread, and it names no record.
-    for (std::uint32_t e = 0; e < k_cache_entries; ++e)
-        if (((entries >> e) & 1) != 0) header_->cache_entries[e].owner.store(0, std::memory_order_relaxed);
+
+std::uint64_t PoolCaches::take_back_all_cached_locked(std::uint64_t* left) noexcept {
+    return reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true}, left);
 }
 
-std::uint64_t PoolMapping::take_back_all_cached_locked() noexcept {
-    return reclaim_cached_locked(ReclaimPlan{~std::uint64_t{0}, 0, true});
-}
-
-void PoolMapping::sweep_dead_entries_locked() noexcept {
-    std::uint64_t dead = dead_entries_locked(~std::uint64_t{0});  // reads /proc for owned entries only
+void PoolCaches::sweep_dead_entries_locked() noexcept {
+    std::uint64_t dead = dead_cache_entries(*header_, ~std::uint64_t{0});  // reads /proc for owned entries only
     if (dead == 0) return;
     bool wake = reclaim_cached_locked(ReclaimPlan{dead, dead, false}) > 0 && announce_frees_locked();
-    release_entries_locked(dead);
+    release_cache_entries(*header_, dead);
     if (wake) futex_wake_all(&header_->wake_seq);
 }
 
-void PoolMapping::hand_back_process_caches() noexcept {
+void PoolCaches::hand_back_process_caches(bool pool_gone) noexcept {
     // Entries claimed through this mapping object; nothing uses them any more (the last
     // reference is gone, and the threads' caches are stale by epoch). In a forked child
     // they are the parent's (fork copied this object), whose threads still cache: a
@@ -319,7 +321,7 @@ void PoolMapping::hand_back_process_caches() noexcept {
     std::uint64_t mine = my_entries_;
     my_entries_ = 0;
     if (my_entries_pid_ != static_cast<std::uint32_t>(::getpid())) return;
-    if (mine == 0 || unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere()) return;
+    if (mine == 0 || pool_gone) return;
     // Never wait at detach: if the lock is busy, the blocks stay cached, and any failing
     // allocation or statistics call takes them back.
     if (!owner_lock_try_acquire(header_->lock)) return;
@@ -333,7 +335,7 @@ void PoolMapping::hand_back_process_caches() noexcept {
     std::uint64_t claimed_left = 0;
     bool wake =
         reclaim_cached_locked(ReclaimPlan{still_mine, 0, false}, nullptr, &claimed_left) > 0 && announce_frees_locked();
-    release_entries_locked(still_mine & ~claimed_left);
+    release_cache_entries(*header_, still_mine & ~claimed_left);
     owner_lock_release(header_->lock);
     if (wake) futex_wake_all(&header_->wake_seq);
 }

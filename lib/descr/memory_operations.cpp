@@ -3,9 +3,9 @@
 // so freeing through any of them frees the allocation.
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
-#include "pool/pool_mapping.hpp"
+#include "descr/mapped_pool.hpp"
+#include "descr/operations.hpp"
 
 namespace dragonmem::detail {
 
@@ -109,32 +109,40 @@ dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t mem_alloc_block(const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
-                              const timespec* timeout, PoolMapping*& mapping, BlockInfo& block) {
+dragonError_t mem_alloc_new(const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
+                            const timespec* timeout, NewAllocation& out) {
+    PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, blocking ? "alloc_blocking" : "alloc", mapping)) return rc;
-    block = BlockInfo{0, type, 0, 0};
-    if (bytes == 0) return DRAGON_SUCCESS;  // zero bytes: id 0, no block, no record
-    return mapping->alloc(bytes, type, blocking, timeout, block);
+    BlockInfo block{0, type, 0, 0};
+    if (bytes != 0) {  // zero bytes: id 0, no block, no record
+        if (dragonError_t rc = mapping->alloc(bytes, type, blocking, timeout, block)) return rc;
+    }
+    out = NewAllocation{mapping, block.id, block.type, block.offset, block.requested_bytes};
+    return DRAGON_SUCCESS;
 }
 
-void fill_allocated(MemoryRef& out, PoolMapping* mapping, const BlockInfo& block) noexcept {
-    out.mapping = mapping;
-    out.mapping_epoch = mapping->epoch();
+void fill_allocated(MemoryRef& out, const NewAllocation& made) noexcept {
+    out.mapping = made.mapping;
+    out.mapping_epoch = made.mapping->epoch();
     out.pool = PoolRef{};
-    out.id = block.id;
-    out.type = block.type;
-    out.block_offset = block.offset;
-    out.requested_bytes = block.requested_bytes;
+    out.id = made.id;
+    out.type = made.type;
+    out.block_offset = made.offset;
+    out.requested_bytes = made.requested_bytes;
     out.view_offset = 0;
-    out.view_bytes = block.requested_bytes;
+    out.view_bytes = made.requested_bytes;
+}
+
+void undo_allocation(const NewAllocation& made) {
+    // The caller still holds the pool's descriptor: the mapping is the one just used.
+    if (made.mapping != nullptr) (void)made.mapping->free(made.id);
 }
 
 dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
                         const timespec* timeout) {
-    PoolMapping* mapping = nullptr;
-    BlockInfo block;
-    if (dragonError_t rc = mem_alloc_block(pool, bytes, type, blocking, timeout, mapping, block)) return rc;
-    fill_allocated(out, mapping, block);
+    NewAllocation made;
+    if (dragonError_t rc = mem_alloc_new(pool, bytes, type, blocking, timeout, made)) return rc;
+    fill_allocated(out, made);
     return DRAGON_SUCCESS;
 }
 

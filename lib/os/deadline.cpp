@@ -1,12 +1,6 @@
-// futex(2) wait/wake on shared (not process-private) words, and deadline arithmetic.
-#include "os/waiter.hpp"
+// Deadline arithmetic on CLOCK_MONOTONIC (deadline.hpp).
+#include "os/deadline.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <climits>
 #include <limits>
 
 namespace dragonmem::detail {
@@ -14,12 +8,6 @@ namespace dragonmem::detail {
 namespace {
 
 constexpr long k_ns_per_s = 1000000000L;
-
-long futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const timespec* timeout,
-           std::uint32_t bitset) {
-    // The kernel gets the word's address; nothing here reads it except through the atomic.
-    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), op, value, timeout, nullptr, bitset);
-}
 
 }  // namespace
 
@@ -60,15 +48,5 @@ std::int64_t ns_between(const timespec& a, const timespec& b) noexcept {
     if (seconds > static_cast<std::uint64_t>(max_ns / k_ns_per_s) - 1) return max_ns;
     return static_cast<std::int64_t>(seconds) * k_ns_per_s + (b.tv_nsec - a.tv_nsec);
 }
-
-bool futex_wait_until(std::atomic<std::uint32_t>* word, std::uint32_t expected, const timespec* deadline) {
-    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline: no drift on retries.
-    // A saturated deadline is fine: the kernel clamps it to its own "forever".
-    long rc = futex(word, FUTEX_WAIT_BITSET, expected, deadline, FUTEX_BITSET_MATCH_ANY);
-    if (rc == -1 && errno == ETIMEDOUT) return false;
-    return true;  // woken, value changed (EAGAIN) or interrupted (EINTR): the caller re-checks
-}
-
-void futex_wake_all(std::atomic<std::uint32_t>* word) { futex(word, FUTEX_WAKE, INT_MAX, nullptr, 0); }
 
 }  // namespace dragonmem::detail

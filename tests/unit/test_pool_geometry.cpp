@@ -1,0 +1,170 @@
+// The pure part of creating and opening a pool (lib/pool/pool_geometry.hpp): create's
+// size and option checks, the layout they give, and the header check open() makes
+// before it maps anything. No shm object is made: these run on plain memory.
+#include <doctest/doctest.h>
+
+#include "descr/error.hpp"
+#include "pool/pool_geometry.hpp"
+#include "pool/pool_name.hpp"
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+using namespace dragonmem;
+using namespace dragonmem::detail;
+
+namespace {
+
+// A header image in private memory, as open() reads one (zeros, then the fields set).
+struct HeaderImage {
+    alignas(64) unsigned char bytes[sizeof(PoolHeader)] = {};
+    PoolHeader& header() { return *reinterpret_cast<PoolHeader*>(bytes); }
+    template <typename T>
+    void set(std::size_t offset, T value) {
+        std::memcpy(bytes + offset, &value, sizeof value);
+    }
+};
+
+// What create writes for pool `name` planned as `g` (geometry, name, magic).
+void format_image(HeaderImage& image, const PoolGeometry& g, const std::string& name) {
+    store_geometry(image.header(), g);
+    std::memcpy(image.header().name, name.data(), name.size());
+}
+
+PoolGeometry plan_ok(std::size_t bytes, const PoolOptions& options = {}) {
+    PoolGeometry g;
+    REQUIRE_MESSAGE(plan_geometry("geo", bytes, options, g) == DRAGON_SUCCESS, last_error_message());
+    return g;
+}
+
+// The call fails with `code` and its message contains `part`.
+void check_refused(dragonError_t rc, dragonError_t code, const std::string& part) {
+    CHECK(rc == code);
+    CHECK_MESSAGE(last_error_message().find(part) != std::string::npos, last_error_message());
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("pool_geometry");
+
+TEST_CASE("plan_geometry: a pool's regions follow each other and the heap is a power of two") {
+    const PoolGeometry g = plan_ok(1000000);
+    CHECK(g.heap_bytes == (1u << 20));  // rounded up
+    CHECK(g.max_order == 20);
+    CHECK(g.min_order == 5);             // 32 B, the default and the floor
+    CHECK(g.capacity == (1u << 15));     // one record per minimum block
+    CHECK(g.id_slot_bits == 15);
+    CHECK(g.manifest_offset == k_backing_map_offset + g.map_bytes);
+    CHECK(g.free_map_offset == g.manifest_offset + g.manifest_bytes);
+    CHECK(g.heap_offset == g.free_map_offset + g.free_map_bytes);
+    CHECK(g.total_bytes == g.heap_offset + g.heap_bytes);
+    CHECK(g.heap_offset % k_page_bytes == 0);
+    CHECK(g.manifest_bytes % k_page_bytes == 0);
+    CHECK(g.alignment == g.heap_bytes);  // a 1 MiB heap is aligned to 1 MiB in every process
+    // Sparse: what must fit now is the heap plus the metadata backed at creation.
+    CHECK(g.needed_bytes > g.heap_bytes);
+    CHECK(g.needed_bytes < g.total_bytes);
+}
+
+TEST_CASE("plan_geometry: options change the layout as asked") {
+    PoolOptions options;
+    options.min_block_bytes = 4096;
+    options.max_allocations = 100;
+    const PoolGeometry g = plan_ok(1 << 20, options);
+    CHECK(g.min_order == 12);
+    CHECK(g.capacity == 100);
+    CHECK(g.id_slot_bits == 7);
+    options.reserve = true;
+    const PoolGeometry reserved = plan_ok(1 << 20, options);
+    CHECK(reserved.needed_bytes == reserved.total_bytes);  // everything is backed now
+    CHECK(reserved.records_backed == reserved.capacity);
+    // A small heap is page-aligned, never less.
+    CHECK(plan_ok(4096).alignment == k_page_bytes);
+}
+
+TEST_CASE("plan_geometry refuses bad sizes and options, naming the value") {
+    PoolGeometry g;
+    PoolOptions options;
+    check_refused(plan_geometry("geo", 0, options, g), DRAGON_INVALID_ARGUMENT, "size 0 bytes");
+    check_refused(plan_geometry("geo", std::size_t{1} << 47, options, g), DRAGON_INVALID_ARGUMENT,
+                  "exceeds the 2^46 B limit");
+    check_refused(plan_geometry("geo", 64, options, g), DRAGON_INVALID_ARGUMENT, "hold only 2 blocks");
+    {
+        PoolOptions bad = options;
+        bad.mem_type = static_cast<dragonMemoryPoolType_t>(7);
+        check_refused(plan_geometry("geo", 1 << 20, bad, g), DRAGON_MEMORY_ILLEGAL_MEMTYPE, "memory type 7");
+    }
+    {
+        PoolOptions bad = options;
+        bad.mode = 01600;
+        check_refused(plan_geometry("geo", 1 << 20, bad, g), DRAGON_INVALID_ARGUMENT, "mode 1600");
+    }
+    {
+        PoolOptions bad = options;
+        bad.lock_type = static_cast<dragonLockKind_t>(9);
+        check_refused(plan_geometry("geo", 1 << 20, bad, g), DRAGON_INVALID_LOCK_KIND, "lock type 9");
+    }
+    {
+        PoolOptions bad = options;
+        bad.max_allocations = (std::uint64_t{1} << 32) + 1;
+        check_refused(plan_geometry("geo", 1 << 20, bad, g), DRAGON_INVALID_ARGUMENT, "max_allocations 4294967297");
+    }
+    {
+        PoolOptions bad = options;
+        bad.preallocs = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};  // 2^21 B blocks in a 1 MiB heap
+        check_refused(plan_geometry("geo", 1 << 20, bad, g), DRAGON_INVALID_ARGUMENT, "preallocation index 16");
+    }
+}
+
+TEST_CASE("validate_header accepts what create formats and names what is wrong otherwise") {
+    const PoolGeometry g = plan_ok(1 << 20);
+    const std::string shm_name = shm_name_for("geo");
+    HeaderImage image;
+    format_image(image, g, "geo");
+    CHECK(validate_header(image.header(), k_pool_magic, g.total_bytes, shm_name) == DRAGON_SUCCESS);
+
+    check_refused(validate_header(image.header(), k_pool_magic + 1, g.total_bytes, shm_name), DRAGON_INVALID_ARGUMENT,
+                  "wrong magic");
+    check_refused(validate_header(image.header(), k_pool_magic, g.total_bytes + k_page_bytes, shm_name),
+                  DRAGON_INVALID_ARGUMENT, "but the object has");
+    check_refused(validate_header(image.header(), k_pool_magic, g.total_bytes, shm_name_for("other")),
+                  DRAGON_INVALID_ARGUMENT, "does not match the object's name");
+    {
+        HeaderImage bad = image;
+        bad.header().layout_version = k_layout_version + 1;
+        check_refused(validate_header(bad.header(), k_pool_magic, g.total_bytes, shm_name), DRAGON_INVALID_ARGUMENT,
+                      "layout version");
+    }
+    {
+        HeaderImage bad = image;
+        bad.header().heap_offset += k_page_bytes;  // regions no longer where create puts them
+        check_refused(validate_header(bad.header(), k_pool_magic, g.total_bytes, shm_name), DRAGON_INVALID_ARGUMENT,
+                      "inconsistent");
+    }
+    {
+        HeaderImage bad = image;
+        bad.header().heap_alignment = 3 * k_page_bytes;
+        check_refused(validate_header(bad.header(), k_pool_magic, g.total_bytes, shm_name), DRAGON_INVALID_ARGUMENT,
+                      "heap alignment");
+    }
+    {
+        HeaderImage bad = image;
+        bad.set(offsetof(PoolHeader, id_counter), std::uint64_t{1} << 63);
+        check_refused(validate_header(bad.header(), k_pool_magic, g.total_bytes, shm_name), DRAGON_INVALID_ARGUMENT,
+                      "id counter");
+    }
+}
+
+TEST_CASE("pool names: the rules and the shm name live in one place") {
+    CHECK(validate_pool_name("a.b-c_9") == DRAGON_SUCCESS);
+    check_refused(validate_pool_name(""), DRAGON_INVALID_ARGUMENT, "has 0 characters");
+    check_refused(validate_pool_name(std::string(30, 'x')), DRAGON_INVALID_ARGUMENT, "has 30 characters");
+    check_refused(validate_pool_name("a/b"), DRAGON_INVALID_ARGUMENT, "contains '/'");
+    check_refused(validate_pool_name("-a"), DRAGON_INVALID_ARGUMENT, "must not start with '-'");
+    CHECK(shm_name_for("p1") == "dragonmem.p1");
+    CHECK(base_name_of("dragonmem.p1") == "p1");
+    CHECK(base_name_of("other.p1").empty());
+}
+
+TEST_SUITE_END();
