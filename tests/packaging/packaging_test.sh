@@ -129,7 +129,7 @@ cmake)
   echo "find_package(dragonmem $((major + 1)).0) refused, as it must"
   ;;
 symbols)
-  need nm; need python3
+  need nm; need c++filt; need python3
   install_tree
   so=$libdir/libdragonmem.so
   nm -D --defined-only "$so" | awk '{print $3}' | sort -u >"$work/exported"
