@@ -1,5 +1,6 @@
 // Thread-local last-error storage and the C++ exception bridge.
 #include "descr/error.hpp"
+#include "os/errno_text.hpp"
 
 #include <dragonmem/error.hpp>
 
@@ -35,7 +36,7 @@ dragonError_t fail_truncated(dragonError_t code, fmt::string_view format, fmt::f
 }
 
 dragonError_t fail_errno(dragonError_t code, int errno_value, std::string_view what) noexcept {
-    return failf(code, "{}: {} (errno {})", what, std::strerror(errno_value), errno_value);
+    return failf(code, "{}: {} (errno {})", what, errno_text(errno_value), errno_value);
 }
 
 const std::string& last_error_message() { return t_last_message; }

@@ -88,7 +88,9 @@ dragonError_t pool_attach_base64(PoolRef& out, std::string_view base64) {
 
 dragonError_t pool_attach_env(PoolRef& out, const char* env_var) {
     if (env_var == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "attach_from_env: the variable name is NULL");
-    const char* value = std::getenv(env_var);
+    // The caller names the variable and owns the environment: a setenv racing with this
+    // call is the caller's, as with getenv itself.
+    const char* value = std::getenv(env_var);  // NOLINT(concurrency-mt-unsafe)
     if (value == nullptr)
         return failf(DRAGON_INVALID_ARGUMENT, "attach_from_env: environment variable '{}' is not set", env_var);
     auto bytes = base64_decode(value);

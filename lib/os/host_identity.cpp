@@ -26,7 +26,8 @@ std::string trimmed(std::string text) {
 
 std::uint64_t compute_hostid() {
     std::string source;
-    if (const char* pod = std::getenv("POD_UID"); pod != nullptr && *pod != '\0') {
+    // getenv races only with a setenv in another thread; read once per process (docs/design.md §7).
+    if (const char* pod = std::getenv("POD_UID"); pod != nullptr && *pod != '\0') {  // NOLINT(concurrency-mt-unsafe)
         source = std::string("pod:") + pod;
     } else {
         std::ifstream boot("/proc/sys/kernel/random/boot_id");
@@ -39,7 +40,7 @@ std::uint64_t compute_hostid() {
 }
 
 std::uint64_t compute_rt_uid() {
-    const char* text = std::getenv("DRAGON_RT_UID");
+    const char* text = std::getenv("DRAGON_RT_UID");  // NOLINT(concurrency-mt-unsafe): as POD_UID above
     if (text == nullptr || *text == '\0') return 0;
     char* end = nullptr;
     unsigned long long value = std::strtoull(text, &end, 10);

@@ -46,6 +46,9 @@ public:
     }
     MappingRef(MappingRef&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
     MappingRef& operator=(const MappingRef& o) noexcept {
+        // Self-assignment keeps the reference (reset() would empty o.p_ too, then the
+        // count taken here would never be given back).
+        if (this == &o) return *this;
         if (o.p_ != nullptr) abi::mapping_add_ref(o.p_);
         reset();
         p_ = o.p_;
