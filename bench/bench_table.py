@@ -4,7 +4,7 @@
 Usage: bench/bench_table.py BENCH.json
 
 One row per figure: median (min-max) of each contender, then the ratios of medians
-dragonmem/boost and dragonmem/floor. For ns figures a ratio below 1 means dragonmem
+dragonmem/boost and dragonmem/floor; then, for the scaling figures, N-way / (N x one). For ns figures a ratio below 1 means dragonmem
 is faster; for pairs/s figures a ratio above 1 does.
 """
 
@@ -60,6 +60,26 @@ def main(argv):
         print(f"| `{figure['name']}` ({unit}) | {cell(results.get('dragonmem'), scale)} | "
               f"{cell(results.get('boost'), scale)} | {floor_cell} | {ratio(figure, 'boost')} | "
               f"{ratio(figure, floor)} |")
+    scaling = [f for f in report["figures"] if "scaling" in f]
+    if scaling:
+        names = [n for n in ("dragonmem", "boost", "malloc") if any(n in f["scaling"] for f in scaling)]
+        print()
+        print("Scaling, N-way / (N × one), of the median (of the slowest rep); cpu: CPU time per pair "
+              "of one worker / of N (1: the workers cost each other nothing):")
+        print()
+        print("| figure | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for figure in scaling:
+            cells = []
+            for name in names:
+                value = figure["scaling"].get(name)
+                worst = figure.get("scaling_worst", {}).get(name)
+                cpu = figure.get("cpu_scaling", {}).get(name)
+                text = "–" if value is None else f"{value:.2f} ({worst:.2f})"
+                if value is not None and cpu is not None:
+                    text += f", cpu {cpu:.2f}"
+                cells.append(text)
+            print(f"| `{figure['name']}` | " + " | ".join(cells) + " |")
     machine = report["machine"]
     config = report["config"]
     print()

@@ -1,9 +1,8 @@
 // The Boost.Interprocess peer: managed_shared_memory (rbtree_best_fit behind a
 // process-shared mutex), the usual C++ answer to "allocate in shared memory".
-#include "bench_error.hpp"
 #include "contenders.hpp"
+#include "mixed_workload.hpp"
 #include "shm_cleanup.hpp"
-#include "timing.hpp"
 
 #include <boost/interprocess/managed_shared_memory.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -130,6 +129,25 @@ public:
             phases.free_ns += end_ns - middle_ns;
         }
         return phases;
+    }
+
+    std::pair<std::uint64_t, std::uint64_t> mixed(int threads, std::uint64_t duration_ns,
+                                                  std::uint64_t seed) override {
+        struct Session {
+            bip::managed_shared_memory* memory;
+            void* alloc(std::size_t size_bytes) {
+                void* block = memory->allocate(size_bytes, std::nothrow);
+                if (block == nullptr) [[unlikely]] {
+                    fail(fmt::format("allocate({} B) returned null", size_bytes));
+                }
+                return block;
+            }
+            void free(void* const& block) { memory->deallocate(block); }
+        };
+        bip::managed_shared_memory& memory = heap().memory();
+        const MixedOutcome outcome =
+            run_mixed<void*>(threads, duration_ns, seed, [&memory](int) { return Session{&memory}; });
+        return {outcome.ops, outcome.window_ns};
     }
 
     // Boost's cross-process form of an allocation is its offset in the segment

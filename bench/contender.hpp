@@ -6,10 +6,33 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace bench {
+
+// Thrown by a contender when one of its calls fails, with the values; the runner records
+// the message in the JSON under that contender and stops timing it for the figure.
+class BenchError : public std::runtime_error {
+public:
+    explicit BenchError(const std::string& what) : std::runtime_error(what) {}
+};
+
+// CLOCK_MONOTONIC through the vDSO (~20 ns, no system call). It is read at batch
+// boundaries only, never per operation, and it is the same clock in every process, so
+// a parent can compare timestamps taken by its children.
+inline std::uint64_t now_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Makes `p` escape to memory the compiler cannot see: without it GCC deletes a
+// malloc/free pair whose pointer is unused, and the floor would measure nothing.
+inline void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }
 
 // Nanoseconds spent in the two phases of a "many live" batch.
 struct LivePhases {
@@ -17,8 +40,8 @@ struct LivePhases {
     std::uint64_t free_ns = 0;
 };
 
-// A contender opened inside a forked child (multi-process figures). Destroying it
-// detaches from the shared pool; it never destroys the pool.
+// A contender opened inside a worker of a scaling figure (a forked child or a thread).
+// Destroying it detaches from the shared pool; it never destroys the pool.
 class ChildSession {
 public:
     virtual ~ChildSession() = default;
@@ -49,8 +72,14 @@ public:
     // this process, so each attach really maps it.
     virtual std::uint64_t attach_detaches(std::size_t pool_bytes, std::uint64_t count);
 
-    // Multi-process figures: share() in the parent before forking, open_in_child() in
-    // each forked child, release() in the parent once the children are gone.
+    // The mixed workload (mixed_workload.hpp) on `threads` threads of this process for
+    // `duration_ns`.
+    virtual std::pair<std::uint64_t, std::uint64_t> mixed(int threads, std::uint64_t duration_ns,
+                                                          std::uint64_t seed);  // {ops, window ns}
+
+    // Scaling figures: share() before starting the workers, open_in_child() in each worker
+    // (a forked child, or a thread of this process: one session per thread), release()
+    // once the workers are gone.
     virtual void share(std::size_t pool_bytes);
     virtual std::unique_ptr<ChildSession> open_in_child();
 

@@ -1,9 +1,8 @@
 // The dragonmem contender: every figure through the public C API only, as a Dragon
 // user would call it.
-#include "bench_error.hpp"
 #include "contenders.hpp"
+#include "mixed_workload.hpp"
 #include "shm_cleanup.hpp"
-#include "timing.hpp"
 
 #include <dragon/managed_memory.h>
 
@@ -208,6 +207,32 @@ public:
             phases.free_ns += end_ns - middle_ns;
         }
         return phases;
+    }
+
+    std::pair<std::uint64_t, std::uint64_t> mixed(int threads, std::uint64_t duration_ns,
+                                                  std::uint64_t seed) override {
+        struct Session {
+            const dragonMemoryPoolDescr_t* pool;
+            dragonMemoryDescr_t alloc(std::size_t size_bytes) {
+                dragonMemoryDescr_t mem;
+                const dragonError_t rc = dragon_memory_alloc(&mem, pool, size_bytes);
+                if (rc != DRAGON_SUCCESS) [[unlikely]] {
+                    fail("dragon_memory_alloc", rc, fmt::format("{} B", size_bytes));
+                }
+                return mem;
+            }
+            void free(const dragonMemoryDescr_t& mem) {
+                dragonMemoryDescr_t copy = mem;
+                const dragonError_t rc = dragon_memory_free(&copy);
+                if (rc != DRAGON_SUCCESS) [[unlikely]] {
+                    fail("dragon_memory_free", rc, "mixed workload block");
+                }
+            }
+        };
+        const dragonMemoryPoolDescr_t* pool = &heap().descr();
+        const MixedOutcome outcome =
+            run_mixed<dragonMemoryDescr_t>(threads, duration_ns, seed, [pool](int) { return Session{pool}; });
+        return {outcome.ops, outcome.window_ns};
     }
 
     std::uint64_t handle_round_trips(std::uint64_t count) override {

@@ -2,12 +2,14 @@
 #include "figures.hpp"
 
 #include "contenders.hpp"
-#include "procs_driver.hpp"
+#include "mixed_workload.hpp"
+#include "scaling_driver.hpp"
 
 #include <fmt/format.h>
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <regex>
 
 namespace bench {
@@ -50,6 +52,7 @@ std::vector<Contender*> lineup(const Contenders& all, Contender* floor) {
 
 std::vector<FigureDef> define_figures(const Contenders& all, const RunConfig& config) {
     std::vector<FigureDef> figures;
+    const int max_workers = config.max_workers > 0 ? config.max_workers : static_cast<int>(usable_cpus().size());
     for (const std::size_t size : {64 * std::size_t{1}, 4 * KiB, 1 * MiB}) {
         figures.push_back(
             {{"pair/" + size_label(size), "pair", fmt::format("alloc+free pair of {} B, one process", size),
@@ -111,24 +114,60 @@ std::vector<FigureDef> define_figures(const Contenders& all, const RunConfig& co
                              }};
              }});
     }
-    for (const int processes : {1, 2, 4}) {
-        figures.push_back(
-            {{fmt::format("procs/{}", processes), "procs",
-              fmt::format("{} forked process(es) attach one {} pool and do {} B alloc+free pairs for a fixed time; "
-                          "aggregate rate (malloc: private heaps, the no-sharing ideal)",
-                          processes, size_label(kSharedPoolBytes), kHammerBlockBytes),
-              "pairs/s", Metric::ops_per_s, "malloc",
-              {{"processes", processes}, {"size_bytes", double(kHammerBlockBytes)},
-               {"pool_bytes", double(kSharedPoolBytes)}}},
-             lineup(all, all.malloc.get()),
-             [processes, duration_ns = config.procs_rep_ns](Contender* c) {
-                 return Lane{c, [c] { c->share(kSharedPoolBytes); },
-                             [c, processes, duration_ns](std::uint64_t) {
-                                 const HammerOutcome outcome = hammer(*c, processes, kHammerBlockBytes, duration_ns);
-                                 return BatchTime{outcome.window_ns, outcome.pairs, {}};
-                             }};
-             }});
+    // Scaling: N workers on one shared pool, N = 1, 2, 4, ... up to the CPUs (or
+    // --max-workers), as processes and as threads, unpinned and pinned one per CPU.
+    struct ScalingGroup {
+        const char* group;
+        WorkerKind kind;
+        bool pinned;
+        const char* what;
+    };
+    for (const ScalingGroup& g :
+         {ScalingGroup{"procs", WorkerKind::process, false, "forked process(es) attach"},
+          ScalingGroup{"procs_pinned", WorkerKind::process, true, "forked process(es), each pinned to its own CPU, attach"},
+          ScalingGroup{"threads", WorkerKind::thread, false, "thread(s) of one process open"},
+          ScalingGroup{"threads_pinned", WorkerKind::thread, true, "thread(s) of one process, each pinned to its own CPU, open"}}) {
+        for (const int workers : worker_counts(max_workers)) {
+            figures.push_back(
+                {{fmt::format("{}/{}", g.group, workers), g.group,
+                  fmt::format("{} {} one {} pool and do {} B alloc+free pairs for a fixed time; aggregate rate "
+                              "(malloc: private heaps, the no-sharing ideal)",
+                              workers, g.what, size_label(kSharedPoolBytes), kHammerBlockBytes),
+                  "pairs/s", Metric::ops_per_s, "malloc",
+                  {{"workers", workers}, {"pinned", g.pinned ? 1 : 0}, {"size_bytes", double(kHammerBlockBytes)},
+                   {"pool_bytes", double(kSharedPoolBytes)}}},
+                 lineup(all, all.malloc.get()),
+                 [kind = g.kind, pinned = g.pinned, workers, duration_ns = config.procs_rep_ns](Contender* c) {
+                     return Lane{c, [c] { c->share(kSharedPoolBytes); },
+                                 [c, kind, pinned, workers, duration_ns](std::uint64_t) {
+                                     const HammerOutcome outcome =
+                                         hammer(*c, kind, workers, pinned, kHammerBlockBytes, duration_ns);
+                                     // Phase "cpu": CPU ns per pair, summed over the workers. Unlike
+                                     // the rate, it does not drop when a busy machine deschedules
+                                     // them; it rises when they contend for cache lines.
+                                     return BatchTime{outcome.window_ns, outcome.pairs,
+                                                      {{"cpu", outcome.cpu_ns, outcome.pairs}}};
+                                 }};
+                 }});
+        }
     }
+    // The mixed workload (mixed_workload.hpp), on the allocation pool of the pair figures.
+    const int mixed_threads = std::max(2, std::min(4, max_workers));
+    figures.push_back(
+        {{fmt::format("mixed/{}", mixed_threads), "mixed",
+          fmt::format("{} threads of one process: random sizes {} B to {} KiB, random lifetimes ({} live per thread), "
+                      "{}% of blocks freed by another thread; allocations + frees per second",
+                      mixed_threads, kMixedMinBytes, kMixedMaxBytes / 1024, kMixedLiveSlots, kMixedCrossPercent),
+          "ops/s", Metric::ops_per_s, "malloc",
+          {{"threads", mixed_threads}, {"min_bytes", double(kMixedMinBytes)}, {"max_bytes", double(kMixedMaxBytes)},
+           {"live_per_thread", double(kMixedLiveSlots)}, {"cross_thread_percent", double(kMixedCrossPercent)}}},
+         lineup(all, all.malloc.get()),
+         [mixed_threads, duration_ns = config.procs_rep_ns](Contender* c) {
+             return Lane{c, {}, [c, mixed_threads, duration_ns, seed = std::uint64_t{1}](std::uint64_t) mutable {
+                             const auto [ops, window_ns] = c->mixed(mixed_threads, duration_ns, seed++);
+                             return BatchTime{window_ns, ops, {}};
+                         }};
+         }});
     return figures;
 }
 
@@ -145,9 +184,9 @@ Contenders make_contenders() {
     return all;
 }
 
-std::vector<std::string> figure_names(const Contenders& contenders) {
+std::vector<std::string> figure_names(const Contenders& contenders, const RunConfig& config) {
     std::vector<std::string> names;
-    for (const auto& figure : define_figures(contenders, RunConfig{})) {
+    for (const auto& figure : define_figures(contenders, config)) {
         names.push_back(figure.spec.name);
     }
     return names;

@@ -23,14 +23,14 @@ struct Contenders {
 constexpr std::size_t kHeapPoolBytes = std::size_t{4} << 30;
 // Blocks kept live by the "many live" figures.
 constexpr std::size_t kLiveCount = 1000;
-// Pool and block size of the multi-process figures.
+// Pool and block size of the scaling figures (procs/…, threads/…).
 constexpr std::size_t kSharedPoolBytes = std::size_t{64} << 20;
 constexpr std::size_t kHammerBlockBytes = 64;
 
 Contenders make_contenders();
 
 // Names of every figure, in run order.
-std::vector<std::string> figure_names(const Contenders& contenders);
+std::vector<std::string> figure_names(const Contenders& contenders, const RunConfig& config);
 
 // Runs the figures whose name matches `filter` (ECMAScript regex, searched; empty: all).
 std::vector<FigureResult> run_figures(const Contenders& contenders, const RunConfig& config,

@@ -6,6 +6,7 @@
 #include "machine_info.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#include "scaling_driver.hpp"
 #include "shm_cleanup.hpp"
 
 #include <cstdio>
@@ -22,6 +23,8 @@ nlohmann::ordered_json config_json(const Options& options, const bench::RunConfi
     out["reps"] = config.reps;
     out["target_rep_ms"] = static_cast<double>(config.target_rep_ns) / 1e6;
     out["procs_rep_ms"] = static_cast<double>(config.procs_rep_ns) / 1e6;
+    out["max_workers"] = config.max_workers > 0 ? config.max_workers : static_cast<int>(bench::usable_cpus().size());
+    out["usable_cpus"] = bench::usable_cpus();
     out["filter"] = options.filter;
     out["heap_pool_bytes"] = bench::kHeapPoolBytes;
     out["interleaving"] = "per figure: calibrate every contender, then rep 1 of each contender in order, rep 2, ...";
@@ -83,13 +86,14 @@ int main(int argc, char** argv) {
     try {
         const bench::Contenders contenders = bench::make_contenders();
         if (options.list) {
-            for (const auto& name : bench::figure_names(contenders)) {
+            for (const auto& name : bench::figure_names(contenders, config)) {
                 std::printf("%s\n", name.c_str());
             }
             return 0;
         }
         info.contenders = contenders_json(contenders);
         results = bench::run_figures(contenders, config, options.filter);
+        bench::print_scaling(results);
     } catch (const std::exception& error) {
         info.errors.push_back(std::string("run aborted: ") + error.what());
     }

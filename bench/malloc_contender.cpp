@@ -1,9 +1,8 @@
 // The floor of the allocation figures: glibc malloc/free in private memory, no lock
 // shared with anyone, no descriptor. A shared-memory allocator cannot beat it; the
 // ratio says how much sharing costs.
-#include "bench_error.hpp"
 #include "contenders.hpp"
-#include "timing.hpp"
+#include "mixed_workload.hpp"
 
 #include <gnu/libc-version.h>
 
@@ -79,6 +78,23 @@ public:
             phases.free_ns += end_ns - middle_ns;
         }
         return phases;
+    }
+
+    std::pair<std::uint64_t, std::uint64_t> mixed(int threads, std::uint64_t duration_ns,
+                                                  std::uint64_t seed) override {
+        struct Session {
+            void* alloc(std::size_t size_bytes) {
+                void* block = std::malloc(size_bytes);
+                if (block == nullptr) [[unlikely]] {
+                    fail_malloc(size_bytes);
+                }
+                escape(block);
+                return block;
+            }
+            void free(void* const& block) { std::free(block); }
+        };
+        const MixedOutcome outcome = run_mixed<void*>(threads, duration_ns, seed, [](int) { return Session{}; });
+        return {outcome.ops, outcome.window_ns};
     }
 
     // Each child has its own heap: the ideal that shared pools are measured against.

@@ -18,8 +18,12 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
     app.add_option("--reps", options.reps, "repetitions per figure (default 15; 3 with --quick)")->check(CLI::Range(1, 1000));
     app.add_option("--rep-ms", options.rep_ms, "target duration of one rep of a latency figure (default 20)")
         ->check(CLI::Range(0.01, 10000.0));
-    app.add_option("--procs-rep-ms", options.procs_rep_ms, "duration of one rep of a multi-process figure (default 100)")
+    app.add_option("--procs-rep-ms", options.procs_rep_ms,
+                   "duration of one rep of a scaling (procs/threads) or mixed figure (default 100)")
         ->check(CLI::Range(1.0, 100000.0));
+    app.add_option("--max-workers", options.max_workers,
+                   "scaling figures run 1, 2, 4, ... up to this many processes/threads (default: the CPUs usable)")
+        ->check(CLI::Range(1, 256));
     try {
         app.parse(argc, argv);
         std::regex check(options.filter);
@@ -40,6 +44,7 @@ RunConfig run_config(const Options& options) {
     const double procs_rep_ms = options.procs_rep_ms > 0 ? options.procs_rep_ms : (options.quick ? 20 : 100);
     config.target_rep_ns = static_cast<std::uint64_t>(rep_ms * 1e6);
     config.procs_rep_ns = static_cast<std::uint64_t>(procs_rep_ms * 1e6);
+    config.max_workers = options.max_workers;
     return config;
 }
 

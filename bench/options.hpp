@@ -16,6 +16,7 @@ struct Options {
     int reps = 0;            // 0: 15, or 3 with --quick
     double rep_ms = 0;       // 0: 20 ms, or 2 ms with --quick
     double procs_rep_ms = 0; // 0: 100 ms, or 20 ms with --quick
+    int max_workers = 0;     // 0: the CPUs this process may use
 };
 
 // Parses argv into `options`. Returns an exit code when the program must stop now

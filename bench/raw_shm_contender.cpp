@@ -1,10 +1,8 @@
 // The floor of the pool figures: the system calls any POSIX shared-memory pool needs
 // (shm_open, ftruncate, mmap, one touched header page, munmap, shm_unlink) and nothing
 // else. What a library spends beyond it is its own metadata work.
-#include "bench_error.hpp"
 #include "contenders.hpp"
 #include "shm_cleanup.hpp"
-#include "timing.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdio>
 #include <set>
 
 namespace bench {
@@ -64,6 +65,10 @@ std::optional<double> median_of(const std::vector<FigureResult>& figures, const 
     return lane != nullptr ? std::optional<double>(lane->value->median) : std::nullopt;
 }
 
+bool is_scaling_group(const std::string& group) {
+    return group == "procs" || group == "procs_pinned" || group == "threads" || group == "threads_pinned";
+}
+
 // Ratios of medians, dragonmem over every other contender of the figure.
 ojson ratios_json(const FigureResult& figure) {
     ojson ratios = ojson::object();
@@ -99,15 +104,35 @@ ojson figure_json(const FigureResult& figure, const std::vector<FigureResult>& a
     }
     out["results"] = results;
     out["ratios"] = ratios_json(figure);
-    if (spec.group == "procs") {
+    if (is_scaling_group(spec.group)) {
+        // N workers against one: `vs_one` = N-way / one, `scaling` = N-way / (N x one)
+        // (1 is perfect scaling), `scaling_worst` the same for the slowest rep of N.
+        const auto workers = static_cast<double>(spec.params.at("workers"));
+        ojson vs_one = ojson::object();
         ojson scaling = ojson::object();
+        ojson worst = ojson::object();
         for (const auto& lane : figure.lanes) {
-            const auto one = median_of(all, "procs/1", lane.contender);
+            const auto one = median_of(all, spec.group + "/1", lane.contender);
             if (lane.value && one) {
-                scaling[lane.contender] = lane.value->median / *one;
+                vs_one[lane.contender] = lane.value->median / *one;
+                scaling[lane.contender] = lane.value->median / (workers * *one);
+                worst[lane.contender] = lane.value->min / (workers * *one);
             }
         }
-        out["vs_one_process"] = scaling;
+        // CPU cost per pair of one worker over that of N: 1 when N workers cost each other
+        // nothing (no shared line written), whatever the machine's load did to the rate.
+        ojson cpu_scaling = ojson::object();
+        const FigureResult* one_figure = find_figure(all, spec.group + "/1");
+        for (const auto& lane : figure.lanes) {
+            const LaneResult* one_lane = one_figure != nullptr ? find_lane(*one_figure, lane.contender) : nullptr;
+            if (lane.value && one_lane != nullptr && lane.phases.count("cpu") != 0 && one_lane->phases.count("cpu") != 0) {
+                cpu_scaling[lane.contender] = one_lane->phases.at("cpu").median / lane.phases.at("cpu").median;
+            }
+        }
+        out["vs_one"] = vs_one;
+        out["scaling"] = scaling;
+        out["scaling_worst"] = worst;
+        out["cpu_scaling"] = cpu_scaling;
     }
     return out;
 }
@@ -141,8 +166,18 @@ ojson targets_json(const std::vector<FigureResult>& figures) {
         add_target(targets, live + " per-op / " + pair + " <= 2",
                    divide(median_of(figures, live, "dragonmem"), median_of(figures, pair, "dragonmem")), 2, true);
     }
-    add_target(targets, "procs/2 / procs/1 aggregate >= 1",
-               divide(median_of(figures, "procs/2", "dragonmem"), median_of(figures, "procs/1", "dragonmem")), 1, false);
+    // Issue 11: N workers >= 0.9 N x one, up to the cores, processes and threads alike.
+    for (const auto& figure : figures) {
+        const FigureSpec& spec = figure.spec;
+        if (!is_scaling_group(spec.group) || spec.params.at("workers") < 2) {
+            continue;
+        }
+        const double workers = spec.params.at("workers");
+        add_target(targets, fmt::format("{} / ({} x {}/1) dragonmem >= 0.9", spec.name, workers, spec.group),
+                   divide(median_of(figures, spec.name, "dragonmem"),
+                          divide(median_of(figures, spec.group + "/1", "dragonmem"), 1.0 / workers)),
+                   0.9, false);
+    }
     add_target(targets, "create_destroy/1GiB median ns <= 5e6", median_of(figures, "create_destroy/1GiB", "dragonmem"),
                5e6, true);
     for (const char* size : {"64MiB", "1GiB", "16GiB"}) {
@@ -205,6 +240,35 @@ ojson build_report(const std::vector<FigureResult>& figures, const RunInfo& info
     report["targets"] = targets_json(figures);
     report["errors"] = errors;
     return report;
+}
+
+void print_scaling(const std::vector<FigureResult>& figures) {
+    bool header = false;
+    for (const auto& figure : figures) {
+        const FigureSpec& spec = figure.spec;
+        if (!is_scaling_group(spec.group)) {
+            continue;
+        }
+        if (!header) {
+            std::fprintf(stderr, "scaling: N-way / (N x one), medians (worst rep); cpu: CPU ns/pair of one / of N\n");
+            header = true;
+        }
+        const double workers = spec.params.at("workers");
+        std::string line = fmt::format("  {:<20}", spec.name);
+        for (const auto& lane : figure.lanes) {
+            const auto one = median_of(figures, spec.group + "/1", lane.contender);
+            if (lane.value && one) {
+                line += fmt::format("  {} {:.2f} ({:.2f})", lane.contender, lane.value->median / (workers * *one),
+                                    lane.value->min / (workers * *one));
+                const FigureResult* one_figure = find_figure(figures, spec.group + "/1");
+                const LaneResult* one_lane = one_figure != nullptr ? find_lane(*one_figure, lane.contender) : nullptr;
+                if (one_lane != nullptr && lane.phases.count("cpu") != 0 && one_lane->phases.count("cpu") != 0) {
+                    line += fmt::format(" cpu {:.2f}", one_lane->phases.at("cpu").median / lane.phases.at("cpu").median);
+                }
+            }
+        }
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
 }
 
 std::vector<std::string> validate_report(const nlohmann::json& report) {

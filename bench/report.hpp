@@ -22,6 +22,10 @@ struct RunInfo {
 
 nlohmann::ordered_json build_report(const std::vector<FigureResult>& figures, const RunInfo& info);
 
+// Prints to stderr, per scaling figure (procs/…, threads/…), each contender's N-way /
+// (N x one) for the median and for the slowest rep.
+void print_scaling(const std::vector<FigureResult>& figures);
+
 // Structural problems of a report (missing keys, non-finite or disordered statistics,
 // rep counts that disagree with the config, "ok" that disagrees with the errors).
 // Empty means well-formed; it says nothing about whether the numbers are good.

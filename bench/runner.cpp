@@ -1,11 +1,10 @@
 // Calibration and interleaved repetition of one figure.
 #include "runner.hpp"
 
-#include "bench_error.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 
 namespace bench {
@@ -67,6 +66,18 @@ void print_summary(const FigureResult& result) {
 }
 
 }  // namespace
+
+Summary summarize(std::vector<double> reps) {
+    assert(!reps.empty());
+    Summary summary;
+    summary.reps = reps;
+    std::sort(reps.begin(), reps.end());
+    const std::size_t middle = reps.size() / 2;
+    summary.median = reps.size() % 2 == 1 ? reps[middle] : (reps[middle - 1] + reps[middle]) / 2;
+    summary.min = reps.front();
+    summary.max = reps.back();
+    return summary;
+}
 
 FigureResult run_figure(const FigureSpec& spec, std::vector<Lane> lanes, const RunConfig& config) {
     FigureResult result{spec, {}};

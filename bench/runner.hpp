@@ -4,7 +4,6 @@
 #pragma once
 
 #include "contender.hpp"
-#include "stats.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -15,10 +14,23 @@
 
 namespace bench {
 
+// Median and min-max of a figure's repetitions, nothing fancier: medians of interleaved
+// reps are what stays comparable on a noisy machine.
+struct Summary {
+    double median = 0;
+    double min = 0;
+    double max = 0;
+    std::vector<double> reps;  // in run order, so drift over the run stays visible
+};
+
+// `reps` must not be empty.
+Summary summarize(std::vector<double> reps);
+
 struct RunConfig {
     int reps = 15;
     std::uint64_t target_rep_ns = 20'000'000;  // latency figures: batch size is calibrated to this
-    std::uint64_t procs_rep_ns = 100'000'000;  // multi-process figures: children run this long
+    std::uint64_t procs_rep_ns = 100'000'000;  // scaling and mixed figures: workers run this long
+    int max_workers = 0;                        // scaling figures go up to this; 0: the usable CPUs
 };
 
 // A named part of a batch (the alloc and free halves of the many-live figure).
@@ -42,7 +54,7 @@ enum class Metric {
 
 struct FigureSpec {
     std::string name;   // "pair/64B": unique, what --filter matches
-    std::string group;  // "pair", "live", "handle", "create_destroy", "attach", "procs"
+    std::string group;  // "pair", "live", "handle", "create_destroy", "attach", "procs", "threads", "mixed", ...
     std::string what;   // one line for a human
     std::string unit;   // "ns/pair", "pairs/s", ...
     Metric metric = Metric::ns_per_op;

@@ -3,6 +3,9 @@
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <climits>
 #include <fmt/format.h>
 
 #include <functional>
@@ -12,7 +15,7 @@ namespace dragonmem::cli {
 
 Command add_create(CLI::App& top) {
     struct Args {
-        std::string name, size, uid, min_block, max_allocations, mode, prealloc;
+        std::string name, size, uid, min_block, max_allocations, mode, prealloc, numa_node, mem_type;
         bool reserve = false;
     };
     auto args = std::make_shared<Args>();
@@ -34,6 +37,11 @@ Command add_create(CLI::App& top) {
     cmd->add_flag("--reserve", args->reserve,
                   "Give the whole pool memory now (posix_fallocate, ~0.2 s/GiB): fails if /dev/shm cannot hold it, "
                   "and no page of it can fault later");
+    auto* numa_node = cmd->add_option("--numa-node", args->numa_node,
+                                      "Bind the pool's pages to NUMA node N (mbind); -1, the default: no preference")
+                          ->type_name("N");
+    auto* mem_type = cmd->add_option("--mem-type", args->mem_type, "shm (default) or hugepage (a hugetlbfs mount)")
+                         ->type_name("TYPE");
     cmd->footer("Example:\n  dragonmem create p1 --size 1M --min-block 64 | jq -r .serialized");
 
     return {cmd, [=] {
@@ -47,6 +55,19 @@ Command add_create(CLI::App& top) {
                 if (mode->count() != 0) options.mode = parse_mode(args->mode, "--mode");
                 if (prealloc->count() != 0) options.preallocs = parse_uint_list(args->prealloc, "--prealloc");
                 options.reserve = args->reserve;
+                if (numa_node->count() != 0)
+                    options.numa_node = args->numa_node == "-1"
+                                            ? -1
+                                            : static_cast<int>(std::min<std::uint64_t>(
+                                                  parse_uint(args->numa_node, "--numa-node"), INT_MAX));
+                if (mem_type->count() != 0) {
+                    if (args->mem_type == "shm")
+                        options.mem_type = DRAGON_MEMORY_TYPE_SHM;
+                    else if (args->mem_type == "hugepage")
+                        options.mem_type = DRAGON_MEMORY_TYPE_HUGEPAGE;
+                    else
+                        throw UsageError(fmt::format("--mem-type: '{}' is not shm or hugepage", args->mem_type));
+                }
                 auto pool = std::make_shared<Pool>(Pool::create(args->name, bytes, m_uid, options));
                 // Exit 1 must mean no pool: if describing or printing it fails, it goes again.
                 std::function<std::string()> undo = [pool, name = args->name] {

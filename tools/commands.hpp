@@ -53,5 +53,9 @@ Command add_destroy(CLI::App& top);
 Command add_write(CLI::App& top);
 Command add_read(CLI::App& top);
 Command add_check(CLI::App& top);
+Command add_copy(CLI::App& top);
+Command add_clear(CLI::App& top);
+Command add_hash(CLI::App& top);
+Command add_equal(CLI::App& top);
 
 }  // namespace dragonmem::cli

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
         add_create(app), add_attach(app),    add_alloc(app),   add_free(app),
         add_ls(app),     add_dump(app),      add_serialize(app), add_destroy(app),
         add_write(app),  add_read(app),      add_check(app),
+        add_copy(app),   add_clear(app),     add_hash(app),    add_equal(app),
     };
 
     try {

@@ -83,6 +83,10 @@ json pool_json(const dragonmem::Pool& pool) {
         {"max_size", a.max_size},
         {"waiters", a.waiters},
         {"recoveries", a.recoveries},
+        {"numa_node", a.numa_node},
+        {"process_local", a.process_local},
+        {"owner_pid", a.process_local ? json(a.owner_pid) : json(nullptr)},
+        {"owner_alive", a.process_local ? json(a.owner_alive) : json(nullptr)},
         {"serialized", pool.serialize_base64()},
     });
     return j;

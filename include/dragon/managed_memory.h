@@ -21,8 +21,8 @@ extern "C" {
 static const int DRAGON_MEMORY_TEMPORARY_TIMEOUT_SECS = DRAGON_MEMORY_TEMPORARY_TIMEOUT_CONST;
 static const timespec_t DRAGON_MEMORY_TEMPORARY_TIMEOUT = {DRAGON_MEMORY_TEMPORARY_TIMEOUT_CONST, 0};
 
-/* Only DRAGON_MEMORY_TYPE_SHM is backed here; the others are rejected by pool_create
- * with DRAGON_MEMORY_ILLEGAL_MEMTYPE. */
+/* SHM and HUGEPAGE (the heap in a hugetlbfs file) are backed here; the others are
+ * rejected by pool_create with DRAGON_MEMORY_ILLEGAL_MEMTYPE. */
 typedef enum dragonMemoryPoolType_st {
     DRAGON_MEMORY_TYPE_SHM = 0,
     DRAGON_MEMORY_TYPE_HUGEPAGE,
@@ -65,8 +65,11 @@ typedef struct dragonMemoryPoolAttr_st {
     size_t max_size;                   /* recorded; pools do not grow */
     size_t max_allocatable_block_size; /* read-only: largest block of the empty pool */
     size_t n_segments;                 /* must be 0 */
+    dragonULInt gpu_device_id;         /* recorded; GPU pools are not backed here */
+    size_t ipc_handle_size;            /* read-only: 0 (no GPU IPC handle) */
+    int numa_node;                     /* node the pool's pages are bound to; -1: no preference */
     dragonLockKind_t lock_type;        /* recorded; one crash-safe lock kind is used */
-    dragonMemoryPoolType_t mem_type;   /* DRAGON_MEMORY_TYPE_SHM only */
+    dragonMemoryPoolType_t mem_type;   /* DRAGON_MEMORY_TYPE_SHM or DRAGON_MEMORY_TYPE_HUGEPAGE */
     dragonMemoryPoolGrowthType_t growth_type; /* recorded */
     mode_t mode;                       /* permission bits of the pool (default 0600, umask ignored; 0 means 0600) */
     size_t npre_allocs;                /* entries in pre_allocs */
@@ -122,13 +125,15 @@ dragonError_t dragon_memory_pool_serialize(dragonMemoryPoolSerial_t* pool_ser, c
 dragonError_t dragon_memory_pool_serial_free(dragonMemoryPoolSerial_t* pool_ser);
 dragonError_t dragon_memory_pool_attach(dragonMemoryPoolDescr_t* pool_descr, const dragonMemoryPoolSerial_t* pool_ser);
 dragonError_t dragon_memory_pool_attach_from_env(dragonMemoryPoolDescr_t* pool_descr, const char* env_var);
+/* The pool whose serialized descriptor (base64) is in DRAGON_DEFAULT_PD, as in Dragon. */
+dragonError_t dragon_memory_pool_attach_default(dragonMemoryPoolDescr_t* pool_descr);
 dragonError_t dragon_memory_pool_detach(dragonMemoryPoolDescr_t* pool_descr);
 dragonError_t dragon_memory_pool_descr_clone(dragonMemoryPoolDescr_t* newpool_descr, const dragonMemoryPoolDescr_t* oldpool_descr);
 dragonError_t dragon_memory_pool_get_hostid(dragonMemoryPoolDescr_t* pool_descr, dragonULInt* hostid);
 dragonError_t dragon_memory_pool_get_rt_uid(dragonMemoryPoolDescr_t* pool_descr, dragonULInt* rt_uid);
 dragonError_t dragon_memory_pool_runtime_is_local(dragonMemoryPoolDescr_t* pool_descr, bool* runtime_is_local);
 dragonError_t dragon_memory_pool_get_uid_fname(const dragonMemoryPoolSerial_t* pool_ser, dragonULInt* uid_out, char** fname_out);
-bool dragon_memory_pool_is_local(dragonMemoryPoolDescr_t* pool_descr);
+bool dragon_memory_pool_is_local(const dragonMemoryPoolDescr_t* pool_descr);
 dragonError_t dragon_memory_pool_muid(dragonMemoryPoolDescr_t* pool_descr, dragonULInt* muid);
 
 /* Pool statistics and introspection */
@@ -176,6 +181,32 @@ dragonError_t dragon_memory_serial_free(dragonMemorySerial_t* mem_ser);
 dragonError_t dragon_memory_descr_clone(dragonMemoryDescr_t* newmem_descr, const dragonMemoryDescr_t* oldmem_descr,
                                         ptrdiff_t offset, size_t* custom_length);
 dragonError_t dragon_memory_modify_size(dragonMemoryDescr_t* mem_descr, const size_t new_size, const timespec_t* timeout);
+dragonError_t dragon_memory_get_ptr_info(const dragonMemoryDescr_t* mem_descr, void** ptr, size_t* size);
+
+/* The bytes of allocations (views). Both descriptors local; sizes are checked before any
+ * byte moves, so a failure changes nothing. */
+dragonError_t dragon_memory_hash(dragonMemoryDescr_t* mem_descr, dragonULInt* hash_value);
+dragonError_t dragon_memory_equal(dragonMemoryDescr_t* mem_descr1, dragonMemoryDescr_t* mem_descr2, bool* result);
+dragonError_t dragon_memory_is(dragonMemoryDescr_t* mem_descr1, dragonMemoryDescr_t* mem_descr2, bool* result);
+dragonError_t dragon_memory_copy_size(dragonMemoryDescr_t* from_mem, dragonMemoryDescr_t* to_mem, size_t size);
+dragonError_t dragon_memory_copy(dragonMemoryDescr_t* from_mem, dragonMemoryDescr_t* to_mem);
+/* Allocates to_mem in to_pool (waiting up to *timeout; NULL: forever) and copies into it. */
+dragonError_t dragon_memory_copy_to_pool(dragonMemoryDescr_t* from_mem, dragonMemoryDescr_t* to_mem,
+                                         dragonMemoryPoolDescr_t* to_pool, const timespec_t* timeout);
+/* Zeroes [start, stop); stop is clamped to the size (SIZE_MAX: to the end). */
+dragonError_t dragon_memory_clear(dragonMemoryDescr_t* mem_descr, size_t start, size_t stop);
+
+/* Process-local pools: the pool records this process as its owner and is destroyed when
+ * the process exits normally (atexit); one whose owner died is an orphan (dragonmem ls:
+ * process_local, owner_alive false). The timeouts are accepted; nothing here waits. */
+dragonError_t dragon_create_process_local_pool(dragonMemoryPoolDescr_t* pool, size_t bytes, const char* name,
+                                               dragonMemoryPoolAttr_t* attr, const timespec_t* timeout);
+dragonError_t dragon_register_process_local_pool(dragonMemoryPoolDescr_t* pool, const timespec_t* timeout);
+dragonError_t dragon_deregister_process_local_pool(dragonMemoryPoolDescr_t* pool, const timespec_t* timeout);
+
+/* Not provided: dragon_memory_manifest_info and dragon_memory_set_debug_flag (Dragon's
+ * internal debugging), and the GPU registration calls
+ * dragon_memory_pool_process_local_{register,unregister}_with_gpu (see libdragonmem(3)). */
 
 /* dragonmem extension: verify the pool invariants (libdragonmem(3); in the sources,
  * docs/design.md section 4.12). On a broken pool returns DRAGON_FAILURE and the message

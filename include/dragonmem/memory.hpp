@@ -48,6 +48,18 @@ public:
     std::vector<std::uint8_t> serialize() const;
     std::string serialize_base64() const;
 
+    // The bytes (Dragon's copy, clear, hash, equal, is). Sizes are checked before any byte
+    // moves: a failure changes nothing.
+    // Copies this view's first `bytes` (default: all of it) into `to`'s view.
+    void copy_to(const Memory& to, std::optional<std::size_t> bytes = std::nullopt) const;
+    // A new allocation in `pool` (waiting up to *timeout; nullptr: forever) holding a copy.
+    Memory copy_to_pool(const Pool& pool, const timespec* timeout = nullptr) const;
+    // Zeroes [start, stop); stop defaults to, and is clamped to, the end.
+    void clear(std::size_t start = 0, std::optional<std::size_t> stop = std::nullopt) const;
+    std::uint64_t hash() const;                  // Dragon's hash of the bytes (same values)
+    bool bytes_equal(const Memory& other) const; // same size and bytes
+    bool same_as(const Memory& other) const;     // same view of the same allocation
+
     const detail::MemoryRef& ref() const noexcept { return ref_; }
     explicit Memory(detail::MemoryRef ref) noexcept : ref_(std::move(ref)) {}
 

@@ -30,6 +30,8 @@ public:
     static Pool attach_base64(std::string_view base64);
     // Attaches the descriptor whose base64 is in environment variable `var`.
     static Pool attach_from_env(const char* var);
+    // The default pool: the descriptor in DRAGON_DEFAULT_PD, as Dragon's attach_default.
+    static Pool attach_default();
     // Attaches a pool of this host by its base name.
     static Pool attach_local(std::string_view name);
     // Base names of every dragonmem pool on this host (found in /dev/shm).
@@ -47,6 +49,16 @@ public:
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
     ~Pool();
+
+    // Process-local pools: owned by this process and destroyed at its normal exit
+    // (libdragonmem(3)). create_process_local = create + register_process_local.
+    static Pool create_process_local(std::string_view name, std::size_t bytes, std::uint64_t m_uid = 0,
+                                     const PoolOptions& options = {});
+    void register_process_local() const;
+    void deregister_process_local() const;
+    // Whether the pool is process-local, and whether its owner lives (false: an orphan).
+    bool process_local() const;
+    bool owner_alive() const;
 
     Pool clone() const;
     void detach() noexcept;   // leaves this handle empty

@@ -27,6 +27,9 @@ struct PoolOptions {
     std::size_t segment_size = 0;        // recorded only
     std::size_t max_size = 0;            // recorded only
     std::vector<std::size_t> preallocs;  // preallocs[n]: blocks of min_block_bytes << n to cache
+    // The NUMA node the pool's pages are bound to (mbind, MPOL_BIND), whoever touches them
+    // first; -1: no preference (the toucher's policy). A node that is not online fails.
+    int numa_node = -1;
     // Back the whole pool with memory at creation (posix_fallocate): creation fails if
     // /dev/shm cannot hold it, and nothing in the pool can fault later. Costs about
     // 0.2 s per GiB. Without it, the pool's pages get memory when first touched: the
@@ -65,6 +68,13 @@ struct PoolAttributes {
     bool waiters = false;               // someone is blocked waiting for memory or a slot
     std::uint64_t recoveries = 0;       // times a survivor repaired the pool after a crash
     bool reserved = false;              // created with PoolOptions::reserve: all its memory backed
+    int numa_node = -1;                 // bound to this node; -1: no preference
+    // Process-local pools (Pool::create_process_local): destroyed when the owner exits
+    // normally. `owner_alive` false with `process_local` true: the owner died without
+    // destroying it (an orphan). pid 0 and alive false when not process-local.
+    bool process_local = false;
+    std::uint32_t owner_pid = 0;
+    bool owner_alive = false;
 };
 
 struct AllocationInfo {

@@ -15,6 +15,10 @@ using namespace dragonmem::detail;
 
 namespace {
 
+// Dragon's attr_init placeholders for the size fields.
+constexpr std::size_t k_dragon_default_max_size = std::size_t{4} << 30;
+constexpr std::size_t k_dragon_default_segment_size = std::size_t{128} << 20;
+
 char* copy_string(const std::string& text) {
     char* out = static_cast<char*>(std::malloc(text.size() + 1));
     if (out != nullptr) std::memcpy(out, text.c_str(), text.size() + 1);
@@ -28,10 +32,19 @@ extern "C" {
 dragonError_t dragon_memory_attr_init(dragonMemoryPoolAttr_t* attr) {
     return c_call("attr_init", [&] {
         if (attr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "attr_init: attr is NULL");
+        // Dragon's defaults, field for field; the sizes are its placeholders (4 GiB pools
+        // in 128 MiB segments), recorded by pool_create and reported by get_attr.
         std::memset(attr, 0, sizeof *attr);
+        attr->allocatable_data_size = k_dragon_default_max_size;
         attr->data_min_block_size = 32;
         attr->max_allocations = 0;  // 0: the default (number of min blocks, at most 1048576)
-        attr->lock_type = DRAGON_LOCK_FIFO;
+        attr->max_allocatable_block_size = k_dragon_default_max_size;
+        attr->max_size = k_dragon_default_max_size;
+        attr->segment_size = k_dragon_default_segment_size;
+        attr->gpu_device_id = 0;
+        attr->ipc_handle_size = 0;
+        attr->numa_node = -1;  // no preference
+        attr->lock_type = DRAGON_LOCK_FIFO_LITE;
         attr->mem_type = DRAGON_MEMORY_TYPE_SHM;
         attr->growth_type = DRAGON_MEMORY_GROWTH_NONE;
         attr->mode = default_pool_mode;
@@ -79,6 +92,9 @@ dragonError_t dragon_memory_get_attr(dragonMemoryPoolDescr_t* pool_descr, dragon
         attr->max_size = a.max_size;
         attr->max_allocatable_block_size = a.max_block_bytes;
         attr->n_segments = 0;
+        attr->gpu_device_id = 0;
+        attr->ipc_handle_size = 0;
+        attr->numa_node = a.numa_node;
         attr->lock_type = a.lock_type;
         attr->mem_type = a.mem_type;
         attr->growth_type = a.growth_type;

@@ -44,6 +44,7 @@ dragonError_t options_from_attr(const dragonMemoryPoolAttr_t* attr, const char* 
     out.segment_size = attr->segment_size;
     out.max_size = attr->max_size;
     out.preallocs.assign(attr->pre_allocs, attr->pre_allocs + attr->npre_allocs);
+    out.numa_node = attr->numa_node;  // -1 (attr_init): no preference
     if (attr->max_allocations != 0 && attr->max_allocations < 5)
         return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': max_allocations {} is below the minimum of 5", name,
                      attr->max_allocations);
@@ -253,7 +254,7 @@ dragonError_t dragon_memory_pool_get_uid_fname(const dragonMemoryPoolSerial_t* p
     });
 }
 
-bool dragon_memory_pool_is_local(dragonMemoryPoolDescr_t* pool_descr) {
+bool dragon_memory_pool_is_local(const dragonMemoryPoolDescr_t* pool_descr) {
     return c_call_or(false, "pool_is_local", [&] {
         PoolRef* pool = nullptr;
         if (find_pool(pool_descr, "pool_is_local", pool) != DRAGON_SUCCESS) return false;

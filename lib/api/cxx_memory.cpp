@@ -4,6 +4,7 @@
 #include "descr/base64.hpp"
 #include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
+#include "descr/memory_copy.hpp"
 
 namespace dragonmem {
 
@@ -77,5 +78,38 @@ std::vector<std::uint8_t> Memory::serialize() const {
 }
 
 std::string Memory::serialize_base64() const { return detail::base64_encode(serialize()); }
+
+void Memory::copy_to(const Memory& to, std::optional<std::size_t> bytes) const {
+    throw_if_failed(detail::mem_require_valid(ref_, "copy (source)"));
+    throw_if_failed(detail::mem_copy(ref_, to.ref_, bytes.value_or(ref_.view_bytes)));
+}
+
+Memory Memory::copy_to_pool(const Pool& pool, const timespec* timeout) const {
+    detail::MemoryRef out;
+    throw_if_failed(detail::mem_copy_to_pool(out, ref_, pool.ref(), timeout));
+    return Memory(std::move(out));
+}
+
+void Memory::clear(std::size_t start, std::optional<std::size_t> stop) const {
+    throw_if_failed(detail::mem_clear(ref_, start, stop.value_or(SIZE_MAX)));
+}
+
+std::uint64_t Memory::hash() const {
+    std::uint64_t out = 0;
+    throw_if_failed(detail::mem_hash(ref_, out));
+    return out;
+}
+
+bool Memory::bytes_equal(const Memory& other) const {
+    bool out = false;
+    throw_if_failed(detail::mem_equal(ref_, other.ref_, out));
+    return out;
+}
+
+bool Memory::same_as(const Memory& other) const {
+    bool out = false;
+    throw_if_failed(detail::mem_is(ref_, other.ref_, out));
+    return out;
+}
 
 }  // namespace dragonmem

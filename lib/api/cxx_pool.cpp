@@ -6,6 +6,8 @@
 #include "descr/base64.hpp"
 #include "descr/descriptor_ops.hpp"
 #include "descr/error.hpp"
+#include "descr/pool_default.hpp"
+#include "descr/process_local.hpp"
 #include "pool/pool_mapping.hpp"
 
 namespace dragonmem {
@@ -58,6 +60,24 @@ Pool Pool::attach_from_env(const char* var) {
     throw_if_failed(detail::pool_attach_env(ref, var));
     return Pool(std::move(ref));
 }
+
+Pool Pool::attach_default() {
+    detail::PoolRef ref;
+    throw_if_failed(detail::pool_attach_default(ref));
+    return Pool(std::move(ref));
+}
+
+Pool Pool::create_process_local(std::string_view name, std::size_t bytes, std::uint64_t m_uid,
+                                const PoolOptions& options) {
+    detail::PoolRef ref;
+    throw_if_failed(detail::pool_create_process_local(ref, name, bytes, m_uid, options));
+    return Pool(std::move(ref));
+}
+
+void Pool::register_process_local() const { throw_if_failed(detail::pool_register_process_local(ref_)); }
+void Pool::deregister_process_local() const { throw_if_failed(detail::pool_deregister_process_local(ref_)); }
+bool Pool::process_local() const { return attributes().process_local; }
+bool Pool::owner_alive() const { return attributes().owner_alive; }
 
 Pool Pool::attach_local(std::string_view name) {
     detail::PoolRef ref;

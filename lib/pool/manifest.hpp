@@ -1,12 +1,20 @@
 // The manifest: one record per live allocation {id, offset, requested size, type}, in a
 // fixed table of `capacity` slots (max_allocations). Every call holds the pool lock,
-// except is_live(), a lock-free peek for get_pointer.
+// except is_live(), a lock-free peek for get_pointer, and the id calls marked so.
 //
-// Ids are (counter << slot_bits) | slot with a pool-wide counter: unique for the pool's
-// life, strictly increasing, never 0, and O(1) to look up (mask, then compare), so a
-// stale id never resolves to a newer allocation in the same slot. The counter is taken
-// with one fetch_add, so ids increase in the order allocations are made, pool-wide,
-// including those a thread cache serves without the lock.
+// Ids are (counter << slot_bits) | slot: O(1) to look up (mask, then compare), so a
+// stale id never resolves to a newer allocation in the same slot. Each counter is
+// issued at most once in the pool's life, so ids are unique, never reused and never 0
+// (counters start at 1). The pool's counter (PoolHeader::id_counter) is the highest
+// counter reserved so far and only moves forward (by CAS, never past the id space):
+//   - a thread with a cache entry (thread_cache.hpp) reserves k_id_block_counters at a
+//     time and issues them in order from private memory, publishing in its entry's
+//     IdBlock (pool_layout.hpp) which part it has not issued yet: one plain store per
+//     allocation, to a cache line only that thread writes;
+//   - any other allocation (under the lock) reserves one counter and issues it.
+// So ids increase within one thread; across threads and processes no order is promised.
+// A thread that dies leaves its block's rest unissued forever: the pool's counter has
+// passed it, and a new owner of the entry reserves a new block.
 //
 // A record's id word (the commit point) is one of:
 //   0                                  free slot
@@ -32,6 +40,11 @@
 
 namespace dragonmem::detail {
 
+// Counters a cache-owning thread reserves at once: the pool's counter is written once
+// per this many allocations of the thread; a dying thread loses at most this many (the
+// id space has at least 2^42 counters).
+inline constexpr std::uint64_t k_id_block_counters = 1024;
+
 inline constexpr std::uint64_t k_cached_bit = 1ULL << 63;
 inline constexpr std::uint64_t k_claimed_bit = 1ULL << 62;
 inline constexpr std::uint64_t k_cache_entry_mask = 0xFF;
@@ -47,8 +60,9 @@ inline constexpr bool is_live_id(std::uint64_t word) noexcept { return word != 0
 class Manifest {
 public:
     Manifest() = default;
-    Manifest(PoolHeader* header, ManifestRecord* records, Backing* backing)
-        : header_(header), records_(records), backing_(backing), capacity_(header->manifest_capacity),
+    Manifest(PoolHeader* header, ManifestRecord* records, IdBlock* id_blocks, Backing* backing)
+        : header_(header), records_(records), id_blocks_(id_blocks), backing_(backing),
+          capacity_(header->manifest_capacity),
           slot_bits_(header->id_slot_bits), counter_limit_(((k_claimed_bit - 1) >> slot_bits_)) {}
 
     std::uint64_t capacity() const noexcept { return capacity_; }
@@ -70,17 +84,29 @@ public:
     // The slot's record must already be retired (id 0).
     void give_back_slot(std::uint64_t slot) noexcept;
 
-    // The next id for `slot`; false when the id space is exhausted. Lock not needed.
-    // A counter damaged to 2^64-1 wraps to 0 here: refused like any counter past the
-    // limit (counter - 1 wraps to the top), never the id 0 of zero-byte allocations.
-    bool next_id(std::uint64_t slot, std::uint64_t& id_out) noexcept {
-        std::uint64_t counter = header_->id_counter.fetch_add(1, std::memory_order_relaxed) + 1;
-        if (counter - 1 >= counter_limit_) return false;
-        id_out = (counter << slot_bits_) | slot;
-        return true;
+    // Reserves counters for ids: [first, first + got) with 1 <= got <= want; false when
+    // the id space is used up. Lock not needed. One CAS on the pool's counter, which
+    // never wraps, never passes the limit (ids stay below 2^62) and never goes back: a
+    // counter damaged to 2^64-1 refuses every reservation, never yields id 0.
+    // Killed after the CAS: the counters reserved are never issued (nobody else gets them).
+    bool reserve_counters(std::uint64_t want, std::uint64_t& first, std::uint64_t& got) noexcept {
+        std::uint64_t top = header_->id_counter.load(std::memory_order_relaxed);
+        for (;;) {
+            if (top >= counter_limit_) return false;
+            std::uint64_t n = want < counter_limit_ - top ? want : counter_limit_ - top;
+            if (header_->id_counter.compare_exchange_weak(top, top + n, std::memory_order_relaxed)) {
+                first = top + 1;
+                got = n;
+                return true;
+            }
+        }
     }
-    // Ids stay below 2^62 (the cache bits).
-    std::uint64_t counter_limit() const noexcept { return counter_limit_; }
+    std::uint64_t id_of(std::uint64_t counter, std::uint64_t slot) const noexcept {
+        return (counter << slot_bits_) | slot;
+    }
+    // The id block of cache entry `entry` (written by its owner thread only).
+    IdBlock& id_block(std::uint32_t entry) noexcept { return id_blocks_[entry]; }
+    const IdBlock& id_block(std::uint32_t entry) const noexcept { return id_blocks_[entry]; }
 
     // Commit point of an allocation: fields first, id last (release).
     void publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,
@@ -94,12 +120,29 @@ public:
     const ManifestRecord* find(std::uint64_t id) const noexcept;
     bool is_live(std::uint64_t id) const noexcept { return find(id) != nullptr; }
 
-    // Whether `id` was ever handed out (it may have been freed since): its slot exists and
-    // the id counter has reached its counter part. A descriptor naming a later id is
-    // forged: that id would resolve to whatever allocation gets it.
+    // Whether `id` was issued to an allocation (it may have been freed since): its slot
+    // exists, the pool's counter has reserved its counter, and no thread's id block holds
+    // it unissued. A descriptor naming a later id is forged: that id would resolve to
+    // whatever allocation gets it. Lock-free, O(k_cache_entries) loads.
+    // An id block is read end first (acquire), then next: its owner stores next before
+    // end when it moves to a new block, so the pair read never spans two blocks, and
+    // next only grows within one. An id a descriptor legitimately carries was published
+    // (next past it) before its allocation returned, so it is never refused. What may be
+    // accepted: an id whose counter was reserved an instant ago and whose block is not
+    // published yet, like an id in flight (D26): it is issued, not live, and get_pointer
+    // takes the block from the record, never from the descriptor.
+    // A live id needs no scan: its record holds it, so it was issued.
     bool issued(std::uint64_t id) const noexcept {
-        return is_live_id(id) && slot_of(id) < capacity_ &&
-               (id >> slot_bits_) <= header_->id_counter.load(std::memory_order_acquire);
+        if (!is_live_id(id) || slot_of(id) >= capacity_) return false;
+        if (find(id) != nullptr) return true;  // live: issued (the common case, one load, no scan)
+        const std::uint64_t counter = id >> slot_bits_;
+        if (counter == 0 || counter > header_->id_counter.load(std::memory_order_acquire)) return false;
+        for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
+            const std::uint64_t end = id_blocks_[e].end.load(std::memory_order_acquire);
+            const std::uint64_t next = id_blocks_[e].next.load(std::memory_order_relaxed);
+            if (counter >= next && counter < end) return false;  // reserved by a thread, not issued yet
+        }
+        return true;
     }
 
     // The fields of live allocation `id`, lock-free (get_pointer's path, and attach's
@@ -161,6 +204,7 @@ public:
 private:
     PoolHeader* header_ = nullptr;
     ManifestRecord* records_ = nullptr;
+    IdBlock* id_blocks_ = nullptr;
     Backing* backing_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint32_t slot_bits_ = 0;

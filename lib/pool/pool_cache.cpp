@@ -44,12 +44,13 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
             rec.id.store(cached, std::memory_order_release);
             continue;
         }
-        std::uint64_t id = 0;
-        if (!manifest_.next_id(slot, id)) {
+        std::uint64_t counter = 0;
+        if (!take_counter(cache, counter)) {
             rec.id.store(cached, std::memory_order_release);
             mag.slots[mag.count++] = slot;
             return false;  // the locked path reports the exhausted id space
         }
+        const std::uint64_t id = manifest_.id_of(counter, slot);
         // Killed from the claim to the id store: the record reads claimed by a dead
         // thread, and a survivor frees the block (repair, or a take-back).
         rec.requested_bytes.store(bytes, std::memory_order_relaxed);
@@ -59,6 +60,28 @@ bool PoolMapping::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std:
         return true;
     }
     return false;
+}
+
+bool PoolMapping::take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept {
+    IdBlock& block = manifest_.id_block(cache.entry);
+    if (cache.id_next == cache.id_end) {
+        std::uint64_t first = 0;
+        std::uint64_t got = 0;
+        if (!manifest_.reserve_counters(k_id_block_counters, first, got)) return false;
+        // Killed from the reservation to the end store: the block is never issued (the
+        // pool's counter has passed it). Next first: the pair (first, old end) is an empty
+        // range, so a reader never sees the new block spanning counters of other threads.
+        block.next.store(first, std::memory_order_relaxed);
+        block.end.store(first + got, std::memory_order_release);
+        cache.id_next = first;
+        cache.id_end = first + got;
+    }
+    counter = cache.id_next++;
+    // Issued from here on (attach accepts it). The caller's commit store of the id is a
+    // release, so this store is visible before the id is. Killed after it: the counter
+    // is issued to no allocation, never to another.
+    block.next.store(cache.id_next, std::memory_order_relaxed);
+    return true;
 }
 
 bool PoolMapping::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
@@ -126,7 +149,7 @@ ThreadCache* PoolMapping::cache_for_this_thread_locked() noexcept {
         // that the next take-back finds them. (Killed before this store: those blocks
         // stay cached under an entry whose owner is gone; check reports them.)
         header_->cache_records_possible = 1;
-        *cache = ThreadCache{this, epoch, k_no_entry, true, 0, {}};  // its slots are stale: forget them
+        *cache = ThreadCache{this, epoch, k_no_entry, true, 0, 0, 0, {}};  // its slots and ids are stale: forget them
         return cache;
     }
     // One-off users (a CLI command, one allocation) never claim an entry: the second

@@ -3,7 +3,8 @@
 // free block is on exactly one list, and the counters agree with what is found. Blocks
 // parked in thread caches count as used; those of threads that are gone are reported
 // (orphaned), and any the take-back scans would skip (the scan hint says no cache
-// record exists) are a problem: nothing would ever free them.
+// record exists) are a problem: nothing would ever free them. An id block reaching past
+// the pool's id counter is a problem too: attach would refuse ids issued to others.
 #include "pool/pool_mapping.hpp"
 
 #include <fmt/format.h>
@@ -151,6 +152,20 @@ void PoolMapping::collect_invariant_problems(CheckReport& out) {
     }
     if (on_stack + used_found != extent && problems.empty())
         problems.push_back(fmt::format("{} free slots listed + {} in use != {} slots used", on_stack, used_found, extent));
+
+    // Id blocks (manifest.hpp, "Ids"): a block's end is at most the pool's counter + 1
+    // when it is stored, and the counter only grows; read end first, then the counter, so
+    // a block being moved by its owner (no lock) never reads as past it.
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
+        const IdBlock& block = manifest_.id_block(e);
+        const std::uint64_t end = block.end.load(std::memory_order_acquire);
+        const std::uint64_t next = block.next.load(std::memory_order_relaxed);
+        const std::uint64_t counter = header_->id_counter.load(std::memory_order_acquire);
+        if (next < end && end - 1 > counter)
+            problems.push_back(fmt::format("id block of thread-cache entry {} holds counters [{}, {}), past the pool's "
+                                           "id counter {}: attach would refuse ids issued to others",
+                                           e, next, end, counter));
+    }
 
     // A damaged list can produce hundreds of near-identical lines: keep the first ones.
     constexpr std::size_t k_max_problems = 50;

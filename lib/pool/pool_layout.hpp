@@ -3,7 +3,8 @@
 //   page 0       PoolHeader
 //   page 1       backing directory: which pages of the backing map are backed
 //   page 2       reserved for a table of attached processes (not used yet, never touched)
-//   pages 3...   backing map: which heap pages the library has backed (pool_backing.hpp),
+//   page 3       id blocks: one cache line per thread-cache entry (IdBlock)
+//   pages 4...   backing map: which heap pages the library has backed (pool_backing.hpp),
 //                one bit per page (1/32768 of the heap, page-rounded; touched as used)
 //   then         manifest records (page-rounded)
 //   then         free map: one bit per minimum heap block, says where a free-listed block
@@ -17,7 +18,7 @@
 //
 // The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
 // touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
-// has backed first (pool_backing.hpp): the header and directory at creation; map pages,
+// has backed first (pool_backing.hpp): the header, directory and id blocks at creation; map pages,
 // heap pages and the free-map page covering them before it writes a free-block header
 // in them; manifest records as the used extent grows.
 #pragma once
@@ -37,7 +38,12 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // creator record, the reserved process-table page, the free map (its place recorded),
 // and the lock's waiters flag as a bit of its owner word (robust_lock.hpp: a version-2
 // process would read that bit as part of a thread id, call the owner dead and rob it).
-inline constexpr std::uint32_t k_layout_version = 4;
+// 5: per-thread id blocks (page 3, IdBlock); the backing map moves to page 4; wake_seq on
+// a line of its own. A version-4 process would take ids from the counter alone and issue
+// ids a version-5 thread holds.
+// 6: the NUMA node, a hugepage pool's heap file and the process-local owner (PoolHeader's
+// last fields; a version-5 process would map a hugepage pool's heap from its shm object).
+inline constexpr std::uint32_t k_layout_version = 6;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -50,8 +56,10 @@ inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may 
 inline constexpr std::uint64_t k_backing_dir_offset = 1 * k_page_bytes;
 inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // reserved (attached processes)
 inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
-inline constexpr std::uint64_t k_backing_map_offset = 3 * k_page_bytes;
+inline constexpr std::uint64_t k_id_blocks_offset = 3 * k_page_bytes;
+inline constexpr std::uint64_t k_backing_map_offset = 4 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
+inline constexpr std::size_t k_heap_file_capacity = 192;           // a hugepage pool's heap file path
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size; the one
@@ -74,6 +82,18 @@ struct CacheEntry {
     std::atomic<std::uint64_t> owner;
     std::atomic<std::uint32_t> pid;
     std::uint32_t reserved;
+};
+
+// The block of id counters the thread owning cache entry e hands out without touching
+// the pool's counter (manifest.hpp, "Ids"): counters [next, end) are reserved for that
+// thread and not issued yet. Only the entry's owner thread writes it (next once per
+// allocation, end once per block); attach reads it to refuse ids not issued yet. One
+// cache line per entry, on a page of its own: no other thread or process writes the
+// line an allocation writes.
+struct alignas(64) IdBlock {
+    std::atomic<std::uint64_t> next;
+    std::atomic<std::uint64_t> end;
+    std::uint64_t reserved[6];
 };
 
 // Who is formatting (or formatted) the pool. The creator writes it with one pwrite right
@@ -140,13 +160,18 @@ struct PoolHeader {
 
     // ---- synchronisation
     alignas(64) OwnerLock lock;                 // robust_lock.hpp: guards the mutable state below
+    // Read by every lock-free alloc and free, written almost never: apart from wake_seq,
+    // which every locked free bumps (one process's flushes must not slow every other
+    // process's fast path).
     alignas(64) std::atomic<std::uint32_t> destroyed;  // set by pool_destroy, never cleared
-    std::atomic<std::uint32_t> wake_seq;        // futex word: bumped by every free
     std::atomic<std::uint32_t> has_waiters;     // a sleeper exists: frees must FUTEX_WAKE
+    alignas(64) std::atomic<std::uint32_t> wake_seq;   // futex word: bumped by every free
     std::uint32_t reserved2;
 
-    // ---- ids: taken with one fetch_add, with or without the lock (thread caches allocate
-    // without it). On a line of its own: it is the one word every allocation writes.
+    // ---- ids: the highest id counter reserved so far (manifest.hpp, "Ids"). Only moves
+    // forward, by CAS, with or without the lock: one counter per locked allocation of a
+    // thread without a cache entry, a block of k_id_block_counters at a time for a thread
+    // with one. On a line of its own.
     alignas(64) std::atomic<std::uint64_t> id_counter;  // ids are (counter << id_slot_bits) | slot
 
     // ---- thread-cache entries (thread_cache.hpp): claimed and released under `lock`;
@@ -161,6 +186,24 @@ struct PoolHeader {
     std::uint64_t recoveries;                   // repairs after a holder died
     std::uint64_t cache_records_possible;       // 0: no manifest record is a cache word (scans skipped)
     HeapState heap;
+
+    // ---- placement: written once by the creator before `ready`.
+    std::int32_t numa_node;                     // the node the pages are bound to (mbind); -1: none
+    std::uint32_t reserved3;
+    // DRAGON_MEMORY_TYPE_HUGEPAGE pools (os/hugepage_file.hpp): the heap is not in this
+    // object but in a hugetlbfs file, mapped right after it; the object holds
+    // [0, heap_offset) and total_bytes counts the heap as for any pool. Empty path: shm.
+    std::uint64_t heap_file_dev;
+    std::uint64_t heap_file_ino;
+    char heap_file[k_heap_file_capacity];       // NUL-terminated
+
+    // ---- process-local pools (lib/descr/process_local.cpp). `local_owner` is the owning
+    // process's word, (start stamp << 32) | pid (robust_lock.hpp current_process_word), 0
+    // when the pool is not process-local; changed only by one CAS, so a process killed at
+    // any instant leaves either the old owner or the new one. `local_owner_pid_ns` is
+    // stored by the new owner after its CAS (0: not yet, judged from the reader's namespace).
+    alignas(64) std::atomic<std::uint64_t> local_owner;
+    std::atomic<std::uint64_t> local_owner_pid_ns;
 };
 
 // A manifest record: one per allocated block. `id` is the commit point and says what the
@@ -207,9 +250,12 @@ static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object
 static_assert(offsetof(PoolHeader, lock) % 64 == 0);
 static_assert(sizeof(CacheEntry) == 16);
 static_assert(sizeof(BitPage) == k_page_bytes, "a bit page is one page");
+static_assert(sizeof(IdBlock) == 64 && k_cache_entries * sizeof(IdBlock) == k_page_bytes,
+              "one cache line per entry's id block, one page in all");
 static_assert(sizeof(CreatorRecord) == 32);
 static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
 static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes &&
-              k_backing_map_offset == k_procs_offset + k_procs_bytes, "the fixed pages are contiguous");
+              k_id_blocks_offset == k_procs_offset + k_procs_bytes &&
+              k_backing_map_offset == k_id_blocks_offset + k_page_bytes, "the fixed pages are contiguous");
 
 }  // namespace dragonmem::detail

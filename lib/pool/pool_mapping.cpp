@@ -6,6 +6,8 @@
 #include "os/errno_text.hpp"
 #include "pool/fork_safety.hpp"
 #include "os/host_identity.hpp"
+#include "os/hugepage_file.hpp"
+#include "os/numa_binding.hpp"
 #include "pool/mapping_registry.hpp"
 #include "pool/pool_creator.hpp"
 #include "pool/robust_lock.hpp"
@@ -68,6 +70,15 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uin
     auto bad = [&](const std::string& why) {
         return failf(DRAGON_INVALID_ARGUMENT, "shm object '{}' is not a usable dragonmem pool: {}", shm_name, why);
     };
+    // A hugepage pool's object ends where its heap (a hugetlbfs file) begins: checked as
+    // if the heap were in it. The heap size is bounded first, so the sum cannot wrap.
+    if (h.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
+        if (h.max_block_order > k_max_heap_order || h.heap_bytes != (std::uint64_t{1} << h.max_block_order))
+            return bad(fmt::format("heap size {} is not 2^{}", h.heap_bytes, h.max_block_order));
+        if (strnlen(h.heap_file, k_heap_file_capacity) == k_heap_file_capacity)
+            return bad("its huge-page file name is not terminated");
+        object_bytes += h.heap_bytes;
+    }
     if (magic != k_pool_magic) return bad(fmt::format("wrong magic {:#018x}", magic));
     if (h.layout_version != k_layout_version)
         return bad(fmt::format("layout version {} (this library reads version {}; a pool made by another version of "
@@ -223,7 +234,7 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     heap_base_ = mapping_.base + header_->heap_offset;
     backing_ = Backing(header_, mapping_, shm_name_, object);
     manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
-                         &backing_);
+                         reinterpret_cast<IdBlock*>(mapping_.base + k_id_blocks_offset), &backing_);
     heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
                       header_->min_block_order, header_->max_block_order, &backing_);
     auto identity = std::make_shared<PoolIdentity>();
@@ -249,6 +260,9 @@ struct CreationUndo {
     ShmMapping mapping;           // until `pool` owns it
     PoolMapping* pool = nullptr;  // owns the mapping once made
     bool committed = false;
+    std::string heap_file;        // a hugepage pool's heap file, once made
+    ShmObjectId heap_object;
+    int heap_fd = -1;
 
     CreationUndo() = default;
     CreationUndo(const CreationUndo&) = delete;
@@ -258,8 +272,10 @@ struct CreationUndo {
             if (pool != nullptr) pool->release();  // unmaps
             shm_unmap(mapping);
             if (object.known()) shm_unlink_if_same(shm_name, object);
+            if (!heap_file.empty()) hugepage_unlink_if_same(heap_file.c_str(), heap_object);
         }
         if (fd >= 0) ::close(fd);
+        if (heap_fd >= 0) ::close(heap_fd);
     }
 };
 
@@ -396,10 +412,35 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
                                        const PoolOptions& options, PoolMapping*& out) {
     if (dragonError_t rc = validate_pool_name(name)) return rc;
     if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
-    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM)
+    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM && options.mem_type != DRAGON_MEMORY_TYPE_HUGEPAGE)
         return failf(DRAGON_MEMORY_ILLEGAL_MEMTYPE,
-                     "pool '{}': memory type {} is not supported; only DRAGON_MEMORY_TYPE_SHM (0) is", name,
-                     static_cast<int>(options.mem_type));
+                     "pool '{}': memory type {} is not supported; DRAGON_MEMORY_TYPE_SHM (0) and "
+                     "DRAGON_MEMORY_TYPE_HUGEPAGE (1) are",
+                     name, static_cast<int>(options.mem_type));
+    const bool huge = options.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE;
+    // A hugepage heap is whole huge pages: at least one.
+    if (huge && bytes < k_huge_page_bytes) bytes = k_huge_page_bytes;
+    std::string heap_file;  // hugepage pools: the hugetlbfs file holding the heap
+    if (huge) {
+        std::string dir;
+        if (dragonError_t rc = hugepage_mount(dir)) {
+            const std::string why = last_error_message();
+            return failf(rc, "pool '{}' (DRAGON_MEMORY_TYPE_HUGEPAGE): {}; nothing was created", name, why);
+        }
+        heap_file = dir + "/" + shm_name_for(name);
+        if (heap_file.size() >= k_heap_file_capacity)
+            return failf(DRAGON_INVALID_ARGUMENT,
+                         "pool '{}': its huge-page file '{}' is {} characters long; at most {} fit the pool header "
+                         "(mount hugetlbfs at a shorter path)",
+                         name, heap_file, heap_file.size(), k_heap_file_capacity - 1);
+    }
+    if (options.numa_node < -1 || (options.numa_node >= 0 && !numa_node_online(options.numa_node))) {
+        const std::string online = numa_online_nodes();
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "pool '{}': NUMA node {} is not online on this host (online nodes: {}); give one of them, or -1 "
+                     "for no preference",
+                     name, options.numa_node, online.empty() ? std::string("unknown, /sys says nothing") : online);
+    }
     if ((options.mode & ~0777u) != 0)
         return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': mode {:04o} invalid; give permission bits only (at most 0777)",
                      name, options.mode);
@@ -440,7 +481,10 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     std::uint64_t total_bytes = heap_offset + heap_bytes;
     std::uint64_t alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
     std::uint32_t chunk_shift = heap_chunk_shift_for(max_order);
-    std::uint64_t records_backed = options.reserve ? capacity : initial_manifest_backed(capacity);
+    // A hugepage pool is reserved whole: its heap's huge pages and its metadata.
+    const bool reserve_all = options.reserve || huge;
+    const std::uint64_t object_bytes = huge ? heap_offset : total_bytes;  // the heap is the hugetlbfs file's
+    std::uint64_t records_backed = reserve_all ? capacity : initial_manifest_backed(capacity);
 
     // Fit. The object is sparse, so what must fit is what users can fill: the heap, plus
     // the metadata backed now. Manifest records past the first page are backed as they
@@ -450,25 +494,48 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
     const std::uint64_t first_chunk = std::min(std::uint64_t{1} << chunk_shift, heap_bytes);
     const std::uint64_t first_free_map = round_up(((first_chunk >> min_order) + 7) / 8, k_page_bytes);
-    // Header, directory, the backing map's first page, first records, first free-map page.
-    const std::uint64_t metadata_now = k_procs_offset + k_page_bytes + first_records + first_free_map;
-    const std::uint64_t needed = options.reserve ? total_bytes : heap_bytes + metadata_now;
+    // Header, directory, id blocks, the backing map's first page, first records, first
+    // free-map page.
+    const std::uint64_t metadata_now = k_procs_offset + 2 * k_page_bytes + first_records + first_free_map;
+    const std::uint64_t needed = reserve_all ? object_bytes : heap_bytes + metadata_now;
     std::uint64_t shm_free = 0, shm_total = 0;
     if (shm_space(shm_free, shm_total) && needed > shm_free)
         return failf(DRAGON_OUT_OF_SPACE,
                      "pool '{}' does not fit in {}: it needs {} B ({} B of heap + {} B of {}) but {} has {} B free of "
                      "{} B; nothing was created",
-                     name, k_shm_dir, needed, heap_bytes, needed - heap_bytes,
-                     options.reserve ? "header, manifest and free map, reserved"
+                     name, k_shm_dir, needed, huge ? 0 : heap_bytes, needed - (huge ? 0 : heap_bytes),
+                     reserve_all ? "header, manifest and free map, reserved"
                                      : "header, first manifest records and first page of the free map",
                      k_shm_dir, shm_free, shm_total);
 
     CreationUndo undo;
     undo.shm_name = shm_name_for(name);
     ShmObjectId object;
-    if (dragonError_t rc = shm_create(undo.shm_name, total_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
+    if (dragonError_t rc = shm_create(undo.shm_name, object_bytes, static_cast<mode_t>(options.mode), undo.fd, object))
         return rc;  // nothing of ours exists (shm_create cleans up after itself)
     undo.object = object;
+
+    // Mapped (which touches nothing) and bound to the NUMA node first, so that every page
+    // backed from here on, the header's included, is allocated on that node.
+    if (dragonError_t rc = shm_map(undo.fd, total_bytes, heap_offset, alignment, undo.mapping)) return rc;
+    ShmObjectId heap_object;
+    if (huge) {
+        // The heap's file, mapped over the heap's place (2 MiB aligned: the heap's
+        // alignment is its size, at least 2 MiB). The mapping reserves every huge page.
+        if (dragonError_t rc = hugepage_create(heap_file, heap_bytes, static_cast<mode_t>(options.mode), undo.heap_fd,
+                                               heap_object))
+            return rc;
+        undo.heap_file = heap_file;
+        undo.heap_object = heap_object;
+        if (dragonError_t rc = hugepage_map_over(undo.heap_fd, undo.mapping.base + heap_offset, heap_bytes, std::string(name)))
+            return rc;
+    }
+    if (options.numa_node >= 0) {
+        if (int err = numa_bind(undo.mapping.base, total_bytes, options.numa_node))
+            return fail_errno(DRAGON_MEMORY_ERRNO, err,
+                              fmt::format("pool '{}': binding its pages to NUMA node {} (mbind); nothing was created",
+                                          name, options.numa_node));
+    }
 
     // Who creates it, before anything else: attachers wait while this thread lives
     // (pool_creator.hpp). pwrite gives the header page its memory, so a full /dev/shm is
@@ -479,12 +546,21 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
 
     // Memory for every page the library touches from here on (pool_backing.hpp), or, when
     // reserving, for the whole object.
-    if (options.reserve) {
-        if (int err = shm_back_fd(undo.fd, 0, total_bytes))
-            return creation_unbacked(name, err, total_bytes, "the whole pool (reserve)");
+    if (reserve_all) {
+        if (int err = shm_back_fd(undo.fd, 0, object_bytes))
+            return creation_unbacked(name, err, object_bytes, huge ? "its metadata" : "the whole pool (reserve)");
+        if (huge) {
+            if (int err = hugepage_populate(undo.mapping.base + heap_offset, heap_bytes))
+                return fail_errno(DRAGON_OUT_OF_SPACE, err,
+                                  fmt::format("pool '{}': giving its {} huge pages memory ({}); nothing was created",
+                                              name, heap_bytes / k_huge_page_bytes, hugepage_counts_text()));
+        }
     } else {
         if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
             return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
+        // Written by every caching thread's allocations, without the lock: backed now.
+        if (int err = shm_back_fd(undo.fd, k_id_blocks_offset, k_page_bytes))
+            return creation_unbacked(name, err, k_page_bytes, "its id blocks");
         if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
         if (int err = shm_back_fd(undo.fd, manifest_offset, first_records))
@@ -495,8 +571,6 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         if (int err = shm_back_fd(undo.fd, heap_offset, first_chunk))
             return creation_unbacked(name, err, first_chunk, "the heap's first chunk");
     }
-
-    if (dragonError_t rc = shm_map(undo.fd, total_bytes, heap_offset, alignment, undo.mapping)) return rc;
 
     // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait while
     // the creator lives; a creator killed before that leaves an object that attach
@@ -531,11 +605,17 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->backing_map_offset = k_backing_map_offset;
     h->backing_map_bytes = map_bytes;
     h->heap_chunk_shift = chunk_shift;
-    h->fully_backed = options.reserve ? 1 : 0;
+    h->fully_backed = reserve_all ? 1 : 0;
+    if (huge) {
+        h->heap_file_dev = heap_object.dev;
+        h->heap_file_ino = heap_object.ino;
+        std::memcpy(h->heap_file, heap_file.c_str(), heap_file.size() + 1);
+    }
+    h->numa_node = options.numa_node;
     h->free_map_offset = free_map_offset;
     h->free_map_bytes = free_map_bytes;
     h->manifest_backed.store(records_backed, std::memory_order_relaxed);
-    if (!options.reserve) {
+    if (!reserve_all) {
         // The map's first page, heap chunk 0 and its free-map page were backed above (the
         // pages are zero).
         auto* dir = reinterpret_cast<BitPage*>(undo.mapping.base + k_backing_dir_offset);
@@ -601,6 +681,20 @@ dragonError_t PoolMapping::open(const std::string& shm_name, std::uint64_t expec
 
     ShmMapping mapping;
     if (dragonError_t rc = shm_map(fd, h.total_bytes, h.heap_offset, h.heap_alignment, mapping)) return rc;
+    if (h.mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
+        // The heap is the hugetlbfs file the header names (and identifies, so a file put
+        // in its place is refused); its pages were reserved and populated by the creator.
+        int heap_fd = -1;
+        dragonError_t rc = hugepage_open(h.heap_file, ShmObjectId{h.heap_file_dev, h.heap_file_ino}, heap_fd);
+        if (rc == DRAGON_SUCCESS) {
+            rc = hugepage_map_over(heap_fd, mapping.base + h.heap_offset, h.heap_bytes, shm_name);
+            ::close(heap_fd);
+        }
+        if (rc != DRAGON_SUCCESS) {
+            shm_unmap(mapping);
+            return rc;
+        }
+    }
     PoolMapping* pool = nullptr;
     try {
         pool = make();
@@ -721,10 +815,6 @@ dragonError_t PoolMapping::explain_unbacked(std::uint64_t bytes) {
 dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool blocking, const timespec* timeout,
                                  BlockInfo& out) {
     // Callers checked check_usable() (descriptor_ops): not repeated on the fast path.
-    // Every allocation takes an id from the pool-wide counter: ask for its line (for
-    // writing) now, so that when other processes allocate too, its transfer overlaps
-    // the work below instead of stalling the fetch_add.
-    __builtin_prefetch(&header_->id_counter, 1, 3);
     if (bytes > header_->heap_bytes)
         // Never satisfiable, so never wait, and never touch the lock.
         return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
@@ -821,13 +911,20 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
     }
     if (offset == k_nil) return DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
     std::uint64_t slot = manifest_.take_slot();
-    std::uint64_t id = 0;
-    if (!manifest_.next_id(slot, id)) {
+    // A thread with a cache entry takes its ids from its block, so that its ids increase
+    // whichever path serves it; any other allocation reserves one counter.
+    ThreadCache* cache = thread_cache_find(this, epoch());
+    std::uint64_t counter = 0;
+    std::uint64_t got = 0;
+    bool have_id = cache != nullptr && cache->entry != k_no_entry ? take_counter(*cache, counter)
+                                                                  : manifest_.reserve_counters(1, counter, got);
+    if (!have_id) {
         manifest_.give_back_slot(slot);
         heap_.free(offset, order);
         reported = true;
         return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
     }
+    const std::uint64_t id = manifest_.id_of(counter, slot);
     // Commit point: see Manifest::publish.
     manifest_.publish(slot, id, offset, bytes, type);
     header_->live_count += 1;
@@ -920,12 +1017,25 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.max_live_allocations = h.max_live_count;  // counts cached blocks too: the manifest's high-water mark
     out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
     out.recoveries = h.recoveries;
+    out.numa_node = h.numa_node;
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
     // Copies that may throw (out of memory) are made without the lock: an exception must
     // never leave the pool locked by a live thread.
     out.name = identity_->name;
     out.shm_name = shm_name_;
+    // A process-local pool's owner, judged as a creator is (/proc, outside the lock). One
+    // in another PID namespace cannot be judged from here and counts as alive: an orphan
+    // is only ever one known to be dead.
+    const std::uint64_t owner = local_owner();
+    out.process_local = owner != 0;
+    out.owner_pid = static_cast<std::uint32_t>(owner);
+    if (owner != 0) {
+        CreatorRecord record{};
+        record.owner = owner;
+        record.pid_ns = local_owner_pid_ns();
+        out.owner_alive = creator_state(record, this_pid_namespace()) != CreatorState::dead;
+    }
     return DRAGON_SUCCESS;
 }
 
@@ -988,6 +1098,13 @@ dragonError_t PoolMapping::destroy(bool without_lock) {
     owner_lock_wake_waiters(header_->lock);
     // Nobody else can have re-created the name: it was still linked to our object.
     int err = shm_unlink_name(shm_name_);
+    if (header_->mem_type == DRAGON_MEMORY_TYPE_HUGEPAGE) {
+        // The heap's file goes too, if it still is ours (copied out of shared memory first).
+        char path[k_heap_file_capacity];
+        std::memcpy(path, header_->heap_file, sizeof path);
+        path[sizeof path - 1] = '\0';
+        hugepage_unlink_if_same(path, ShmObjectId{header_->heap_file_dev, header_->heap_file_ino});
+    }
     // The mapping itself stays until the process's last reference goes (release()):
     // other threads may hold descriptors of this pool and be inside a call right now,
     // reading the header, the manifest or a heap block. What they see:

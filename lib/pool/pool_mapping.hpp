@@ -111,6 +111,19 @@ public:
     // `without_lock` (destroy --force): does not wait for the pool lock.
     dragonError_t destroy(bool without_lock = false);
 
+    // Process-local pools (lib/descr/process_local.cpp): the owning process's word (0:
+    // none), and one CAS of it; false (with `expected` updated) when it had changed.
+    std::uint64_t local_owner() const noexcept { return header_->local_owner.load(std::memory_order_acquire); }
+    bool exchange_local_owner(std::uint64_t& expected, std::uint64_t desired) noexcept {
+        return header_->local_owner.compare_exchange_strong(expected, desired, std::memory_order_acq_rel);
+    }
+    std::uint64_t local_owner_pid_ns() const noexcept {
+        return header_->local_owner_pid_ns.load(std::memory_order_acquire);
+    }
+    void set_local_owner_pid_ns(std::uint64_t ns) noexcept {
+        header_->local_owner_pid_ns.store(ns, std::memory_order_release);
+    }
+
     std::uint8_t* heap_base() const noexcept { return heap_base_; }
     std::uint64_t heap_bytes() const noexcept { return header_->heap_bytes; }
     std::uint32_t order_for(std::uint64_t bytes) const noexcept { return heap_.order_for(bytes); }
@@ -125,6 +138,9 @@ private:
     bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
                           BlockInfo& out) noexcept;
     bool free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept;
+    // The next id counter of a thread with a cache entry, from its id block (a new block
+    // is reserved when it is used up); false when the id space is used up. No lock.
+    bool take_counter(ThreadCache& cache, std::uint64_t& counter) noexcept;
     // The calling thread's cache, created (with a shared entry) if it has none; lock held.
     ThreadCache* cache_for_this_thread_locked() noexcept;
     void refill_locked(ThreadCache& cache, std::uint32_t order) noexcept;

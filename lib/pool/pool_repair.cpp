@@ -66,9 +66,12 @@ void PoolMapping::repair() noexcept {
         secret = header_->heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
     heap_.rebuild(blocks, secret);
     manifest_.rebuild_free_slots();
-    // Never lower: lock-free allocations may have taken ids beyond the last published one.
-    if (header_->id_counter.load(std::memory_order_relaxed) < top_counter)
-        header_->id_counter.store(top_counter, std::memory_order_relaxed);
+    // Never lower: threads reserve counters beyond the last published id, without the
+    // lock, at this very instant maybe; so raise it by CAS, never store over theirs.
+    std::uint64_t counter = header_->id_counter.load(std::memory_order_relaxed);
+    while (counter < top_counter &&
+           !header_->id_counter.compare_exchange_weak(counter, top_counter, std::memory_order_relaxed)) {
+    }
     release_entries_locked(dead_entries);
     header_->live_count = blocks.size();
     if (header_->max_live_count < header_->live_count) header_->max_live_count = header_->live_count;

@@ -216,6 +216,14 @@ bool lock_owner_is_dead(std::uint32_t tid, std::uint32_t stamp) noexcept {
 
 std::uint64_t current_owner_word() noexcept { return my_word(); }
 
+std::uint64_t current_process_word() noexcept {
+    auto pid = static_cast<std::uint32_t>(::getpid());
+    char state = 0;
+    std::uint64_t start_ticks = 0;
+    std::uint32_t stamp = read_task_stat(pid, state, start_ticks) ? static_cast<std::uint32_t>(start_ticks) : 0;
+    return (static_cast<std::uint64_t>(stamp) << 32) | pid;
+}
+
 long set_owner_check_interval_for_tests(long interval_ns) noexcept {
     return g_owner_check_ns.exchange(interval_ns, std::memory_order_relaxed);
 }

@@ -85,6 +85,11 @@ long set_owner_check_interval_for_tests(long interval_ns) noexcept;
 // The calling thread's owner word, (start stamp << 32) | tid: what it writes into a lock
 // it holds, and into a thread-cache entry it owns (thread_cache.hpp).
 std::uint64_t current_owner_word() noexcept;
+// The calling process's word, (start stamp << 32) | pid: the owner a process-local pool
+// records. The stamp is the start time of the process (its main task), so the word
+// outlives the thread that took it; owner_word_is_dead() judges it. Stamp 0 when /proc
+// could not be read.
+std::uint64_t current_process_word() noexcept;
 // Whether the thread an owner word names is gone; 0 (no owner) counts as gone.
 bool owner_word_is_dead(std::uint64_t word) noexcept;
 

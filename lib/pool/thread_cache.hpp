@@ -7,10 +7,15 @@
 // heap is concerned; its manifest record's id word says "cached by entry E"
 // (manifest.hpp). Then:
 //   free:  CAS the record's id from the allocation's id to cached(E), push the slot.
-//   alloc: pop a slot, CAS cached(E) -> claimed(E), take an id (one fetch_add on the
-//          pool's id counter), write size and type, store the id (release).
-// No lock and no heap work: three atomic read-modify-writes per pair. The id counter is
-// the one shared line every allocation writes (ids must increase pool-wide).
+//   alloc: pop a slot, CAS cached(E) -> claimed(E), take the next counter of the thread's
+//          id block (private; one plain store publishes it in entry E's IdBlock, and once
+//          per k_id_block_counters allocations one CAS reserves a new block, manifest.hpp),
+//          write size and type, store the id (release).
+// No lock and no heap work: two atomic read-modify-writes per pair, both on the
+// record's line, and every line written is one the thread's own process wrote last
+// (its records, its id block), so threads in different processes share no line in
+// the steady state. The CAS on the free is what detects a double free (and a free
+// racing a take-back); the claim CAS is what a lock holder's take-back races with.
 //
 // Why this is crash-safe and never loses memory:
 // - The manifest stays the truth: every block is on a heap list, or named by exactly one
@@ -66,6 +71,8 @@ struct ThreadCache {
     std::uint32_t entry = k_no_entry;  // shared entry index; k_no_entry: none (yet)
     bool gave_up = false;              // no entry could be had: stay uncached
     std::uint32_t slow_allocs = 0;     // locked allocations so far (an entry is claimed at the 2nd)
+    std::uint64_t id_next = 0;         // the thread's id block: counters [id_next, id_end) not issued yet
+    std::uint64_t id_end = 0;          //   (mirrored in the entry's IdBlock; empty: reserve one)
     Magazine mags[k_max_orders];
 };
 

@@ -7,6 +7,7 @@
 #include <dragonmem/lock_wait.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,33 @@ _Static_assert(DRAGON_MEMORY_GROWTH_NONE == 0 && DRAGON_MEMORY_GROWTH_CAPPED == 
 _Static_assert(DRAGON_MEMORY_ALLOC_DATA == 0 && DRAGON_MEMORY_ALLOC_BOOTSTRAP == 3, "allocation types");
 _Static_assert(DRAGON_LOCK_FIFO == 0 && DRAGON_LOCK_FIFO_LITE == 1 && DRAGON_LOCK_GREEDY == 2, "lock kinds");
 _Static_assert(sizeof(dragonULInt) == 8 && sizeof(dragonM_UID_t) == 8 && sizeof(dragonRT_UID_t) == 8, "uids");
+
+/* dragonMemoryPoolAttr_t field for field as Dragon's (its HEAD, with gpu_device_id,
+ * ipc_handle_size and numa_node): the same offsets, so that code using offsets or a
+ * Dragon-built object file agrees with us (LP64). */
+#if defined(__LP64__)
+#define ATTR_AT(field, offset) _Static_assert(offsetof(dragonMemoryPoolAttr_t, field) == (offset), #field)
+ATTR_AT(allocatable_data_size, 0);
+ATTR_AT(utilization_pct, 24);
+ATTR_AT(n_segments, 120);
+ATTR_AT(gpu_device_id, 128);
+ATTR_AT(ipc_handle_size, 136);
+ATTR_AT(numa_node, 144);
+ATTR_AT(lock_type, 148);
+ATTR_AT(mem_type, 152);
+ATTR_AT(growth_type, 156);
+ATTR_AT(mode, 160);
+ATTR_AT(npre_allocs, 168);
+ATTR_AT(pre_allocs, 176);
+ATTR_AT(mname, 184);
+ATTR_AT(names, 192);
+_Static_assert(sizeof(dragonMemoryPoolAttr_t) == 200, "sizeof(dragonMemoryPoolAttr_t)");
+#endif
+
+/* Code written for Dragon's struct: designated initializers of the new fields compile. */
+static const dragonMemoryPoolAttr_t g_designated = {
+    .data_min_block_size = 64, .gpu_device_id = 0, .ipc_handle_size = 0, .numa_node = -1,
+    .lock_type = DRAGON_LOCK_FIFO_LITE, .mem_type = DRAGON_MEMORY_TYPE_SHM, .mode = 0600};
 
 static int g_passed = 0;
 static int g_failed = 0;
@@ -283,10 +311,26 @@ static void test_lock_wait_limit(void) {
     CHECK(dragonmem_set_lock_wait_limit(NULL) == DRAGON_SUCCESS);
 }
 
+/* A pool from the designated-initializer attr: its settings are the ones taken. */
+static void test_designated_attr(void) {
+    const char* name = new_pool_name();
+    dragonMemoryPoolDescr_t pool;
+    CHECK_RC(dragon_memory_pool_create(&pool, 40000, name, 18, &g_designated), DRAGON_SUCCESS);
+    dragonMemoryPoolAttr_t got;
+    CHECK_RC(dragon_memory_get_attr(&pool, &got), DRAGON_SUCCESS);
+    CHECK(got.data_min_block_size == 64);
+    CHECK(got.lock_type == DRAGON_LOCK_FIFO_LITE);
+    CHECK(got.numa_node == -1);
+    CHECK(got.ipc_handle_size == 0);
+    CHECK_RC(dragon_memory_attr_destroy(&got), DRAGON_SUCCESS);
+    CHECK_RC(dragon_memory_pool_destroy(&pool), DRAGON_SUCCESS);
+}
+
 int main(void) {
     atexit(cleanup_names);
     test_rc_strings();
     test_pool_lifecycle();
+    test_designated_attr();
     test_create_ext();
     test_lock_wait_limit();
     printf("c_api: %d passed, %d failed\n", g_passed, g_failed);

@@ -73,8 +73,13 @@ run_full() {
 # that must not make dragonmem loop or grow without end (exit 124 or a crash otherwise).
 # Under AddressSanitizer the address-space limit is left out: its shadow memory alone
 # reserves terabytes of address space, so the limit would stop every run; the 20 s
-# timeout still catches a loop.
-if ldd "$BIN" 2>/dev/null | grep -q libasan; then ADDRESS_LIMIT_KB=unlimited; else ADDRESS_LIMIT_KB=2097152; fi
+# timeout still catches a loop. gcc links the ASan runtime as libasan.so, clang into the
+# executable itself (its interface symbols are then exported: __asan_init).
+if ldd "$BIN" 2>/dev/null | grep -q libasan || nm -D "$BIN" 2>/dev/null | grep -q ' __asan_init'; then
+    ADDRESS_LIMIT_KB=unlimited
+else
+    ADDRESS_LIMIT_KB=2097152
+fi
 run_limited() {
     (ulimit -v "$ADDRESS_LIMIT_KB" && exec timeout 20 "$BIN" "$@") <"${IN:-/dev/null}" >"$WORK/out" 2>"$WORK/err"
     RC=$?
@@ -530,6 +535,90 @@ test_bytes() {
     usage "dump with a bad id is bad usage"
 }
 
+# ---- copy / clear / hash / equal (Dragon HEAD's byte operations) ---------------------------
+
+test_copy() {
+    run create "${P}c1" --size 64K
+    ok "create the copy source pool"
+    run create "${P}c2" --size 8K
+    ok "create the copy target pool"
+    run alloc "${P}c1" --size 1000
+    local src
+    src=$(jq_out '.allocations[0].id')
+    head -c 1000 /dev/urandom >"$WORK/copysrc"
+    IN="$WORK/copysrc" run write "${P}c1" "$src"
+    run copy "${P}c1" "$src" --to "${P}c2"
+    ok "copy makes an allocation of the same size in --to" '.pool == "'"${P}c1"'" and .id == '"$src"'
+        and .size == 1000 and .to == "'"${P}c2"'" and .copy.size == 1000 and (.copy.serialized | length > 0)'
+    local dst
+    dst=$(jq_out '.copy.id')
+    run read "${P}c2" "$dst"
+    check "the copy holds the source's bytes" cmp "$WORK/out" "$WORK/copysrc"
+    run hash "${P}c1" "$src"
+    ok "hash prints Dragon's hash" '.size == 1000 and (.hash | type == "number")'
+    local h1
+    h1=$(jq_out .hash)
+    run hash "${P}c2" "$dst"
+    ok "the copy hashes the same" ".hash == $h1"
+    run equal "${P}c1" "$src" --with "${P}c2" --with-id "$dst"
+    ok "equal: same bytes, not the same allocation" '.equal == true and .same_allocation == false'
+    run equal "${P}c1" "$src" --with "${P}c1" --with-id "$src"
+    ok "equal: an allocation is itself" '.equal == true and .same_allocation == true'
+
+    run clear "${P}c2" "$dst" --start 10 --stop 20
+    ok "clear zeroes a range" '.start == 10 and .stop == 20 and .cleared == 10'
+    run read "${P}c2" "$dst" --offset 10 --length 10
+    check "the cleared range reads as zeros" cmp "$WORK/out" <(head -c 10 /dev/zero)
+    run read "${P}c2" "$dst" --offset 20 --length 980
+    check "clear left the rest alone" cmp "$WORK/out" <(tail -c 980 "$WORK/copysrc")
+    run equal "${P}c1" "$src" --with "${P}c2" --with-id "$dst"
+    ok "equal after clear: different" '.equal == false'
+    run clear "${P}c2" "$dst"
+    ok "clear without a range clears it all" '.cleared == 1000 and .stop == 1000'
+    run clear "${P}c2" "$dst" --start 2000
+    fails "clear from beyond the end fails naming it" 1 DRAGON_INVALID_ARGUMENT '.message | test("start 2000 is beyond")'
+    run clear "${P}c2" "$dst" --start 50 --stop 10
+    fails "clear with stop before start fails" 1 DRAGON_INVALID_ARGUMENT '.message | test("stop 10 is before start 50")'
+
+    # No room in the target: a clear error, and nothing allocated there.
+    run alloc "${P}c1" --size 16K
+    local big
+    big=$(jq_out '.allocations[0].id')
+    local before
+    before=$("$BIN" ls "${P}c2" | jq -c '[.allocations[].id]')
+    run copy "${P}c1" "$big" --to "${P}c2" --timeout 0.05
+    fails "copy that can never fit fails" 1 "DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE|DRAGON_TIMEOUT|DRAGON_OUT_OF_SPACE"         '.message | test("copy_to_pool: no 16384 B allocation in pool")'
+    check "a failed copy allocates nothing" test "$("$BIN" ls "${P}c2" | jq -c '[.allocations[].id]')" = "$before"
+    run copy "${P}c1" "$src" --to "${P}nosuchpool"
+    fails "copy to a missing pool fails" 1 "$MISSING_CODE"
+    run copy "${P}c1" "$src"
+    usage "copy without --to is bad usage"
+    run copy "${P}c1" 999999 --to "${P}c2"
+    fails "copy of an id not live fails" 1 "$NOT_LIVE_CODE"
+    run hash "${P}c1" 999999
+    fails "hash of an id not live fails" 1 "$NOT_LIVE_CODE"
+    run equal "${P}c1" "$src" --with "${P}c2"
+    usage "equal without --with-id is bad usage"
+
+    run ls
+    ok "ls says a pool is not process-local and has no NUMA node" '.pools[] | select(.name == "'"${P}c1"'")
+        | .process_local == false and .owner_pid == null and .owner_alive == null and .numa_node == -1'
+    run create "${P}n0" --size 64K --numa-node 0
+    ok "create --numa-node 0" '.numa_node == 0'
+    run destroy "${P}n0"
+    if [ "$(cat /sys/devices/system/node/online 2>/dev/null)" = 0 ]; then
+        run create "${P}n1" --size 64K --numa-node 1
+        fails "create --numa-node 1 on a one-node host fails naming the node" 1 DRAGON_INVALID_ARGUMENT \
+            '.message | test("NUMA node 1 is not online")'
+        check "nothing is left of it" gone "${P}n1"
+    fi
+    run create "${P}n2" --size 64K --mem-type gpu
+    usage "create --mem-type gpu is bad usage"
+
+    run destroy "${P}c1" "${P}c2"
+    ok "destroy the copy pools"
+}
+
 # ---- exit status vs state (issue 9, item 11) ---------------------------------------------
 
 # Exit 1 means nothing changed; no input makes dragonmem run or grow without end; numbers
@@ -886,6 +975,7 @@ test_alloc_full
 test_free
 test_ls
 test_bytes
+test_copy
 test_exit_means_unchanged
 test_dump
 test_attach

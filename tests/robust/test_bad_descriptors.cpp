@@ -513,7 +513,16 @@ TEST_CASE("D21-D26: forged descriptors naming ids not issued yet, and ids in fli
         return b;
     };
     auto id_of = [&](std::uint64_t counter, std::uint64_t slot) { return (counter << slot_bits) | slot; };
-    const std::uint64_t counter = f.live[5].id() >> slot_bits;  // the newest id's counter
+    // The pool's counter: every counter up to it is reserved (issued, or held unissued in
+    // a thread's id block); the next locked allocation of a thread without a cache entry
+    // gets the one after it.
+    std::uint64_t counter = 0;
+    {
+        robust::ShmView view(f.scoped.name(), false);
+        REQUIRE(view.ok());
+        counter = view.header()->id_counter.load();
+    }
+    REQUIRE(counter >= (f.live[5].id() >> slot_bits));
     // A freed allocation whose fields we know: D25 forges its slot's next id.
     const std::vector<std::uint8_t> freed_ser = f.live[4].serialize();
     const std::uint64_t freed_slot = f.live[4].id() & ((std::uint64_t{1} << slot_bits) - 1);
@@ -677,6 +686,61 @@ TEST_CASE("D21-D26: forged descriptors naming ids not issued yet, and ids in fli
     }
     MESSAGE("D26: " << in_flight_attached << " of " << in_flight.size() << " in-flight forgeries attached");
     for (Memory& m : issued) m.free();
+    CHECK(pool.check().ok);
+}
+
+// D27 (issue 11): a thread that caches takes its ids from a block of counters reserved
+// on the pool's counter. Counters of that block it has not issued yet are below the
+// pool's counter, yet no allocation holds them: attach must refuse them as it refuses
+// counters past the pool's. Once the thread issues one, a true descriptor of it attaches.
+TEST_CASE("D27: ids reserved in a thread's id block but not issued yet are refused; issued ones attach") {
+    ScopedPool scoped{64 * 1024, {}, "bd27"};
+    Pool& pool = scoped.pool();
+    std::vector<Memory> live;
+    for (int i = 0; i < 4; ++i) live.push_back(pool.alloc(64));  // the 2nd claims an entry; then its block
+    const std::vector<std::uint8_t> ser = live.back().serialize();
+    const std::size_t at = mem_fields_at(ser);
+    const unsigned slot_bits = ser[k_slot_bits_at];
+    const std::uint64_t newest = live.back().id() >> slot_bits;
+    std::uint64_t pool_counter = 0;
+    {
+        robust::ShmView view(scoped.name(), false);
+        REQUIRE(view.ok());
+        pool_counter = view.header()->id_counter.load();
+    }
+    // The block reaches well past the newest id: the counters after it are reserved, not issued.
+    REQUIRE_MESSAGE(pool_counter >= newest + 8, "pool counter " << pool_counter << ", newest " << newest);
+    auto forge = [&](std::uint64_t id) {
+        std::vector<std::uint8_t> b = ser;
+        put64(b, at, id);
+        reseal(b);
+        return b;
+    };
+    const PoolSnapshot before = snapshot(pool);
+    for (std::uint64_t k = 1; k <= 4; ++k)
+        for (std::uint64_t slot = 0; slot < 8; ++slot) {
+            const std::uint64_t id = (((newest + k) << slot_bits) | slot);
+            const std::vector<std::uint8_t> b = forge(id);
+            count_bad_inputs();
+            dragonMemorySerial_t s{b.size(), const_cast<std::uint8_t*>(b.data())};
+            dragonMemoryDescr_t m;
+            dragonError_t rc = dragon_memory_attach(&m, &s);
+            std::string msg = rc == DRAGON_SUCCESS ? "" : last_error();
+            CHECK_MESSAGE(rc == DRAGON_INVALID_ARGUMENT, "reserved id " << id << ": attach returned " << toString(rc));
+            if (rc == DRAGON_SUCCESS) (void)dragon_memory_detach(&m);
+            else CHECK_MESSAGE(msg.find(std::to_string(id)) != std::string::npos, "message without the id: " << msg);
+        }
+    CHECK_MESSAGE(snapshot(pool) == before, "D27: the pool changed");
+    // The same thread's next allocation issues the next counter of its block; its own
+    // descriptor attaches (and a freed one's too: issued, then freed).
+    Memory next = pool.alloc(64);
+    CHECK((next.id() >> slot_bits) == newest + 1);
+    Memory again = Memory::attach(next.serialize());
+    CHECK(again.pointer() == next.pointer());
+    const std::vector<std::uint8_t> freed = live.front().serialize();
+    live.front().free();
+    Memory gone = Memory::attach(freed);
+    CHECK_FALSE(gone.exists());
     CHECK(pool.check().ok);
 }
 

@@ -218,6 +218,23 @@ TEST_CASE("checker: manifest records edited through a mapping of /dev/shm/dragon
         forged.id.store((999ULL << view.header()->id_slot_bits) | slot);
         expect_problem(pool, {"live count"}, "forged record");
     }
+    SUBCASE("an id block reaching past the pool's id counter (issue 11)") {
+        auto* blocks = reinterpret_cast<IdBlock*>(view.base() + k_id_blocks_offset);
+        IdBlock& block = blocks[k_cache_entries - 1];
+        Undo undo(&block, sizeof block);
+        const std::uint64_t counter = view.header()->id_counter.load();
+        block.next.store(1);
+        block.end.store(counter + 100);
+        expect_problem(pool, {"id block of thread-cache entry " + std::to_string(k_cache_entries - 1), "past the pool's"},
+                       "id block [1, counter + 100)");
+        // What the check warns of: a true descriptor of an id issued, then freed, is
+        // refused (a live id is accepted on its record alone).
+        Memory d = pool.alloc(64);
+        const std::vector<std::uint8_t> freed = d.serialize();
+        d.free();
+        CHECK_THROWS_AS(Memory::attach(freed), dragonmem::Error);
+        CHECK_NOTHROW(Memory::attach(b.serialize()));
+    }
     SUBCASE("a free-slot list that points past the used slots") {
         Undo undo(&view.header()->slot_free_head, 8);
         view.header()->slot_free_head = 1000;

@@ -250,6 +250,25 @@ std::size_t records_of_entry(const ShmView& view, unsigned e) {
     return n;
 }
 // Entries still owned by (a thread of) process `pid`.
+// The unissued part [next, end) of the id block of every entry that process `pid`
+// claimed (pool_layout.hpp, IdBlock).
+struct CounterRange {
+    std::uint64_t first;
+    std::uint64_t end;
+};
+std::vector<CounterRange> unissued_id_blocks_of(const ShmView& view, pid_t pid) {
+    const auto* blocks = reinterpret_cast<const dragonmem::detail::IdBlock*>(
+        static_cast<const std::uint8_t*>(view.base()) + dragonmem::detail::k_id_blocks_offset);
+    std::vector<CounterRange> out;
+    for (unsigned e = 0; e < k_cache_entries; ++e) {
+        const std::uint64_t end = blocks[e].end.load();
+        const std::uint64_t next = blocks[e].next.load();
+        if (view.header()->cache_entries[e].pid.load() == static_cast<std::uint32_t>(pid) && next < end)
+            out.push_back({next, end});
+    }
+    return out;
+}
+
 int entries_owned_by_pid(const ShmView& view, pid_t pid) {
     int n = 0;
     for (unsigned e = 0; e < k_cache_entries; ++e)
@@ -899,6 +918,16 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
     std::mt19937_64 rng(0x7C7C ^ static_cast<std::uint64_t>(::getpid()));
     std::size_t cached_after_kills = 0;
     int rounds_with_cached = 0;
+    // The unissued rest of every killed child's id block: never issued to anyone after.
+    std::vector<CounterRange> dead_blocks;
+    const unsigned slot_bits = view.header()->id_slot_bits;
+    auto never_a_dead_block = [&](std::uint64_t id) {
+        const std::uint64_t counter = id >> slot_bits;
+        for (const CounterRange& r : dead_blocks)
+            CHECK_MESSAGE((counter < r.first || counter >= r.end),
+                          "id " << id << " reissues counter " << counter << " of a killed child's id block [" << r.first
+                                << ", " << r.end << ")");
+    };
 
     for (int round = 0; round < rounds; ++round) {
         CAPTURE(round);
@@ -912,6 +941,7 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         child.kill_now(SIGKILL);
         ChildExit exit = child.wait(5000);
         REQUIRE(exit.signal == SIGKILL);
+        for (const CounterRange& r : unissued_id_blocks_of(view, pid)) dead_blocks.push_back(r);
 
         // The dead child's cached blocks are used memory, not lost memory.
         auto report = checked(pool, "right after the kill");
@@ -929,6 +959,7 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         CHECK(listing.size() >= 3);  // 4 kept, one of them possibly being replaced
         in_new_thread([&] {
             std::vector<Memory> blocks = fill(pool, k_block);
+            for (const Memory& m : blocks) never_a_dead_block(m.id());
             bool distinct = false;
             const std::uint64_t got = block_bytes(pool, blocks, distinct);
             CHECK_MESSAGE(got == heap - live_bytes, "after the kill the parent could allocate " << got << " B; the heap has "
@@ -969,14 +1000,81 @@ TEST_CASE("crash: a process SIGKILLed with a warm cache loses nothing; its cache
         CHECK(report.cached_blocks == 0);
         CHECK(report.free_bytes == heap);
     }
-    MESSAGE(rounds << " kills: " << rounds_with_cached << " left cached blocks (" << cached_after_kills << " in all)");
+    MESSAGE(rounds << " kills: " << rounds_with_cached << " left cached blocks (" << cached_after_kills << " in all), "
+                   << dead_blocks.size() << " unissued id blocks");
     CHECK_MESSAGE(rounds_with_cached > 0, "no killed child left cached blocks: the test exercised nothing");
+    CHECK_MESSAGE(!dead_blocks.empty(), "no killed child held an unissued id block: the id check exercised nothing");
     Memory whole = pool.alloc(heap);
     whole.free();
     checked(pool, "at the end");
 }
 
 // ---------------------------------------------------------------------------- 8
+
+TEST_CASE("ids: unique across threads, increasing within each thread, every issued id attaches; blocks of exited "
+          "threads are never reissued") {
+    ScopedPool scoped(1 << 20, small_options(), "ids");
+    Pool& pool = scoped.pool();
+    ShmView view(scoped.name(), false);
+    REQUIRE(view.ok());
+    const unsigned slot_bits = view.header()->id_slot_bits;
+    constexpr int k_threads = 4;
+    constexpr int k_rounds = 3;  // each round's threads exit; the next round's reuse their entries
+    std::mutex mutex;
+    std::set<std::uint64_t> all_ids;
+    std::vector<CounterRange> exited_blocks;
+    ErrorLog errors;
+    for (int round = 0; round < k_rounds; ++round) {
+        CAPTURE(round);
+        std::vector<std::thread> threads;
+        std::barrier start(k_threads);
+        for (int t = 0; t < k_threads; ++t)
+            threads.emplace_back([&, t] {
+                std::vector<std::uint64_t> mine;
+                std::vector<Memory> keep;
+                std::mt19937 rng(static_cast<unsigned>(round * 100 + t));
+                start.arrive_and_wait();
+                for (int i = 0; i < 1500; ++i) {
+                    Memory m = pool.alloc(32 + rng() % 200);  // two sizes of block: cached and locked paths
+                    mine.push_back(m.id());
+                    if (i % 100 == 0) {
+                        // Every issued id attaches by descriptor (none is mistaken for a reserved one).
+                        try {
+                            Memory again = Memory::attach(m.serialize());
+                            if (again.pointer() != m.pointer()) errors("attach of id " + std::to_string(m.id()) + " gave another block");
+                        } catch (const dragonmem::Error& e) {
+                            errors("attach of issued id " + std::to_string(m.id()) + ": " + e.what());
+                        }
+                    }
+                    if (rng() % 4 == 0 && keep.size() < 40) keep.push_back(std::move(m));
+                    else m.free();
+                }
+                for (Memory& m : keep) m.free();
+                for (std::size_t i = 1; i < mine.size(); ++i)
+                    if (mine[i] <= mine[i - 1]) {
+                        errors("thread " + std::to_string(t) + ": id " + std::to_string(mine[i]) + " after " +
+                               std::to_string(mine[i - 1]));
+                        break;
+                    }
+                std::lock_guard lock(mutex);
+                for (std::uint64_t id : mine)
+                    if (!all_ids.insert(id).second) errors("id " + std::to_string(id) + " issued twice");
+                for (std::uint64_t id : mine)
+                    for (const CounterRange& r : exited_blocks)
+                        if ((id >> slot_bits) >= r.first && (id >> slot_bits) < r.end)
+                            errors("id " + std::to_string(id) + " reissues an exited thread's unissued block");
+            });
+        for (std::thread& th : threads) th.join();
+        // What the exited threads left unissued in their blocks (their entries stay owned
+        // by dead threads until a sweep; the next round's threads may take them over).
+        for (const CounterRange& r : unissued_id_blocks_of(view, ::getpid())) exited_blocks.push_back(r);
+    }
+    for (const std::string& e : errors.errors) FAIL_CHECK(e);
+    CHECK(all_ids.size() == std::size_t{k_rounds} * k_threads * 1500);
+    CHECK_MESSAGE(!exited_blocks.empty(), "no exited thread held an unissued block: the reuse check exercised nothing");
+    CHECK(view.header()->id_counter.load() >= (*all_ids.rbegin() >> slot_bits));
+    checked(pool, "after the id rounds");
+}
 
 TEST_CASE("many threads: more threads than cache entries allocate and free concurrently; all succeed") {
     const int n_threads = static_cast<int>(k_cache_entries) + 16;  // 80

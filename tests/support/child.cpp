@@ -16,17 +16,24 @@
 //   remote-pool    POOL_VAR HOSTID MUID NAME RT_UID RT_LOCAL POOL_SIZE
 //                                            the pool must look remote; every call checked
 //   remote-mem     MEM_B64 ID SIZE HOSTID    the allocation must look remote; every call checked
+//   process-local  NAME ACTION               create process-local pool NAME (64 KiB), print "ready",
+//                                            then ACTION: exit (normally), kill (SIGKILL itself),
+//                                            deregister (then exit), hold (sleep until killed)
+//   register-hold  POOL_VAR                  attach, register it process-local, print "ready", sleep
 #include <dragon/managed_memory.h>
 #include <dragonmem/dragonmem.hpp>
 
 #include "codec.hpp"
 
+#include <csignal>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
+
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -394,6 +401,31 @@ int cmd_remote_mem(const char* b64, std::uint64_t id, size_t size, std::uint64_t
     return finish("remote-mem");
 }
 
+int cmd_process_local(const char* name, const std::string& action) {
+    dragonMemoryPoolDescr_t pool{};
+    dragonError_t rc = dragon_create_process_local_pool(&pool, 65536, name, nullptr, nullptr);
+    if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_create_process_local_pool");
+    if (action == "deregister") {
+        rc = dragon_deregister_process_local_pool(&pool, nullptr);
+        if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_deregister_process_local_pool");
+    }
+    std::printf("ready\n");
+    std::fflush(stdout);
+    if (action == "kill") ::raise(SIGKILL);
+    if (action == "hold")
+        for (;;) ::pause();
+    return 0;  // exit: the pool goes at exit (unless deregistered)
+}
+
+int cmd_register_hold(const char* var) {
+    dragonMemoryPoolDescr_t pool = attach_pool_env(var);
+    dragonError_t rc = dragon_register_process_local_pool(&pool, nullptr);
+    if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_register_process_local_pool");
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (;;) ::pause();
+}
+
 int usage() {
     std::printf("usage: dm_child COMMAND ARGS... (see tests/support/child.cpp)\n");
     return 2;
@@ -434,6 +466,14 @@ int main(int argc, char** argv) {
     if (cmd == "attach-pool") {
         need(1);
         return cmd_attach_pool(argv[2]);
+    }
+    if (cmd == "process-local") {
+        need(2);
+        return cmd_process_local(argv[2], argv[3]);
+    }
+    if (cmd == "register-hold") {
+        need(1);
+        return cmd_register_hold(argv[2]);
     }
     if (cmd == "list-empty") {
         need(1);

@@ -146,9 +146,9 @@ TEST_CASE("n_segments other than 0 is INVALID_ARGUMENT") {
     }
 }
 
-TEST_CASE("memory types other than SHM are rejected with ILLEGAL_MEMTYPE") {
-    for (auto type : {DRAGON_MEMORY_TYPE_HUGEPAGE, DRAGON_MEMORY_TYPE_GPU, DRAGON_MEMORY_TYPE_FILE,
-                      DRAGON_MEMORY_TYPE_PRIVATE}) {
+TEST_CASE("memory types other than SHM and HUGEPAGE are rejected with ILLEGAL_MEMTYPE") {
+    // HUGEPAGE pools: tests/hugepage (they need a hugetlbfs mount and reserved pages).
+    for (auto type : {DRAGON_MEMORY_TYPE_GPU, DRAGON_MEMORY_TYPE_FILE, DRAGON_MEMORY_TYPE_PRIVATE}) {
         CAPTURE(static_cast<int>(type));
         ShmGuard guard(unique_pool_name());
         dragonMemoryPoolAttr_t attr = default_attr();
@@ -269,6 +269,18 @@ TEST_CASE("attr_init fills Dragon's defaults and attr_destroy accepts them") {
     CHECK(attr.data_min_block_size == 32);
     CHECK(attr.mode == 0600);
     CHECK(attr.n_segments == 0);
+    // Dragon's placeholders and its HEAD's fields.
+    CHECK(attr.allocatable_data_size == (std::size_t{4} << 30));
+    CHECK(attr.max_allocatable_block_size == (std::size_t{4} << 30));
+    CHECK(attr.max_size == (std::size_t{4} << 30));
+    CHECK(attr.segment_size == (std::size_t{128} << 20));
+    CHECK(attr.max_allocations == 0);
+    CHECK(attr.total_data_size == 0);
+    CHECK(attr.free_space == 0);
+    CHECK(attr.gpu_device_id == 0);
+    CHECK(attr.ipc_handle_size == 0);
+    CHECK(attr.numa_node == -1);
+    CHECK(attr.lock_type == DRAGON_LOCK_FIFO_LITE);
     CHECK(attr.mem_type == DRAGON_MEMORY_TYPE_SHM);
     CHECK(attr.growth_type == DRAGON_MEMORY_GROWTH_NONE);
     CHECK(attr.npre_allocs == 0);

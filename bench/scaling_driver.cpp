@@ -1,14 +1,15 @@
-// The fork/start/stop/reap machinery of the multi-process figures. Children are told
-// to start by closing a pipe (one event wakes them all), stopped by a flag in an
-// anonymous shared mapping (no system call in their loop), and report through the
-// same mapping. A child never returns into the parent's code: it leaves by _exit.
-#include "procs_driver.hpp"
+// The start/stop machinery of the scaling figures. Processes: children are told to
+// start by closing a pipe (one event wakes them all), stopped by a flag in an anonymous
+// shared mapping (no system call in their loop), and report through the same mapping; a
+// child never returns into the parent's code: it leaves by _exit. Threads: the same
+// flag and reports, a latch for the start.
+#include "scaling_driver.hpp"
 
-#include "bench_error.hpp"
-#include "timing.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -19,6 +20,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <latch>
+#include <thread>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -32,17 +35,19 @@ namespace {
 constexpr std::uint64_t kReadyTimeoutNs = 60'000'000'000;  // attaching takes ms; a minute means stuck
 constexpr std::uint64_t kReapGraceNs = 30'000'000'000;     // beyond the run time, then SIGKILL
 
-// One slot per child, written only by that child; read by the parent after reaping.
-struct ChildReport {
+// One slot per worker, written only by that worker; read by the parent after reaping.
+// A line of its own: workers writing their reports at the end never share one.
+struct alignas(64) ChildReport {
     std::uint64_t pairs;
     std::uint64_t end_ns;
+    std::uint64_t cpu_ns;  // CPU time of the worker's hammer loop (its thread's)
     int finished;
     char error[512];
 };
 
 struct Control {
-    std::atomic<int> stop;
-    ChildReport reports[kMaxHammerProcesses];
+    alignas(64) std::atomic<int> stop;  // read by every worker's loop: nothing else on its line
+    ChildReport reports[kMaxHammerWorkers];
 };
 static_assert(std::atomic<int>::is_always_lock_free, "the stop flag is shared between processes");
 
@@ -94,6 +99,14 @@ private:
     int fds_[2] = {-1, -1};
 };
 
+// CPU time of the calling thread: what a pair costs whether or not the worker was
+// descheduled meanwhile (on a busy machine wall time is mostly waiting for a CPU).
+std::uint64_t thread_cpu_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 void sleep_until(std::uint64_t deadline_ns) {
     for (std::uint64_t now = now_ns(); now < deadline_ns; now = now_ns()) {
         const std::uint64_t left_ns = deadline_ns - now;
@@ -102,7 +115,7 @@ void sleep_until(std::uint64_t deadline_ns) {
     }
 }
 
-[[noreturn]] void run_child(Contender& contender, Control& control, int index, std::size_t size_bytes,
+[[noreturn]] void run_child(Contender& contender, Control& control, int index, bool pinned, std::size_t size_bytes,
                             Pipe& ready, Pipe& go, pid_t parent) {
     // Never outlive the parent: an orphan would hammer the pool forever.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -113,6 +126,10 @@ void sleep_until(std::uint64_t deadline_ns) {
     go.close_write();
     ChildReport& report = control.reports[index];
     try {
+        if (pinned && !pin_to_cpu(index)) {
+            throw BenchError(fmt::format("pinning child {} to CPU {} failed", index,
+                                         usable_cpus()[static_cast<std::size_t>(index) % usable_cpus().size()]));
+        }
         auto session = contender.open_in_child();
         const char ready_byte = 'r';
         if (write(ready.write_fd(), &ready_byte, 1) != 1) {
@@ -122,8 +139,10 @@ void sleep_until(std::uint64_t deadline_ns) {
         char go_byte = 0;
         while (read(go.read_fd(), &go_byte, 1) < 0 && errno == EINTR) {
         }  // returns 0 when the parent closes its end: the common start
+        const std::uint64_t cpu_start_ns = thread_cpu_ns();
         report.pairs = session->hammer(size_bytes, control.stop);
         report.end_ns = now_ns();
+        report.cpu_ns = thread_cpu_ns() - cpu_start_ns;
         session.reset();
         report.finished = 1;
         _exit(0);
@@ -152,7 +171,7 @@ int wait_ready(int fd, int expected) {
         if (polled <= 0) {
             break;
         }
-        char bytes[kMaxHammerProcesses];
+        char bytes[64];
         const ssize_t got = read(fd, bytes, sizeof bytes);
         if (got <= 0) {
             break;  // EOF: every child closed its end, some without being ready
@@ -206,12 +225,64 @@ std::vector<std::string> reap(std::vector<pid_t>& children, std::uint64_t deadli
     return problems;
 }
 
-}  // namespace
-
-HammerOutcome hammer(Contender& contender, int processes, std::size_t size_bytes, std::uint64_t duration_ns) {
-    if (processes < 1 || processes > kMaxHammerProcesses) {
-        throw BenchError(fmt::format("{} processes requested; 1 to {} supported", processes, kMaxHammerProcesses));
+// One thread of a threads figure: opens its own session, waits for the common start.
+void run_thread(Contender& contender, Control& control, int index, bool pinned, std::size_t size_bytes,
+                std::latch& ready, std::latch& go) {
+    ChildReport& report = control.reports[index];
+    bool counted_ready = false;
+    try {
+        if (pinned && !pin_to_cpu(index)) {
+            throw BenchError(fmt::format("pinning thread {} to CPU {} failed", index,
+                                         usable_cpus()[static_cast<std::size_t>(index) % usable_cpus().size()]));
+        }
+        auto session = contender.open_in_child();
+        ready.count_down();
+        counted_ready = true;
+        go.wait();
+        const std::uint64_t cpu_start_ns = thread_cpu_ns();
+        report.pairs = session->hammer(size_bytes, control.stop);
+        report.end_ns = now_ns();
+        report.cpu_ns = thread_cpu_ns() - cpu_start_ns;
+        session.reset();
+        report.finished = 1;
+        return;
+    } catch (const std::exception& error) {
+        std::snprintf(report.error, sizeof report.error, "%s", error.what());
+    } catch (...) {
+        std::snprintf(report.error, sizeof report.error, "unknown exception");
     }
+    control.stop.store(1);  // the others stop at once
+    if (!counted_ready) ready.count_down();
+}
+
+HammerOutcome collect(const Control& control, int workers, bool all_started, std::uint64_t start_ns,
+                      std::vector<std::string> problems, const char* what) {
+    HammerOutcome outcome;
+    std::uint64_t last_end_ns = start_ns;
+    for (int index = 0; index < workers; ++index) {
+        const ChildReport& report = control.reports[index];
+        if (report.error[0] != '\0') {
+            problems.push_back(fmt::format("{} {}: {}", what, index, report.error));
+        } else if (report.finished == 0 && all_started) {
+            problems.push_back(fmt::format("{} {} did not finish", what, index));
+        }
+        outcome.pairs += report.pairs;
+        outcome.cpu_ns += report.cpu_ns;
+        last_end_ns = std::max(last_end_ns, report.end_ns);
+    }
+    if (!problems.empty()) {
+        std::string message = fmt::format("{} {}s:", workers, what);
+        for (const auto& problem : problems) {
+            message += " " + problem + ";";
+        }
+        throw BenchError(message);
+    }
+    outcome.window_ns = last_end_ns - start_ns;
+    return outcome;
+}
+
+HammerOutcome hammer_processes(Contender& contender, int processes, bool pinned, std::size_t size_bytes,
+                               std::uint64_t duration_ns) {
     SharedControl control;
     Pipe ready;
     Pipe go;
@@ -221,7 +292,7 @@ HammerOutcome hammer(Contender& contender, int processes, std::size_t size_bytes
     for (int index = 0; index < processes; ++index) {
         const pid_t child = fork();
         if (child == 0) {
-            run_child(contender, *control, index, size_bytes, ready, go, parent);
+            run_child(contender, *control, index, pinned, size_bytes, ready, go, parent);
         }
         if (child < 0) {
             control->stop.store(1);
@@ -246,31 +317,82 @@ HammerOutcome hammer(Contender& contender, int processes, std::size_t size_bytes
         control->stop.store(1, std::memory_order_relaxed);
     }
     std::vector<std::string> problems = reap(children, now_ns() + kReapGraceNs);
-
-    HammerOutcome outcome;
-    std::uint64_t last_end_ns = start_ns;
-    for (int index = 0; index < processes; ++index) {
-        const ChildReport& report = control->reports[index];
-        if (report.error[0] != '\0') {
-            problems.push_back(fmt::format("child {}: {}", index, report.error));
-        } else if (report.finished == 0 && ready_count == processes) {
-            problems.push_back(fmt::format("child {} did not finish", index));
-        }
-        outcome.pairs += report.pairs;
-        last_end_ns = std::max(last_end_ns, report.end_ns);
-    }
     if (ready_count < processes) {
         problems.push_back(fmt::format("only {} of {} children attached", ready_count, processes));
     }
-    if (!problems.empty()) {
-        std::string message = fmt::format("{} processes:", processes);
-        for (const auto& problem : problems) {
-            message += " " + problem + ";";
+    return collect(*control, processes, ready_count == processes, start_ns, std::move(problems), "process");
+}
+
+HammerOutcome hammer_threads(Contender& contender, int threads, bool pinned, std::size_t size_bytes,
+                             std::uint64_t duration_ns) {
+    SharedControl control;  // the same layout as for processes; only this process uses it
+    std::latch ready(threads);
+    std::latch go(1);
+    std::vector<std::thread> workers;
+    std::vector<std::string> problems;
+    for (int index = 0; index < threads; ++index) {
+        try {
+            workers.emplace_back(run_thread, std::ref(contender), std::ref(*control), index, pinned, size_bytes,
+                                 std::ref(ready), std::ref(go));
+        } catch (const std::system_error& error) {
+            problems.push_back(fmt::format("thread {} not started: {}", index, error.what()));
+            control->stop.store(1);
+            for (int rest = index; rest < threads; ++rest) ready.count_down();
+            break;
         }
-        throw BenchError(message);
     }
-    outcome.window_ns = last_end_ns - start_ns;
-    return outcome;
+    ready.wait();
+    const std::uint64_t start_ns = now_ns();
+    go.count_down();
+    if (control->stop.load() == 0) {
+        sleep_until(start_ns + duration_ns);
+        control->stop.store(1, std::memory_order_relaxed);
+    }
+    for (std::thread& worker : workers) worker.join();
+    return collect(*control, static_cast<int>(workers.size()), problems.empty(), start_ns, std::move(problems),
+                   "thread");
+}
+
+}  // namespace
+
+const std::vector<int>& usable_cpus() {
+    static const std::vector<int> cpus = [] {
+        std::vector<int> out;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        if (sched_getaffinity(0, sizeof set, &set) == 0) {
+            for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+                if (CPU_ISSET(cpu, &set)) out.push_back(cpu);
+            }
+        }
+        if (out.empty()) out.push_back(0);
+        return out;
+    }();
+    return cpus;
+}
+
+bool pin_to_cpu(int index) {
+    const std::vector<int>& cpus = usable_cpus();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpus[static_cast<std::size_t>(index) % cpus.size()], &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+std::vector<int> worker_counts(int limit) {
+    std::vector<int> counts;
+    for (int n = 1; n < limit; n *= 2) counts.push_back(n);
+    counts.push_back(std::max(limit, 1));
+    return counts;
+}
+
+HammerOutcome hammer(Contender& contender, WorkerKind kind, int workers, bool pinned, std::size_t size_bytes,
+                     std::uint64_t duration_ns) {
+    if (workers < 1 || workers > kMaxHammerWorkers) {
+        throw BenchError(fmt::format("{} workers requested; 1 to {} supported", workers, kMaxHammerWorkers));
+    }
+    return kind == WorkerKind::process ? hammer_processes(contender, workers, pinned, size_bytes, duration_ns)
+                                       : hammer_threads(contender, workers, pinned, size_bytes, duration_ns);
 }
 
 }  // namespace bench
