@@ -13,7 +13,8 @@
 namespace dragonmem::detail {
 
 dragonError_t pool_attach_default(PoolRef& out) {
-    if (std::getenv(DRAGON_DEFAULT_PD_VAR) == nullptr)
+    // As attach_from_env: the environment is the caller's, a racing setenv too.
+    if (std::getenv(DRAGON_DEFAULT_PD_VAR) == nullptr)  // NOLINT(concurrency-mt-unsafe)
         return failf(DRAGON_INVALID_ARGUMENT,
                      "attach_default: environment variable {} is not set (it holds the default pool's serialized "
                      "descriptor, base64: set it to `dragonmem serialize POOL` output)",
