@@ -112,7 +112,8 @@ dragonError_t pool_list_local(std::vector<std::string>& names) {
     names.clear();
     DIR* dir = ::opendir(std::string(k_shm_dir).c_str());
     if (dir == nullptr) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("opendir('{}')", k_shm_dir));
-    while (dirent* entry = ::readdir(dir)) {
+    // readdir is unsafe only on a DIR* that threads share; this one is the call's own.
+    while (dirent* entry = ::readdir(dir)) {  // NOLINT(concurrency-mt-unsafe)
         std::string_view file(entry->d_name);
         if (!file.starts_with(k_shm_prefix)) continue;
         std::string_view base = file.substr(k_shm_prefix.size());
