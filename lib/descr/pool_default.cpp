@@ -20,7 +20,8 @@ dragonError_t pool_attach_default(PoolRef& out) {
                      "descriptor, base64: set it to `dragonmem serialize POOL` output)",
                      DRAGON_DEFAULT_PD_VAR);
     if (dragonError_t rc = pool_attach_env(out, DRAGON_DEFAULT_PD_VAR)) {
-        const std::string why = last_error_message();
+        // A copy, not a reference: failf replaces the message it would be read from.
+        const std::string why = last_error_message();  // NOLINT(performance-unnecessary-copy-initialization)
         return failf(rc, "attach_default: the default pool ({}): {}", DRAGON_DEFAULT_PD_VAR, why);
     }
     return DRAGON_SUCCESS;
