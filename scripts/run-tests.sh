@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the normal build, the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer, the threaded stress under ThreadSanitizer and a short fuzz
-# run (clang). Prints per-suite results, then one line "N passed, N failed" (test cases).
+# Runs every test: the normal build (warnings are errors here), clang-tidy over lib/ and
+# tools/ (.clang-tidy), the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
+# the threaded stress under ThreadSanitizer and a short fuzz run (clang). Prints per-suite
+# results, then one line "N passed, N failed" (test cases).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 long=false
@@ -27,8 +28,24 @@ run_suite() {  # label, dir, meson test args...
   logs+=("$label=$dir/meson-logs/testlog-$label.json")
 }
 
-configure build -Dlong_tests=$long || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+# CI treats warnings as errors (users building dragonmem do not: the default stays off).
+# An existing build directory gets the option too.
+[ -f build/build.ninja ] && meson configure build -Dwerror=true >/dev/null
+configure build -Dlong_tests=$long -Dwerror=true || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 run_suite normal build
+
+# clang-tidy over the normal build's compile_commands.json: one test case, failed by any
+# finding (the findings are printed), skipped without clang-tidy.
+echo "=== clang-tidy"
+tidy_out=build/meson-logs/clang-tidy.txt
+scripts/run-tidy.sh build >"$tidy_out" 2>&1
+tidy_rc=$?
+tail -n 40 "$tidy_out"
+case $tidy_rc in 0) tidy_result=OK ;; 77) tidy_result=SKIP ;; *) tidy_result=FAIL; status=1 ;; esac
+python3 -c 'import json, sys; print(json.dumps({"name": "clang-tidy", "result": sys.argv[1], "stdout": ""}))' \
+  "$tidy_result" >build/meson-logs/clang-tidy.json
+echo "clang-tidy: $tidy_result"
+logs+=("clang-tidy=build/meson-logs/clang-tidy.json")
 
 # The sanitizer builds compile at -O1 (faster to build, still inlined enough to run the
 # suite quickly). With clang, one build serves both the ASan+UBSan suite and the fuzz

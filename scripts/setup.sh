@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 packages=(meson ninja-build g++ pkg-config cmake libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
           libboost-dev jq util-linux)
-# llvm: llvm-symbolizer, without which TSan reports cannot name functions.
-# python3-jsonschema: the CLI tests validate every output against docs/schema/.
-[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm python3-jsonschema)
+# llvm: llvm-symbolizer, without which TSan reports cannot name functions; clang-tidy for
+# the lint step of the test run; python3-jsonschema: the CLI tests validate every output
+# against docs/schema/. cmake (above) is for tests/packaging's CMake consumer.
+[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm clang-tidy python3-jsonschema)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,7 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[ -f build/build.ninja ] || meson setup build >/dev/null
+# The test run treats warnings as errors (scripts/run-tests.sh); users' builds do not.
+setup_args=()
+[ "${1:-}" = test ] && setup_args+=(-Dwerror=true)
+[ -f build/build.ninja ] || meson setup build "${setup_args[@]}" >/dev/null
 # The demo needs only the CLI; the test run builds everything (scripts/run-tests.sh).
 if [ "${1:-demo}" = demo ]; then ninja -C build tools/dragonmem >/dev/null; else ninja -C build >/dev/null; fi
 

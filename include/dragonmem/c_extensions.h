@@ -4,6 +4,7 @@
 #define DRAGONMEM_C_EXTENSIONS_H
 
 #include <dragon/managed_memory.h>
+#include <dragonmem/version.h> /* DRAGONMEM_VERSION_*, dragonmem_version() */
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,6 +1,8 @@
 // dragonmem's C++ error type: the same code and message the C API reports.
 #pragma once
 
+#include <dragonmem/detail/require_cxx20.hpp>
+
 #include <dragon/return_codes.h>
 
 #include <stdexcept>

@@ -11,6 +11,8 @@
 // fail a call.
 #pragma once
 
+#include <dragonmem/detail/require_cxx20.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>

@@ -2,6 +2,8 @@
 // handle does not free the allocation: allocations live in the pool until free().
 #pragma once
 
+#include <dragonmem/detail/require_cxx20.hpp>
+
 #include <dragonmem/detail/refs.hpp>
 #include <dragonmem/error.hpp>
 #include <dragonmem/pool.hpp>

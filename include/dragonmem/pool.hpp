@@ -2,6 +2,8 @@
 // handle detaches (never destroys the pool); destroy() removes the pool for everyone.
 #pragma once
 
+#include <dragonmem/detail/require_cxx20.hpp>
+
 #include <dragonmem/detail/refs.hpp>
 #include <dragonmem/error.hpp>
 #include <dragonmem/types.hpp>

@@ -1,6 +1,8 @@
 // Plain value types the C++ API returns: options, attributes, statistics, listings.
 #pragma once
 
+#include <dragonmem/detail/require_cxx20.hpp>
+
 #include <dragon/managed_memory.h>
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 // Thread-local last-error storage and the C++ exception bridge.
 #include "descr/error.hpp"
+#include "os/errno_text.hpp"
 
 #include <dragonmem/error.hpp>
 #include <dragonmem/system_error.hpp>
@@ -38,7 +39,7 @@ dragonError_t fail_truncated(dragonError_t code, fmt::string_view format, fmt::f
 }
 
 dragonError_t fail_errno(dragonError_t code, int errno_value, std::string_view what) noexcept {
-    return with_errno(failf(code, "{}: {} (errno {})", what, std::strerror(errno_value), errno_value), errno_value);
+    return with_errno(failf(code, "{}: {} (errno {})", what, errno_text(errno_value), errno_value), errno_value);
 }
 
 dragonError_t with_errno(dragonError_t code, int errno_value) noexcept {

@@ -164,7 +164,9 @@ dragonError_t pool_attach_base64(PoolRef& out, std::string_view base64) {
 
 dragonError_t pool_attach_env(PoolRef& out, const char* env_var) {
     if (env_var == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "attach_from_env: the variable name is NULL");
-    const char* value = std::getenv(env_var);
+    // The caller names the variable and owns the environment: a setenv racing with this
+    // call is the caller's, as with getenv itself.
+    const char* value = std::getenv(env_var);  // NOLINT(concurrency-mt-unsafe)
     if (value == nullptr)
         return failf(DRAGON_INVALID_ARGUMENT, "attach_from_env: environment variable '{}' is not set", env_var);
     auto bytes = base64_decode(value);
@@ -186,7 +188,8 @@ dragonError_t pool_list_local(std::vector<std::string>& names) {
     names.clear();
     DIR* dir = ::opendir(std::string(k_shm_dir).c_str());
     if (dir == nullptr) return fail_errno(DRAGON_MEMORY_ERRNO, errno, fmt::format("opendir('{}')", k_shm_dir));
-    while (dirent* entry = ::readdir(dir)) {
+    // readdir is unsafe only on a DIR* that threads share; this one is the call's own.
+    while (dirent* entry = ::readdir(dir)) {  // NOLINT(concurrency-mt-unsafe)
         std::string_view file(entry->d_name);
         std::string_view base = base_name_of(file);  // empty: not a pool's object
         if (base.empty() || base.size() > k_max_name_len) continue;

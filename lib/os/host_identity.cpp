@@ -22,7 +22,8 @@ namespace {
 
 std::uint64_t compute_hostid() {
     std::string source;
-    if (const char* pod = std::getenv("POD_UID"); pod != nullptr && *pod != '\0') {
+    // getenv races only with a setenv in another thread; read once per process (docs/design.md §7).
+    if (const char* pod = std::getenv("POD_UID"); pod != nullptr && *pod != '\0') {  // NOLINT(concurrency-mt-unsafe)
         source = std::string("pod:") + pod;
     } else {
         source = "boot:" + read_boot_id();
@@ -32,7 +33,7 @@ std::uint64_t compute_hostid() {
 }
 
 std::uint64_t compute_rt_uid() {
-    const char* text = std::getenv("DRAGON_RT_UID");
+    const char* text = std::getenv("DRAGON_RT_UID");  // NOLINT(concurrency-mt-unsafe): as POD_UID above
     if (text == nullptr || *text == '\0') return 0;
     char* end = nullptr;
     unsigned long long value = std::strtoull(text, &end, 10);

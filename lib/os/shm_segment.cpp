@@ -2,6 +2,7 @@
 #include "os/shm_segment.hpp"
 
 #include "descr/error.hpp"
+#include "os/errno_text.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -43,7 +44,7 @@ dragonError_t shm_create(const std::string& shm_name, std::size_t bytes, mode_t 
         int err = errno;
         if (err == EEXIST)
             return with_errno(failf(DRAGON_MEMORY_ERRNO, "pool shm object '{}' already exists (name in use): {} (errno {})",
-                                    shm_name, std::strerror(err), err),
+                                    shm_name, errno_text(err), err),
                               err);
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}', O_CREAT|O_EXCL)", shm_name));
     }
@@ -74,7 +75,7 @@ dragonError_t shm_open_existing(const std::string& shm_name, std::string_view po
                               err);
         if (err == ENOENT)
             return with_errno(failf(DRAGON_MEMORY_ERRNO, "no pool '{}' on this host (no {}/{}): {} (errno {})",
-                                    pool_name, k_shm_dir, shm_name, std::strerror(err), err),
+                                    pool_name, k_shm_dir, shm_name, errno_text(err), err),
                               err);
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_open('{}') to attach", shm_name));
     }
@@ -92,7 +93,10 @@ dragonError_t shm_map(int fd, std::size_t bytes, std::size_t aligned_offset, std
     auto start = reinterpret_cast<std::uintptr_t>(reservation);
     std::uintptr_t aligned_heap = (start + aligned_offset + alignment - 1) & ~(static_cast<std::uintptr_t>(alignment) - 1);
     std::uintptr_t map_at = aligned_heap - aligned_offset;
-    void* mapped = ::mmap(reinterpret_cast<void*>(map_at), bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+    // Addresses inside the reservation are formed from its pointer, not cast from the
+    // integers: the compiler keeps knowing what they point into.
+    auto* reserved = static_cast<std::uint8_t*>(reservation);
+    void* mapped = ::mmap(reserved + (map_at - start), bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
     if (mapped == MAP_FAILED) {
         int err = errno;
         ::munmap(reservation, reserve_bytes);
@@ -103,7 +107,7 @@ dragonError_t shm_map(int fd, std::size_t bytes, std::size_t aligned_offset, std
     std::uintptr_t end = map_at + bytes;
     std::uintptr_t reserve_end = start + reserve_bytes;
     std::uintptr_t end_page = (end + k_page_bytes_local - 1) & ~(k_page_bytes_local - 1);
-    if (reserve_end > end_page) ::munmap(reinterpret_cast<void*>(end_page), reserve_end - end_page);
+    if (reserve_end > end_page) ::munmap(reserved + (end_page - start), reserve_end - end_page);
     out.base = static_cast<std::uint8_t*>(mapped);
     out.bytes = bytes;
     return DRAGON_SUCCESS;

@@ -122,8 +122,12 @@ void registry_forget(PoolMapping* mapping) noexcept {
     if (found != reg.by_shm_name.end() && found->second == mapping) reg.by_shm_name.erase(found);
 }
 
-void mapping_add_ref(PoolMapping* mapping) noexcept { mapping->add_ref(); }
-
-void mapping_release(PoolMapping* mapping) noexcept { mapping->release(); }
-
 }  // namespace dragonmem::detail
+
+namespace dragonmem::abi {
+
+void mapping_add_ref(detail::PoolMapping* mapping) noexcept { mapping->add_ref(); }
+
+void mapping_release(detail::PoolMapping* mapping) noexcept { mapping->release(); }
+
+}  // namespace dragonmem::abi

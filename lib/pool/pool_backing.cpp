@@ -1,6 +1,8 @@
 // Backing heap chunks and manifest steps before their first touch (see pool_backing.hpp).
 #include "pool/pool_backing.hpp"
 
+#include "os/errno_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -82,7 +84,7 @@ bool Backing::back_records(std::uint64_t count) noexcept {
 
 std::string Backing::describe_failure() const {
     return fmt::format("{} could not back {} B of the pool's {} at object offset {}: {} (errno {}); {}", k_shm_dir,
-                       failure_bytes_, failure_part_, failure_offset_, std::strerror(failure_err_), failure_err_,
+                       failure_bytes_, failure_part_, failure_offset_, errno_text(failure_err_), failure_err_,
                        shm_space_text());
 }
 

@@ -54,7 +54,7 @@
 
 namespace dragonmem::detail {
 
-inline constexpr std::uint64_t k_manifest_backing_step_bytes = 64 * 1024;  // 1024 records
+inline constexpr std::uint64_t k_manifest_backing_step_bytes = std::uint64_t{64} * 1024;  // 1024 records
 
 // log2 of the heap bytes one map bit stands for, for a heap of 2^max_order bytes: a page,
 // more for heaps over 4 TiB (so that the map's pages fit the one-page directory).

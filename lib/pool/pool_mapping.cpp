@@ -3,6 +3,7 @@
 #include "pool/pool_mapping.hpp"
 
 #include "descr/error.hpp"
+#include "os/errno_text.hpp"
 #include "pool/fork_safety.hpp"
 #include "os/host_identity.hpp"
 #include "os/hugepage_file.hpp"
@@ -160,7 +161,7 @@ struct CreationUndo {
 dragonError_t creation_unbacked(std::string_view name, int err, std::uint64_t bytes, const char* what) {
     return with_errno(failf(err == ENOSPC || err == EDQUOT ? DRAGON_OUT_OF_SPACE : DRAGON_MEMORY_ERRNO,
                             "pool '{}': {} could not back {} B for {}: {} (errno {}); {}; nothing was created", name,
-                            k_shm_dir, bytes, what, std::strerror(err), err, shm_space_text()),
+                            k_shm_dir, bytes, what, errno_text(err), err, shm_space_text()),
                       err);
 }
 

@@ -320,6 +320,16 @@ TEST_CASE("attach, attach_base64, attach_from_env and clone share the mapping") 
     CHECK(b.attributes().free_bytes == 65536);
 }
 
+TEST_CASE("a pool reference assigned to itself keeps its pool (MappingRef self-assignment)") {
+    CxxPool p(65536);
+    dragonmem::detail::MappingRef ref = p.pool.ref().mapping;  // a second count on the mapping
+    const dragonmem::detail::MappingRef& same = ref;
+    ref = same;
+    CHECK(ref.get() == p.pool.ref().mapping.get());
+    ref.reset();
+    CHECK(p.pool.attributes().heap_bytes == 65536);  // the pool's own reference is intact
+}
+
 TEST_CASE("moved-from and empty handles throw MAP_KEY_NOT_FOUND") {
     CxxPool p(4096);
     Pool empty;

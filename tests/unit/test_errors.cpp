@@ -2,8 +2,11 @@
 // (dragon_getlasterrstr): present after every failure, naming the values involved.
 #include "testing.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <thread>
+#include <vector>
 
 using namespace dmtest;
 
@@ -126,6 +129,34 @@ TEST_CASE("the last error is per thread") {
     const std::string main_message = last_error();
     DM_CHECK_CONTAINS(main_message, main_bad);
     CHECK(main_message.find(thread_bad) == std::string::npos);
+}
+
+TEST_CASE("a failed system call's message carries the errno and its text, in every thread") {
+    // Attaching a pool that does not exist fails in shm_open with ENOENT; the message
+    // names the errno and its text (errno_text: strerror_r, no buffer shared between
+    // threads), however many threads fail at once.
+    const std::string absent = unique_pool_name();
+    const std::string expected = std::string(std::strerror(ENOENT)) + " (errno " + std::to_string(ENOENT) + ")";
+    std::vector<std::string> messages(4);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < messages.size(); ++t) {
+        threads.emplace_back([&, t] {
+            for (int round = 0; round < 50; ++round) {
+                try {
+                    (void)dragonmem::Pool::attach_local(absent);
+                    messages[t] = "attach_local of an absent pool succeeded";
+                    return;
+                } catch (const dragonmem::Error& e) {
+                    if (e.code() != DRAGON_MEMORY_ERRNO || std::string(e.what()).find(expected) == std::string::npos) {
+                        messages[t] = e.what();
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const std::string& message : messages) CHECK_MESSAGE(message.empty(), message);
 }
 
 TEST_CASE("dragon_getlasterrstr returns a fresh copy each call") {

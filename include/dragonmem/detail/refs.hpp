@@ -2,13 +2,26 @@
 // API's handles. Not for direct use: the layout may change between releases.
 #pragma once
 
+#include <dragonmem/detail/require_cxx20.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 
 namespace dragonmem::detail {
-
 class PoolMapping;  // a pool mapped into this process (lib/pool/pool_mapping.hpp)
+}  // namespace dragonmem::detail
+
+namespace dragonmem::abi {
+// Reference counting of PoolMapping, out of line (lib/pool/mapping_registry.cpp). The
+// inline code below calls them from the user's program, so they are part of
+// libdragonmem.so's interface (lib/dragonmem.map exports them; nothing in detail is
+// exported). Not for direct use.
+void mapping_add_ref(detail::PoolMapping* mapping) noexcept;
+void mapping_release(detail::PoolMapping* mapping) noexcept;
+}  // namespace dragonmem::abi
+
+namespace dragonmem::detail {
 
 // What a descriptor knows about a pool without mapping it: enough to serialize it,
 // tell whether it is local and answer hostid/uid/name queries off-node.
@@ -22,10 +35,6 @@ struct PoolIdentity {
     std::uint32_t id_slot_bits = 0;  // ids carry the manifest slot in their low bits
 };
 
-// Reference counting of PoolMapping, out of line (lib/pool/mapping_registry.cpp).
-void mapping_add_ref(PoolMapping* mapping) noexcept;
-void mapping_release(PoolMapping* mapping) noexcept;
-
 // A counted reference to a PoolMapping; the mapping is unmapped when the last one goes.
 // Moves are inline pointer swaps: only copies and the last release touch the count.
 class MappingRef {
@@ -33,11 +42,14 @@ public:
     MappingRef() = default;
     explicit MappingRef(PoolMapping* adopt) noexcept : p_(adopt) {}  // takes over one count
     MappingRef(const MappingRef& o) noexcept : p_(o.p_) {
-        if (p_ != nullptr) mapping_add_ref(p_);
+        if (p_ != nullptr) abi::mapping_add_ref(p_);
     }
     MappingRef(MappingRef&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
     MappingRef& operator=(const MappingRef& o) noexcept {
-        if (o.p_ != nullptr) mapping_add_ref(o.p_);
+        // Self-assignment keeps the reference (reset() would empty o.p_ too, then the
+        // count taken here would never be given back).
+        if (this == &o) return *this;
+        if (o.p_ != nullptr) abi::mapping_add_ref(o.p_);
         reset();
         p_ = o.p_;
         return *this;
@@ -54,7 +66,7 @@ public:
     PoolMapping* get() const noexcept { return p_; }
     explicit operator bool() const noexcept { return p_ != nullptr; }
     void reset() noexcept {
-        if (p_ != nullptr) mapping_release(p_);
+        if (p_ != nullptr) abi::mapping_release(p_);
         p_ = nullptr;
     }
 
