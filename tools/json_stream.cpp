@@ -46,28 +46,25 @@ void JsonStream::begin_array(std::string_view key) {
     levels_.push_back(Level{true, true});
 }
 
-void JsonStream::end_object() {
+// Closes the innermost object or array: its bracket goes on a line of its own when pretty
+// and it holds anything. The lines layout prints no brackets (an object a line): false.
+bool JsonStream::close_level(char bracket) {
     const Level level = levels_.back();
     levels_.pop_back();
-    if (layout_ == Layout::lines) return;
+    if (layout_ == Layout::lines) return false;
     if (layout_ == Layout::pretty && !level.empty) {
         buffer_ += '\n';
         buffer_.append(2 * levels_.size(), ' ');
     }
-    buffer_ += '}';
-    if (levels_.empty()) buffer_ += '\n';
+    buffer_ += bracket;
+    return true;
 }
 
-void JsonStream::end_array() {
-    const Level level = levels_.back();
-    levels_.pop_back();
-    if (layout_ == Layout::lines) return;
-    if (layout_ == Layout::pretty && !level.empty) {
-        buffer_ += '\n';
-        buffer_.append(2 * levels_.size(), ' ');
-    }
-    buffer_ += ']';
+void JsonStream::end_object() {
+    if (close_level('}') && levels_.empty()) buffer_ += '\n';
 }
+
+void JsonStream::end_array() { close_level(']'); }
 
 void JsonStream::write_value(const json& value) {
     if (layout_ != Layout::pretty) {

@@ -48,6 +48,7 @@ private:
     void before_item(std::string_view key);
     void write_value(const json& value);
     void flush_if_full();
+    bool close_level(char bracket);
 
     struct Level {
         bool array = false;

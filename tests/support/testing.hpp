@@ -33,6 +33,15 @@ inline doctest::String toString(dragonError_t rc) {
 
 namespace dmtest {
 
+std::string child_program();  // child_process.hpp
+
+// The dm_child program's path, failing the test when the suite was not run by meson test.
+inline std::string child_or_fail() {
+    const std::string child = child_program();
+    REQUIRE_MESSAGE(!child.empty(), "DM_CHILD_PATH is not set (run the suite through meson test)");
+    return child;
+}
+
 // dragon_getlasterrstr() as a std::string (the C string is freed).
 inline std::string last_error() {
     char* s = dragon_getlasterrstr();

@@ -19,12 +19,6 @@ namespace {
 
 constexpr const char* kPoolVar = "DMTEST_POOL_B64";
 
-std::string child_or_fail() {
-    const std::string child = child_program();
-    REQUIRE_MESSAGE(!child.empty(), "DM_CHILD_PATH is not set (run the suite through meson test)");
-    return child;
-}
-
 std::string pool_b64(const dragonMemoryPoolDescr_t* pool) { return base64_encode(serialize_pool(pool)); }
 std::string mem_b64(const dragonMemoryDescr_t* mem) { return base64_encode(serialize_mem(mem)); }
 

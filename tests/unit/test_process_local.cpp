@@ -16,12 +16,6 @@ namespace {
 
 constexpr const char* kPoolVar = "DMTEST_POOL_B64";
 
-std::string child_or_fail() {
-    const std::string child = child_program();
-    REQUIRE_MESSAGE(!child.empty(), "DM_CHILD_PATH is not set (run the suite through meson test)");
-    return child;
-}
-
 bool pool_object_exists(const std::string& name) {
     struct stat st {};
     return ::stat(("/dev/shm/dragonmem." + name).c_str(), &st) == 0;
