@@ -20,9 +20,13 @@ namespace {
 // memory, so it is ignored.
 void drop_local_pages(const void* begin, const void* end) noexcept {
     static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const std::uintptr_t first = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) & ~(page - 1);
+    // Offsets from `begin` rather than integers turned into pointers: the page bounds stay
+    // derived from the mapping's own pointer.
+    const auto* bytes = static_cast<const char*>(begin);
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(begin);
+    const std::uintptr_t first = (at + page - 1) & ~(page - 1);
     const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
-    if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    if (last > first) (void)::madvise(const_cast<char*>(bytes + (first - at)), last - first, MADV_DONTNEED);
 }
 
 }  // namespace

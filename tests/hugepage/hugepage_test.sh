@@ -81,7 +81,7 @@ fi
 mount -t hugetlbfs -o pagesize=2M,mode=1777 none "$mnt" || { echo "FAIL: mount hugetlbfs"; exit 1; }
 before=$(free_pages)
 out=$("$DM" create "$name" --size 4M --mem-type hugepage 2>&1); rc=$?
-if [[ $rc -eq 0 ]] && [[ $(jq -r .mem_type <<<"$out") == hugepage ]] && [[ $(jq -r .size <<<"$out") == 4194304 ]]; then
+if [[ $rc -eq 0 ]] && [[ $(jq -r .pool.mem_type <<<"$out") == hugepage ]] && [[ $(jq -r .pool.size <<<"$out") == 4194304 ]]; then
     ok "created a 4 MiB hugepage pool"
 else
     fail "create: rc $rc, $out"
