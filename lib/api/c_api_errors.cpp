@@ -1,6 +1,7 @@
 // dragon_getrcstr / dragon_getlasterrstr: return-code names and the last message.
 #include <dragon/return_codes.h>
 
+#include "api/c_api_boundary.hpp"
 #include "descr/error.hpp"
 
 #include <cstdlib>
@@ -134,8 +135,10 @@ constexpr RcName k_rc_names[] = {
 extern "C" {
 
 const char* dragon_getrcstr(const dragonError_t rc) {
+    // A C caller may pass any int (an unknown code must name itself unknown, not be UB).
+    const std::uint64_t raw = dragonmem::detail::raw_enum(rc);
     for (const RcName& entry : k_rc_names)
-        if (entry.rc == rc) return entry.name;
+        if (static_cast<std::uint64_t>(entry.rc) == raw) return entry.name;
     return "DRAGON_UNKNOWN_RETURN_CODE";
 }
 

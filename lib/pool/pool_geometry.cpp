@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 namespace dragonmem::detail {
 
@@ -48,8 +49,12 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     if ((options.mode & ~0777u) != 0)
         return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': mode {:04o} invalid; give permission bits only (at most 0777)",
                      name, options.mode);
-    if (static_cast<unsigned>(options.lock_type) > DRAGON_LOCK_GREEDY)
-        return failf(DRAGON_INVALID_LOCK_KIND, "pool '{}': lock type {} unknown", name, static_cast<int>(options.lock_type));
+    // The lock kind as the integer a C caller stored: loading an out-of-range value as the
+    // enum type would be undefined behaviour.
+    std::underlying_type_t<dragonLockKind_t> lock_raw;
+    std::memcpy(&lock_raw, &options.lock_type, sizeof lock_raw);
+    if (static_cast<std::uint64_t>(lock_raw) > DRAGON_LOCK_GREEDY)
+        return failf(DRAGON_INVALID_LOCK_KIND, "pool '{}': lock type {} unknown", name, lock_raw);
     std::uint64_t min_block = std::max<std::uint64_t>(options.min_block_bytes, 1);
     std::uint32_t min_order = std::max<std::uint32_t>(static_cast<std::uint32_t>(std::bit_width(min_block - 1)),
                                                       k_min_block_order_floor);

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <string>
 
 using namespace dragonmem;
@@ -102,7 +103,10 @@ TEST_CASE("plan_geometry refuses bad sizes and options, naming the value") {
     }
     {
         PoolOptions bad = options;
-        bad.lock_type = static_cast<dragonLockKind_t>(9);
+        // As a C caller can store it: 9 is no dragonLockKind_t value, so it is written as
+        // the enum's underlying integer (a C++ cast to the enum would be undefined).
+        const std::underlying_type_t<dragonLockKind_t> nine = 9;
+        std::memcpy(&bad.lock_type, &nine, sizeof nine);
         check_refused(plan_geometry("geo", 1 << 20, bad, g), DRAGON_INVALID_LOCK_KIND, "lock type 9");
     }
     {
