@@ -106,17 +106,22 @@ dragonMemoryPoolDescr_t attach_pool_env(const char* var) {
     return pool;
 }
 
-int write_mem(const char* b64, std::uint64_t seed) {
-    dragonMemoryDescr_t mem = attach_mem(b64);
-    void* ptr = nullptr;
-    size_t size = 0;
+// The bytes of an attached allocation (the child dies naming the call that failed).
+void bytes_of(dragonMemoryDescr_t& mem, void*& ptr, size_t& size) {
     dragonError_t rc = dragon_memory_get_pointer(&mem, &ptr);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_pointer");
     rc = dragon_memory_get_size(&mem, &size);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_size");
+}
+
+int write_mem(const char* b64, std::uint64_t seed) {
+    dragonMemoryDescr_t mem = attach_mem(b64);
+    void* ptr = nullptr;
+    size_t size = 0;
+    bytes_of(mem, ptr, size);
     fill_pattern(ptr, size, seed);
     std::printf("wrote %zu\n", size);
-    rc = dragon_memory_detach(&mem);
+    const dragonError_t rc = dragon_memory_detach(&mem);
     if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_detach");
     return 0;
 }
@@ -138,10 +143,7 @@ int read_mem(const char* b64, std::uint64_t seed) {
     dragonMemoryDescr_t mem = attach_mem(b64);
     void* ptr = nullptr;
     size_t size = 0;
-    dragonError_t rc = dragon_memory_get_pointer(&mem, &ptr);
-    if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_pointer");
-    rc = dragon_memory_get_size(&mem, &size);
-    if (rc != DRAGON_SUCCESS) die_rc(rc, "dragon_memory_get_size");
+    bytes_of(mem, ptr, size);
     long long bad = find_pattern_mismatch(ptr, size, seed);
     (void)dragon_memory_detach(&mem);
     if (bad >= 0) {
