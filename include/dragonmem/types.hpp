@@ -58,9 +58,11 @@ struct PoolAttributes {
     std::size_t total_bytes = 0;        // the whole shm object: header pages, backing map, manifest, free map, heap
     std::size_t manifest_bytes = 0;     // the manifest's region: max_allocations records, page-rounded
     std::size_t manifest_record_bytes = 0;  // one record per allocation (max_allocations of them)
-    std::size_t heap_meta_bytes = 0;    // the heap's own metadata: list heads and the free map (1 bit per min block)
+    std::size_t heap_meta_bytes = 0;    // the heap's own metadata: list heads and the free map (1 bit per 64 B granule)
     std::size_t max_allocations = 0;    // manifest capacity
     std::size_t free_bytes = 0;
+    std::size_t largest_free_block = 0;  // bytes of the largest free block now
+    std::size_t largest_request = 0;     // the largest request that succeeds now (0: none)
     double utilization_pct = 0.0;       // 100 * used / heap_bytes
     std::size_t live_allocations = 0;
     std::size_t max_live_allocations = 0;  // most manifest records in use at once since creation
@@ -82,7 +84,7 @@ struct AllocationInfo {
     std::uint64_t type = 0;
     std::uint64_t offset = 0;           // of the block in the heap
     std::uint64_t size = 0;             // bytes requested
-    std::uint64_t block_bytes = 0;      // the buddy block holding it
+    std::uint64_t block_bytes = 0;      // the block holding it (size - block_bytes: its internal waste)
 };
 
 struct FreeBlockCount {

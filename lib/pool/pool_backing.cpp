@@ -56,12 +56,12 @@ bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     }
     std::uint64_t start = chunk << chunk_shift_;
     std::uint64_t bytes = std::min(std::uint64_t{1} << chunk_shift_, heap_bytes_ - start);
-    // The free-map page(s) with this chunk's bits: the heap reads and writes them only
-    // once the chunk's bit below says it is backed.
-    std::uint64_t first_bit = start >> min_order_;
-    std::uint64_t end_bit = (start + bytes) >> min_order_;
+    // The free-map page(s) with the bits of every granule this chunk overlaps: the heap
+    // reads and writes them only once the chunk's bit below says it is backed.
+    std::uint64_t first_bit = start >> granule_order_;
+    std::uint64_t last_bit = (start + bytes - 1) >> granule_order_;
     std::uint64_t map_from = first_bit / 8 / k_page_bytes * k_page_bytes;
-    std::uint64_t map_to = ((end_bit + 7) / 8 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    std::uint64_t map_to = (last_bit / 8 + 1 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
     if (!back_range(free_map_offset_ + map_from, map_to - map_from, "free map")) return false;
     if (!back_range(header_->heap_offset + start, bytes, "heap, for free-block headers,")) return false;
     set_bit(map_ + map_page, chunk % k_bits_per_page);

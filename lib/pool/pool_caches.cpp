@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <new>
 
 namespace dragonmem::detail {
 
@@ -40,9 +41,11 @@ void release_cache_entries(PoolHeader& header, std::uint64_t entries) noexcept {
         if (((entries >> e) & 1) != 0) header.cache_entries[e].owner.store(0, std::memory_order_relaxed);
 }
 
-bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
-                                   BlockInfo& out) noexcept {
-    Magazine& mag = cache.mags[order];
+bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, std::uint64_t bytes,
+                                  std::uint64_t type, BlockInfo& out) noexcept {
+    Magazine* magazine = magazine_of(cache, size_class);
+    if (magazine == nullptr) return false;
+    Magazine& mag = *magazine;
     const std::uint64_t cached = cached_word(cache.entry);
     while (mag.count != 0) {
         std::uint32_t slot = mag.slots[--mag.count];
@@ -55,7 +58,7 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::
         std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
         HeapBlock block{};
         if (!heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed), offset, block) ||
-            block.order != order) {
+            heap_->class_of(block.bytes) != size_class) {
             // A stale duplicate of a slot that was taken back, then cached again at
             // another size (the copy pushed then is the valid one), or a record damaged
             // in shared memory (take-back frees no block for it). Unclaim, drop.
@@ -114,8 +117,9 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     // and the CAS below proves it was not.
     std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
     if (requested == 0 || requested > header_->heap_bytes) return false;
-    Magazine& mag = cache.mags[heap_->order_for(requested)];
-    if (mag.count >= mag.cap) return false;  // full (or not cached): the locked path flushes
+    Magazine* magazine = magazine_of(cache, heap_->class_of(heap_->block_bytes_for(requested)));
+    if (magazine == nullptr || magazine->count >= magazine->cap) return false;  // the locked path flushes
+    Magazine& mag = *magazine;
     std::uint64_t expected = id;
     // Commit point of the free. Killed after it: the block is cached by a dead thread.
     if (!rec.id.compare_exchange_strong(expected, cached_word(cache.entry), std::memory_order_acq_rel,
@@ -129,18 +133,18 @@ int PoolCaches::take_back_locked(std::uint64_t slot, std::uint64_t word) noexcep
     ManifestRecord& rec = manifest_->record(slot);
     if (!manifest_->retire(slot, word)) return -1;
     // Retired: killed from here on, repair rebuilds the heap without this block.
-    int order = 0;
+    int size_class = 0;
     HeapBlock block{};
     if (heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed), rec.offset.load(std::memory_order_relaxed),
                        block)) {
-        heap_->free(block.offset, block.order);
-        order = static_cast<int>(block.order);
+        heap_->free(block.offset, block.bytes);
+        size_class = static_cast<int>(heap_->class_of(block.bytes));
     }
     // An implausible record (overwritten shared memory) frees no block: the checker
     // reports the bytes as lost and a repair recovers them.
     manifest_->give_back_slot(slot);
     header_->live_count -= 1;
-    return order;
+    return size_class;
 }
 
 bool PoolCaches::announce_frees_locked() noexcept {
@@ -166,7 +170,11 @@ ThreadCache* PoolCaches::cache_for_this_thread_locked(PoolMapping* mapping, std:
         // that the next take-back finds them. (Killed before this store: those blocks
         // stay cached under an entry whose owner is gone; check reports them.)
         header_->cache_records_possible = 1;
-        *cache = ThreadCache{mapping, epoch, k_no_entry, true, 0, 0, 0, {}};  // its slots and ids are stale: forget them
+        // Its slots and ids are stale: forget them, and stay uncached.
+        cache->drop_magazines();
+        cache->entry = k_no_entry;
+        cache->gave_up = true;
+        cache->id_next = cache->id_end = 0;
         return cache;
     }
     // One-off users (a CLI command, one allocation) never claim an entry: the second
@@ -200,31 +208,43 @@ ThreadCache* PoolCaches::cache_for_this_thread_locked(PoolMapping* mapping, std:
         cache->gave_up = true;  // all entries held by live threads: this thread stays uncached
         return cache;
     }
-    // Blocks a thread may hold per size: bounded in count and bytes, and a small share of
-    // a small pool.
-    std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
-    for (std::uint32_t order = heap_->min_order(); order <= heap_->max_order(); ++order)
-        cache->mags[order].cap = static_cast<std::uint32_t>(std::min<std::uint64_t>(k_magazine_slots, budget >> order));
     return cache;
 }
 
-void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t order) noexcept {
-    Magazine& mag = cache.mags[order];
-    if (mag.cap == 0 || cache.entry == k_no_entry) return;
+void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noexcept {
+    if (cache.entry == k_no_entry) return;
+    const std::uint32_t group_index = size_class / k_heap_sl_count;
+    if (group_index >= k_cache_groups) return;  // blocks this large are never cached
+    MagazineGroup*& group = cache.groups[group_index];
+    if (group == nullptr) {
+        group = new (std::nothrow) MagazineGroup();
+        if (group == nullptr) return;  // no memory: this class stays uncached
+        // Blocks a thread may hold per class: bounded in count and bytes, and a small share
+        // of a small pool.
+        const std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
+        for (std::uint32_t i = 0; i < k_heap_sl_count; ++i) {
+            const std::uint64_t bytes = heap_->class_bytes(group_index * k_heap_sl_count + i);
+            group->mags[i].cap =
+                bytes == 0 ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(k_magazine_slots, budget / bytes));
+        }
+    }
+    Magazine& mag = group->mags[size_class % k_heap_sl_count];
+    const std::uint64_t block_bytes = heap_->class_bytes(size_class);
+    if (mag.cap == 0) return;
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
     std::uint64_t want = std::min(mag.warm, mag.cap - mag.count);
     mag.warm = std::min(mag.cap, mag.warm == 0 ? 1 : mag.warm * 2);
     // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
     want = std::min(want, (manifest_->capacity() - header_->live_count) / 16);
-    want = std::min(want, (heap_->free_bytes() / 16) >> order);
+    want = std::min(want, (heap_->free_bytes() / 16) / block_bytes);
     const std::uint64_t cached = cached_word(cache.entry);
     for (std::uint64_t i = 0; i < want && manifest_->has_free_slot(); ++i) {
-        std::uint64_t offset = heap_->alloc(order);
+        std::uint64_t offset = heap_->alloc(block_bytes);
         if (offset == k_nil || offset == k_heap_corrupt) break;  // the next allocation repairs
         std::uint64_t slot = manifest_->take_slot();
         ManifestRecord& rec = manifest_->record(slot);
         rec.offset.store(offset, std::memory_order_relaxed);
-        rec.requested_bytes.store(std::uint64_t{1} << order, std::memory_order_relaxed);
+        rec.requested_bytes.store(block_bytes, std::memory_order_relaxed);
         rec.type.store(0, std::memory_order_relaxed);
         // Commit point. Killed before it: the slot reads free and repair frees the block.
         rec.id.store(cached, std::memory_order_release);
@@ -235,8 +255,10 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t order) noexcept
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
 }
 
-void PoolCaches::flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept {
-    Magazine& mag = cache.mags[order];
+void PoolCaches::flush_magazine_locked(ThreadCache& cache, std::uint32_t size_class) noexcept {
+    Magazine* magazine = magazine_of(cache, size_class);
+    if (magazine == nullptr) return;
+    Magazine& mag = *magazine;
     const std::uint64_t cached = cached_word(cache.entry);
     while (mag.count > mag.cap / 2) take_back_locked(mag.slots[--mag.count], cached);  // stale slots: no-ops
 }

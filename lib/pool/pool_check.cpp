@@ -18,7 +18,7 @@ namespace dragonmem::detail {
 void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
     PoolHeader& header = pool.header;
     Manifest& manifest = pool.manifest;
-    BuddyHeap& heap = pool.heap;
+    TlsfHeap& heap = pool.heap;
     std::vector<std::string>& problems = out.problems;
     std::uint64_t heap_bytes = header.heap_bytes;
     out.heap_bytes = heap_bytes;
@@ -54,7 +54,7 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
                                                offset, requested));
                 return;
             }
-            std::uint64_t size = std::uint64_t{1} << block.order;
+            std::uint64_t size = block.bytes;
             spans.push_back(Span{offset, size, 0, true});
             out.cached_blocks += 1;
             out.cached_bytes += size;
@@ -76,12 +76,15 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
             problems.push_back(fmt::format("allocation id {} has impossible size {} B", id, rec.requested_bytes));
             return;
         }
-        std::uint64_t size = std::uint64_t{1} << heap.order_for(rec.requested_bytes);
-        if (rec.offset % size != 0 || rec.offset + size > heap_bytes) {
-            problems.push_back(fmt::format("allocation id {} at offset {} ({} B block) is misaligned or out of bounds",
-                                           id, rec.offset, size));
+        HeapBlock block{};
+        if (!heap.block_of(rec.requested_bytes, rec.offset, block)) {
+            std::uint64_t bytes = heap.block_bytes_for(rec.requested_bytes);
+            problems.push_back(fmt::format("allocation id {} at offset {} ({} B block, aligned to {}) is misaligned or "
+                                           "out of bounds",
+                                           id, rec.offset, bytes, heap.alignment_of(bytes)));
             return;
         }
+        std::uint64_t size = block.bytes;
         spans.push_back(Span{rec.offset, size, id, false});
         out.used_bytes += size;
     });
@@ -104,13 +107,13 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
     heap.collect_listed_blocks(listed, problems);
     out.free_blocks = listed.size();
     for (const HeapBlock& block : listed) {
-        std::uint64_t size = std::uint64_t{1} << block.order;
+        std::uint64_t size = block.bytes;
         spans.push_back(Span{block.offset, size, 0, false});
         out.free_bytes += size;
     }
-    if (out.free_bytes != header.heap.free_bytes)
-        problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B",
-                                       header.heap.free_bytes, out.free_bytes));
+    if (out.free_bytes != heap.free_bytes())
+        problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B", heap.free_bytes(),
+                                       out.free_bytes));
 
     std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
     std::uint64_t cursor = 0;

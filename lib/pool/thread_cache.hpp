@@ -3,7 +3,8 @@
 // A thread's second locked allocation in a pool claims one of the pool's
 // k_cache_entries shared entries (PoolHeader::cache_entries, owner = the thread's owner
 // word) and from then on keeps, in private memory, one small stack ("magazine") of
-// manifest slots per block size. A block in a magazine stays allocated as far as the
+// manifest slots per size class (tlsf_heap.hpp: a block's size is a function of the
+// requested size, so every request of a class can take any cached block of it). A block in a magazine stays allocated as far as the
 // heap is concerned; its manifest record's id word says "cached by entry E"
 // (manifest.hpp). Then:
 //   free:  CAS the record's id from the allocation's id to cached(E), push the slot.
@@ -38,7 +39,9 @@
 //   the record's size and offset after claiming make those harmless.
 //
 // Bounded: a magazine holds at most k_magazine_slots blocks and at most
-// min(k_cache_budget_bytes, heap / 64) bytes per size; refills grow 1, 2, 4... and take
+// min(k_cache_budget_bytes, heap / 64) bytes per class; magazines come in groups of the
+// 16 classes of one power of two, allocated when a thread first refills one of them
+// (4.3 KiB each, at most k_cache_groups); refills grow 1, 2, 4... and take
 // at most 1/16 of the free slots and bytes; a thread with a sleeper waiting refills
 // nothing. A thread caches for at most k_thread_cached_pools pools, and at most
 // k_cache_entries threads per pool cache at once; the others use the locked path.
@@ -56,12 +59,18 @@ inline constexpr std::uint32_t k_magazine_slots = 64;
 inline constexpr std::uint64_t k_cache_budget_bytes = 8ULL << 20;
 inline constexpr std::uint32_t k_thread_cached_pools = 4;  // pools a thread caches for at once
 inline constexpr std::uint32_t k_no_entry = ~0u;
+// Groups of magazines: the classes of blocks up to k_cache_budget_bytes of 64 B granules
+// (class 224 is 2^17 granules, 8 MiB); larger blocks are never cached.
+inline constexpr std::uint32_t k_cache_groups = 15;
 
 struct Magazine {
     std::uint32_t count = 0;
-    std::uint32_t cap = 0;   // 0: this size is not cached
+    std::uint32_t cap = 0;   // 0: this class is not cached
     std::uint32_t warm = 0;  // blocks the next refill takes (doubles up to cap)
     std::uint32_t slots[k_magazine_slots];
+};
+struct MagazineGroup {
+    Magazine mags[k_heap_sl_count];  // the classes group * 16 + i
 };
 
 // One thread's cache for one mapped pool; private to the thread.
@@ -73,8 +82,26 @@ struct ThreadCache {
     std::uint32_t slow_allocs = 0;     // locked allocations so far (an entry is claimed at the 2nd)
     std::uint64_t id_next = 0;         // the thread's id block: counters [id_next, id_end) not issued yet
     std::uint64_t id_end = 0;          //   (mirrored in the entry's IdBlock; empty: reserve one)
-    Magazine mags[k_max_orders];
+    MagazineGroup* groups[k_cache_groups] = {};  // owned; null until a class of it is refilled
+
+    ThreadCache() = default;
+    ThreadCache(const ThreadCache&) = delete;
+    ThreadCache& operator=(const ThreadCache&) = delete;
+    ~ThreadCache() { drop_magazines(); }
+    void drop_magazines() noexcept {
+        for (MagazineGroup*& group : groups) {
+            delete group;
+            group = nullptr;
+        }
+    }
 };
+
+// The magazine of size class `size_class`, or nullptr when the thread has none for it.
+inline Magazine* magazine_of(ThreadCache& cache, std::uint32_t size_class) noexcept {
+    const std::uint32_t group = size_class / k_heap_sl_count;
+    if (group >= k_cache_groups || cache.groups[group] == nullptr) return nullptr;
+    return &cache.groups[group]->mags[size_class % k_heap_sl_count];
+}
 
 // The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised:
 // the lookup on every alloc and free is a few loads, with no TLS guard. The default TLS

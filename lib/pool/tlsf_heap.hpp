@@ -1,0 +1,232 @@
+// The heap: a two-level segregated-fit allocator (TLSF) over whole 64 B granules. Its
+// state is HeapState (pool_layout.hpp, pages 4-5), the free map, and in-band headers and
+// footers in free blocks; every call must hold the pool lock.
+//
+// Sizes. A request of r bytes gets a block of block_bytes_for(r): r rounded up to whole
+// granules, then up to the next size-class bound (classes are one granule apart up to 32
+// granules, then 16 per power of two, so a block exceeds its granule-rounded request by
+// less than 1/16, 1/32 on average). The block size is a function of the requested size
+// alone, so the manifest record {offset, requested} says exactly which bytes a block
+// holds: repair and check derive the free space from the manifest as before, and a
+// cached block (thread_cache.hpp) of one class serves every request of that class.
+//
+// Alignment. Every block starts on a granule (64 B at least). A block whose size is a
+// power of two up to 4 KiB (k_aligned_block_max) is aligned to its size: requests of 2^k
+// <= 4 KiB, and every request rounding to such a block, are 2^k-aligned. alloc() carves
+// the block at the first aligned offset of a free block and returns the leading gap to
+// the lists. Larger blocks are granule-aligned only.
+//
+// Lists. List i holds the free blocks of [lower_bound(i), lower_bound(i + 1)) granules; a
+// bitmap per power of two and one over them find the first non-empty list at or above a
+// class in two bit scans. A request's block size is itself a class bound, so any block
+// on its class's list, or above, fits (no list is searched block by block), except for
+// alignment: if the head does not fit aligned, a block of size + alignment - granule
+// from a higher list does, else a bounded scan of the lists in between is tried.
+//
+// Coalescing is immediate: a freed block merges with a free block ending right before it
+// and one starting right after it, so a pool whose allocations are all freed is one free
+// block again. The free map (one bit per granule, between the manifest and the heap)
+// says where free blocks start and end: its bits are exact at the first and last granule
+// of every block (set for a free block, clear for an allocated one; interior bits mean
+// nothing). A merge asks the map first and reads a neighbour's header or footer (and
+// checks its keyed tag) only when the map says a free block starts or ends there: never
+// the bytes of an allocated block, which its owner may be writing this instant, without
+// the lock. Every operation that makes a granule a block's first or last writes its bit.
+//
+// Backing (pool_backing.hpp): a header or footer is written only in a chunk backed first,
+// and read only in a backed chunk. alloc() and free() back the chunks where they will
+// write before changing anything; alloc() then answers k_nil with the Backing's failure
+// set. A map bit is read or written only once a chunk holding part of its granule is
+// backed (backing a chunk backs the free-map page with its granules' bits); a granule
+// with no backed chunk never held a header or footer, so its bit is known to be 0.
+//
+// Crash story: the heap is derived state. The manifest is the truth; if a process dies
+// while holding the lock, repair rebuilds the heap from the live manifest records
+// (rebuild()): every gap between live blocks becomes one free block, the map bits at the
+// live blocks' first and last granules are cleared, and a new tag secret makes every
+// half-written header, footer and link unrecognisable.
+#pragma once
+
+#include "pool/pool_backing.hpp"
+#include "pool/pool_layout.hpp"
+
+#include <bit>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dragonmem::detail {
+
+struct HeapBlock {
+    std::uint64_t offset;
+    std::uint64_t bytes;
+};
+
+// Blocks of a power-of-two size up to this are aligned to their size.
+inline constexpr std::uint64_t k_aligned_block_max = 4096;
+// Blocks alloc() looks at, beyond the list heads, to find one that fits aligned.
+inline constexpr std::uint32_t k_aligned_scan_limit = 64;
+// alloc()'s answer when a list holds a block whose header was overwritten (a user wrote
+// past its allocation): the caller repairs the heap from the manifest and retries.
+inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
+
+// The size classes, in granules (pool_layout.hpp, HeapState).
+struct SizeClasses {
+    // The list of a block of `granules` (>= 1) granules.
+    static constexpr std::uint32_t list_of(std::uint64_t granules) noexcept {
+        if (granules < 2 * k_heap_sl_count) return static_cast<std::uint32_t>(granules);
+        const auto f = static_cast<std::uint32_t>(std::bit_width(granules) - 1);  // >= 5
+        const auto sl = static_cast<std::uint32_t>((granules >> (f - k_heap_sl_log2)) & (k_heap_sl_count - 1));
+        return (f - k_heap_sl_log2 + 1) * k_heap_sl_count + sl;
+    }
+    // The smallest size of list `list`, in granules.
+    static constexpr std::uint64_t lower_bound(std::uint32_t list) noexcept {
+        if (list < 2 * k_heap_sl_count) return list;
+        const std::uint32_t fl = list / k_heap_sl_count;
+        const std::uint64_t sl = list % k_heap_sl_count;
+        return (k_heap_sl_count + sl) << (fl - 1);
+    }
+    // `granules` rounded up to a class bound.
+    static constexpr std::uint64_t round_up(std::uint64_t granules) noexcept {
+        if (granules < 2 * k_heap_sl_count) return granules;
+        const auto f = static_cast<std::uint32_t>(std::bit_width(granules) - 1);
+        const std::uint64_t step = std::uint64_t{1} << (f - k_heap_sl_log2);
+        return (granules + step - 1) & ~(step - 1);
+    }
+};
+static_assert(SizeClasses::list_of(31) == 31 && SizeClasses::list_of(32) == 32 && SizeClasses::list_of(33) == 32);
+static_assert(SizeClasses::lower_bound(SizeClasses::list_of(std::uint64_t{1} << 40)) == std::uint64_t{1} << 40);
+static_assert(SizeClasses::list_of(std::uint64_t{1} << 40) < k_heap_lists, "a 2^46 B heap of 64 B granules has a list");
+static_assert(SizeClasses::round_up(33) == 34 && SizeClasses::round_up(64) == 64 && SizeClasses::round_up(65) == 68);
+
+class TlsfHeap {
+public:
+    TlsfHeap() = default;
+    TlsfHeap(HeapState* state, std::uint8_t* heap_base, std::uint64_t* free_map, std::uint32_t min_block_order,
+             std::uint64_t heap_bytes, Backing* backing)
+        : state_(state), base_(heap_base), free_map_(free_map), g_(granule_order_for(min_block_order)),
+          heap_bytes_(heap_bytes), backing_(backing) {}
+
+    // The granule: 64 B, or the pool's minimum block when that is larger.
+    static std::uint32_t granule_order_for(std::uint32_t min_block_order) noexcept {
+        return granule_order_of(min_block_order);  // pool_backing.hpp: the free map's bits
+    }
+    // Bytes of the free map of a heap of `heap_bytes`: one bit per granule, in 64-bit
+    // words, rounded up to whole pages.
+    static std::uint64_t free_map_bytes(std::uint64_t heap_bytes, std::uint32_t min_block_order) noexcept {
+        std::uint64_t words = ((heap_bytes >> granule_order_for(min_block_order)) + 63) / 64;
+        return (words * 8 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    }
+
+    // Fresh heap: one free block, the whole heap. Backs the last chunk (the footer's);
+    // false (the Backing says why) if it cannot. The free map must be all zero.
+    bool format(std::uint64_t secret);
+
+    std::uint32_t granule_order() const noexcept { return g_; }
+    std::uint64_t granule_bytes() const noexcept { return std::uint64_t{1} << g_; }
+    std::uint64_t heap_bytes() const noexcept { return heap_bytes_; }
+
+    // The block a request of `requested` (1..heap) bytes gets. A few instructions.
+    std::uint64_t block_bytes_for(std::uint64_t requested) const noexcept {
+        const std::uint64_t granules = ((requested - 1) >> g_) + 1;
+        return SizeClasses::round_up(granules) << g_;
+    }
+    // The alignment of a block of `block_bytes` (a class bound): its size for a power of
+    // two up to k_aligned_block_max, else the granule.
+    std::uint64_t alignment_of(std::uint64_t block_bytes) const noexcept {
+        return block_bytes <= k_aligned_block_max && std::has_single_bit(block_bytes) ? block_bytes
+                                                                                      : granule_bytes();
+    }
+    // The size class (list index) of a block of `block_bytes`, and back.
+    std::uint32_t class_of(std::uint64_t block_bytes) const noexcept { return SizeClasses::list_of(block_bytes >> g_); }
+    std::uint64_t class_bytes(std::uint32_t list) const noexcept { return SizeClasses::lower_bound(list) << g_; }
+
+    // The block a manifest record names, if it can be one: a size in (0, heap] and an
+    // offset aligned as that block must be, the block inside the heap. Records live in
+    // shared memory that anyone may overwrite, so every reader checks before trusting one.
+    bool block_of(std::uint64_t requested_bytes, std::uint64_t offset, HeapBlock& out) const noexcept {
+        if (requested_bytes == 0 || requested_bytes > heap_bytes_) return false;
+        const std::uint64_t bytes = block_bytes_for(requested_bytes);
+        if ((offset & (alignment_of(bytes) - 1)) != 0 || offset >= heap_bytes_ || bytes > heap_bytes_ - offset)
+            return false;
+        out = HeapBlock{offset, bytes};
+        return true;
+    }
+
+    // A block of `block_bytes` (a value of block_bytes_for), aligned as alignment_of says:
+    // its offset; k_nil when none fits or when writing the split needs memory /dev/shm
+    // cannot give (then the Backing's failed() is set; the heap is as it was); or
+    // k_heap_corrupt (nothing was changed; repair, then retry).
+    std::uint64_t alloc(std::uint64_t block_bytes);
+    // Whether alloc(block_bytes) would find a block (changes nothing).
+    bool can_alloc(std::uint64_t block_bytes) const;
+    // Returns an allocated block, merging it with free neighbours. If the chunks of its
+    // header and footer cannot be backed (a forged record), it is left out of the lists
+    // (the checker reports it lost, a repair retries).
+    void free(std::uint64_t offset, std::uint64_t bytes);
+    // Lists an allocated block without merging it (preallocations: the first allocations
+    // of that size take it as it is).
+    void park_free(std::uint64_t offset, std::uint64_t bytes);
+    // Rebuilds the lists and the free map as the complement of `live` (sorted by offset,
+    // non-overlapping), with a new tag secret: each gap is one free block.
+    void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
+
+    std::uint64_t free_bytes() const noexcept { return state_->free_bytes; }
+    std::uint64_t free_block_count() const noexcept { return state_->free_blocks; }
+    std::uint64_t tag_secret() const noexcept { return state_->tag_secret; }
+
+    // Statistics (read only). The largest listed free block (0: none); the largest request
+    // that can succeed now (0: none); and free blocks by size, counts[k] holding those of
+    // [2^k, 2^(k+1)) bytes (k < 64).
+    HeapBlock largest_free_block() const noexcept;
+    std::uint64_t largest_request() const noexcept;
+    void free_histogram(std::vector<std::uint64_t>& counts) const;
+
+    // For the checker: every listed free block, validating links, tags, footers, map
+    // bits, classes and bounds; problems are appended as sentences.
+    void collect_listed_blocks(std::vector<HeapBlock>& out, std::vector<std::string>& problems) const;
+
+private:
+    struct Fit {
+        std::uint64_t offset = 0;  // the free block
+        std::uint64_t bytes = 0;
+        std::uint64_t start = 0;   // where the allocation goes in it
+    };
+    enum class FitResult { found, none, corrupt };
+
+    FreeBlockHeader* header(std::uint64_t offset) const noexcept {
+        return reinterpret_cast<FreeBlockHeader*>(base_ + offset);
+    }
+    FreeBlockFooter* footer(std::uint64_t end) const noexcept {
+        return reinterpret_cast<FreeBlockFooter*>(base_ + end - sizeof(FreeBlockFooter));
+    }
+    std::uint64_t tag_for(std::uint64_t offset, std::uint64_t bytes, std::uint32_t kind) const noexcept;
+    // The map bit of the granule holding heap offset `offset`, read or written only when a
+    // chunk holding part of that granule is backed.
+    bool bit_readable(std::uint64_t granule) const noexcept;
+    bool map_says_free(std::uint64_t offset) const noexcept;
+    void map_set(std::uint64_t offset, bool free) noexcept;
+    void map_clear_if_readable(std::uint64_t offset) noexcept;
+    void reset_lists(std::uint64_t secret) noexcept;
+    // A listed block's header is ours (tag, size, links that stay in backed chunks);
+    // `bytes` 0: any size. Reads only backed memory.
+    bool header_intact(std::uint64_t offset, std::uint64_t bytes) const noexcept;
+    // The first non-empty list at or above `list`, or k_heap_lists.
+    std::uint32_t first_list_from(std::uint32_t list) const noexcept;
+    FitResult find_fit(std::uint64_t bytes, Fit& fit) const noexcept;
+    bool fits(std::uint64_t offset, std::uint64_t size, std::uint64_t bytes, std::uint64_t align,
+              std::uint64_t& start) const noexcept;
+    void insert(std::uint64_t offset, std::uint64_t bytes) noexcept;
+    void remove(std::uint64_t offset, std::uint64_t bytes) noexcept;
+    void walk_list(std::uint32_t list, std::vector<HeapBlock>& out, std::vector<std::string>& problems) const;
+
+    HeapState* state_ = nullptr;
+    std::uint8_t* base_ = nullptr;
+    std::uint64_t* free_map_ = nullptr;  // bit i: granule i is a free block's first or last
+    std::uint32_t g_ = k_granule_order_floor;
+    std::uint64_t heap_bytes_ = 0;
+    Backing* backing_ = nullptr;
+};
+
+}  // namespace dragonmem::detail
