@@ -126,6 +126,7 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
                                         std::memory_order_relaxed))
         return false;  // freed by someone else meanwhile: the locked path reports it
     mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
+    mag.recycled = true;
     return true;
 }
 
@@ -230,7 +231,7 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     }
     Magazine& mag = group->mags[size_class % k_heap_sl_count];
     const std::uint64_t block_bytes = heap_->class_bytes(size_class);
-    if (mag.cap == 0) return;
+    if (mag.cap == 0 || !mag.recycled) return;
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
     std::uint64_t want = std::min(mag.warm, mag.cap - mag.count);
     mag.warm = std::min(mag.cap, mag.warm == 0 ? 1 : mag.warm * 2);

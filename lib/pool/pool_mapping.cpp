@@ -646,6 +646,9 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
             // Blocks parked in thread caches (any thread's) are free memory: take them
             // back before saying there is none.
             if (caches_.take_back_all_cached_locked() > 0) {
+                // The pool is short of memory: this thread parks nothing more until it
+                // frees again (a parked block is a hole the heap cannot coalesce).
+                if (ThreadCache* cache = thread_cache_find(this, epoch())) stop_refills(*cache);
                 bool wake = caches_.announce_frees_locked();
                 failure = alloc_locked(bytes, type, block_bytes, out, reported);
                 if (wake) futex_wake_all(&header_->wake_seq);

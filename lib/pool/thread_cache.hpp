@@ -67,6 +67,12 @@ struct Magazine {
     std::uint32_t count = 0;
     std::uint32_t cap = 0;   // 0: this class is not cached
     std::uint32_t warm = 0;  // blocks the next refill takes (doubles up to cap)
+    // The thread has freed a block of this class into the magazine: only then does a
+    // refill take blocks from the heap. A thread that only allocates (filling a pool)
+    // parks nothing: blocks parked in caches are holes the heap cannot coalesce, and
+    // random sizes would scatter them over the whole pool (measured: 92 % instead of
+    // 98 % of a pool held by a fill of 1 B - 1 MiB requests).
+    bool recycled = false;
     std::uint32_t slots[k_magazine_slots];
 };
 struct MagazineGroup {
@@ -95,6 +101,16 @@ struct ThreadCache {
         }
     }
 };
+
+// Stops refills of every class until the thread frees a block of it again.
+inline void stop_refills(ThreadCache& cache) noexcept {
+    for (MagazineGroup* group : cache.groups)
+        if (group != nullptr)
+            for (Magazine& mag : group->mags) {
+                mag.recycled = false;
+                mag.warm = 0;
+            }
+}
 
 // The magazine of size class `size_class`, or nullptr when the thread has none for it.
 inline Magazine* magazine_of(ThreadCache& cache, std::uint32_t size_class) noexcept {
