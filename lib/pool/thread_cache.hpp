@@ -75,7 +75,7 @@ struct Magazine {
     bool recycled = false;
     std::uint32_t slots[k_magazine_slots];
 };
-struct MagazineGroup {
+struct alignas(64) MagazineGroup {  // whole cache lines: never a line shared with another thread's group
     Magazine mags[k_heap_sl_count];  // the classes group * 16 + i
 };
 

@@ -15,13 +15,15 @@ constexpr std::uint64_t bit(std::uint32_t n) noexcept { return std::uint64_t{1} 
 }  // namespace
 
 std::uint64_t TlsfHeap::tag_for(std::uint64_t offset, std::uint64_t bytes, std::uint32_t kind) const noexcept {
-    // splitmix64 finaliser over (secret, offset, bytes, kind): cheap and well mixed.
-    std::uint64_t x = state_->tag_secret ^ (offset * 0x9E3779B97F4A7C15ULL) ^ (bytes * 0xC2B2AE3D27D4EB4FULL) ^ kind;
-    x ^= x >> 30;
+    // One multiply and a fold over (secret, offset, bytes, kind): every input bit reaches
+    // the upper half, so user data matches a tag by accident with odds of about 2^-64,
+    // and a new secret (repair) makes every old tag a mismatch. Computed two to four
+    // times per locked alloc or free, so kept short.
+    std::uint64_t x = (state_->tag_secret ^ offset ^ (bytes << 20) ^ (static_cast<std::uint64_t>(kind) << 52)) *
+                      0x9E3779B97F4A7C15ULL;
+    x ^= x >> 29;
     x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    x ^= x >> 31;
+    x ^= x >> 32;
     return x | 1;  // 0 marks a cleared header or footer
 }
 
@@ -122,6 +124,32 @@ void TlsfHeap::remove(std::uint64_t offset, std::uint64_t bytes) noexcept {
     }
 }
 
+void TlsfHeap::move_start(std::uint64_t offset, std::uint64_t bytes, std::uint64_t new_offset) noexcept {
+    // The free block [offset, offset + bytes) becomes [new_offset, offset + bytes), on the
+    // same list: its links move to a header at new_offset, its neighbours and the list
+    // head point there, and its footer names the new start. The chunk of the new header
+    // is backed (alloc backed it).
+    const std::uint64_t end = offset + bytes;
+    const std::uint64_t rest = end - new_offset;
+    FreeBlockHeader* old = header(offset);
+    FreeBlockHeader* h = header(new_offset);
+    h->next = old->next;
+    h->prev = old->prev;
+    h->bytes = rest;
+    h->tag = tag_for(new_offset, rest, k_block_free);
+    old->tag = 0;
+    if (h->prev != k_nil)
+        header(h->prev)->next = new_offset;
+    else
+        state_->free_head[SizeClasses::list_of(rest >> g_)] = new_offset;
+    if (h->next != k_nil) header(h->next)->prev = new_offset;
+    FreeBlockFooter* f = footer(end);
+    f->start = new_offset;
+    f->tag = tag_for(new_offset, rest, k_block_footer);
+    map_set(offset, false);
+    map_set(new_offset, true);
+}
+
 std::uint32_t TlsfHeap::first_list_from(std::uint32_t list) const noexcept {
     if (list >= k_heap_lists) return k_heap_lists;
     std::uint32_t fl = list / k_heap_sl_count;
@@ -202,6 +230,15 @@ std::uint64_t TlsfHeap::alloc(std::uint64_t block_bytes) {
     if (lead != 0 && !backing_->back_heap(fit.start - sizeof(FreeBlockFooter))) return k_nil;
     if (tail != 0 && !backing_->back_heap(end)) return k_nil;
     if (!backing_->back_heap(end - sizeof(FreeBlockFooter))) return k_nil;
+    if (lead == 0 && tail != 0 &&
+        SizeClasses::list_of(tail >> g_) == SizeClasses::list_of(fit.bytes >> g_)) {
+        // The common carve from a large block: the rest stays on the same list, so it
+        // takes the block's place in it (no unlink and relink, no mask change).
+        move_start(fit.offset, fit.bytes, end);
+        map_clear_if_readable(end - 1);
+        state_->free_bytes -= block_bytes;
+        return fit.start;
+    }
     remove(fit.offset, fit.bytes);
     if (lead != 0) insert(fit.offset, lead);
     if (tail != 0) insert(end, tail);

@@ -135,8 +135,10 @@ public:
     // The alignment of a block of `block_bytes` (a class bound): its size for a power of
     // two up to k_aligned_block_max, else the granule.
     std::uint64_t alignment_of(std::uint64_t block_bytes) const noexcept {
-        return block_bytes <= k_aligned_block_max && std::has_single_bit(block_bytes) ? block_bytes
-                                                                                      : granule_bytes();
+        // (x & (x - 1)) == 0 rather than std::has_single_bit: without -mpopcnt the latter is
+        // a library call, on every cached alloc and free (measured: 2 % of a run).
+        return block_bytes <= k_aligned_block_max && (block_bytes & (block_bytes - 1)) == 0 ? block_bytes
+                                                                                             : granule_bytes();
     }
     // The size class (list index) of a block of `block_bytes`, and back.
     std::uint32_t class_of(std::uint64_t block_bytes) const noexcept { return SizeClasses::list_of(block_bytes >> g_); }
@@ -219,6 +221,7 @@ private:
               std::uint64_t& start) const noexcept;
     void insert(std::uint64_t offset, std::uint64_t bytes) noexcept;
     void remove(std::uint64_t offset, std::uint64_t bytes) noexcept;
+    void move_start(std::uint64_t offset, std::uint64_t bytes, std::uint64_t new_offset) noexcept;
     void walk_list(std::uint32_t list, std::vector<HeapBlock>& out, std::vector<std::string>& problems) const;
 
     HeapState* state_ = nullptr;
