@@ -109,10 +109,10 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
     g.first_chunk_bytes = std::min(std::uint64_t{1} << g.chunk_shift, heap_bytes);
     g.first_free_map_bytes = round_up(((g.first_chunk_bytes >> min_order) + 7) / 8, k_page_bytes);
-    // Header, directory, id blocks, the backing map's first page, first records, first
-    // free-map page.
+    // Header, directory, process table, id blocks, the backing map's first page, first
+    // records, first free-map page.
     const std::uint64_t metadata_now =
-        k_procs_offset + 2 * k_page_bytes + g.first_records_bytes + g.first_free_map_bytes;
+        k_procs_offset + k_procs_bytes + 2 * k_page_bytes + g.first_records_bytes + g.first_free_map_bytes;
     g.needed_bytes = g.reserve_all ? g.object_bytes : heap_bytes + metadata_now;
     out = g;
     return DRAGON_SUCCESS;

@@ -74,6 +74,10 @@ struct ThreadCache {
     std::uint64_t id_next = 0;         // the thread's id block: counters [id_next, id_end) not issued yet
     std::uint64_t id_end = 0;          //   (mirrored in the entry's IdBlock; empty: reserve one)
     Magazine mags[k_max_orders];
+    // Lock-free allocations and frees of the entry so far (mirrored in its IdBlock; loaded
+    // from it when the entry is claimed, since counts carry over between owners).
+    std::uint64_t allocs = 0;
+    std::uint64_t frees = 0;
 };
 
 // The calling thread's caches (thread_cache.cpp). Plain pointers, constant-initialised:
