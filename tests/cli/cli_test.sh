@@ -1366,6 +1366,33 @@ test_svg() {
     run destroy "$pool"
 }
 
+# ---- memory of the cached-block scan ------------------------------------------------------
+
+# peak_rss_kb ARGS...: runs dragonmem ARGS and prints its peak RSS in KiB (GNU time).
+peak_rss_kb() {
+    /usr/bin/time -f %M -o "$WORK/rss" "$BIN" "$@" >/dev/null 2>&1
+    cat "$WORK/rss"
+}
+
+# The first statistics call after a caching process exits takes its cached blocks back
+# with a scan of the whole manifest (12.8 MB here); it must not keep those pages resident.
+test_scan_memory() {
+    if [ ! -x /usr/bin/time ]; then
+        echo "SKIP: memory of the cached-block scan (no GNU time)"
+        return
+    fi
+    local pool="${P}scan" small="${P}scan0" empty_kb scan_kb
+    run create "$pool" --size 32M --min-block 64 --max-allocations 200000
+    run create "$small" --size 64K
+    run alloc "$pool" --size 64 --count 200000   # caches blocks, exits without using them
+    empty_kb=$(peak_rss_kb info "$small")
+    scan_kb=$(peak_rss_kb info "$pool")
+    RC=0 OUT="info of an empty pool: $empty_kb KiB; first info after the allocator exited: $scan_kb KiB" ERR=""
+    check "the cached-block scan does not keep the manifest resident (peak under half of it more)" \
+        test $((scan_kb - empty_kb)) -lt 6250
+    run destroy "$pool" "$small"
+}
+
 # ---- a stopped lock holder --------------------------------------------------------------
 
 task_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
@@ -1485,6 +1512,7 @@ test_destroy_selection
 test_destroy_orphaned
 test_stat
 test_svg
+test_scan_memory
 test_lock_holder
 fi
 
