@@ -53,12 +53,15 @@ std::string xml_escaped(std::string_view text) {
     return out;
 }
 
-// Appends `run` to `runs`, merged with the last one when of the same kind and adjacent.
-void push_run(std::vector<HeapRun>& runs, const HeapRun& run) {
+// Appends `run` to `runs`, merged with the last one when both are free and adjacent (or,
+// with `merge_used`, used by one type): each allocation's block stays a rectangle of its
+// own, so block boundaries show.
+void push_run(std::vector<HeapRun>& runs, const HeapRun& run, bool merge_used = false) {
     if (run.bytes == 0) return;
     if (!runs.empty()) {
         HeapRun& last = runs.back();
-        if (last.offset + last.bytes == run.offset && last.free == run.free && (run.free || last.type == run.type)) {
+        if (last.offset + last.bytes == run.offset && last.free == run.free &&
+            (run.free || (merge_used && last.type == run.type))) {
             last.bytes += run.bytes;
             return;
         }
@@ -90,7 +93,7 @@ std::vector<HeapRun> per_pixel(const std::vector<HeapRun>& runs, std::uint64_t h
             run.free = false;
             run.type = best->first.second;
         }
-        push_run(out, run);
+        push_run(out, run, true);
     }
     return out;
 }
@@ -176,9 +179,10 @@ HeapPicture draw_heap(const std::vector<HeapRun>& exact_runs, std::uint64_t heap
             const double w = static_cast<double>(piece_end - at) / picture.bytes_per_pixel;
             const int y = top + static_cast<int>(row) * (k_row_height + k_row_gap);
             svg += fmt::format(
-                "<rect class=\"heap\" x=\"{:.3f}\" y=\"{}\" width=\"{:.3f}\" height=\"{}\" fill=\"{}\" "
+                "<rect class=\"heap\" x=\"{:.3f}\" y=\"{}\" width=\"{:.3f}\" height=\"{}\" fill=\"{}\"{} "
                 "data-kind=\"{}\" data-offset=\"{}\" data-bytes=\"{}\"/>\n",
-                x, y, w, k_row_height, fill, xml_escaped(kind), at, piece_end - at);
+                x, y, w, k_row_height, fill, run.free ? "" : " stroke=\"white\" stroke-width=\"0.5\"", xml_escaped(kind),
+                at, piece_end - at);
             ++picture.rectangles;
             at = piece_end;
         }

@@ -1,14 +1,15 @@
 // dump --svg: a picture of a pool's heap along its address space. The heap is drawn as
 // k_svg_rows rows of k_svg_width pixels, left to right and top to bottom from offset 0;
-// each run of neighbouring blocks of one kind (free, or used by one allocation type) is
-// one rectangle per row it crosses, carrying its offset, bytes and kind as data-*
+// each allocation's block, and each run of neighbouring free bytes, is one rectangle per
+// row it crosses (used blocks outlined, so that their boundaries show), carrying its offset, bytes and kind as data-*
 // attributes (what the tests read back). A legend gives each kind's colour and bytes,
 // and a caption the pool's figures.
 //
 // "Free" is every byte no live allocation's block holds (free-listed blocks and blocks
 // parked in thread caches alike: both are free to callers). Above k_svg_max_runs runs
 // (a million scattered allocations) the picture is drawn per pixel instead: each pixel
-// takes the kind holding most of its bytes, and `exact` says so.
+// takes the kind holding most of its bytes, neighbouring pixels of one kind merge, and
+// `exact` says so.
 #pragma once
 
 #include "output.hpp"
