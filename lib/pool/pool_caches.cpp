@@ -74,7 +74,8 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::
         rec.requested_bytes.store(bytes, std::memory_order_relaxed);
         rec.type.store(type, std::memory_order_relaxed);
         rec.id.store(id, std::memory_order_release);  // commit point: a live allocation
-        // Statistics, on the id block's line this thread just wrote (take_counter).
+        // Statistics, on the id block's line this thread just wrote (take_counter). Killed
+        // before this store: the allocation is made and uncounted, nothing else.
         manifest_->id_block(cache.entry).allocs.store(++cache.allocs, std::memory_order_relaxed);
         out = BlockInfo{id, type, offset, bytes};
         return true;
@@ -124,7 +125,8 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
                                         std::memory_order_relaxed))
         return false;  // freed by someone else meanwhile: the locked path reports it
     mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
-    // Statistics: the thread's own id-block line, which no other thread writes.
+    // Statistics: the thread's own id-block line, which no other thread writes. Killed
+    // before this store: the free is done and uncounted, nothing else.
     manifest_->id_block(cache.entry).frees.store(++cache.frees, std::memory_order_relaxed);
     return true;
 }

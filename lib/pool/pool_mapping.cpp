@@ -442,7 +442,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     }
     owner_lock_init(h->lock);
     // Read-only once the pool is ready; attaches (ours included, in the registry) fill
-    // the entries.
+    // the entries. Killed before or after: the object has no magic yet, not a pool.
     process_table_format(process_table_of(undo.mapping.base));
 
     PoolMapping* pool = make();

@@ -6,11 +6,12 @@
 // manifest slots per block size. A block in a magazine stays allocated as far as the
 // heap is concerned; its manifest record's id word says "cached by entry E"
 // (manifest.hpp). Then:
-//   free:  CAS the record's id from the allocation's id to cached(E), push the slot.
+//   free:  CAS the record's id from the allocation's id to cached(E), push the slot,
+//          count it (one plain store to entry E's IdBlock, pool_layout.hpp).
 //   alloc: pop a slot, CAS cached(E) -> claimed(E), take the next counter of the thread's
 //          id block (private; one plain store publishes it in entry E's IdBlock, and once
 //          per k_id_block_counters allocations one CAS reserves a new block, manifest.hpp),
-//          write size and type, store the id (release).
+//          write size and type, store the id (release), count it in the IdBlock.
 // No lock and no heap work: two atomic read-modify-writes per pair, both on the
 // record's line, and every line written is one the thread's own process wrote last
 // (its records, its id block), so threads in different processes share no line in

@@ -576,6 +576,7 @@ test_table() {
     check "ls --table prints a header and the pool with human sizes" \
         grep -qE "^NAME +SIZE +USED +FREE +UTIL +LIVE" "$WORK/out"
     check "ls --table shows the pool's row" grep -qE "^$t +64\.0 KiB +4\.1 KiB +59\.9 KiB +6\.4% +3 " "$WORK/out"
+    check "ls --table shows who uses the pool" grep -qE "^$t .* 0 +yes$" "$WORK/out"
     run ls "$t" --table
     check "ls POOL --table prints one row per allocation" test "$(grep -c ' channel \| data ' "$WORK/out")" -eq 3
     check "ls POOL --table aligns sizes" grep -qE "^ *[0-9]+  channel +[0-9]+  1\.5 KiB  2\.0 KiB$" "$WORK/out"
