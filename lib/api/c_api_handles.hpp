@@ -2,7 +2,7 @@
 // key into these process-local tables of PoolRef / MemoryRef values.
 #pragma once
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "api/handle_table.hpp"
 
 #include <dragon/managed_memory.h>

@@ -3,7 +3,7 @@
 
 #include "descr/base64.hpp"
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/memory_copy.hpp"
 
 namespace dragonmem {

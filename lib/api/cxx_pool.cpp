@@ -4,7 +4,7 @@
 #include <dragonmem/pool.hpp>
 
 #include "descr/base64.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 #include "descr/pool_default.hpp"
 #include "descr/process_local.hpp"

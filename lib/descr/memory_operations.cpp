@@ -3,7 +3,7 @@
 // so freeing through any of them frees the allocation.
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/mapped_pool.hpp"
 #include "descr/operations.hpp"
 
