@@ -47,7 +47,9 @@ dragonError_t pool_destroy(PoolRef& pool);  // empties `pool` on success
 dragonError_t pool_clone(PoolRef& out, const PoolRef& pool);
 
 // ---- pools: what a local pool holds (each first does pool_require_local(pool, op))
-dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out);
+// `who_is_alive`: also the creator and attached processes (one /proc read per process
+// attached); the C calls, whose structs have no place for them, leave it out.
+dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out, bool who_is_alive = true);
 dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optional<std::uint64_t> type,
                                std::vector<AllocationInfo>& out);  // by id
 dragonError_t pool_free_blocks(const PoolRef& pool, const char* op, std::vector<FreeBlockCount>& out);

@@ -58,10 +58,10 @@ dragonError_t pool_require_local(const PoolRef& pool, const char* op) {
     return pool_require_local(pool, op, mapping);
 }
 
-dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out) {
+dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out, bool who_is_alive) {
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
-    return mapping->attributes(out);
+    return mapping->attributes(out, who_is_alive);
 }
 
 dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optional<std::uint64_t> type,

@@ -810,7 +810,7 @@ dragonError_t PoolMapping::list(std::optional<std::uint64_t> type, std::vector<A
     return DRAGON_SUCCESS;
 }
 
-dragonError_t PoolMapping::attributes(PoolAttributes& out) {
+dragonError_t PoolMapping::attributes(PoolAttributes& out, bool who_is_alive) {
     if (dragonError_t rc = check_usable("get_attr")) return rc;
     if (dragonError_t rc = lock()) return rc;
     // Blocks parked in thread caches are free space: report them as such.
@@ -868,6 +868,7 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
         record.pid_ns = local_owner_pid_ns();
         out.owner_alive = creator_state(record, this_pid_namespace()) != CreatorState::dead;
     }
+    if (!who_is_alive) return DRAGON_SUCCESS;
     // Who is alive (process_table.hpp): read without the lock, word by word.
     const ProcessTable& table = process_table_of(mapping_.base);
     out.creator_pid = header_->creator.pid;

@@ -114,7 +114,9 @@ public:
                             std::vector<AllocationInfo>& out, bool& done);
     // A live allocation's record with its block size; KEY_NOT_FOUND when not live.
     dragonError_t allocation_info(std::uint64_t id, AllocationInfo& out);
-    dragonError_t attributes(PoolAttributes& out);
+    // `who_is_alive`: also the creator's and the attached processes' liveness (reads /proc
+    // once per process attached, process_table.hpp); without it those fields stay default.
+    dragonError_t attributes(PoolAttributes& out, bool who_is_alive = true);
     dragonError_t free_blocks(std::vector<FreeBlockCount>& out);
     dragonError_t check(CheckReport& out);
     // Marks the pool destroyed for everyone, wakes sleepers and unlinks; this process's
