@@ -111,7 +111,7 @@ Command add_dump(CLI::App& top) {
                 auto pool = std::make_shared<Pool>(open_pool(args->target));
                 if (svg->count() != 0) {
                     const json figures = picture_figures(*pool);
-                    const HeapPicture picture = draw_heap(heap_runs(*pool), pool->heap_bytes(), figures);
+                    const HeapPicture picture = draw_heap(used_blocks(*pool), pool->heap_bytes(), figures);
                     write_file(args->svg, picture.svg);
                     json pool_object = figures;
                     pool_object.erase("largest_free_block");

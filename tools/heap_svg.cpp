@@ -53,92 +53,99 @@ std::string xml_escaped(std::string_view text) {
     return out;
 }
 
-// Appends `run` to `runs`, merged with the last one when both are free and adjacent (or,
-// with `merge_used`, used by one type): each allocation's block stays a rectangle of its
-// own, so block boundaries show.
-void push_run(std::vector<HeapRun>& runs, const HeapRun& run, bool merge_used = false) {
-    if (run.bytes == 0) return;
-    if (!runs.empty()) {
-        HeapRun& last = runs.back();
-        if (last.offset + last.bytes == run.offset && last.free == run.free &&
-            (run.free || (merge_used && last.type == run.type))) {
-            last.bytes += run.bytes;
-            return;
-        }
+// Calls fn(run) for each run of the heap in address order: each used block on its own,
+// and each gap between them as one free run.
+template <typename Fn>
+void for_each_run(const std::vector<UsedBlock>& used, std::uint64_t heap_bytes, Fn&& fn) {
+    std::uint64_t at = 0;
+    for (const UsedBlock& block : used) {
+        if (block.offset > at) fn(HeapRun{at, block.offset - at, true, 0});
+        fn(HeapRun{block.offset, block.bytes, false, block.type});
+        at = block.offset + block.bytes;
     }
-    runs.push_back(run);
+    if (at < heap_bytes) fn(HeapRun{at, heap_bytes - at, true, 0});
 }
 
-// Too many runs to draw one by one: one run per pixel, of the kind holding most of its bytes.
-std::vector<HeapRun> per_pixel(const std::vector<HeapRun>& runs, std::uint64_t heap_bytes) {
+// Legend order: free first, then types by value.
+using KindKey = std::pair<bool, std::uint64_t>;
+KindKey key_of(const HeapRun& run) { return {!run.free, run.free ? 0 : run.type}; }
+
+// Too many runs to draw one by one: one run per pixel, of the kind holding most of its
+// bytes, neighbouring pixels of one kind merged.
+std::vector<HeapRun> per_pixel(const std::vector<UsedBlock>& used, std::uint64_t heap_bytes) {
     const std::uint64_t cells = static_cast<std::uint64_t>(k_svg_width) * k_svg_rows;
+    const auto cell_begin = [&](std::uint64_t cell) { return heap_bytes * cell / cells; };
     std::vector<HeapRun> out;
-    std::size_t at = 0;
-    for (std::uint64_t cell = 0; cell < cells; ++cell) {
-        const std::uint64_t begin = heap_bytes * cell / cells;
-        const std::uint64_t end = heap_bytes * (cell + 1) / cells;
-        if (end == begin) continue;
-        // Bytes per kind inside [begin, end); the key orders free first, then types.
-        std::map<std::pair<bool, std::uint64_t>, std::uint64_t> share;
-        while (at < runs.size() && runs[at].offset + runs[at].bytes <= begin) ++at;
-        for (std::size_t i = at; i < runs.size() && runs[i].offset < end; ++i) {
-            const std::uint64_t lo = std::max(begin, runs[i].offset);
-            const std::uint64_t hi = std::min(end, runs[i].offset + runs[i].bytes);
-            share[{!runs[i].free, runs[i].free ? 0 : runs[i].type}] += hi - lo;
-        }
+    std::map<KindKey, std::uint64_t> share;  // bytes per kind in the current pixel
+    std::uint64_t cell = 0;
+    const auto finish_cell = [&] {
         auto best = std::max_element(share.begin(), share.end(),
                                      [](const auto& a, const auto& b) { return a.second < b.second; });
-        HeapRun run{begin, end - begin, true, 0};
+        HeapRun run{cell_begin(cell), cell_begin(cell + 1) - cell_begin(cell), true, 0};
         if (best != share.end() && best->first.first) {
             run.free = false;
             run.type = best->first.second;
         }
-        push_run(out, run, true);
-    }
+        if (run.bytes != 0) {
+            if (!out.empty() && out.back().free == run.free && out.back().type == run.type)
+                out.back().bytes += run.bytes;
+            else
+                out.push_back(run);
+        }
+        share.clear();
+        ++cell;
+    };
+    for_each_run(used, heap_bytes, [&](const HeapRun& run) {
+        std::uint64_t at = run.offset;
+        const std::uint64_t end = run.offset + run.bytes;
+        while (at < end && cell < cells) {
+            const std::uint64_t piece_end = std::min(end, cell_begin(cell + 1));
+            if (piece_end > at) share[key_of(run)] += piece_end - at;
+            at = std::max(at, piece_end);
+            if (at == cell_begin(cell + 1)) finish_cell();
+        }
+    });
+    while (cell < cells) finish_cell();  // an empty tail (none: the runs cover the heap)
     return out;
 }
 
 }  // namespace
 
-std::vector<HeapRun> heap_runs(const dragonmem::Pool& pool) {
-    // Live allocations in slot order; sorted by offset here (16 B each: 16 MB for a
-    // million, far below what listing them as JSON costs).
-    std::vector<HeapRun> used;
+std::vector<UsedBlock> used_blocks(const dragonmem::Pool& pool) {
+    // Live allocations in slot order, sorted by offset here.
+    std::vector<UsedBlock> used;
     std::vector<AllocationInfo> page;
     std::uint64_t cursor = 0;
     for (bool more = true; more;) {
         more = pool.allocations_page(cursor, 4096, page);
         for (const AllocationInfo& info : page)
-            if (info.block_bytes != 0) used.push_back(HeapRun{info.offset, info.block_bytes, false, info.type});
+            if (info.block_bytes != 0) used.push_back(UsedBlock{info.offset, info.block_bytes, info.type});
     }
-    std::sort(used.begin(), used.end(), [](const HeapRun& a, const HeapRun& b) { return a.offset < b.offset; });
-    std::vector<HeapRun> runs;
-    std::uint64_t at = 0;
-    const std::uint64_t heap_bytes = pool.heap_bytes();
-    for (const HeapRun& block : used) {
-        if (block.offset < at) continue;  // listed twice across pages (moved meanwhile): drawn once
-        push_run(runs, HeapRun{at, block.offset - at, true, 0});
-        push_run(runs, block);
-        at = block.offset + block.bytes;
-    }
-    if (at < heap_bytes) push_run(runs, HeapRun{at, heap_bytes - at, true, 0});
-    return runs;
+    std::sort(used.begin(), used.end(), [](const UsedBlock& a, const UsedBlock& b) { return a.offset < b.offset; });
+    // Listed twice across pages, or overlapping (moved meanwhile): drawn once.
+    std::uint64_t end = 0;
+    std::erase_if(used, [&end](const UsedBlock& block) {
+        if (block.offset < end) return true;
+        end = block.offset + block.bytes;
+        return false;
+    });
+    return used;
 }
 
-HeapPicture draw_heap(const std::vector<HeapRun>& exact_runs, std::uint64_t heap_bytes, const json& figures) {
+HeapPicture draw_heap(const std::vector<UsedBlock>& used, std::uint64_t heap_bytes, const json& figures) {
     HeapPicture picture;
-    picture.exact = exact_runs.size() <= k_svg_max_runs;
-    const std::vector<HeapRun> runs = picture.exact ? exact_runs : per_pixel(exact_runs, heap_bytes);
-    const std::uint64_t row_bytes = std::max<std::uint64_t>(1, heap_bytes / k_svg_rows);
-    picture.bytes_per_pixel = static_cast<double>(row_bytes) / k_svg_width;
-
-    // Bytes per kind, for the legend (free first, then types by value).
-    std::map<std::pair<bool, std::uint64_t>, std::pair<std::uint64_t, HeapRun>> kinds;
-    for (const HeapRun& run : exact_runs) {
-        auto& entry = kinds[{!run.free, run.free ? 0 : run.type}];
+    // Bytes per kind, for the legend (free first, then types by value), and the runs.
+    std::map<KindKey, std::pair<std::uint64_t, HeapRun>> kinds;
+    std::size_t run_count = 0;
+    for_each_run(used, heap_bytes, [&](const HeapRun& run) {
+        auto& entry = kinds[key_of(run)];
         entry.first += run.bytes;
         entry.second = run;
-    }
+        ++run_count;
+    });
+    picture.exact = run_count <= k_svg_max_runs;
+    const std::uint64_t row_bytes = std::max<std::uint64_t>(1, heap_bytes / k_svg_rows);
+    picture.bytes_per_pixel = static_cast<double>(row_bytes) / k_svg_width;
     const int legend_top = k_margin + k_caption_height + k_svg_rows * (k_row_height + k_row_gap) + 8;
     const int height = legend_top + static_cast<int>(kinds.size()) * 20 + k_margin;
     const int width = k_svg_width + 2 * k_margin;
@@ -167,7 +174,7 @@ HeapPicture draw_heap(const std::vector<HeapRun>& exact_runs, std::uint64_t heap
 
     // The heap: each run cut at row ends.
     const int top = k_margin + k_caption_height;
-    for (const HeapRun& run : runs) {
+    const auto draw = [&](const HeapRun& run) {
         std::uint64_t at = run.offset;
         const std::uint64_t end = run.offset + run.bytes;
         const std::string fill = run.free ? k_free_colour : type_colour(run.type);
@@ -186,6 +193,11 @@ HeapPicture draw_heap(const std::vector<HeapRun>& exact_runs, std::uint64_t heap
             ++picture.rectangles;
             at = piece_end;
         }
+    };
+    if (picture.exact) {
+        for_each_run(used, heap_bytes, draw);
+    } else {
+        for (const HeapRun& run : per_pixel(used, heap_bytes)) draw(run);
     }
     // Legend.
     int y = legend_top;

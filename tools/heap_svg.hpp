@@ -34,6 +34,14 @@ struct HeapRun {
     std::uint64_t type = 0;  // when !free
 };
 
+// A live allocation's block: 24 B each, the one list kept whole (a million of them is 24 MB;
+// the runs between them are made on the fly, never stored).
+struct UsedBlock {
+    std::uint64_t offset = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t type = 0;
+};
+
 struct HeapPicture {
     std::string svg;
     std::size_t rectangles = 0;
@@ -41,10 +49,12 @@ struct HeapPicture {
     double bytes_per_pixel = 0;
 };
 
-// The runs of `pool`'s heap, in address order, covering [0, heap_bytes) exactly.
-std::vector<HeapRun> heap_runs(const dragonmem::Pool& pool);
-// The picture of those runs; `figures` is the pool object (pool_json) plus
-// largest_free_block and fragmentation, shown in the caption.
-HeapPicture draw_heap(const std::vector<HeapRun>& runs, std::uint64_t heap_bytes, const json& figures);
+// `pool`'s live allocations' blocks, by offset (a block listed twice across pages, moved
+// meanwhile, is kept once).
+std::vector<UsedBlock> used_blocks(const dragonmem::Pool& pool);
+// The picture of a heap of `heap_bytes` holding `used` (by offset; the rest is free);
+// `figures` is the pool object (pool_json) plus largest_free_block and fragmentation,
+// shown in the caption.
+HeapPicture draw_heap(const std::vector<UsedBlock>& used, std::uint64_t heap_bytes, const json& figures);
 
 }  // namespace dragonmem::cli

@@ -1367,6 +1367,38 @@ test_svg() {
     run destroy "$pool"
 }
 
+# svg_per_pixel SVG USED_END: a picture drawn per pixel still tiles the heap exactly, with
+# [0, USED_END) drawn as data and the rest free (pixels of 128 B, four 32 B blocks each).
+svg_per_pixel() {
+    python3 - "$1" "$2" <<'PY'
+import sys, xml.etree.ElementTree as ET
+svg = ET.parse(sys.argv[1]).getroot()
+used_end = int(sys.argv[2])
+ns = "{http://www.w3.org/2000/svg}"
+assert svg.get("data-exact") == "false", "not drawn per pixel"
+heap = int(svg.get("data-heap-bytes"))
+at = 0
+for r in sorted((r for r in svg.iter(ns + "rect") if r.get("class") == "heap"), key=lambda r: int(r.get("data-offset"))):
+    off, size, kind = int(r.get("data-offset")), int(r.get("data-bytes")), r.get("data-kind")
+    assert off == at, f"gap or overlap at {at}"
+    assert kind == ("data" if off < used_end else "free"), f"rectangle at {off} drawn {kind}"
+    assert (off + size <= used_end) or off >= used_end, f"rectangle at {off} straddles the used end"
+    at = off + size
+assert at == heap, f"rectangles end at {at}, the heap at {heap}"
+PY
+}
+
+# Past 65,536 runs the picture is drawn per pixel: 70,000 blocks of 32 B in a 4 MiB heap.
+test_svg_per_pixel() {
+    local pool="${P}svgpp"
+    run create "$pool" --size 4M --min-block 32 --max-allocations 70000
+    "$BIN" alloc "$pool" --size 32 --count 70000 >/dev/null   # not kept for the schema check: 70,000 objects
+    run dump "$pool" --svg "$WORK/pp.svg"
+    ok "dump --svg of 70,000 blocks draws per pixel and says so" '.exact == false and .rectangles < 100'
+    check "the per-pixel picture tiles the heap, the used part as data" svg_per_pixel "$WORK/pp.svg" 2240000
+    run destroy "$pool"
+}
+
 # ---- memory of the cached-block scan ------------------------------------------------------
 
 # peak_rss_kb ARGS...: runs dragonmem ARGS and prints its peak RSS in KiB (GNU time).
@@ -1513,6 +1545,7 @@ test_destroy_selection
 test_destroy_orphaned
 test_stat
 test_svg
+test_svg_per_pixel
 test_scan_memory
 test_lock_holder
 fi
