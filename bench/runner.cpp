@@ -55,6 +55,11 @@ void print_summary(const FigureResult& result) {
         } else if (lane.value) {
             line += fmt::format("  {} {} [{}..{}]", lane.contender, format_value(lane.value->median, result.spec.unit),
                                 format_value(lane.value->min, ""), format_value(lane.value->max, ""));
+            // Latency figures also say their CPU time (phase "cpu"), which load does not inflate.
+            const auto cpu = lane.phases.find("cpu");
+            if (result.spec.metric == Metric::ns_per_op && cpu != lane.phases.end()) {
+                line += fmt::format(" cpu {}", format_value(cpu->second.median, ""));
+            }
         }
     }
     std::fprintf(stderr, "%s\n", line.c_str());
