@@ -1,15 +1,18 @@
 // A process-local table that turns C descriptors ({_idx}) into C++ values safely: keys
 // carry a generation, so an uninitialised, stale or forged key is rejected instead of
-// dereferenced. Lookups take no lock (one bounds check, one load, one compare); inserts
+// dereferenced. Lookups take no lock; inserts
 // and erases work on a per-thread stash of free entries, so the fast path has no lock
 // and no atomic read-modify-write. Entries never move, so a found pointer stays valid
 // until its own key is erased (using a descriptor while another thread frees it is the
 // caller's race, as with any handle).
 //
-// A table is constant-initialised and trivially destructible (c_api_handles.cpp defines
-// the two as plain globals): using one costs no initialisation guard, and it works from
-// any static's constructor or destructor and from atexit handlers. The thread-exit key
-// is created on first use. One table per value type: a thread's stash of free entries
+// A table is constant-initialised to all zero bytes and trivially destructible
+// (c_api_handles.cpp defines the two as plain globals, in .bss): using one costs no
+// initialisation guard, and it works from any static's constructor or destructor and
+// from atexit handlers. Its first chunk of entries is part of it, so the first
+// k_chunk_entries handles take one dependent load less to find (the chunk pointer); a
+// lookup is then a bounds check, one load and one compare. The thread-exit key is
+// created on first use. One table per value type: a thread's stash of free entries
 // is per type (a static thread_local of the class), so two tables of the same T would
 // hand each other's entries out.
 #pragma once
@@ -95,7 +98,8 @@ public:
         return true;
     }
     std::uint64_t publish(const Slot& slot) noexcept {
-        std::uint64_t key = (static_cast<std::uint64_t>(slot.entry_->generation) << 32) | (slot.index_ + 1);
+        // Generation 1 for an entry's first key: a key is never small.
+        std::uint64_t key = (static_cast<std::uint64_t>(slot.entry_->generation + 1) << 32) | (slot.index_ + 1);
         slot.entry_->key.store(key, std::memory_order_release);
         return key;
     }
@@ -108,8 +112,13 @@ public:
         std::uint64_t index = low - 1;
         std::uint64_t chunk = index >> k_chunk_bits;
         if (chunk >= k_max_chunks) return found;
-        Entry* entries = chunks_[chunk].load(std::memory_order_acquire);
-        if (entries == nullptr) return found;
+        Entry* entries;
+        if (chunk == 0) [[likely]] {
+            entries = first_chunk_;
+        } else {
+            entries = chunks_[chunk].load(std::memory_order_acquire);
+            if (entries == nullptr) return found;
+        }
         Entry& e = entries[index & (k_chunk_entries - 1)];
         if (e.key.load(std::memory_order_acquire) != key) return found;
         found.entry_ = &e;
@@ -148,7 +157,6 @@ public:
     void unlock_after_fork() noexcept { unlock(); }
 
 private:
-    static constexpr std::uint32_t k_none = ~0u;
     static constexpr std::uint32_t k_stash_capacity = 32;
 
     // Free entries a thread keeps for itself, so insert/erase take no lock and no atomic
@@ -187,8 +195,8 @@ private:
         lock();
         while (stash.count < k_stash_capacity / 2) {
             std::uint32_t index;
-            if (free_head_ != k_none) {
-                index = free_head_;
+            if (free_head_ != 0) {
+                index = free_head_ - 1;
                 free_head_ = entry(index).next_free;
             } else {
                 if ((next_index_ >> k_chunk_bits) >= k_max_chunks || !ensure_chunk(next_index_ >> k_chunk_bits)) break;
@@ -205,7 +213,7 @@ private:
         for (std::uint32_t i = 0; i < how_many && stash.count != 0; ++i) {
             std::uint32_t index = stash.slots[--stash.count];
             entry(index).next_free = free_head_;
-            free_head_ = index;
+            free_head_ = index + 1;
         }
         unlock();
     }
@@ -217,17 +225,18 @@ private:
 
     struct Entry {
         std::atomic<std::uint64_t> key{0};
-        std::uint32_t generation = 1;
-        std::uint32_t next_free = k_none;
+        std::uint32_t generation = 0;  // keys carry generation + 1
+        std::uint32_t next_free = 0;   // the next free entry's index + 1 (0: none)
         T value{};
     };
 
     Entry& entry(std::uint32_t index) const noexcept {
+        if (index < k_chunk_entries) return first_chunk_[index];
         return chunks_[index >> k_chunk_bits].load(std::memory_order_relaxed)[index & (k_chunk_entries - 1)];
     }
 
     bool ensure_chunk(std::uint32_t chunk) noexcept {
-        if (chunks_[chunk].load(std::memory_order_relaxed) != nullptr) return true;
+        if (chunk == 0 || chunks_[chunk].load(std::memory_order_relaxed) != nullptr) return true;
         Entry* fresh = new (std::nothrow) Entry[k_chunk_entries];
         if (fresh == nullptr) return false;
         chunks_[chunk].store(fresh, std::memory_order_release);
@@ -240,9 +249,13 @@ private:
     }
     void unlock() noexcept { spin_.clear(std::memory_order_release); }
 
-    mutable std::atomic<Entry*> chunks_[k_max_chunks] = {};
+    mutable std::atomic<Entry*> chunks_[k_max_chunks] = {};  // [0] unused: first_chunk_
+    // The first chunk is part of the table (zero bytes: .bss, pages touched as used), so
+    // the first k_chunk_entries handles are found without loading a chunk pointer: one
+    // dependent load less on the path of every call that names a descriptor.
+    mutable Entry first_chunk_[k_chunk_entries];
     std::atomic_flag spin_ = ATOMIC_FLAG_INIT;
-    std::uint32_t free_head_ = k_none;
+    std::uint32_t free_head_ = 0;  // the first free entry's index + 1 (0: none)
     std::uint32_t next_index_ = 0;
 };
 

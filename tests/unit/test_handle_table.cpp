@@ -78,6 +78,7 @@ TEST_CASE("stale, zero and forged keys are refused, never dereferenced") {
     CHECK(table.find(reused & 0xFFFFFFFFu) == nullptr);        // generation 0: never issued
     CHECK(table.find(reused + (std::uint64_t{7} << 32)) == nullptr);  // a future generation
     CHECK(table.find(reused + 1) == nullptr);                  // a neighbour never inserted
+    CHECK(table.find((std::uint64_t{1} << 32) | 3000) == nullptr);  // a chunk never allocated
     CHECK(table.find(0xFFFFFFFFull) == nullptr);               // past the last chunk
     CHECK(table.find(~0ull) == nullptr);
     CHECK_FALSE(table.erase(~0ull));
