@@ -3,7 +3,7 @@
 
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 
 #include <cstdlib>

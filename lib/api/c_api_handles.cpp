@@ -1,7 +1,7 @@
 // The two descriptor tables and the checks every C entry point starts with.
 #include "api/c_api_handles.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/fork_safety.hpp"
 #include "api/handle_table.hpp"
 

@@ -3,7 +3,7 @@
 // (a bounds check, one load, one compare): they are on every call's path.
 #pragma once
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "api/handle_table.hpp"
 
 #include <dragon/managed_memory.h>

@@ -5,7 +5,7 @@
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 
 #include <cstdlib>

@@ -4,7 +4,7 @@
 #include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/memory_copy.hpp"
 
 namespace dragonmem {

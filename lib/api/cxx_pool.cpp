@@ -5,7 +5,7 @@
 
 #include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 #include "descr/pool_default.hpp"
 #include "descr/process_local.hpp"

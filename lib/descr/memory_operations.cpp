@@ -4,7 +4,7 @@
 #include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/mapped_pool.hpp"
 #include "descr/operations.hpp"
 

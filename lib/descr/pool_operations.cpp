@@ -1,7 +1,7 @@
 // The operations layer's pool calls (operations.hpp), shared by the C and C++ APIs.
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/mapped_pool.hpp"
 #include "descr/operations.hpp"
 #include "os/host_identity.hpp"

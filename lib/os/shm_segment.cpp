@@ -1,7 +1,7 @@
 // shm_open/ftruncate/mmap wrappers with errors that name the object and the errno.
 #include "os/shm_segment.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/errno_text.hpp"
 
 #include <fcntl.h>

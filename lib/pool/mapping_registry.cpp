@@ -1,7 +1,7 @@
 // Process-wide name -> mapping table, and MappingRef's reference counting.
 #include "pool/mapping_registry.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/fork_safety.hpp"
 #include "pool/pool_mapping.hpp"
 

@@ -2,7 +2,7 @@
 // makes before it maps anything (pool_geometry.hpp). Pure: no I/O.
 #include "pool/pool_geometry.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/hugepage_file.hpp"  // k_huge_page_bytes (a constant: no I/O here)
 #include "pool/buddy_heap.hpp"
 #include "pool/manifest.hpp"

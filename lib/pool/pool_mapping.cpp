@@ -2,7 +2,7 @@
 // says what a survivor sees if this process is killed around it.
 #include "pool/pool_mapping.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/errno_text.hpp"
 #include "pool/fork_safety.hpp"
 #include "os/host_identity.hpp"

@@ -2,7 +2,7 @@
 // time), and one allocation's record by id. Read-only: nothing here changes the pool.
 #include "pool/pool_mapping.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
