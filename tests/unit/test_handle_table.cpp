@@ -21,19 +21,19 @@ namespace {
 
 // One value type per table (see above).
 template <int N>
-struct Value {
+struct TableValue {
     int v = 0;
 };
 
-std::uint32_t index_of(std::uint64_t key) { return static_cast<std::uint32_t>((key & 0xFFFFFFFFu) - 1); }
-std::uint32_t generation_of(std::uint64_t key) { return static_cast<std::uint32_t>(key >> 32); }
+std::uint32_t handle_index_of(std::uint64_t key) { return static_cast<std::uint32_t>((key & 0xFFFFFFFFu) - 1); }
+std::uint32_t handle_generation_of(std::uint64_t key) { return static_cast<std::uint32_t>(key >> 32); }
 
 }  // namespace
 
 TEST_SUITE_BEGIN("handle_table");
 
 TEST_CASE("a key is found only between publish and erase; a reserved entry handed back is never seen") {
-    using Table = HandleTable<Value<1>>;
+    using Table = HandleTable<TableValue<1>>;
     static constinit Table table;
     Table::Slot slot;
     REQUIRE(table.reserve(slot));
@@ -64,14 +64,14 @@ TEST_CASE("a key is found only between publish and erase; a reserved entry hande
 }
 
 TEST_CASE("stale, zero and forged keys are refused, never dereferenced") {
-    static constinit HandleTable<Value<2>> table;
-    const std::uint64_t key = table.insert(Value<2>{5});
+    static constinit HandleTable<TableValue<2>> table;
+    const std::uint64_t key = table.insert(TableValue<2>{5});
     REQUIRE(key != 0);
     CHECK(table.erase(key));
     // The entry is reused with the next generation: the old key stays refused.
-    const std::uint64_t reused = table.insert(Value<2>{6});
-    CHECK(index_of(reused) == index_of(key));
-    CHECK(generation_of(reused) == generation_of(key) + 1);
+    const std::uint64_t reused = table.insert(TableValue<2>{6});
+    CHECK(handle_index_of(reused) == handle_index_of(key));
+    CHECK(handle_generation_of(reused) == handle_generation_of(key) + 1);
     CHECK(table.find(key) == nullptr);
     CHECK(table.find(reused)->v == 6);
     CHECK(table.find(0) == nullptr);                           // a zeroed descriptor
@@ -126,24 +126,24 @@ TEST_CASE("many keys at once are distinct, found, and erased in any order") {
 }
 
 TEST_CASE("a thread's free entries go back to the table when it exits") {
-    static constinit HandleTable<Value<5>> table;
+    static constinit HandleTable<TableValue<5>> table;
     // The thread takes two stash refills' worth of entries, uses some, frees them all and
     // exits. Without the exit hook its stash would be lost, and the entries reserved
     // below would be new ones (indices past those the thread took).
     std::uint32_t highest = 0;
     std::thread worker([&] {
         std::vector<std::uint64_t> keys;
-        for (int i = 0; i < 20; ++i) keys.push_back(table.insert(Value<5>{i}));
+        for (int i = 0; i < 20; ++i) keys.push_back(table.insert(TableValue<5>{i}));
         for (std::uint64_t key : keys) {
-            highest = std::max(highest, index_of(key));
+            highest = std::max(highest, handle_index_of(key));
             REQUIRE(table.erase(key));
         }
     });
     worker.join();
     std::vector<std::uint64_t> keys;
     for (std::uint32_t i = 0; i <= highest; ++i) {
-        keys.push_back(table.insert(Value<5>{1}));
-        CHECK_MESSAGE(index_of(keys.back()) <= highest, "entry " << index_of(keys.back()) << " is new: the exited "
+        keys.push_back(table.insert(TableValue<5>{1}));
+        CHECK_MESSAGE(handle_index_of(keys.back()) <= highest, "entry " << handle_index_of(keys.back()) << " is new: the exited "
                                                                                                   "thread's were lost");
     }
     for (std::uint64_t key : keys) CHECK(table.erase(key));
