@@ -1,8 +1,7 @@
 // A process-local table that turns C descriptors ({_idx}) into C++ values safely: keys
 // carry a generation, so an uninitialised, stale or forged key is rejected instead of
-// dereferenced. Lookups take no lock; inserts
-// and erases work on a per-thread stash of free entries, so the fast path has no lock
-// and no atomic read-modify-write. Entries never move, so a found pointer stays valid
+// dereferenced. Lookups take no lock; inserts and erases work on a per-thread stash of
+// free entries, so the fast path has no lock and no atomic read-modify-write. Entries never move, so a found pointer stays valid
 // until its own key is erased (using a descriptor while another thread frees it is the
 // caller's race, as with any handle).
 //
@@ -172,8 +171,9 @@ private:
     // process has no key left (PTHREAD_KEYS_MAX taken), an exiting thread's stash is
     // simply not given back: at most k_stash_capacity free entries per such thread stay
     // unused. exit_key_ is then never used: it would name another owner's key.
-    // The three below are off the fast path (once per k_stash_capacity / 2 operations at
-    // most): kept out of line so that the inlined insert and erase stay small.
+    // The four below are off the fast path (once per k_stash_capacity / 2 operations at
+    // most, or once per process): out of line, so that the inlined insert and erase
+    // stay small.
     [[gnu::noinline, gnu::cold]] void arm_thread_exit() noexcept {
         if (!exit_key_made_.load(std::memory_order_acquire)) make_exit_key();
         if (exit_key_ok_) pthread_setspecific(exit_key_, this);
