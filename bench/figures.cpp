@@ -59,12 +59,8 @@ std::vector<FigureDef> define_figures(const Contenders& all, const RunConfig& co
               "ns/pair", Metric::ns_per_op, "malloc", {{"size_bytes", double(size)}}},
              lineup(all, all.malloc.get()),
              [size](Contender* c) {
-                 // Phase "cpu": the bench thread's CPU ns per pair, which a loaded machine
-                 // does not inflate (the median counts time spent waiting for a CPU).
                  return Lane{c, {}, [c, size](std::uint64_t units) {
-                                 const std::uint64_t cpu_start_ns = thread_cpu_ns();
-                                 const std::uint64_t elapsed_ns = c->pairs(size, units);
-                                 return BatchTime{elapsed_ns, units, {{"cpu", thread_cpu_ns() - cpu_start_ns, units}}};
+                                 return BatchTime{c->pairs(size, units), units, {}};
                              }};
              }});
     }
@@ -77,15 +73,11 @@ std::vector<FigureDef> define_figures(const Contenders& all, const RunConfig& co
              lineup(all, all.malloc.get()),
              [size](Contender* c) {
                  return Lane{c, {}, [c, size](std::uint64_t cycles) {
-                                 const std::uint64_t cpu_start_ns = thread_cpu_ns();
                                  const LivePhases phases = c->live(size, kLiveCount, cycles);
-                                 const std::uint64_t cpu_ns = thread_cpu_ns() - cpu_start_ns;
                                  const std::uint64_t half_ops = cycles * kLiveCount;
                                  return BatchTime{phases.alloc_ns + phases.free_ns,
                                                   2 * half_ops,
-                                                  {{"alloc", phases.alloc_ns, half_ops},
-                                                   {"free", phases.free_ns, half_ops},
-                                                   {"cpu", cpu_ns, 2 * half_ops}}};
+                                                  {{"alloc", phases.alloc_ns, half_ops}, {"free", phases.free_ns, half_ops}}};
                              }};
              }});
     }
