@@ -34,8 +34,8 @@ dragonError_t explain_pool_not_found(const dragonMemoryPoolDescr_t* descr, const
 dragonError_t explain_memory_not_found(const dragonMemoryDescr_t* descr, const char* op) {
     if (descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: the memory descriptor pointer is NULL", op);
     return failf(DRAGON_MAP_KEY_NOT_FOUND,
-                 "{}: memory descriptor {:#x} is not valid in this process (never initialised, freed or detached)",
-                 op, descr->_idx);
+                 "{}: memory descriptor {:#x} is not valid in this process (never initialised, freed or detached)", op,
+                 descr->_idx);
 }
 
 dragonError_t store_pool(dragonMemoryPoolDescr_t* descr, PoolRef&& ref) {

@@ -17,8 +17,9 @@ using namespace dragonmem::detail;
 namespace {
 
 // Inline in each entry point: a call frame here costs a visible share of the pair.
-[[gnu::always_inline]] inline dragonError_t allocate(dragonMemoryDescr_t* mem_descr, const dragonMemoryPoolDescr_t* pool_descr, size_t bytes,
-                       std::uint64_t type, bool blocking, const timespec_t* timer) {
+[[gnu::always_inline]] inline dragonError_t allocate(dragonMemoryDescr_t* mem_descr,
+                                                     const dragonMemoryPoolDescr_t* pool_descr, size_t bytes,
+                                                     std::uint64_t type, bool blocking, const timespec_t* timer) {
     const char* op = blocking ? "alloc_blocking" : "alloc";
     PoolRef* pool = nullptr;
     if (dragonError_t rc = find_pool(pool_descr, op, pool)) return rc;

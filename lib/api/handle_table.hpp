@@ -1,9 +1,9 @@
 // A process-local table that turns C descriptors ({_idx}) into C++ values safely: keys
 // carry a generation, so an uninitialised, stale or forged key is rejected instead of
 // dereferenced. Lookups take no lock; inserts and erases work on a per-thread stash of
-// free entries, so the fast path has no lock and no atomic read-modify-write. Entries never move, so a found pointer stays valid
-// until its own key is erased (using a descriptor while another thread frees it is the
-// caller's race, as with any handle).
+// free entries, so the fast path has no lock and no atomic read-modify-write. Entries
+// never move, so a found pointer stays valid until its own key is erased (using a
+// descriptor while another thread frees it is the caller's race, as with any handle).
 //
 // A table is constant-initialised to all zero bytes and trivially destructible
 // (c_api_handles.cpp defines the two as plain globals, in .bss): using one costs no
@@ -220,7 +220,7 @@ private:
 
     static constinit inline thread_local Stash stash_{};  // default TLS model: lib/meson.build
     pthread_key_t exit_key_{};
-    bool exit_key_ok_ = false;               // written once, before exit_key_made_
+    bool exit_key_ok_ = false;  // written once, before exit_key_made_
     std::atomic<bool> exit_key_made_{false};
 
     struct Entry {

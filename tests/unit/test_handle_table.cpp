@@ -74,12 +74,12 @@ TEST_CASE("stale, zero and forged keys are refused, never dereferenced") {
     CHECK(handle_generation_of(reused) == handle_generation_of(key) + 1);
     CHECK(table.find(key) == nullptr);
     CHECK(table.find(reused)->v == 6);
-    CHECK(table.find(0) == nullptr);                           // a zeroed descriptor
-    CHECK(table.find(reused & 0xFFFFFFFFu) == nullptr);        // generation 0: never issued
+    CHECK(table.find(0) == nullptr);                                  // a zeroed descriptor
+    CHECK(table.find(reused & 0xFFFFFFFFu) == nullptr);               // generation 0: never issued
     CHECK(table.find(reused + (std::uint64_t{7} << 32)) == nullptr);  // a future generation
-    CHECK(table.find(reused + 1) == nullptr);                  // a neighbour never inserted
-    CHECK(table.find((std::uint64_t{1} << 32) | 3000) == nullptr);  // a chunk never allocated
-    CHECK(table.find(0xFFFFFFFFull) == nullptr);               // past the last chunk
+    CHECK(table.find(reused + 1) == nullptr);                         // a neighbour never inserted
+    CHECK(table.find((std::uint64_t{1} << 32) | 3000) == nullptr);    // a chunk never allocated
+    CHECK(table.find(0xFFFFFFFFull) == nullptr);                      // past the last chunk
     CHECK(table.find(~0ull) == nullptr);
     CHECK_FALSE(table.erase(~0ull));
     CHECK(table.erase(reused));
@@ -143,8 +143,8 @@ TEST_CASE("a thread's free entries go back to the table when it exits") {
     std::vector<std::uint64_t> keys;
     for (std::uint32_t i = 0; i <= highest; ++i) {
         keys.push_back(table.insert(TableValue<5>{1}));
-        CHECK_MESSAGE(handle_index_of(keys.back()) <= highest, "entry " << handle_index_of(keys.back()) << " is new: the exited "
-                                                                                                  "thread's were lost");
+        const std::uint32_t index = handle_index_of(keys.back());
+        CHECK_MESSAGE(index <= highest, "entry " << index << " is new: the exited thread's were lost");
     }
     for (std::uint64_t key : keys) CHECK(table.erase(key));
 }
