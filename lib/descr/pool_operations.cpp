@@ -38,19 +38,13 @@ dragonError_t pool_require_valid(const PoolRef& pool, const char* op) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t pool_require_local(const PoolRef& pool, const char* op, PoolMapping*& out) {
+dragonError_t explain_pool_not_local(const PoolRef& pool, const char* op) {
     if (dragonError_t rc = pool_require_valid(pool, op)) return rc;
-    if (!pool.mapping) {
-        const PoolIdentity* id = pool.identity.get();
-        return failf(DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL,
-                     "{}: pool '{}' is on another host (hostid {:#x}, runtime {}; this process: hostid {:#x}, runtime "
-                     "{}) and cannot be used here",
-                     op, id->name, id->hostid, id->rt_uid, this_hostid(), this_rt_uid());
-    }
-    PoolMapping* mapping = pool.mapping.get();
-    if (dragonError_t rc = mapping->check_usable(op)) return rc;
-    out = mapping;
-    return DRAGON_SUCCESS;
+    const PoolIdentity* id = pool.identity.get();
+    return failf(DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL,
+                 "{}: pool '{}' is on another host (hostid {:#x}, runtime {}; this process: hostid {:#x}, runtime "
+                 "{}) and cannot be used here",
+                 op, id->name, id->hostid, id->rt_uid, this_hostid(), this_rt_uid());
 }
 
 dragonError_t pool_require_local(const PoolRef& pool, const char* op) {
