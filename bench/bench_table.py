@@ -4,7 +4,8 @@
 Usage: bench/bench_table.py BENCH.json
 
 One row per figure: median (min-max) of each contender, then the ratios of medians
-dragonmem/boost and dragonmem/floor; then, for the scaling figures, N-way / (N x one). For ns figures a ratio below 1 means dragonmem
+dragonmem/boost and dragonmem/floor; then the CPU time per operation of the latency
+figures; then, for the scaling figures, N-way / (N x one). For ns figures a ratio below 1 means dragonmem
 is faster; for pairs/s figures a ratio above 1 does.
 """
 
@@ -60,6 +61,26 @@ def main(argv):
         print(f"| `{figure['name']}` ({unit}) | {cell(results.get('dragonmem'), scale)} | "
               f"{cell(results.get('boost'), scale)} | {floor_cell} | {ratio(figure, 'boost')} | "
               f"{ratio(figure, floor)} |")
+    with_cpu = [f for f in report["figures"]
+                if any("cpu" in r.get("phases", {}) for r in f["results"].values()) and "scaling" not in f]
+    if with_cpu:
+        print()
+        print("CPU time per operation of the latency figures (phase `cpu`: the bench thread's "
+              "CPU time, which load does not inflate), median (min–max):")
+        print()
+        print("| figure | dragonmem | Boost.Interprocess | floor |")
+        print("|---|---|---|---|")
+        for figure in with_cpu:
+            results = figure["results"]
+            scale, unit = row_scale(figure)
+
+            def cpu_cell(name):
+                phases = results.get(name, {}).get("phases", {})
+                return cell(phases.get("cpu"), scale) if "cpu" in phases else "–"
+
+            floor = figure.get("floor")
+            floor_cell = f"{floor}: {cpu_cell(floor)}" if floor else "–"
+            print(f"| `{figure['name']}` ({unit}) | {cpu_cell('dragonmem')} | {cpu_cell('boost')} | {floor_cell} |")
     scaling = [f for f in report["figures"] if "scaling" in f]
     if scaling:
         names = [n for n in ("dragonmem", "boost", "malloc") if any(n in f["scaling"] for f in scaling)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dragonmem command at scale (issue 14): a pool with N live allocations (default
 # 1,000,000 of 64 B), and the time and peak RSS of `alloc --count N`, `ls POOL`, `dump`,
-# `info` and `free --all` on it. Prints one line per command and the load average, never
+# `info`, `dump --svg`, `stat` and `free --all` on it. Prints one line per command and the load average, never
 # asserts (targets: ls POOL and dump <= 1.5 s and <= 50 MB; alloc --count 1M <= 2 s).
 # Usage: bench/cli_scale.sh [DRAGONMEM [N]]
 # Peak RSS is GNU time's %M: it counts the pool's shared pages this process touched too.
@@ -45,5 +45,7 @@ measure "ls POOL --jsonl" ls "$POOL" --jsonl
 measure "dump" dump "$POOL"
 measure "info" info "$POOL"
 measure "ls POOL --serialized" ls "$POOL" --serialized
+measure "dump --svg" dump "$POOL" --svg "$WORK/heap.svg"
+measure "stat --count 1" stat "$POOL" --interval 0.1 --count 1
 measure "free --all" free "$POOL" --all
 echo "cli_scale: load average after $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -30,6 +30,14 @@ inline std::uint64_t now_ns() noexcept {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// The calling thread's CPU time: what a figure costs whatever the machine's load (on a
+// busy machine wall time also counts the time the thread waited for a CPU).
+inline std::uint64_t thread_cpu_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 // Makes `p` escape to memory the compiler cannot see: without it GCC deletes a
 // malloc/free pair whose pointer is unused, and the floor would measure nothing.
 inline void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }

@@ -55,6 +55,11 @@ void print_summary(const FigureResult& result) {
         } else if (lane.value) {
             line += fmt::format("  {} {} [{}..{}]", lane.contender, format_value(lane.value->median, result.spec.unit),
                                 format_value(lane.value->min, ""), format_value(lane.value->max, ""));
+            // Latency figures also say their CPU time (phase "cpu").
+            const auto cpu = lane.phases.find("cpu");
+            if (result.spec.metric == Metric::ns_per_op && cpu != lane.phases.end()) {
+                line += fmt::format(" cpu {}", format_value(cpu->second.median, ""));
+            }
         }
     }
     std::fprintf(stderr, "%s\n", line.c_str());
@@ -114,7 +119,13 @@ FigureResult run_figure(const FigureSpec& spec, std::vector<Lane> lanes, const R
     for (int rep = 0; rep < config.reps; ++rep) {
         for (std::size_t i = 0; i < lanes.size(); ++i) {
             guarded(i, [&] {
-                const BatchTime batch = lanes[i].run(result.lanes[i].units_per_rep);
+                // Latency figures run in this thread: its CPU time is phase "cpu", which a
+                // loaded machine does not inflate (wall time counts waiting for a CPU).
+                const std::uint64_t cpu_start_ns = thread_cpu_ns();
+                BatchTime batch = lanes[i].run(result.lanes[i].units_per_rep);
+                if (spec.metric == Metric::ns_per_op) {
+                    batch.phases.push_back({"cpu", thread_cpu_ns() - cpu_start_ns, batch.ops});
+                }
                 values[i].push_back(value_of(batch, spec.metric));
                 result.lanes[i].ops_per_rep = batch.ops;
                 for (const auto& phase : batch.phases) {

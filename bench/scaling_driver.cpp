@@ -101,12 +101,6 @@ private:
 
 // CPU time of the calling thread: what a pair costs whether or not the worker was
 // descheduled meanwhile (on a busy machine wall time is mostly waiting for a CPU).
-std::uint64_t thread_cpu_ns() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 void sleep_until(std::uint64_t deadline_ns) {
     for (std::uint64_t now = now_ns(); now < deadline_ns; now = now_ns()) {
         const std::uint64_t left_ns = deadline_ns - now;

@@ -66,5 +66,6 @@ Command add_copy(CLI::App& top);
 Command add_clear(CLI::App& top);
 Command add_hash(CLI::App& top);
 Command add_equal(CLI::App& top);
+Command add_stat(CLI::App& top);
 
 }  // namespace dragonmem::cli

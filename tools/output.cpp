@@ -6,9 +6,12 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 namespace dragonmem::cli {
 namespace {
@@ -56,6 +59,14 @@ json descriptor_json(const dragonmem::Pool& pool) {
                 {"rt_uid", pool.rt_uid()}, {"local", pool.is_local()}, {"serialized", pool.serialize_base64()}};
 }
 
+std::string utc_text(std::uint64_t ns) {
+    const auto seconds = static_cast<time_t>(ns / 1'000'000'000u);
+    std::tm parts{};
+    ::gmtime_r(&seconds, &parts);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", parts.tm_year + 1900, parts.tm_mon + 1,
+                       parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, ns % 1'000'000'000u);
+}
+
 json pool_json(const dragonmem::Pool& pool) {
     json j = descriptor_json(pool);
     // A remote descriptor cannot reach the memory: what the descriptor says is all.
@@ -89,6 +100,24 @@ json pool_json(const dragonmem::Pool& pool) {
         {"process_local", a.process_local},
         {"owner_pid", a.process_local ? json(a.owner_pid) : json(nullptr)},
         {"owner_alive", a.process_local ? json(a.owner_alive) : json(nullptr)},
+    });
+    // Who is alive. This command has the pool mapped itself while it looks: it is left
+    // out of `attached` (the library's `orphaned` already discounts the caller).
+    const auto me = static_cast<std::uint32_t>(::getpid());
+    json pids = json::array();
+    for (std::uint32_t pid : a.attached_pids)
+        if (pid != me) pids.push_back(pid);
+    j.update(json{
+        {"creator", json{{"pid", a.creator_pid},
+                         {"uid", a.creator_uid},
+                         {"start_ticks", a.creator_start_ticks},
+                         {"created", utc_text(a.created_ns)}}},
+        {"creator_alive", a.creator_alive},
+        {"attached", json{{"count", pids.size() + a.untracked_attached},
+                          {"pids", pids},
+                          {"untracked", a.untracked_attached},
+                          {"dead", a.dead_attached}}},
+        {"orphaned", a.orphaned},
     });
     return j;
 }

@@ -41,6 +41,9 @@ json free_blocks_json(const dragonmem::Pool& pool);
 // 64-bit host ids as "0x%016x": jq and JavaScript read JSON numbers as doubles and would
 // round them, and a host id is only ever compared, never computed with.
 std::string hex_u64(std::uint64_t value);
+// ns since the epoch as ISO 8601 UTC, "2026-11-27T07:39:44.123456789Z" (a JSON number
+// would lose the nanoseconds past 2^53 in jq).
+std::string utc_text(std::uint64_t ns);
 std::string hex_bytes(std::span<const std::byte> bytes);
 
 // One document on stdout (compact, or indented by 2 when pretty), newline-terminated.

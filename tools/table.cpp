@@ -72,17 +72,20 @@ std::string size_cell(const json& value) { return value.is_number_unsigned() ? h
 }  // namespace
 
 std::string pools_table(const json& pools) {
-    Table table({"NAME", "SIZE", "USED", "FREE", "UTIL", "LIVE", "MAX", "MODE", "OWNER"},
-                {false, true, true, true, true, true, true, false, true});
+    // ATTACHED: live processes attached (the listing command left out); ORPHANED: no live
+    // process uses the pool (docs/design.md "Who is alive").
+    Table table({"NAME", "SIZE", "USED", "FREE", "UTIL", "LIVE", "MAX", "MODE", "OWNER", "ATTACHED", "ORPHANED"},
+                {false, true, true, true, true, true, true, false, true, true, false});
     for (const json& pool : pools) {
         if (pool.contains("error")) {
-            table.add({cell(pool["name"]), "-", "-", "-", "-", "-", "-", "-", cell(pool["error"]["code"])});
+            table.add({cell(pool["name"]), "-", "-", "-", "-", "-", "-", "-", cell(pool["error"]["code"]), "-", "-"});
             continue;
         }
         table.add({cell(pool["name"]), size_cell(pool["size"]), size_cell(pool["used_bytes"]),
                    size_cell(pool["free_bytes"]), fmt::format("{:.1f}%", pool["utilization"].get<double>()),
                    cell(pool["live_allocations"]), cell(pool["max_allocations"]), cell(pool["mode"]),
-                   cell(pool["owner_uid"])});
+                   cell(pool["owner_uid"]), cell(pool["attached"]["count"]),
+                   pool["orphaned"].get<bool>() ? "yes" : "no"});
     }
     return table.text();
 }

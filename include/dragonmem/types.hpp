@@ -68,6 +68,11 @@ struct PoolAttributes {
     std::size_t max_live_allocations = 0;  // most manifest records in use at once since creation
                                            // (live allocations plus blocks cached by threads)
     bool waiters = false;               // someone is blocked waiting for memory or a slot
+    // Allocations and frees since creation (blocks; zero-byte allocations are not counted).
+    // Counted without a shared write on the lock-free path (docs/design.md): exact, except
+    // that a thread killed right after an operation may leave it uncounted.
+    std::uint64_t allocations_total = 0;
+    std::uint64_t frees_total = 0;
     std::uint64_t recoveries = 0;       // times a survivor repaired the pool after a crash
     bool reserved = false;              // created with PoolOptions::reserve: all its memory backed
     int numa_node = -1;                 // bound to this node; -1: no preference
@@ -77,6 +82,26 @@ struct PoolAttributes {
     bool process_local = false;
     std::uint32_t owner_pid = 0;
     bool owner_alive = false;
+    // Who is alive (the pool's process table, docs/design.md "Who is alive"). The creator:
+    // its process id, effective uid, start time (clock ticks since boot, /proc/<pid>/stat
+    // field 22) and the creation time (ns since the epoch), and whether that process lives.
+    std::uint32_t creator_pid = 0;
+    std::uint32_t creator_uid = 0;
+    std::uint64_t creator_start_ticks = 0;
+    std::uint64_t created_ns = 0;
+    bool creator_alive = false;
+    // The live processes that have the pool mapped (this one included), ascending; entries
+    // of processes that died attached are not listed but counted in dead_attached. A
+    // process that attached while the table was full is counted in untracked_attached
+    // only (it stays counted if it dies attached).
+    std::vector<std::uint32_t> attached_pids;
+    std::uint64_t untracked_attached = 0;
+    std::uint32_t dead_attached = 0;
+    // No live process other than the caller has the pool mapped (and none untracked), and
+    // it is not a process-local pool of a live owner; or it is a process-local pool whose
+    // owner died (it would have been destroyed at its owner's exit). What `dragonmem
+    // destroy --orphaned` removes.
+    bool orphaned = false;
 };
 
 struct AllocationInfo {

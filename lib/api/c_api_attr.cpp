@@ -3,7 +3,7 @@
 
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 
 #include <cstdlib>
@@ -72,7 +72,7 @@ dragonError_t dragon_memory_get_attr(dragonMemoryPoolDescr_t* pool_descr, dragon
         if (dragonError_t rc = find_pool(pool_descr, "get_attr", pool)) return rc;
         if (attr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "get_attr: attr is NULL");
         PoolAttributes a;
-        if (dragonError_t rc = pool_attributes(*pool, "get_attr", a)) return rc;
+        if (dragonError_t rc = pool_attributes(*pool, "get_attr", a, false)) return rc;
         attr->allocatable_data_size = a.heap_bytes;
         attr->total_data_size = a.total_bytes;
         attr->free_space = a.free_bytes;

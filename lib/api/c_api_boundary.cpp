@@ -1,7 +1,7 @@
 // fail_from_exception: the catch side of the C API's exception barrier (c_api_boundary.hpp).
 #include "api/c_api_boundary.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 
 #include <dragonmem/error.hpp>
 

@@ -5,7 +5,7 @@
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/memory_copy.hpp"
 #include "descr/pool_default.hpp"
 

@@ -2,7 +2,7 @@
 #include <dragon/return_codes.h>
 
 #include "api/c_api_boundary.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,61 +1,45 @@
 // The two descriptor tables and the checks every C entry point starts with.
 #include "api/c_api_handles.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/fork_safety.hpp"
 #include "api/handle_table.hpp"
 
 namespace dragonmem::detail {
 
-namespace {
-
-// Leaked on purpose: descriptors may be used from atexit handlers and other statics.
-HandleTable<PoolRef>& pool_table() {
-    static auto* table = new HandleTable<PoolRef>();
-    return *table;
-}
-
-}  // namespace
-
-HandleTable<MemoryRef>& memory_table() {
-    static auto* table = new HandleTable<MemoryRef>();
-    return *table;
-}
+// Constant-initialised and trivially destructible: usable from any static's constructor
+// or destructor and from atexit handlers, with no initialisation guard on lookups.
+constinit HandleTable<PoolRef> g_pool_table;
+constinit HandleTable<MemoryRef> g_memory_table;
 
 // Pool table first, then memory table (fork_safety.hpp); neither is ever held while the
 // other is taken.
 void handle_tables_lock_for_fork() noexcept {
-    pool_table().lock_for_fork();
-    memory_table().lock_for_fork();
+    g_pool_table.lock_for_fork();
+    g_memory_table.lock_for_fork();
 }
 
 void handle_tables_unlock_after_fork() noexcept {
-    memory_table().unlock_after_fork();
-    pool_table().unlock_after_fork();
+    g_memory_table.unlock_after_fork();
+    g_pool_table.unlock_after_fork();
 }
 
-dragonError_t find_pool(const dragonMemoryPoolDescr_t* descr, const char* op, PoolRef*& out) {
+dragonError_t explain_pool_not_found(const dragonMemoryPoolDescr_t* descr, const char* op) {
     if (descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: the pool descriptor pointer is NULL", op);
-    out = pool_table().find(descr->_idx);
-    if (out == nullptr)
-        return failf(DRAGON_MAP_KEY_NOT_FOUND,
-                     "{}: pool descriptor {:#x} is not valid in this process (never initialised, detached or destroyed)",
-                     op, descr->_idx);
-    return DRAGON_SUCCESS;
+    return failf(DRAGON_MAP_KEY_NOT_FOUND,
+                 "{}: pool descriptor {:#x} is not valid in this process (never initialised, detached or destroyed)",
+                 op, descr->_idx);
 }
 
-dragonError_t find_memory(const dragonMemoryDescr_t* descr, const char* op, MemoryRef*& out) {
+dragonError_t explain_memory_not_found(const dragonMemoryDescr_t* descr, const char* op) {
     if (descr == nullptr) return failf(DRAGON_INVALID_ARGUMENT, "{}: the memory descriptor pointer is NULL", op);
-    out = memory_table().find(descr->_idx);
-    if (out == nullptr)
-        return failf(DRAGON_MAP_KEY_NOT_FOUND,
-                     "{}: memory descriptor {:#x} is not valid in this process (never initialised, freed or detached)",
-                     op, descr->_idx);
-    return DRAGON_SUCCESS;
+    return failf(DRAGON_MAP_KEY_NOT_FOUND,
+                 "{}: memory descriptor {:#x} is not valid in this process (never initialised, freed or detached)", op,
+                 descr->_idx);
 }
 
 dragonError_t store_pool(dragonMemoryPoolDescr_t* descr, PoolRef&& ref) {
-    std::uint64_t key = pool_table().insert(std::move(ref));
+    std::uint64_t key = g_pool_table.insert(std::move(ref));
     if (key == 0) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "no memory left for another pool descriptor");
     descr->_original = k_descr_original;
     descr->_idx = key;
@@ -64,11 +48,15 @@ dragonError_t store_pool(dragonMemoryPoolDescr_t* descr, PoolRef&& ref) {
 }
 
 dragonError_t store_memory(dragonMemoryDescr_t* descr, MemoryRef&& ref) {
-    return store_memory_with(descr, [&](MemoryRef& slot) { slot = std::move(ref); });
+    std::uint64_t key = g_memory_table.insert(std::move(ref));
+    if (key == 0) return fail(DRAGON_INTERNAL_MALLOC_FAIL, "no memory left for another memory descriptor");
+    descr->_original = k_descr_original;
+    descr->_idx = key;
+    return DRAGON_SUCCESS;
 }
 
-bool erase_pool(const dragonMemoryPoolDescr_t* descr) { return descr != nullptr && pool_table().erase(descr->_idx); }
+bool erase_pool(const dragonMemoryPoolDescr_t* descr) { return descr != nullptr && g_pool_table.erase(descr->_idx); }
 
-bool erase_memory(const dragonMemoryDescr_t* descr) { return descr != nullptr && memory_table().erase(descr->_idx); }
+bool erase_memory(const dragonMemoryDescr_t* descr) { return descr != nullptr && g_memory_table.erase(descr->_idx); }
 
 }  // namespace dragonmem::detail

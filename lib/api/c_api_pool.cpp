@@ -5,7 +5,7 @@
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 
 #include <cstdlib>
@@ -275,7 +275,7 @@ dragonError_t dragon_memory_pool_get_free_size(dragonMemoryPoolDescr_t* pool_des
         if (dragonError_t rc = local_pool(pool_descr, "pool_get_free_size", pool)) return rc;
         if (free_size == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_free_size: free_size is NULL");
         PoolAttributes a;
-        if (dragonError_t rc = pool_attributes(*pool, "pool_get_free_size", a)) return rc;
+        if (dragonError_t rc = pool_attributes(*pool, "pool_get_free_size", a, false)) return rc;
         *free_size = a.free_bytes;
         return DRAGON_SUCCESS;
     });
@@ -301,7 +301,7 @@ dragonError_t dragon_memory_pool_get_utilization_pct(dragonMemoryPoolDescr_t* po
         if (utilization_pct == nullptr)
             return fail(DRAGON_INVALID_ARGUMENT, "pool_get_utilization_pct: utilization_pct is NULL");
         PoolAttributes a;
-        if (dragonError_t rc = pool_attributes(*pool, "pool_get_utilization_pct", a)) return rc;
+        if (dragonError_t rc = pool_attributes(*pool, "pool_get_utilization_pct", a, false)) return rc;
         *utilization_pct = a.utilization_pct;
         return DRAGON_SUCCESS;
     });

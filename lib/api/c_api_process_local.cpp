@@ -6,7 +6,7 @@
 #include "api/c_api_boundary.hpp"
 #include "api/c_api_handles.hpp"
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/process_local.hpp"
 
 #include <string>

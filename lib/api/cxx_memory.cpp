@@ -1,9 +1,10 @@
 // dragonmem::Memory: RAII wrapper over the shared descriptor operations.
 #include <dragonmem/memory.hpp>
 
+#include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/memory_copy.hpp"
 
 namespace dragonmem {
@@ -55,7 +56,7 @@ void Memory::modify_size(std::size_t bytes, const timespec* timeout) {
 }
 
 void Memory::free() {
-    throw_if_failed(detail::mem_free(ref_));
+    throw_if_failed(detail::mem_free_inline(ref_));
     ref_ = detail::MemoryRef{};
 }
 

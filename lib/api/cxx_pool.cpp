@@ -3,8 +3,9 @@
 #include <dragonmem/memory.hpp>
 #include <dragonmem/pool.hpp>
 
+#include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 #include "descr/pool_default.hpp"
 #include "descr/process_local.hpp"
@@ -119,7 +120,7 @@ std::string Pool::serialize_base64() const { return detail::base64_encode(serial
 
 Memory Pool::alloc(std::size_t bytes, std::uint64_t type) const {
     detail::MemoryRef ref;
-    throw_if_failed(detail::mem_alloc(ref, ref_, bytes, type, false, nullptr));
+    throw_if_failed(detail::mem_alloc_inline(ref, ref_, bytes, type, false, nullptr));
     return holding_pool(std::move(ref), ref_);
 }
 

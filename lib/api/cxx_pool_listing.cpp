@@ -2,7 +2,7 @@
 // record, block sizes): what the dragonmem command needs to stream a million allocations.
 #include <dragonmem/pool.hpp>
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/operations.hpp"
 
 namespace dragonmem {

@@ -4,7 +4,7 @@
 #include <dragonmem/lock_wait.h>
 #include <dragonmem/lock_wait.hpp>
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/lock_wait_limit.hpp"
 
 namespace dragonmem {

@@ -2,7 +2,7 @@
 #include "descr/descriptor_codec.hpp"
 
 #include "descr/checksum.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/pool_name.hpp"
 
 #include <bit>

@@ -1,9 +1,10 @@
 // Allocation descriptor operations shared by the C and C++ APIs. A descriptor is a view
 // [view_offset, view_offset + view_bytes) of one allocation; views share the record,
 // so freeing through any of them frees the allocation.
+#include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/mapped_pool.hpp"
 #include "descr/operations.hpp"
 
@@ -83,7 +84,7 @@ dragonError_t verify_local_fields(const PoolMapping& mapping, const DecodedMemor
 
 }  // namespace
 
-dragonError_t mem_require_local(const MemoryRef& mem, const char* op, PoolMapping*& out) {
+dragonError_t mem_require_local_slow(const MemoryRef& mem, const char* op, PoolMapping*& out) {
     if (dragonError_t rc = mem_require_valid(mem, op)) return rc;
     if (mem.mapping == nullptr) return pool_require_local(mem.pool, op, out);  // remote: explains
     if (!borrowed_mapping_alive(mem)) return explain_gone(op);
@@ -109,48 +110,19 @@ dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t mem_alloc_new(const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
-                            const timespec* timeout, NewAllocation& out) {
+dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
+                        const timespec* timeout) {
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, blocking ? "alloc_blocking" : "alloc", mapping)) return rc;
     BlockInfo block{0, type, 0, 0};
     if (bytes != 0) {  // zero bytes: id 0, no block, no record
         if (dragonError_t rc = mapping->alloc(bytes, type, blocking, timeout, block)) return rc;
     }
-    out = NewAllocation{mapping, block.id, block.type, block.offset, block.requested_bytes};
+    fill_allocated(out, mapping, block);
     return DRAGON_SUCCESS;
 }
 
-void fill_allocated(MemoryRef& out, const NewAllocation& made) noexcept {
-    out.mapping = made.mapping;
-    out.mapping_epoch = made.mapping->epoch();
-    out.pool = PoolRef{};
-    out.id = made.id;
-    out.type = made.type;
-    out.block_offset = made.offset;
-    out.requested_bytes = made.requested_bytes;
-    out.view_offset = 0;
-    out.view_bytes = made.requested_bytes;
-}
-
-void undo_allocation(const NewAllocation& made) {
-    // The caller still holds the pool's descriptor: the mapping is the one just used.
-    if (made.mapping != nullptr) (void)made.mapping->free(made.id);
-}
-
-dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
-                        const timespec* timeout) {
-    NewAllocation made;
-    if (dragonError_t rc = mem_alloc_new(pool, bytes, type, blocking, timeout, made)) return rc;
-    fill_allocated(out, made);
-    return DRAGON_SUCCESS;
-}
-
-dragonError_t mem_free(const MemoryRef& mem) {
-    PoolMapping* mapping = nullptr;
-    if (dragonError_t rc = mem_require_local(mem, "free", mapping)) return rc;
-    return mapping->free(mem.id);
-}
+dragonError_t mem_free(const MemoryRef& mem) { return mem_free_inline(mem); }
 
 dragonError_t mem_pointer(const MemoryRef& mem, void*& out) {
     PoolMapping* mapping = nullptr;

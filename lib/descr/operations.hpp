@@ -47,7 +47,9 @@ dragonError_t pool_destroy(PoolRef& pool);  // empties `pool` on success
 dragonError_t pool_clone(PoolRef& out, const PoolRef& pool);
 
 // ---- pools: what a local pool holds (each first does pool_require_local(pool, op))
-dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out);
+// `who_is_alive`: also the creator and attached processes (one /proc read per process
+// attached); the C calls, whose structs have no place for them, leave it out.
+dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out, bool who_is_alive = true);
 dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optional<std::uint64_t> type,
                                std::vector<AllocationInfo>& out);  // by id
 dragonError_t pool_free_blocks(const PoolRef& pool, const char* op, std::vector<FreeBlockCount>& out);
@@ -67,22 +69,11 @@ dragonError_t pool_allocation_info(const PoolRef& pool, const char* op, std::uin
 dragonError_t pool_block_bytes_for(const PoolRef& pool, const char* op, std::size_t bytes, std::size_t& out);
 
 // ---- allocations
+// Sets every field of `out` on success (the C API fills a table entry in place with it:
+// whatever the entry held before is overwritten); leaves `out` as it was on failure.
+// `out` must hold no pool reference (a new MemoryRef or an erased table entry).
 dragonError_t mem_alloc(MemoryRef& out, const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
                         const timespec* timeout);
-// mem_alloc in two steps, so the C API can build the descriptor in place in its table:
-// the allocation (a zero-byte one is id 0, no block), then the descriptor's fields with
-// fill_allocated, or, when the table cannot take it, undo_allocation (frees it).
-struct NewAllocation {
-    PoolMapping* mapping = nullptr;
-    std::uint64_t id = 0;
-    std::uint64_t type = 0;
-    std::uint64_t offset = 0;
-    std::uint64_t requested_bytes = 0;
-};
-dragonError_t mem_alloc_new(const PoolRef& pool, std::size_t bytes, std::uint64_t type, bool blocking,
-                            const timespec* timeout, NewAllocation& out);
-void fill_allocated(MemoryRef& out, const NewAllocation& made) noexcept;
-void undo_allocation(const NewAllocation& made);
 dragonError_t mem_require_valid(const MemoryRef& mem, const char* op);
 // A (counted) pool descriptor for the allocation's pool.
 dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out);

@@ -3,7 +3,7 @@
 #include "descr/pool_default.hpp"
 
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 
 #include <dragon/global_types.h>
 

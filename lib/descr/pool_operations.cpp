@@ -1,7 +1,7 @@
 // The operations layer's pool calls (operations.hpp), shared by the C and C++ APIs.
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "descr/mapped_pool.hpp"
 #include "descr/operations.hpp"
 #include "os/host_identity.hpp"
@@ -38,19 +38,13 @@ dragonError_t pool_require_valid(const PoolRef& pool, const char* op) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t pool_require_local(const PoolRef& pool, const char* op, PoolMapping*& out) {
+dragonError_t explain_pool_not_local(const PoolRef& pool, const char* op) {
     if (dragonError_t rc = pool_require_valid(pool, op)) return rc;
-    if (!pool.mapping) {
-        const PoolIdentity* id = pool.identity.get();
-        return failf(DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL,
-                     "{}: pool '{}' is on another host (hostid {:#x}, runtime {}; this process: hostid {:#x}, runtime "
-                     "{}) and cannot be used here",
-                     op, id->name, id->hostid, id->rt_uid, this_hostid(), this_rt_uid());
-    }
-    PoolMapping* mapping = pool.mapping.get();
-    if (dragonError_t rc = mapping->check_usable(op)) return rc;
-    out = mapping;
-    return DRAGON_SUCCESS;
+    const PoolIdentity* id = pool.identity.get();
+    return failf(DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL,
+                 "{}: pool '{}' is on another host (hostid {:#x}, runtime {}; this process: hostid {:#x}, runtime "
+                 "{}) and cannot be used here",
+                 op, id->name, id->hostid, id->rt_uid, this_hostid(), this_rt_uid());
 }
 
 dragonError_t pool_require_local(const PoolRef& pool, const char* op) {
@@ -58,10 +52,10 @@ dragonError_t pool_require_local(const PoolRef& pool, const char* op) {
     return pool_require_local(pool, op, mapping);
 }
 
-dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out) {
+dragonError_t pool_attributes(const PoolRef& pool, const char* op, PoolAttributes& out, bool who_is_alive) {
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
-    return mapping->attributes(out);
+    return mapping->attributes(out, who_is_alive);
 }
 
 dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optional<std::uint64_t> type,

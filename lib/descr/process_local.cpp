@@ -4,7 +4,7 @@
 
 #include "descr/mapped_pool.hpp"
 #include "descr/operations.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/pool_creator.hpp"
 #include "pool/pool_mapping.hpp"
 #include "pool/robust_lock.hpp"

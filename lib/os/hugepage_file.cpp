@@ -1,7 +1,8 @@
 // hugetlbfs files for hugepage pools (hugepage_file.hpp).
 #include "os/hugepage_file.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
+#include "os/proc.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,7 +11,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #ifndef MADV_POPULATE_WRITE
@@ -32,17 +32,14 @@ std::string meminfo_field(const std::string& text, const char* key) {
 }  // namespace
 
 std::string hugepage_counts_text() {
-    std::ifstream in("/proc/meminfo");
-    std::stringstream all;
-    all << in.rdbuf();
-    const std::string text = all.str();
+    const std::string text = read_kernel_text("/proc/meminfo");
     return fmt::format("HugePages_Total {}, HugePages_Free {}, HugePages_Rsvd {} (Hugepagesize {})",
                        meminfo_field(text, "HugePages_Total"), meminfo_field(text, "HugePages_Free"),
                        meminfo_field(text, "HugePages_Rsvd"), meminfo_field(text, "Hugepagesize"));
 }
 
 dragonError_t hugepage_mount(std::string& dir_out) {
-    std::ifstream in("/proc/self/mounts");
+    std::istringstream in(read_kernel_text("/proc/self/mounts"));
     std::string line;
     std::string other;  // a hugetlbfs mount we cannot use, for the message
     while (std::getline(in, line)) {

@@ -1,13 +1,14 @@
 // NUMA placement through mbind(2) (numa_binding.hpp).
 #include "os/numa_binding.hpp"
 
+#include "os/proc.hpp"
+
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
-#include <fstream>
 #include <string_view>
 
 namespace dragonmem::detail {
@@ -18,9 +19,9 @@ constexpr unsigned long k_mask_bits = 1024;  // nodes 0..1023 (the kernel's usua
 }  // namespace
 
 std::string numa_online_nodes() {
-    std::ifstream in("/sys/devices/system/node/online");
-    std::string text;
-    if (!std::getline(in, text)) return {};
+    std::string text = read_kernel_text("/sys/devices/system/node/online");
+    // One line: "0" or "0-3,5".
+    if (const std::size_t end = text.find('\n'); end != std::string::npos) text.resize(end);
     return text;
 }
 

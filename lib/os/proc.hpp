@@ -32,4 +32,9 @@ std::uint64_t read_pid_namespace_inode() noexcept;
 // /proc/sys/kernel/random/boot_id, trimmed; empty when it cannot be read.
 std::string read_boot_id();
 
+// The whole text of a kernel file of /proc or /sys (meminfo, mounts, the online NUMA
+// nodes): these are generated on read and report a size of 0, so the reader loops until
+// end of file. Empty when it cannot be read.
+std::string read_kernel_text(const char* path);
+
 }  // namespace dragonmem::detail

@@ -1,7 +1,7 @@
 // shm_open/ftruncate/mmap wrappers with errors that name the object and the errno.
 #include "os/shm_segment.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/errno_text.hpp"
 
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #ifndef MADV_POPULATE_WRITE
@@ -213,6 +214,18 @@ int shm_write_at(int fd, const void* data, std::size_t bytes, std::uint64_t offs
         offset += static_cast<std::uint64_t>(wrote);
     }
     return 0;
+}
+
+void shm_drop_local_pages(const void* begin, const void* end) noexcept {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    // Offsets from `begin` rather than integers turned into pointers: the page bounds stay
+    // derived from the mapping's own pointer. Only whole pages: a partial one at either
+    // end may hold what the caller did not scan.
+    const auto* bytes = static_cast<const char*>(begin);
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(begin);
+    const std::uintptr_t first = (at + page - 1) & ~(page - 1);
+    const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
+    if (last > first) (void)::madvise(const_cast<char*>(bytes + (first - at)), last - first, MADV_DONTNEED);
 }
 
 }  // namespace dragonmem::detail

@@ -78,6 +78,14 @@ int shm_back_by_name(const std::string& shm_name, const ShmObjectId& id, std::ui
                      std::uint64_t bytes) noexcept;
 // Writes `bytes` at `offset` with pwrite (allocating the page, so a full file system is
 // ENOSPC here rather than a SIGBUS later): 0 or an errno value.
+// Drops this process's page-table entries for the whole pages of [begin, end) of a
+// shared mapping (madvise MADV_DONTNEED). On shm this only unmaps locally: the bytes stay
+// in the object and the next access faults the same pages back in. For scans over large
+// regions (a listing, the thread caches' take-back), so that one pass over a million
+// manifest records does not leave 64 MB resident in the scanning process. Best effort: a
+// failure only costs memory, so it is ignored.
+void shm_drop_local_pages(const void* begin, const void* end) noexcept;
+
 int shm_write_at(int fd, const void* data, std::size_t bytes, std::uint64_t offset) noexcept;
 
 }  // namespace dragonmem::detail

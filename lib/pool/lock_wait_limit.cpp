@@ -1,7 +1,7 @@
 // The process-wide and per-thread lock-wait limits (see lock_wait_limit.hpp).
 #include "pool/lock_wait_limit.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 
 #include <atomic>
 #include <limits>

@@ -32,9 +32,11 @@
 // a full /dev/shm fails an allocation instead of faulting.
 #pragma once
 
+#include "os/shm_segment.hpp"
 #include "pool/pool_backing.hpp"
 #include "pool/pool_layout.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -44,6 +46,8 @@ namespace dragonmem::detail {
 // per this many allocations of the thread; a dying thread loses at most this many (the
 // id space has at least 2^42 counters).
 inline constexpr std::uint64_t k_id_block_counters = 1024;
+// Records a dropping scan reads before it drops their pages (256 KiB).
+inline constexpr std::uint64_t k_scan_chunk_slots = 4096;
 
 inline constexpr std::uint64_t k_cached_bit = 1ULL << 63;
 inline constexpr std::uint64_t k_claimed_bit = 1ULL << 62;
@@ -195,6 +199,22 @@ public:
         for (std::uint64_t slot = 0; slot < extent; ++slot) {
             std::uint64_t word = records_[slot].id.load(std::memory_order_acquire);
             if (word != 0) fn(slot, records_[slot], word);
+        }
+    }
+    // The same, for a scan that should not keep the manifest resident in this process
+    // (the thread caches' take-back, run by any statistics call): the pages of each
+    // k_scan_chunk_slots records are dropped from this process's page tables once read
+    // (shm_drop_local_pages), so a scan of a million records peaks at one chunk.
+    template <typename Fn>
+    void for_each_used_dropping(Fn&& fn) const {
+        const std::uint64_t extent = used_extent();
+        for (std::uint64_t chunk = 0; chunk < extent; chunk += k_scan_chunk_slots) {
+            const std::uint64_t end = std::min(extent, chunk + k_scan_chunk_slots);
+            for (std::uint64_t slot = chunk; slot < end; ++slot) {
+                std::uint64_t word = records_[slot].id.load(std::memory_order_acquire);
+                if (word != 0) fn(slot, records_[slot], word);
+            }
+            shm_drop_local_pages(&records_[chunk], &records_[end - 1] + 1);
         }
     }
 

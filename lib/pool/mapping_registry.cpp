@@ -1,7 +1,7 @@
 // Process-wide name -> mapping table, and MappingRef's reference counting.
 #include "pool/mapping_registry.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/fork_safety.hpp"
 #include "pool/pool_mapping.hpp"
 
@@ -43,6 +43,7 @@ dragonError_t registry_create(std::string_view name, std::size_t bytes, std::uin
         std::lock_guard guard(reg.mutex);
         // A stale entry (a destroyed pool someone still holds) is simply replaced.
         reg.by_shm_name[created->shm_name()] = created;
+        created->register_this_process();
     } catch (const std::bad_alloc&) {
         // Nobody else has a handle yet: a failed create leaves no pool behind.
         (void)created->destroy();
@@ -109,6 +110,12 @@ dragonError_t registry_attach(const std::string& shm_name, std::uint64_t expecte
     if (unregistered != nullptr) {
         unregistered->release();  // unmaps; outside the registry's lock, which release() takes
         return failf(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory registering the mapping of '{}'", shm_name);
+    }
+    {
+        // Under the registry's mutex: one entry per process even when threads attach at
+        // once, and never half-made across a fork (the mutex is held over fork()).
+        std::lock_guard guard(reg.mutex);
+        result->register_this_process();
     }
     // Assigned outside the lock: dropping out's old value may re-enter the registry.
     out = MappingRef(result);

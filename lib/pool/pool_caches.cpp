@@ -77,6 +77,9 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
         rec.requested_bytes.store(bytes, std::memory_order_relaxed);
         rec.type.store(type, std::memory_order_relaxed);
         rec.id.store(id, std::memory_order_release);  // commit point: a live allocation
+        // Statistics, on the id block's line this thread just wrote (take_counter). Killed
+        // before this store: the allocation is made and uncounted, nothing else.
+        manifest_->id_block(cache.entry).allocs.store(++cache.allocs, std::memory_order_relaxed);
         out = BlockInfo{id, type, offset, bytes};
         return true;
     }
@@ -127,6 +130,9 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
         return false;  // freed by someone else meanwhile: the locked path reports it
     mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
     mag.recycled = true;
+    // Statistics: the thread's own id-block line, which no other thread writes. Killed
+    // before this store: the free is done and uncounted, nothing else.
+    manifest_->id_block(cache.entry).frees.store(++cache.frees, std::memory_order_relaxed);
     return true;
 }
 
@@ -176,6 +182,7 @@ ThreadCache* PoolCaches::cache_for_this_thread_locked(PoolMapping* mapping, std:
         cache->entry = k_no_entry;
         cache->gave_up = true;
         cache->id_next = cache->id_end = 0;
+        cache->allocs = cache->frees = 0;  // loaded from an entry's id block when one is claimed
         return cache;
     }
     // One-off users (a CLI command, one allocation) never claim an entry: the second
@@ -202,6 +209,9 @@ ThreadCache* PoolCaches::cache_for_this_thread_locked(PoolMapping* mapping, std:
             my_entries_ |= bit(e);
             my_entry_owner_[e] = me;
             cache->entry = e;
+            // The entry's counts go on from where its last owner left them.
+            cache->allocs = manifest_->id_block(e).allocs.load(std::memory_order_relaxed);
+            cache->frees = manifest_->id_block(e).frees.load(std::memory_order_relaxed);
             break;
         }
     }
@@ -272,7 +282,7 @@ std::uint64_t PoolCaches::reclaim_cached_locked(const ReclaimPlan& plan, std::ui
     std::uint64_t taken = 0;
     std::uint64_t remaining = 0;
     std::uint64_t claimed_entries = 0;  // entries with a claimed (in-flight) record
-    manifest_->for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
+    manifest_->for_each_used_dropping([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
         if (!is_cache_word(word)) return;
         std::uint64_t e = word & k_cache_entry_mask;
         bool claimed = e < k_cache_entries && (word & k_claimed_bit) != 0;
@@ -296,7 +306,7 @@ std::uint64_t PoolCaches::reclaim_cached_locked(const ReclaimPlan& plan, std::ui
     std::uint64_t dead = 0;
     if (plan.find_dead_claims && claimed_entries != 0) dead = dead_cache_entries(*header_, claimed_entries);
     if (dead != 0) {
-        manifest_->for_each_used([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
+        manifest_->for_each_used_dropping([&](std::uint64_t slot, const ManifestRecord&, std::uint64_t word) {
             if (!is_cache_word(word) || (word & k_claimed_bit) == 0) return;
             std::uint64_t e = word & k_cache_entry_mask;
             if (e < k_cache_entries && ((dead >> e) & 1) != 0 && take_back_locked(slot, word) >= 0) {

@@ -2,7 +2,7 @@
 // makes before it maps anything (pool_geometry.hpp). Pure: no I/O.
 #include "pool/pool_geometry.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/hugepage_file.hpp"  // k_huge_page_bytes (a constant: no I/O here)
 #include "pool/tlsf_heap.hpp"
 #include "pool/manifest.hpp"
@@ -110,10 +110,10 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     g.first_chunk_bytes = std::min(std::uint64_t{1} << g.chunk_shift, heap_bytes);
     g.first_free_map_bytes =
         round_up(((g.first_chunk_bytes >> TlsfHeap::granule_order_for(min_order)) + 7) / 8, k_page_bytes);
-    // Header, directory, id blocks, heap state, the backing map's first page, first
-    // records, first free-map page; and format() backs the heap's last chunk (its footer)
-    // with its free-map page.
-    const std::uint64_t metadata_now = k_procs_offset + 2 * k_page_bytes + k_heap_state_bytes +
+    // Header, directory, process table, id blocks, heap state, the backing map's first
+    // page, first records, first free-map page; and format() backs the heap's last chunk
+    // (its footer) with its free-map page.
+    const std::uint64_t metadata_now = k_procs_offset + k_procs_bytes + 2 * k_page_bytes + k_heap_state_bytes +
                                        g.first_records_bytes + g.first_free_map_bytes + 2 * k_page_bytes;
     g.needed_bytes = g.reserve_all ? g.object_bytes : heap_bytes + metadata_now;
     out = g;

@@ -2,7 +2,7 @@
 //
 //   page 0       PoolHeader
 //   page 1       backing directory: which pages of the backing map are backed
-//   page 2       reserved for a table of attached processes (not used yet, never touched)
+//   page 2       the processes attached, and the creating process (process_table.hpp)
 //   page 3       id blocks: one cache line per thread-cache entry (IdBlock)
 //   pages 4-5    heap state: the heap's free-list heads and bitmaps (HeapState)
 //   pages 6...   backing map: which heap pages the library has backed (pool_backing.hpp),
@@ -19,9 +19,10 @@
 //
 // The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
 // touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
-// has backed first (pool_backing.hpp): the header, directory, id blocks and heap state at
-// creation; map pages, heap pages and the free-map page covering them before it writes a
-// free-block header or footer in them; manifest records as the used extent grows.
+// has backed first (pool_backing.hpp): the header, directory, process table, id blocks and
+// heap state at creation; map pages, heap pages and the free-map page covering them
+// before it writes a free-block header or footer in them; manifest records as the used
+// extent grows.
 #pragma once
 
 #include "pool/robust_lock.hpp"
@@ -44,11 +45,14 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // ids a version-5 thread holds.
 // 6: the NUMA node, a hugepage pool's heap file and the process-local owner (PoolHeader's
 // last fields; a version-5 process would map a hugepage pool's heap from its shm object).
-// 7: the two-level segregated-fit heap (tlsf_heap.hpp): its state moves from the header
+// 7: the statistics counts (IdBlock allocs/frees, PoolHeader locked_allocs/frees), and the attached-process table on page 2 (process_table.hpp), backed at creation; a
+// version-6 process would neither register nor deregister there, and its attaches would
+// be missing from `dragonmem ls` (a pool it uses could be called orphaned).
+// 8: the two-level segregated-fit heap (tlsf_heap.hpp): its state moves from the header
 // to pages 4-5, the backing map to page 6, the free map gets one bit per 64 B granule at
-// free blocks' first and last granules, and free blocks carry footers. A version-6
+// free blocks' first and last granules, and free blocks carry footers. A version-7
 // process would read the heap as buddy lists and corrupt it.
-inline constexpr std::uint32_t k_layout_version = 7;
+inline constexpr std::uint32_t k_layout_version = 8;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr std::uint64_t k_nil = ~0ULL;              // "no block" in a free list link
@@ -59,7 +63,7 @@ inline constexpr std::uint32_t k_granule_order_floor = 6;    // 64 B: every bloc
 inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
 inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
 inline constexpr std::uint64_t k_backing_dir_offset = 1 * k_page_bytes;
-inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // reserved (attached processes)
+inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // attached processes (process_table.hpp)
 inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
 inline constexpr std::uint64_t k_id_blocks_offset = 3 * k_page_bytes;
 inline constexpr std::uint64_t k_heap_state_offset = 4 * k_page_bytes;
@@ -101,10 +105,16 @@ struct CacheEntry {
 // allocation, end once per block); attach reads it to refuse ids not issued yet. One
 // cache line per entry, on a page of its own: no other thread or process writes the
 // line an allocation writes.
+// `allocs` and `frees` count the entry's lock-free allocations and frees (thread_cache.hpp),
+// for statistics: stored by the owner thread on the line it writes anyway, never reset,
+// and carried on by the entry's next owner, so the pool's totals are the header's locked
+// counts plus the sum over entries (docs/design.md, "Counting without a shared line").
 struct alignas(64) IdBlock {
     std::atomic<std::uint64_t> next;
     std::atomic<std::uint64_t> end;
-    std::uint64_t reserved[6];
+    std::atomic<std::uint64_t> allocs;
+    std::atomic<std::uint64_t> frees;
+    std::uint64_t reserved[4];
 };
 
 // Who is formatting (or formatted) the pool. The creator writes it with one pwrite right
@@ -156,7 +166,7 @@ struct PoolHeader {
     std::atomic<std::uint32_t> ready;           // k_pool_ready once creation committed
     std::uint32_t record_bytes;                 // sizeof(ManifestRecord)
     std::uint64_t backing_dir_offset;           // k_backing_dir_offset
-    std::uint64_t procs_offset;                 // k_procs_offset: reserved, unused
+    std::uint64_t procs_offset;                 // k_procs_offset: the process table
     std::uint64_t procs_bytes;                  // k_procs_bytes
     std::uint64_t backing_map_offset;           // k_backing_map_offset
     std::uint64_t backing_map_bytes;            // backing_map_bytes_for(max_block_order)
@@ -214,6 +224,12 @@ struct PoolHeader {
     // stored by the new owner after its CAS (0: not yet, judged from the reader's namespace).
     alignas(64) std::atomic<std::uint64_t> local_owner;
     std::atomic<std::uint64_t> local_owner_pid_ns;
+
+    // ---- statistics, guarded by `lock`: allocations and frees made on the locked path
+    // (the lock-free ones are counted in the IdBlocks). Plain counts, bumped after the
+    // operation's commit point: a holder killed in between misses one, nothing else.
+    alignas(64) std::uint64_t locked_allocs;
+    std::uint64_t locked_frees;
 };
 
 // A manifest record: one per allocated block. `id` is the commit point and says what the

@@ -2,7 +2,7 @@
 // says what a survivor sees if this process is killed around it.
 #include "pool/pool_mapping.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/errno_text.hpp"
 #include "pool/fork_safety.hpp"
 #include "os/host_identity.hpp"
@@ -10,6 +10,7 @@
 #include "os/numa_binding.hpp"
 #include "pool/mapping_registry.hpp"
 #include "pool/pool_creator.hpp"
+#include "pool/process_table.hpp"
 #include "pool/pool_geometry.hpp"
 #include "pool/pool_view.hpp"
 #include "pool/robust_lock.hpp"
@@ -71,6 +72,7 @@ PoolMapping* PoolMapping::make() {
     object->refs_.store(1, std::memory_order_release);
     object->unmapped_.store(false, std::memory_order_relaxed);
     object->caches_.forget_claims();
+    object->registered_pid_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
 }
@@ -89,6 +91,11 @@ void PoolMapping::release() noexcept {
     // claimed entries reads its header here (one whose attach failed has none).
     if (caches_.holds_claims())
         caches_.hand_back_process_caches(unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere());
+    // Our process-table entry (one CAS; process_table.hpp has the crash argument). Not a
+    // forked child's: the entry is its parent's.
+    if (registered_pid_ != 0 && registered_pid_ == static_cast<std::uint32_t>(::getpid()))
+        process_table_release(process_table_of(mapping_.base), registered_slot_, registered_word_);
+    registered_pid_ = 0;
     registry_forget(this);
     Graveyard& g = graveyard();
     std::lock_guard guard(g.mutex);
@@ -103,6 +110,14 @@ void PoolMapping::release() noexcept {
     } catch (const std::bad_alloc&) {
         // Keeping the object alive is what matters; losing it for reuse is harmless.
     }
+}
+
+void PoolMapping::register_this_process() noexcept {
+    const auto pid = static_cast<std::uint32_t>(::getpid());
+    if (registered_pid_ == pid || mapping_.base == nullptr) return;
+    registered_word_ = current_process_word();
+    registered_slot_ = process_table_claim(process_table_of(mapping_.base), registered_word_);
+    registered_pid_ = pid;
 }
 
 void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
@@ -377,8 +392,9 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
                                               name, g.heap_bytes / k_huge_page_bytes, hugepage_counts_text()));
         }
     } else {
-        if (int err = shm_back_fd(undo.fd, 0, k_procs_offset))
-            return creation_unbacked(name, err, k_procs_offset, "its header and backing directory");
+        if (int err = shm_back_fd(undo.fd, 0, k_procs_offset + k_procs_bytes))
+            return creation_unbacked(name, err, k_procs_offset + k_procs_bytes,
+                                     "its header, backing directory and process table");
         // Written by every caching thread's allocations, without the lock: backed now.
         if (int err = shm_back_fd(undo.fd, k_id_blocks_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its id blocks");
@@ -428,6 +444,9 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         map->words[0].store(1, std::memory_order_relaxed);
     }
     owner_lock_init(h->lock);
+    // Read-only once the pool is ready; attaches (ours included, in the registry) fill
+    // the entries. Killed before or after: the object has no magic yet, not a pool.
+    process_table_format(process_table_of(undo.mapping.base));
 
     PoolMapping* pool = make();
     undo.pool = pool;
@@ -739,6 +758,7 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
     // Commit point: see Manifest::publish.
     manifest_.publish(slot, id, offset, bytes, type);
     header_->live_count += 1;
+    header_->locked_allocs += 1;  // statistics, after the commit point
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
     out = BlockInfo{id, type, offset, bytes};
     return DRAGON_SUCCESS;
@@ -756,6 +776,7 @@ dragonError_t PoolMapping::free(std::uint64_t id) {
         return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}' (already freed?)", id,
                      identity_->name);
     }
+    header_->locked_frees += 1;  // statistics, after the commit point (take_back_locked)
     // The free could not be cached because this size's magazine is full: make room.
     if (const Magazine* mag = cache != nullptr ? magazine_of(*cache, static_cast<std::uint32_t>(size_class)) : nullptr;
         mag != nullptr && mag->cap != 0 && mag->count >= mag->cap)
@@ -798,7 +819,7 @@ dragonError_t PoolMapping::list(std::optional<std::uint64_t> type, std::vector<A
     return DRAGON_SUCCESS;
 }
 
-dragonError_t PoolMapping::attributes(PoolAttributes& out) {
+dragonError_t PoolMapping::attributes(PoolAttributes& out, bool who_is_alive) {
     if (dragonError_t rc = check_usable("get_attr")) return rc;
     if (dragonError_t rc = lock()) return rc;
     // Blocks parked in thread caches are free space: report them as such.
@@ -832,6 +853,14 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
     out.max_live_allocations = h.max_live_count;  // counts cached blocks too: the manifest's high-water mark
     out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
     out.recoveries = h.recoveries;
+    // Totals: the locked path's counts plus every entry's lock-free ones (IdBlock).
+    out.allocations_total = h.locked_allocs;
+    out.frees_total = h.locked_frees;
+    for (std::uint32_t e = 0; e < k_cache_entries; ++e) {
+        const IdBlock& block = manifest_.id_block(e);
+        out.allocations_total += block.allocs.load(std::memory_order_relaxed);
+        out.frees_total += block.frees.load(std::memory_order_relaxed);
+    }
     out.numa_node = h.numa_node;
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
@@ -851,6 +880,26 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out) {
         record.pid_ns = local_owner_pid_ns();
         out.owner_alive = creator_state(record, this_pid_namespace()) != CreatorState::dead;
     }
+    if (!who_is_alive) return DRAGON_SUCCESS;
+    // Who is alive (process_table.hpp): read without the lock, word by word.
+    const ProcessTable& table = process_table_of(mapping_.base);
+    out.creator_pid = header_->creator.pid;
+    out.creator_uid = header_->creator.uid;
+    out.created_ns = header_->creator.created_ns;
+    out.creator_start_ticks = table.creator_start_ticks;
+    ProcessCensus census = process_table_census(table);
+    out.creator_alive = census.creator_alive;
+    out.untracked_attached = census.untracked;
+    out.dead_attached = census.dead_entries;
+    const auto me = static_cast<std::uint32_t>(::getpid());
+    const bool others = std::any_of(census.live_pids.begin(), census.live_pids.end(),
+                                    [me](std::uint32_t pid) { return pid != me; });
+    out.attached_pids = std::move(census.live_pids);
+    if (out.process_local && !out.owner_alive)
+        out.orphaned = true;  // its owner died: it would have gone at the owner's exit
+    else
+        out.orphaned = !others && census.untracked == 0 &&
+                       !(out.process_local && out.owner_pid != me);  // a live owner elsewhere keeps it
     return DRAGON_SUCCESS;
 }
 

@@ -114,7 +114,9 @@ public:
                             std::vector<AllocationInfo>& out, bool& done);
     // A live allocation's record with its block size; KEY_NOT_FOUND when not live.
     dragonError_t allocation_info(std::uint64_t id, AllocationInfo& out);
-    dragonError_t attributes(PoolAttributes& out);
+    // `who_is_alive`: also the creator's and the attached processes' liveness (reads /proc
+    // once per process attached, process_table.hpp); without it those fields stay default.
+    dragonError_t attributes(PoolAttributes& out, bool who_is_alive = true);
     dragonError_t free_blocks(std::vector<FreeBlockCount>& out);
     dragonError_t check(CheckReport& out);
     // Marks the pool destroyed for everyone, wakes sleepers and unlinks; this process's
@@ -135,6 +137,11 @@ public:
     void set_local_owner_pid_ns(std::uint64_t ns) noexcept {
         header_->local_owner_pid_ns.store(ns, std::memory_order_release);
     }
+
+    // Records this process in the pool's process table (process_table.hpp), once per
+    // process: a forked child that attaches the mapping it inherited records itself. The
+    // last release() takes the entry back. Called by the registry under its mutex.
+    void register_this_process() noexcept;
 
     std::uint8_t* heap_base() const noexcept { return heap_base_; }
     std::uint64_t heap_bytes() const noexcept { return header_->heap_bytes; }
@@ -166,6 +173,11 @@ private:
     // An allocation failed because /dev/shm could not back a page the library needed.
     dragonError_t explain_unbacked(std::uint64_t bytes);
 
+    // This process's entry in the process table: the process that made it (0: none yet,
+    // or inherited through fork), its word and slot (-1: counted as untracked).
+    std::uint32_t registered_pid_ = 0;
+    std::uint64_t registered_word_ = 0;
+    int registered_slot_ = -1;
     std::atomic<std::uint32_t> refs_{1};
     std::atomic<std::uint64_t> epoch_{0};
     std::atomic<bool> unmapped_{false};

@@ -1,7 +1,7 @@
 // Pool names and their shm objects (pool_name.hpp).
 #include "pool/pool_name.hpp"
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/pool_layout.hpp"
 
 namespace dragonmem::detail {

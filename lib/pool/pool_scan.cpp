@@ -2,34 +2,12 @@
 // time), and one allocation's record by id. Read-only: nothing here changes the pool.
 #include "pool/pool_mapping.hpp"
 
-#include "descr/error.hpp"
-
-#include <sys/mman.h>
-#include <unistd.h>
+#include "os/error.hpp"
+#include "os/shm_segment.hpp"
 
 #include <new>
 
 namespace dragonmem::detail {
-
-namespace {
-
-// Drops this process's page-table entries for the whole pages of [begin, end). On a
-// shared mapping of shm this only unmaps locally: the records stay in the object and the
-// next read faults the same pages back in. Without it a lister of a million records
-// keeps 64 MB of the manifest resident for nothing. Best effort: a failure only costs
-// memory, so it is ignored.
-void drop_local_pages(const void* begin, const void* end) noexcept {
-    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    // Offsets from `begin` rather than integers turned into pointers: the page bounds stay
-    // derived from the mapping's own pointer.
-    const auto* bytes = static_cast<const char*>(begin);
-    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(begin);
-    const std::uintptr_t first = (at + page - 1) & ~(page - 1);
-    const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
-    if (last > first) (void)::madvise(const_cast<char*>(bytes + (first - at)), last - first, MADV_DONTNEED);
-}
-
-}  // namespace
 
 dragonError_t PoolMapping::list_page(std::optional<std::uint64_t> type, std::uint64_t& cursor, std::size_t max,
                                      std::vector<AllocationInfo>& out, bool& done) {
@@ -58,7 +36,7 @@ dragonError_t PoolMapping::list_page(std::optional<std::uint64_t> type, std::uin
     unlock();
     cursor = slot;
     done = slot >= extent;
-    if (slot > start) drop_local_pages(&manifest_.record(start), &manifest_.record(slot - 1) + 1);
+    if (slot > start) shm_drop_local_pages(&manifest_.record(start), &manifest_.record(slot - 1) + 1);
     return DRAGON_SUCCESS;
 }
 

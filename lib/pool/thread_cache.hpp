@@ -7,11 +7,12 @@
 // requested size, so every request of a class can take any cached block of it). A block in a magazine stays allocated as far as the
 // heap is concerned; its manifest record's id word says "cached by entry E"
 // (manifest.hpp). Then:
-//   free:  CAS the record's id from the allocation's id to cached(E), push the slot.
+//   free:  CAS the record's id from the allocation's id to cached(E), push the slot,
+//          count it (one plain store to entry E's IdBlock, pool_layout.hpp).
 //   alloc: pop a slot, CAS cached(E) -> claimed(E), take the next counter of the thread's
 //          id block (private; one plain store publishes it in entry E's IdBlock, and once
 //          per k_id_block_counters allocations one CAS reserves a new block, manifest.hpp),
-//          write size and type, store the id (release).
+//          write size and type, store the id (release), count it in the IdBlock.
 // No lock and no heap work: two atomic read-modify-writes per pair, both on the
 // record's line, and every line written is one the thread's own process wrote last
 // (its records, its id block), so threads in different processes share no line in
@@ -89,6 +90,10 @@ struct ThreadCache {
     std::uint64_t id_next = 0;         // the thread's id block: counters [id_next, id_end) not issued yet
     std::uint64_t id_end = 0;          //   (mirrored in the entry's IdBlock; empty: reserve one)
     MagazineGroup* groups[k_cache_groups] = {};  // owned; null until a class of it is refilled
+    // Lock-free allocations and frees of the entry so far (mirrored in its IdBlock; loaded
+    // from it when the entry is claimed, since counts carry over between owners).
+    std::uint64_t allocs = 0;
+    std::uint64_t frees = 0;
 
     ThreadCache() = default;
     ThreadCache(const ThreadCache&) = delete;

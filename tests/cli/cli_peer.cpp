@@ -5,7 +5,11 @@
 //   cli_peer expect POOL ID TEXT        exit 0 when allocation ID is live and starts with TEXT
 //   cli_peer churn POOL N               allocate and free N times (ids grow by one counter step
 //                                       each), then leave one allocation and print its id
+//   cli_peer hold POOL                  attach, print "ready", wait to be killed (an attached user)
+//   cli_peer hold-local NAME BYTES      create a process-local pool, print "ready", wait to be killed
 #include <dragonmem/dragonmem.hpp>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,7 +20,9 @@
 namespace {
 
 int usage() {
-    std::fputs("usage: cli_peer create NAME BYTES | alloc POOL BYTES TEXT | expect POOL ID TEXT | churn POOL N\n", stderr);
+    std::fputs("usage: cli_peer create NAME BYTES | alloc POOL BYTES TEXT | expect POOL ID TEXT | churn POOL N | "
+               "hold POOL | hold-local NAME BYTES\n",
+               stderr);
     return 2;
 }
 
@@ -55,6 +61,13 @@ int run(int argc, char** argv) {
         for (std::uint64_t i = 0; i < rounds; ++i) pool.alloc(64).free();
         std::printf("%llu\n", static_cast<unsigned long long>(pool.alloc(64).id()));
         return 0;
+    }
+    if ((verb == "hold" && argc == 3) || (verb == "hold-local" && argc == 4)) {
+        const auto pool = verb == "hold" ? dragonmem::Pool::attach_local(argv[2])
+                                         : dragonmem::Pool::create_process_local(argv[2], std::stoull(argv[3]));
+        std::puts("ready");
+        std::fflush(stdout);
+        for (;;) ::pause();  // until killed: the test decides how this user goes
     }
     return usage();
 }

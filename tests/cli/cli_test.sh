@@ -10,6 +10,7 @@ BIN=$(realpath "${1:-build/tools/dragonmem}")
 PEER=$(realpath "${2:-$(dirname "$BIN")/../tests/cli/cli_peer}")
 HOLDER=$(realpath "${3:-$(dirname "$BIN")/../tests/cli/cli_lock_holder}")
 HOLDER_PID=""   # a stopped lock holder of test_lock_holder, killed by the trap if still there
+PEER_PIDS=()    # cli_peer hold processes (start_peer), killed by the trap if still there
 P="clit$$"   # every pool of this run is named $P...: unique per run, and the trap finds them
 WORK=$(mktemp -d)
 passed=0
@@ -18,6 +19,8 @@ failed=0
 cleanup() {
     local object
     [ -n "$HOLDER_PID" ] && kill -KILL "$HOLDER_PID" 2>/dev/null
+    local pid
+    for pid in "${PEER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     for object in /dev/shm/dragonmem."$P"*; do
         [ -e "$object" ] || continue
         "$BIN" destroy --force "${object#/dev/shm/dragonmem.}" >/dev/null 2>&1
@@ -161,6 +164,25 @@ gone() { [ ! -e "/dev/shm/dragonmem.$1" ]; }
 exists() { [ -e "/dev/shm/dragonmem.$1" ]; }
 jq_out() { jq -r "$1" <<<"$OUT"; }
 now_us() { local t=$EPOCHREALTIME; echo "${t//[.,]/}"; }
+
+# start_peer ARGS...: runs cli_peer ARGS (hold, hold-local) in the background and waits
+# (up to 30 s) until it says "ready"; its pid is PEER_PID. The trap kills it.
+start_peer() {
+    local log="$WORK/peer.$((${#PEER_PIDS[@]} + 1))" i
+    "$PEER" "$@" >"$log" 2>&1 &
+    PEER_PID=$!
+    PEER_PIDS+=("$PEER_PID")
+    for ((i = 0; i < 300; i++)); do
+        grep -q ready "$log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# stop_peer PID: kill -9 it and reap it.
+stop_peer() {
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
 
 # ---- global options ---------------------------------------------------------------------
 
@@ -559,6 +581,7 @@ test_table() {
     check "ls --table prints a header and the pool with human sizes" \
         grep -qE "^NAME +SIZE +USED +FREE +UTIL +LIVE" "$WORK/out"
     check "ls --table shows the pool's row" grep -qE "^$t +64\.0 KiB +3\.1 KiB +60\.9 KiB +4\.9% +3 " "$WORK/out"
+    check "ls --table shows who uses the pool" grep -qE "^$t .* 0 +yes$" "$WORK/out"
     run ls "$t" --table
     check "ls POOL --table prints one row per allocation" test "$(grep -c ' channel \| data ' "$WORK/out")" -eq 3
     check "ls POOL --table aligns sizes" grep -qE "^ *[0-9]+  channel +[0-9]+  1\.5 KiB  1\.5 KiB$" "$WORK/out"
@@ -1086,6 +1109,335 @@ EOF
     check "destroy --all-mine leaves another user's pool" test "$(cat "$WORK/left")" = "dragonmem.${P}nobody"
 }
 
+# ---- who is alive (creator, attached processes, orphaned) -----------------------------
+
+test_who_is_alive() {
+    local pool="${P}w" local_pool="${P}wl" peer
+    run create "$pool" --size 64K
+    run ls "$pool"
+    ok "ls POOL shows the creator, not alive once create exited" \
+        '.pool.creator.pid > 0 and .pool.creator.uid == '"$(id -u)"' and .pool.creator.start_ticks > 0
+         and (.pool.creator.created | test("^20[0-9][0-9]-.*Z$")) and .pool.creator_alive == false'
+    ok "a pool nobody has attached is orphaned, and ls does not count itself" \
+        '.pool.attached == {"count": 0, "pids": [], "untracked": 0, "dead": 0} and .pool.orphaned == true'
+    check "a library user that attaches is started" start_peer hold "$pool"
+    peer=$PEER_PID
+    run ls
+    ok "ls lists the live process attached and the pool is not orphaned" \
+        '.pools[] | select(.name == "'"$pool"'") | .attached.pids == ['"$peer"'] and .attached.count == 1
+         and .orphaned == false'
+    stop_peer "$peer"
+    run ls "$pool"
+    ok "after kill -9 of its only user the pool is orphaned, the entry counted dead" \
+        '.pool.attached.count == 0 and .pool.attached.pids == [] and .pool.attached.dead == 1 and .pool.orphaned'
+    run info "$pool"
+    ok "info shows who is alive too" '.pool.orphaned == true and .pool.creator_alive == false'
+
+    check "a library user that creates a process-local pool is started" start_peer hold-local "$local_pool" 65536
+    peer=$PEER_PID
+    run ls "$local_pool"
+    ok "a live owner's process-local pool is not orphaned; its creator is alive" \
+        '.pool.process_local and .pool.owner_alive and .pool.creator_alive and .pool.creator.pid == '"$peer"'
+         and .pool.attached.pids == ['"$peer"'] and .pool.orphaned == false'
+    stop_peer "$peer"
+    run ls "$local_pool"
+    ok "a process-local pool whose owner died is orphaned" \
+        '.pool.process_local and .pool.owner_alive == false and .pool.creator_alive == false and .pool.orphaned'
+    # Every pool of this user on the host is looked at: only this run's are checked, and
+    # the real removal is tested in a private /dev/shm (test_destroy_orphaned).
+    run destroy --orphaned --dry-run
+    ok "destroy --orphaned --dry-run names orphaned pools and destroys nothing" \
+        '.dry_run and (.destroyed | index("'"$pool"'") != null) and (.destroyed | index("'"$local_pool"'") != null)'
+    check "destroy --orphaned --dry-run leaves the pools" exists "$pool"
+    check "destroy --orphaned --dry-run leaves the process-local pool" exists "$local_pool"
+    run destroy "$pool" "$local_pool"
+}
+
+# Globs, --dry-run of every form, and bad input.
+test_destroy_selection() {
+    run create "${P}g.1" --size 64K
+    run create "${P}g.2" --size 64K
+    run create "${P}h" --size 64K
+    run destroy "${P}g.*" --dry-run
+    ok "destroy GLOB --dry-run names the matching pools" \
+        '.dry_run and .destroyed == ["'"${P}g.1"'", "'"${P}g.2"'"] and .failed == []'
+    check "destroy --dry-run destroys nothing" exists "${P}g.1"
+    run destroy "${P}g.?" "${P}g.1" "${P}h" --dry-run
+    ok "overlapping globs and names name each pool once" \
+        '.destroyed == ["'"${P}g.1"'", "'"${P}g.2"'", "'"${P}h"'"]'
+    run destroy "${P}g.*" "${P}nosuch.*"
+    fails "a glob that matches no pool fails, naming it" 1 DRAGON_MEMORY_ERRNO \
+        '.errno == 2 and (.message | test("'"${P}nosuch"'"))'
+    check "a glob that matches nothing destroys nothing" exists "${P}g.2"
+    run destroy "${P}nosuch" --dry-run
+    fails "destroy --dry-run of a missing pool fails as destroy does" 1 "$MISSING_CODE"
+    run destroy --force "${P}h" "${P}nosuch" --dry-run
+    check "destroy --force --dry-run names what exists and fails the rest, removing nothing" \
+        jq -e '.dry_run and .destroyed == ["'"${P}h"'"] and .failed[0].name == "'"${P}nosuch"'"' "$WORK/out"
+    check "destroy --force --dry-run leaves the pool" exists "${P}h"
+    run destroy --all-mine --dry-run
+    check "destroy --all-mine --dry-run names this run's pool" \
+        jq -e '.dry_run and (.destroyed | index("'"${P}h"'") != null)' "$WORK/out"
+    check "destroy --all-mine --dry-run leaves the pools" exists "${P}h"
+    run destroy --orphaned "${P}h"
+    usage "--orphaned with names is bad usage"
+    run destroy --orphaned --all-mine
+    usage "--orphaned with --all-mine is bad usage"
+    run destroy --orphaned --force
+    usage "--orphaned with --force is bad usage"
+    run destroy "${P}g.*"
+    ok "destroy GLOB destroys the matching pools" \
+        '.dry_run == false and .destroyed == ["'"${P}g.1"'", "'"${P}g.2"'"]'
+    check "destroy GLOB unlinks them" gone "${P}g.1"
+    check "destroy GLOB leaves pools that do not match" exists "${P}h"
+    run destroy "${P}h"
+}
+
+# destroy --orphaned and --all-mine act on every pool of the user: run where the host is
+# only ours (a private /dev/shm in a user and mount namespace, as test_destroy_all_mine).
+test_destroy_orphaned() {
+    if ! unshare -rm true 2>/dev/null; then
+        echo "SKIP: destroy --orphaned (no user namespaces here)"
+        return
+    fi
+    unshare -rm bash -s "$BIN" "$PEER" "$P" "$WORK" >"$WORK/ns.log" 2>&1 <<'NS'
+set -u
+bin=$1 peer=$2 p=$3 work=$4
+mount -t tmpfs tmpfs /dev/shm || exit 3
+ready() { for _ in $(seq 300); do grep -q ready "$1" && return 0; sleep 0.1; done; return 1; }
+"$bin" create "${p}o1" --size 64K >/dev/null || exit 4
+"$bin" create "${p}o2" --size 64K >/dev/null || exit 4
+"$peer" hold "${p}o2" >"$work/h2" & h2=$!
+ready "$work/h2" || exit 5
+"$peer" hold-local "${p}o3" 65536 >"$work/h3" & h3=$!
+ready "$work/h3" || exit 5
+kill -KILL "$h3"; wait "$h3" 2>/dev/null
+head -c 8192 /dev/urandom >"/dev/shm/dragonmem.${p}junk"
+"$bin" destroy --orphaned --dry-run >"$work/dry.json" || exit 6
+ls -A /dev/shm >"$work/dry_left"
+"$bin" destroy --orphaned >"$work/orphaned.json" || exit 7
+ls -A /dev/shm >"$work/orphaned_left"
+rm -f "/dev/shm/dragonmem.${p}junk"
+"$bin" create "${p}o4" --size 64K >/dev/null || exit 4
+"$bin" destroy --all-mine >"$work/mine.json" || exit 8
+ls -A /dev/shm >"$work/mine_left"
+"$bin" destroy --all-mine --force >"$work/forced.json" || exit 9
+kill -KILL "$h2"; wait "$h2" 2>/dev/null
+ls -A /dev/shm >"$work/left"
+NS
+    RC=$?
+    OUT=$(cat "$WORK/ns.log")
+    ERR=""
+    check "destroy --orphaned runs in a private /dev/shm" test "$RC" -eq 0
+    check "destroy --orphaned --dry-run names the pool nobody uses and the dead owner's, nothing else" \
+        jq -e '.dry_run and .destroyed == ["'"${P}o1"'", "'"${P}o3"'"] and .failed == []' "$WORK/dry.json"
+    check "destroy --orphaned --dry-run leaves every pool" test "$(wc -l <"$WORK/dry_left")" -eq 4
+    check "destroy --orphaned skips a pool it cannot attach, with the reason" \
+        jq -e '.skipped[0].name == "'"${P}junk"'" and (.skipped[0].reason | test("cannot be attached"))' \
+        "$WORK/orphaned.json"
+    check "destroy --orphaned removes the orphaned pools" \
+        jq -e '.dry_run == false and .destroyed == ["'"${P}o1"'", "'"${P}o3"'"] and .failed == []' "$WORK/orphaned.json"
+    check "destroy --orphaned leaves the pool a live process uses" \
+        test "$(cat "$WORK/orphaned_left")" = "dragonmem.${P}junk"$'\n'"dragonmem.${P}o2"
+    check "destroy --all-mine skips a pool another live process uses, naming it" \
+        jq -e '.destroyed == ["'"${P}o4"'"] and .skipped[0].name == "'"${P}o2"'"
+               and (.skipped[0].attached_pids | length == 1) and (.skipped[0].reason | test("--force"))' \
+        "$WORK/mine.json"
+    check "destroy --all-mine leaves that pool" test "$(cat "$WORK/mine_left")" = "dragonmem.${P}o2"
+    check "destroy --all-mine --force removes it anyway" \
+        jq -e '.destroyed == ["'"${P}o2"'"] and .skipped == []' "$WORK/forced.json"
+    check "destroy --orphaned and --all-mine leave /dev/shm empty" test ! -s "$WORK/left"
+}
+
+# ---- stat ---------------------------------------------------------------------------------
+
+test_stat() {
+    local pool="${P}st" before stat_pid i
+    run create "$pool" --size 1M
+    "$PEER" churn "$pool" 1000 >/dev/null   # 1001 allocations (most lock-free), 1000 frees
+    run stat "$pool" --interval 0.05 --count 2
+    check "stat --count 2 prints two lines" test "$RC" -eq 0 -a "$(wc -l <"$WORK/out")" -eq 2 -a -z "$ERR"
+    check "stat lines carry the pool's figures and the totals of both paths" jq -e -s 'length == 2 and all(.[];
+        .name == "'"$pool"'" and .live_allocations == 1 and .allocations_total == 1001 and .frees_total == 1000
+        and .allocations_per_s == 0 and .frees_per_s == 0 and .utilization > 0 and .waiters == false
+        and .recoveries == 0 and .interval_s > 0)' "$WORK/out"
+
+    # Allocations made while stat watches: rate x interval, summed, is what was made.
+    "$BIN" stat "$pool" --interval 0.2 --count 25 >"$WORK/stat.jsonl" 2>"$WORK/stat.err" &
+    stat_pid=$!
+    for ((i = 0; i < 300; i++)); do
+        [ -s "$WORK/stat.jsonl" ] && break
+        sleep 0.05
+    done
+    "$PEER" churn "$pool" 500 >/dev/null
+    wait "$stat_pid"
+    RC=$? OUT=$(cat "$WORK/stat.jsonl") ERR=$(cat "$WORK/stat.err")
+    check "stat's rates add up to the allocations and frees made meanwhile" jq -e -s '
+        (map(.allocations_per_s * .interval_s) | add | round) == 501
+        and (map(.frees_per_s * .interval_s) | add | round) == 500
+        and .[-1].allocations_total == 1502 and .[-1].live_allocations == 2' "$WORK/stat.jsonl"
+
+    before=$("$BIN" ls "$pool" | jq -c '[.allocations[].id]')
+    run stat "$pool" --interval 0
+    usage "stat --interval 0 is bad usage, naming the value" '.message | test("--interval: .0.")'
+    run stat "$pool" --interval -1
+    usage "stat --interval -1 is bad usage"
+    run stat "$pool" --interval soon
+    usage "stat --interval soon is bad usage, naming the value" '.message | test("soon")'
+    run stat "$pool" --interval 86401
+    usage "stat --interval beyond a day is bad usage" '.message | test("86401")'
+    run stat "$pool" --count 0
+    usage "stat --count 0 is bad usage" '.message | test("--count")'
+    run stat "$pool" --count many
+    usage "stat --count many is bad usage, naming the value" '.message | test("many")'
+    run stat "$pool" --interval
+    usage "stat --interval without a value is bad usage"
+    run stat
+    usage "stat without a pool is bad usage"
+    run stat "${P}nosuch" --count 1
+    fails "stat of a missing pool fails" 1 "$MISSING_CODE"
+    check "bad stat input leaves the pool as it was" \
+        test "$("$BIN" ls "$pool" | jq -c '[.allocations[].id]')" = "$before"
+    run destroy "$pool"
+}
+
+# ---- dump --svg -------------------------------------------------------------------------
+
+# svg_matches SVG LS_JSON: the picture's heap rectangles tile the heap exactly, each
+# allocation's block is drawn in its type's kind and the rest free, every rectangle sits
+# where its offset and size put it, and the legend names every kind drawn.
+svg_matches() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+svg = ET.parse(sys.argv[1]).getroot()
+listing = json.load(open(sys.argv[2]))
+ns = "{http://www.w3.org/2000/svg}"
+heap = int(svg.get("data-heap-bytes"))
+row_bytes = int(svg.get("data-row-bytes"))
+bpp = row_bytes / 1024
+rects = [r for r in svg.iter(ns + "rect") if r.get("class") == "heap"]
+kinds = {}
+at = 0
+for r in sorted(rects, key=lambda r: int(r.get("data-offset"))):
+    off, size, kind = int(r.get("data-offset")), int(r.get("data-bytes")), r.get("data-kind")
+    assert off == at, f"gap or overlap at {at}: next rectangle at {off}"
+    assert off // row_bytes == (off + size - 1) // row_bytes, f"rectangle at {off} crosses a row"
+    assert abs(float(r.get("width")) - size / bpp) < 0.01, f"width of rectangle at {off}"
+    assert abs(float(r.get("x")) - 16 - (off % row_bytes) / bpp) < 0.01, f"x of rectangle at {off}"
+    for b in range(off, off + size, 1024):
+        kinds[b] = kind
+    at = off + size
+assert at == heap, f"rectangles end at {at}, the heap at {heap}"
+used = set()
+for a in listing["allocations"]:
+    want = a["type_name"] or f"type {a['type']}"
+    for b in range(a["offset"], a["offset"] + a["block_size"], 1024):
+        assert kinds[b] == want, f"block at {b}: drawn {kinds[b]}, allocated as {want}"
+        used.add(b)
+for b, kind in kinds.items():
+    assert b in used or kind == "free", f"block at {b} drawn {kind} but not allocated"
+legend = {r.get("data-kind") for r in svg.iter(ns + "rect") if r.get("class") == "legend"}
+assert legend == set(kinds.values()), f"legend {legend}, kinds drawn {set(kinds.values())}"
+PY
+}
+
+test_svg() {
+    local pool="${P}svg" id3
+    run create "$pool" --size 64K --min-block 1K
+    run alloc "$pool" --size 4K
+    run alloc "$pool" --size 8K --type channel
+    run alloc "$pool" --size 2K
+    id3=$(jq_out .allocation.id)
+    run alloc "$pool" --size 1K --type 77
+    run alloc "$pool" --size 16K --type bootstrap
+    run free "$pool" "$id3"
+    "$BIN" ls "$pool" >"$WORK/svg_ls.json"
+    run dump "$pool" --svg "$WORK/heap.svg"
+    ok "dump --svg writes the picture and says so" \
+        '.svg == "'"$WORK/heap.svg"'" and .rectangles >= 5 and .exact and .pool.name == "'"$pool"'"
+         and .bytes_per_pixel == 2'
+    check "the SVG's rectangles are the pool's known layout" svg_matches "$WORK/heap.svg" "$WORK/svg_ls.json"
+    check "the SVG's caption gives the pool's figures" grep -q "pool ${pool}" "$WORK/heap.svg"
+
+    run dump "$pool" --svg ""
+    usage "dump --svg '' is bad usage"
+    run dump "$pool" --svg "$WORK/x.svg" --id 1
+    usage "dump --svg with --id is bad usage"
+    run dump "$pool" --svg "$WORK/x.svg" --jsonl
+    usage "dump --svg with --jsonl is bad usage"
+    run dump "$pool" --svg "$WORK/x.svg" --table
+    usage "dump --svg with --table is bad usage"
+    check "bad usage writes no picture" test ! -e "$WORK/x.svg"
+    run dump "$pool" --svg "$WORK/no/such/dir/heap.svg"
+    fails "dump --svg into a missing directory fails, naming the file" 1 DRAGON_INVALID_ARGUMENT \
+        '.errno == 2 and (.message | test("no/such/dir/heap.svg"))'
+    run dump "${P}nosuch" --svg "$WORK/y.svg"
+    fails "dump --svg of a missing pool fails" 1 "$MISSING_CODE"
+    check "dump --svg of a missing pool writes no picture" test ! -e "$WORK/y.svg"
+    check "dump --svg leaves the pool as it was" test "$("$BIN" ls "$pool")" = "$(cat "$WORK/svg_ls.json")"
+    run destroy "$pool"
+}
+
+# svg_per_pixel SVG USED_END: a picture drawn per pixel still tiles the heap exactly, with
+# [0, USED_END) drawn as data and the rest free (pixels of 128 B, four 32 B blocks each).
+svg_per_pixel() {
+    python3 - "$1" "$2" <<'PY'
+import sys, xml.etree.ElementTree as ET
+svg = ET.parse(sys.argv[1]).getroot()
+used_end = int(sys.argv[2])
+ns = "{http://www.w3.org/2000/svg}"
+assert svg.get("data-exact") == "false", "not drawn per pixel"
+heap = int(svg.get("data-heap-bytes"))
+at = 0
+for r in sorted((r for r in svg.iter(ns + "rect") if r.get("class") == "heap"), key=lambda r: int(r.get("data-offset"))):
+    off, size, kind = int(r.get("data-offset")), int(r.get("data-bytes")), r.get("data-kind")
+    assert off == at, f"gap or overlap at {at}"
+    assert kind == ("data" if off < used_end else "free"), f"rectangle at {off} drawn {kind}"
+    assert (off + size <= used_end) or off >= used_end, f"rectangle at {off} straddles the used end"
+    at = off + size
+assert at == heap, f"rectangles end at {at}, the heap at {heap}"
+PY
+}
+
+# Past 65,536 runs the picture is drawn per pixel: 70,000 allocations of 32 B (a 64 B granule
+# each) in an 8 MiB heap.
+test_svg_per_pixel() {
+    local pool="${P}svgpp"
+    run create "$pool" --size 8M --min-block 32 --max-allocations 70000
+    "$BIN" alloc "$pool" --size 32 --count 70000 >/dev/null   # not kept for the schema check: 70,000 objects
+    run dump "$pool" --svg "$WORK/pp.svg"
+    ok "dump --svg of 70,000 blocks draws per pixel and says so" '.exact == false and .rectangles < 100'
+    check "the per-pixel picture tiles the heap, the used part as data" svg_per_pixel "$WORK/pp.svg" 4480000
+    run destroy "$pool"
+}
+
+# ---- memory of the cached-block scan ------------------------------------------------------
+
+# peak_rss_kb ARGS...: runs dragonmem ARGS and prints its peak RSS in KiB (GNU time).
+peak_rss_kb() {
+    /usr/bin/time -f %M -o "$WORK/rss" "$BIN" "$@" >/dev/null 2>&1
+    cat "$WORK/rss"
+}
+
+# The first statistics call after a caching process exits takes its cached blocks back
+# with a scan of the whole manifest (12.8 MB here); it must not keep those pages resident.
+test_scan_memory() {
+    if [ ! -x /usr/bin/time ]; then
+        echo "SKIP: memory of the cached-block scan (no GNU time)"
+        return
+    fi
+    local pool="${P}scan" small="${P}scan0" empty_kb scan_kb
+    run create "$pool" --size 32M --min-block 64 --max-allocations 200000
+    run create "$small" --size 64K
+    run alloc "$pool" --size 64 --count 200000   # caches blocks, exits without using them
+    empty_kb=$(peak_rss_kb info "$small")
+    scan_kb=$(peak_rss_kb info "$pool")
+    RC=0 OUT="info of an empty pool: $empty_kb KiB; first info after the allocator exited: $scan_kb KiB" ERR=""
+    check "the cached-block scan does not keep the manifest resident (peak under half of it more)" \
+        test $((scan_kb - empty_kb)) -lt 6250
+    run destroy "$pool" "$small"
+}
+
 # ---- a stopped lock holder --------------------------------------------------------------
 
 task_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
@@ -1178,6 +1530,10 @@ DAMAGED_CODE=DRAGON_INVALID_ARGUMENT
 DESTROYED_CODE="DRAGON_OBJECT_DESTROYED|DRAGON_MEMORY_ERRNO"
 ENV_UNSET_CODE=DRAGON_INVALID_ARGUMENT
 
+# CLI_ONLY="test_stat test_svg" runs just those (then the schema check), for quick work.
+if [ -n "${CLI_ONLY:-}" ]; then
+    for only in $CLI_ONLY; do "$only"; done
+else
 test_global
 test_create
 test_alloc
@@ -1196,7 +1552,15 @@ test_attach
 test_check
 test_destroy
 test_destroy_all_mine
+test_who_is_alive
+test_destroy_selection
+test_destroy_orphaned
+test_stat
+test_svg
+test_svg_per_pixel
+test_scan_memory
 test_lock_holder
+fi
 
 # ---- bash completion ----------------------------------------------------------------------
 
@@ -1217,6 +1581,15 @@ test_completion() {
     check "completion offers allocation types" test "$OUT" = $'channel\nchannel_buffer'
     OUT=$(complete_words free "$pool" --a) RC=0
     check "completion offers a command's options" test "$OUT" = --all
+    OUT=$(complete_words stat "$pool" --i) RC=0
+    check "completion offers stat's options" test "$OUT" = --interval
+    OUT=$(complete_words destroy --o) RC=0
+    check "completion offers destroy --orphaned" test "$OUT" = --orphaned
+    OUT=$(complete_words destroy --d) RC=0
+    check "completion offers destroy --dry-run" test "$OUT" = --dry-run
+    touch "$WORK/picture.svg"
+    OUT=$(complete_words dump "$pool" --svg "$WORK/pict") RC=0
+    check "completion offers file names after --svg" test "$OUT" = "$WORK/picture.svg"
     run destroy "$pool"
 }
 
@@ -1249,7 +1622,7 @@ test_schema() {
     check "the schema check rejects outputs that break the schema" \
         test "$RC" -eq 1 -a "${OUT##*$'\n'}" = "schema: 0 outputs valid, 2 invalid"
 }
-test_completion
+[ -z "${CLI_ONLY:-}" ] && test_completion
 test_schema
 
 shopt -s nullglob

@@ -24,7 +24,7 @@ GLOBAL_FLAGS = {"--pretty"}
 # Options that take a value, per command, so that values are not taken for positionals.
 WITH_VALUE = {"--serial", "--type", "--size", "--count", "--timeout", "--id", "--offset", "--length", "--env",
               "--uid", "--min-block", "--max-allocations", "--mode", "--prealloc", "--lock-timeout", "--to", "--with",
-              "--with-id", "--start", "--stop", "--numa-node", "--mem-type"}
+              "--with-id", "--start", "--stop", "--numa-node", "--mem-type", "--interval", "--svg"}
 
 
 def load_schemas(schema_dir):
@@ -82,7 +82,11 @@ def stdout_schemas(command, positionals, options):
         if "--type" in options:
             return ("ls_type_line.json", "ls_type_line.json") if jsonl else ("ls_type.json", None)
         return ("pool_or_error", "pool_or_error") if jsonl else ("ls.json", None)
+    if command == "stat":
+        return ("stat_line.json", "stat_line.json")  # JSON Lines always
     if command == "dump":
+        if "--svg" in options:
+            return ("dump_svg.json", None)
         if "--id" in options:
             return ("dump_id.json", None)
         return ("dump_head.json", "allocation.json") if jsonl else ("dump.json", None)

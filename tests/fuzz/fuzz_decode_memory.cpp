@@ -8,7 +8,7 @@
 #include "descriptor_seal.hpp"
 
 #include "descr/descriptor_codec.hpp"
-#include "descr/error.hpp"
+#include "os/error.hpp"
 
 #include <cstdint>
 #include <cstring>

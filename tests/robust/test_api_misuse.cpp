@@ -87,12 +87,12 @@ std::vector<Call> memory_calls(dragonMemoryDescr_t* m) {
     };
 }
 
-struct Fixture {
+struct MisuseFixture {
     ScopedPool scoped{64 * 1024, {}, "am"};
     dragonMemoryPoolDescr_t pd{};
     std::vector<Memory> live;
     PoolSnapshot before;
-    Fixture() {
+    MisuseFixture() {
         std::vector<std::uint8_t> ser = scoped.pool().serialize();
         dragonMemoryPoolSerial_t s{ser.size(), ser.data()};
         REQUIRE(dragon_memory_pool_attach(&pd, &s) == DRAGON_SUCCESS);
@@ -100,7 +100,7 @@ struct Fixture {
         live[1].free();
         before = snapshot(scoped.pool());
     }
-    ~Fixture() { (void)dragon_memory_pool_detach(&pd); }
+    ~MisuseFixture() { (void)dragon_memory_pool_detach(&pd); }
     void require_unchanged(const std::string& row) {
         PoolSnapshot after = snapshot(scoped.pool());
         CHECK_MESSAGE(after == before, row << ": the pool changed\nbefore " << before.describe() << "\nafter  "
@@ -118,7 +118,7 @@ void expect(const std::string& row, dragonError_t rc, dragonError_t expected) {
 }  // namespace
 
 TEST_CASE("A1: NULL for every pointer argument of every C function") {
-    Fixture f;
+    MisuseFixture f;
     dragonMemoryPoolDescr_t* p = &f.pd;
     dragonMemoryDescr_t m;
     REQUIRE(dragon_memory_alloc(&m, p, 64) == DRAGON_SUCCESS);
@@ -251,7 +251,7 @@ TEST_CASE("A1: NULL for every pointer argument of every C function") {
 }
 
 TEST_CASE("A2: uninitialised (garbage) and stale descriptors") {
-    Fixture f;
+    MisuseFixture f;
     std::mt19937_64 rng(7);
     std::vector<std::uint64_t> keys = {0, 1, 2, 0xFFFFFFFF, ~0ULL, 0xDEADBEEFDEADBEEFULL, f.pd._idx ^ (1ULL << 32),
                                        f.pd._idx + 1000, f.pd._idx ^ 0xFFFFFFFF00000000ULL};
@@ -326,7 +326,7 @@ TEST_CASE("A3: a destroyed pool: its descriptors, clones and allocation descript
 }
 
 TEST_CASE("A4: double free, free through a stale clone, free after the block was reused") {
-    Fixture f;
+    MisuseFixture f;
     Pool& pool = f.scoped.pool();
     dragonMemoryDescr_t a, a_clone, a_by_id;
     REQUIRE(dragon_memory_alloc(&a, &f.pd, 2000) == DRAGON_SUCCESS);
@@ -387,7 +387,7 @@ TEST_CASE("A4: double free, free through a stale clone, free after the block was
 }
 
 TEST_CASE("A5: invalid timeouts, offsets, lengths, sizes and ids") {
-    Fixture f;
+    MisuseFixture f;
     dragonMemoryPoolDescr_t* p = &f.pd;
     dragonMemoryDescr_t m, out;
     REQUIRE(dragon_memory_alloc(&m, p, 1000) == DRAGON_SUCCESS);
@@ -426,7 +426,7 @@ TEST_CASE("A5: invalid timeouts, offsets, lengths, sizes and ids") {
 }
 
 TEST_CASE("A6: pool_create misuse, and a name in use leaves the existing pool untouched") {
-    Fixture f;
+    MisuseFixture f;
     dragonMemoryPoolDescr_t d;
     const std::string name = unique_pool_name("cr");
     ShmGuard guard(name);

@@ -80,13 +80,13 @@ void memory_rejected(const std::vector<std::uint8_t>& bytes, dragonError_t expec
 }
 
 // A pool with some allocations, a free block or two, and a snapshot to compare with.
-struct Fixture {
+struct BadDescriptorFixture {
     ScopedPool scoped{64 * 1024, {}, "bd"};
     std::vector<Memory> live;
     std::vector<std::uint8_t> pool_ser;
     std::vector<std::uint8_t> mem_ser;
     PoolSnapshot before;
-    Fixture() {
+    BadDescriptorFixture() {
         Pool& p = scoped.pool();
         for (int i = 0; i < 6; ++i) live.push_back(p.alloc(static_cast<std::size_t>(300 * (i + 1)), static_cast<std::uint64_t>(i)));
         live[2].free();
@@ -104,7 +104,7 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("D1-D4: empty, truncated at every length, oversized, every single bit flipped") {
-    Fixture f;
+    BadDescriptorFixture f;
     for (const auto* source : {&f.pool_ser, &f.mem_ser}) {
         const bool is_pool = source == &f.pool_ser;
         const std::vector<std::uint8_t>& good = *source;
@@ -158,7 +158,7 @@ TEST_CASE("D1-D4: empty, truncated at every length, oversized, every single bit 
 }
 
 TEST_CASE("D5-D7: wrong magic, wrong version, wrong kind (with a valid checksum)") {
-    Fixture f;
+    BadDescriptorFixture f;
     for (auto* d : {&f.pool_ser, &f.mem_ser}) {
         const bool is_pool = d == &f.pool_ser;
         auto rejected = [&](std::vector<std::uint8_t> b, const std::string& row) {
@@ -191,7 +191,7 @@ TEST_CASE("D5-D7: wrong magic, wrong version, wrong kind (with a valid checksum)
 }
 
 TEST_CASE("D8: a valid envelope around garbage (checksum recomputed) is refused, or is a well-formed remote pool") {
-    Fixture f;
+    BadDescriptorFixture f;
     std::mt19937_64 rng(42);
     int refused = 0, remote = 0, local_but_other = 0, outside = 0;
     std::string outside_example;
@@ -267,7 +267,7 @@ TEST_CASE("D8: a valid envelope around garbage (checksum recomputed) is refused,
 }
 
 TEST_CASE("D9-D13: field checks behind a valid checksum (names, hostid, instance, heap size, slot bits)") {
-    Fixture f;
+    BadDescriptorFixture f;
     auto with = [&](auto edit) {
         std::vector<std::uint8_t> b = f.pool_ser;
         edit(b);
@@ -304,7 +304,7 @@ TEST_CASE("D9-D13: field checks behind a valid checksum (names, hostid, instance
 }
 
 TEST_CASE("D15-D16: memory descriptors whose allocation fields are inconsistent or forged") {
-    Fixture f;
+    BadDescriptorFixture f;
     Pool& pool = f.scoped.pool();
     const std::size_t at = mem_fields_at(f.mem_ser);
     const std::uint64_t heap = pool.heap_bytes();
@@ -372,7 +372,7 @@ TEST_CASE("D15-D16: memory descriptors whose allocation fields are inconsistent 
 TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-created pools") {
     // D17: an allocation freed after it was serialized.
     {
-        Fixture f;
+        BadDescriptorFixture f;
         Pool& pool = f.scoped.pool();
         std::vector<std::uint8_t> stale = f.live[4].serialize();
         f.live[4].free();
@@ -448,7 +448,7 @@ TEST_CASE("D17-D19: descriptors of freed allocations and of destroyed or re-crea
 }
 
 TEST_CASE("D20: base64 and environment-variable forms") {
-    Fixture f;
+    BadDescriptorFixture f;
     const std::string good = base64_encode(f.pool_ser);
     struct Case {
         std::string value;
@@ -499,7 +499,7 @@ TEST_CASE("D20: base64 and environment-variable forms") {
 // between an id's counter being taken and its record being published (D26) still yields
 // only that allocation's bytes.
 TEST_CASE("D21-D26: forged descriptors naming ids not issued yet, and ids in flight") {
-    Fixture f;
+    BadDescriptorFixture f;
     Pool& pool = f.scoped.pool();
     const std::size_t at = mem_fields_at(f.mem_ser);
     const std::uint64_t heap = pool.heap_bytes();

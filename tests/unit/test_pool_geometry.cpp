@@ -3,7 +3,7 @@
 // before it maps anything. No shm object is made: these run on plain memory.
 #include <doctest/doctest.h>
 
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "pool/pool_geometry.hpp"
 #include "pool/pool_name.hpp"
 

@@ -14,7 +14,7 @@ using namespace dmtest;
 
 namespace {
 
-constexpr const char* kPoolVar = "DMTEST_POOL_B64";
+constexpr const char* kOwnerPoolVar = "DMTEST_POOL_B64";
 
 bool pool_object_exists(const std::string& name) {
     struct stat st {};
@@ -91,7 +91,7 @@ TEST_CASE("register_process_local_pool through the C API; the child that registe
     const std::string child = child_or_fail();
     TestPool pool(65536);
     const std::string serial = base64_encode(serialize_pool(pool.pd()));
-    Child owner = Child::spawn({child, "register-hold", kPoolVar}, {{kPoolVar, serial}});
+    Child owner = Child::spawn({child, "register-hold", kOwnerPoolVar}, {{kOwnerPoolVar, serial}});
     REQUIRE_MESSAGE(owner.wait_for_output("ready", 30000), owner.output());
     DM_CHECK_RC(dragon_register_process_local_pool(pool.pd(), nullptr), DRAGON_INVALID_OPERATION);
     ::kill(owner.pid(), SIGKILL);

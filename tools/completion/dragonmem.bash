@@ -16,7 +16,7 @@ _dragonmem() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     }
-    local commands="create attach alloc free ls dump serialize destroy write read check info copy clear hash equal"
+    local commands="create attach alloc free ls dump serialize destroy write read check info copy clear hash equal stat"
     local global="--pretty --lock-timeout --version -V --help"
     local command="" i
     for ((i = 1; i < cword; i++)); do
@@ -30,9 +30,11 @@ _dragonmem() {
     case $prev in
     --to | --with) mapfile -t COMPREPLY < <(compgen -W "$(_dragonmem_pools)" -- "$cur"); return ;;
     --mem-type) mapfile -t COMPREPLY < <(compgen -W "shm hugepage" -- "$cur"); return ;;
+    --svg) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
     --type) mapfile -t COMPREPLY < <(compgen -W "data channel channel_buffer bootstrap" -- "$cur"); return ;;
     --size | --min-block | --max-allocations | --uid | --mode | --prealloc | --count | --timeout | \
-        --lock-timeout | --offset | --length | --id | --serial | --env | --start | --stop | --with-id | --numa-node)
+        --lock-timeout | --offset | --length | --id | --serial | --env | --start | --stop | --with-id | --numa-node | \
+        --interval)
         return ;;
     esac
 
@@ -46,13 +48,15 @@ _dragonmem() {
     attach) options="--env" ;;
     alloc) options="--serial --size --type --timeout --count --serialized --jsonl" ;;
     free) options="--serial --type --all --serialized --jsonl" ;;
-    ls) options="--serial --type --serialized --jsonl" ;;
-    dump) options="--serial --id --hex --raw --serialized --jsonl" ;;
+    ls) options="--serial --type --serialized --jsonl --table" ;;
+    dump) options="--serial --id --hex --raw --serialized --jsonl --table --svg" ;;
     serialize) options="--serial --id" ;;
-    destroy) options="--serial --all-mine --force" ;;
+    destroy) options="--serial --all-mine --orphaned --force --dry-run" ;;
     write) options="--serial --offset" ;;
     read) options="--serial --offset --length" ;;
-    check | info) options="--serial" ;;
+    check) options="--serial" ;;
+    info) options="--serial --table" ;;
+    stat) options="--serial --interval --count" ;;
     copy) options="--serial --to --timeout" ;;
     clear) options="--serial --start --stop" ;;
     hash) options="--serial" ;;

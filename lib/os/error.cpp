@@ -1,5 +1,5 @@
 // Thread-local last-error storage and the C++ exception bridge.
-#include "descr/error.hpp"
+#include "os/error.hpp"
 #include "os/errno_text.hpp"
 
 #include <dragonmem/error.hpp>
