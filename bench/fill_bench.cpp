@@ -192,8 +192,9 @@ int main(int argc, char** argv) {
         std::uint64_t max;
     };
     const Dist dists[] = {{"fill/1B-4KiB", 4096}, {"fill/1B-64KiB", 65536}, {"fill/1B-1MiB", 1 << 20}};
-    std::string json = "{\"pool_bytes\": " + std::to_string(pool_bytes) + ", \"churn_steps\": " + std::to_string(churn) +
-                       ", \"seed\": " + std::to_string(seed) + ", \"figures\": [";
+    std::string json = "{\"pool_bytes\": " + std::to_string(pool_bytes) +
+                       ", \"churn_steps\": " + std::to_string(churn) + ", \"seed\": " + std::to_string(seed) +
+                       ", \"figures\": [";
     bool first = true;
     int status = 0;
     for (const Dist& d : dists) {

@@ -153,8 +153,7 @@ void TlsfHeap::move_start(std::uint64_t offset, std::uint64_t bytes, std::uint64
 std::uint32_t TlsfHeap::first_list_from(std::uint32_t list) const noexcept {
     if (list >= k_heap_lists) return k_heap_lists;
     std::uint32_t fl = list / k_heap_sl_count;
-    const std::uint32_t here =
-        state_->sl_mask[fl] & ~static_cast<std::uint32_t>(bit(list % k_heap_sl_count) - 1);
+    const std::uint32_t here = state_->sl_mask[fl] & ~static_cast<std::uint32_t>(bit(list % k_heap_sl_count) - 1);
     if (here != 0) return fl * k_heap_sl_count + static_cast<std::uint32_t>(std::countr_zero(here));
     const std::uint64_t above = fl + 1 < 64 ? state_->fl_mask & ~(bit(fl + 1) - 1) : 0;
     if (above == 0) return k_heap_lists;
@@ -213,12 +212,12 @@ std::uint64_t TlsfHeap::alloc(std::uint64_t block_bytes) {
     if (block_bytes == 0 || block_bytes > heap_bytes_) return k_nil;
     Fit fit;
     switch (find_fit(block_bytes, fit)) {
-    case FitResult::none:
-        return k_nil;
-    case FitResult::corrupt:
-        return k_heap_corrupt;
-    case FitResult::found:
-        break;
+        case FitResult::none:
+            return k_nil;
+        case FitResult::corrupt:
+            return k_heap_corrupt;
+        case FitResult::found:
+            break;
     }
     const std::uint64_t lead = fit.start - fit.offset;
     const std::uint64_t end = fit.start + block_bytes;
@@ -230,8 +229,7 @@ std::uint64_t TlsfHeap::alloc(std::uint64_t block_bytes) {
     if (lead != 0 && !backing_->back_heap(fit.start - sizeof(FreeBlockFooter))) return k_nil;
     if (tail != 0 && !backing_->back_heap(end)) return k_nil;
     if (!backing_->back_heap(end - sizeof(FreeBlockFooter))) return k_nil;
-    if (lead == 0 && tail != 0 &&
-        SizeClasses::list_of(tail >> g_) == SizeClasses::list_of(fit.bytes >> g_)) {
+    if (lead == 0 && tail != 0 && SizeClasses::list_of(tail >> g_) == SizeClasses::list_of(fit.bytes >> g_)) {
         // The common carve from a large block: the rest stays on the same list, so it
         // takes the block's place in it (no unlink and relink, no mask change).
         move_start(fit.offset, fit.bytes, end);
@@ -324,7 +322,8 @@ HeapBlock TlsfHeap::largest_free_block() const noexcept {
     if (state_->fl_mask == 0) return best;
     const auto fl = static_cast<std::uint32_t>(63 - std::countl_zero(state_->fl_mask));
     if (fl >= k_heap_fl_count || state_->sl_mask[fl] == 0) return best;
-    const std::uint32_t list = fl * k_heap_sl_count + static_cast<std::uint32_t>(31 - std::countl_zero(state_->sl_mask[fl]));
+    const std::uint32_t list = fl * k_heap_sl_count +
+                               static_cast<std::uint32_t>(31 - std::countl_zero(state_->sl_mask[fl]));
     // The top list's blocks differ by less than a class step: look at a bounded number.
     std::uint32_t budget = 4096;
     for (std::uint64_t offset = state_->free_head[list]; offset != k_nil && budget != 0; --budget) {
@@ -363,7 +362,8 @@ void TlsfHeap::walk_list(std::uint32_t list, std::vector<HeapBlock>& out, std::v
     std::uint64_t seen = 0;
     while (offset != k_nil) {
         if (seen >= limit) {
-            problems.push_back(fmt::format("free list of {} B blocks has more than {} entries (a cycle)", lower, limit));
+            problems.push_back(
+                    fmt::format("free list of {} B blocks has more than {} entries (a cycle)", lower, limit));
             return;
         }
         if (offset >= heap_bytes_ || (offset & (granule_bytes() - 1)) != 0) {
@@ -372,32 +372,35 @@ void TlsfHeap::walk_list(std::uint32_t list, std::vector<HeapBlock>& out, std::v
             return;
         }
         if (!backing_->heap_backed(offset)) {
-            problems.push_back(fmt::format("free list of {} B blocks links to offset {}, where no header was ever "
-                                           "written (its memory was never backed)",
-                                           lower, offset));
+            problems.push_back(
+                    fmt::format("free list of {} B blocks links to offset {}, where no header was ever "
+                                "written (its memory was never backed)",
+                                lower, offset));
             return;
         }
         const FreeBlockHeader* h = header(offset);
         const std::uint64_t size = h->bytes;
         if (size == 0 || (size & (granule_bytes() - 1)) != 0 || size > heap_bytes_ - offset ||
             SizeClasses::list_of(size >> g_) != list || h->tag != tag_for(offset, size, k_block_free)) {
-            problems.push_back(fmt::format("free block at offset {} (list of {} B blocks) has a bad header (size {}, "
-                                           "overwritten?)",
-                                           offset, lower, size));
+            problems.push_back(
+                    fmt::format("free block at offset {} (list of {} B blocks) has a bad header (size {}, "
+                                "overwritten?)",
+                                offset, lower, size));
             return;  // its size and links cannot be trusted
         }
         const std::uint64_t end = offset + size;
         if (!backing_->heap_backed(end - sizeof(FreeBlockFooter)) ||
             footer(end)->tag != tag_for(offset, size, k_block_footer) || footer(end)->start != offset)
-            problems.push_back(fmt::format("free block at offset {} ({} B) has a bad footer (overwritten?)", offset,
-                                           size));
+            problems.push_back(
+                    fmt::format("free block at offset {} ({} B) has a bad footer (overwritten?)", offset, size));
         if (!map_says_free(offset) || !map_says_free(end - 1))
-            problems.push_back(fmt::format("the free map does not mark the first and last granule of the free block "
-                                           "at offset {} ({} B)",
-                                           offset, size));
+            problems.push_back(
+                    fmt::format("the free map does not mark the first and last granule of the free block "
+                                "at offset {} ({} B)",
+                                offset, size));
         if (h->prev != prev)
-            problems.push_back(fmt::format("free block at offset {} has back link {} instead of {}", offset, h->prev,
-                                           prev));
+            problems.push_back(
+                    fmt::format("free block at offset {} has back link {} instead of {}", offset, h->prev, prev));
         out.push_back({offset, size});
         ++seen;
         prev = offset;

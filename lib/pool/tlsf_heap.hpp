@@ -105,8 +105,12 @@ public:
     TlsfHeap() = default;
     TlsfHeap(HeapState* state, std::uint8_t* heap_base, std::uint64_t* free_map, std::uint32_t min_block_order,
              std::uint64_t heap_bytes, Backing* backing)
-        : state_(state), base_(heap_base), free_map_(free_map), g_(granule_order_for(min_block_order)),
-          heap_bytes_(heap_bytes), backing_(backing) {}
+        : state_(state),
+          base_(heap_base),
+          free_map_(free_map),
+          g_(granule_order_for(min_block_order)),
+          heap_bytes_(heap_bytes),
+          backing_(backing) {}
 
     // The granule: 64 B, or the pool's minimum block when that is larger.
     static std::uint32_t granule_order_for(std::uint32_t min_block_order) noexcept {
@@ -138,7 +142,7 @@ public:
         // (x & (x - 1)) == 0 rather than std::has_single_bit: without -mpopcnt the latter is
         // a library call, on every cached alloc and free (measured: 2 % of a run).
         return block_bytes <= k_aligned_block_max && (block_bytes & (block_bytes - 1)) == 0 ? block_bytes
-                                                                                             : granule_bytes();
+                                                                                            : granule_bytes();
     }
     // The size class (list index) of a block of `block_bytes`, and back.
     std::uint32_t class_of(std::uint64_t block_bytes) const noexcept { return SizeClasses::list_of(block_bytes >> g_); }
@@ -193,7 +197,7 @@ private:
     struct Fit {
         std::uint64_t offset = 0;  // the free block
         std::uint64_t bytes = 0;
-        std::uint64_t start = 0;   // where the allocation goes in it
+        std::uint64_t start = 0;  // where the allocation goes in it
     };
     enum class FitResult { found, none, corrupt };
 

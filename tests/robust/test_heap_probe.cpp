@@ -55,8 +55,10 @@ TEST_CASE("threads: freeing a block never reads its neighbours while they are al
         heap.free(c, block);
         heap.free(a, block);
         heap.free(d, block);
-        if (heap.free_bytes() != heap_bytes) return "free bytes " + std::to_string(heap.free_bytes()) + " after freeing all";
-        if (heap.free_block_count() != 1) return std::to_string(heap.free_block_count()) + " free blocks after freeing all";
+        if (heap.free_bytes() != heap_bytes)
+            return "free bytes " + std::to_string(heap.free_bytes()) + " after freeing all";
+        if (heap.free_block_count() != 1)
+            return std::to_string(heap.free_block_count()) + " free blocks after freeing all";
         std::uint64_t whole = heap.alloc(heap_bytes);
         if (whole != 0) return "the whole heap did not allocate after freeing all: " + std::to_string(whole);
         std::vector<HeapBlock> listed;
