@@ -56,9 +56,13 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
                                             std::memory_order_relaxed))
             continue;  // taken back to the heap since it was cached: a stale slot
         std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-        HeapBlock block{};
-        if (!heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed), offset, block) ||
-            heap_->class_of(block.bytes) != size_class) {
+        // The record's block: of this class (so of its size), aligned as that size must be
+        // and inside the heap (as TlsfHeap::block_of checks, with the class known).
+        const std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
+        const std::uint64_t block_bytes = heap_->class_bytes(size_class);
+        if (requested == 0 || requested > heap_->heap_bytes() || heap_->class_for_request(requested) != size_class ||
+            (offset & (heap_->alignment_of(block_bytes) - 1)) != 0 || offset >= heap_->heap_bytes() ||
+            block_bytes > heap_->heap_bytes() - offset) {
             // A stale duplicate of a slot that was taken back, then cached again at
             // another size (the copy pushed then is the valid one), or a record damaged
             // in shared memory (take-back frees no block for it). Unclaim, drop.
@@ -120,7 +124,7 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     // and the CAS below proves it was not.
     std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
     if (requested == 0 || requested > header_->heap_bytes) return false;
-    Magazine* magazine = magazine_of(cache, heap_->class_of(heap_->block_bytes_for(requested)));
+    Magazine* magazine = magazine_of(cache, heap_->class_for_request(requested));
     if (magazine == nullptr || magazine->count >= magazine->cap) return false;  // the locked path flushes
     Magazine& mag = *magazine;
     std::uint64_t expected = id;

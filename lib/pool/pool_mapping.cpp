@@ -644,8 +644,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
         return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
                      "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
                      header_->heap_bytes);
-    const std::uint64_t block_bytes = heap_.block_bytes_for(bytes);
-    const std::uint32_t size_class = heap_.class_of(block_bytes);
+    const std::uint32_t size_class = heap_.class_for_request(bytes);
+    const std::uint64_t block_bytes = heap_.class_bytes(size_class);
     if (blocking && timeout != nullptr &&
         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L))
         return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",

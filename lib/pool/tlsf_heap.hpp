@@ -144,6 +144,17 @@ public:
         return block_bytes <= k_aligned_block_max && (block_bytes & (block_bytes - 1)) == 0 ? block_bytes
                                                                                             : granule_bytes();
     }
+    // class_of(block_bytes_for(requested)) in one bit scan (the cached paths' lookup): the
+    // granule count rounded up to the class step, the step's count 16..32 (32 is the next
+    // power's first class, which the sum gives as well).
+    std::uint32_t class_for_request(std::uint64_t requested) const noexcept {
+        const std::uint64_t granules = ((requested - 1) >> g_) + 1;
+        if (granules < 2 * k_heap_sl_count) return static_cast<std::uint32_t>(granules);
+        const auto f = static_cast<std::uint32_t>(std::bit_width(granules) - 1);
+        const std::uint32_t shift = f - k_heap_sl_log2;
+        const auto steps = static_cast<std::uint32_t>((granules + (std::uint64_t{1} << shift) - 1) >> shift);
+        return (f - k_heap_sl_log2 + 1) * k_heap_sl_count + steps - k_heap_sl_count;
+    }
     // The size class (list index) of a block of `block_bytes`, and back.
     std::uint32_t class_of(std::uint64_t block_bytes) const noexcept { return SizeClasses::list_of(block_bytes >> g_); }
     std::uint64_t class_bytes(std::uint32_t list) const noexcept { return SizeClasses::lower_bound(list) << g_; }

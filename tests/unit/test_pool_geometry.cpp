@@ -6,6 +6,7 @@
 #include "os/error.hpp"
 #include "pool/pool_geometry.hpp"
 #include "pool/pool_name.hpp"
+#include "pool/tlsf_heap.hpp"
 
 #include <cstddef>
 #include <cstring>
@@ -169,6 +170,27 @@ TEST_CASE("pool names: the rules and the shm name live in one place") {
     CHECK(shm_name_for("p1") == "dragonmem.p1");
     CHECK(base_name_of("dragonmem.p1") == "p1");
     CHECK(base_name_of("other.p1").empty());
+}
+
+// The heap's size rule is pure too (lib/pool/tlsf_heap.hpp): the cached paths' one-scan
+// class of a request must be the class of the block the locked path gives it, for every
+// request size and granule; and a block holds its request by less than 1/16 over whole
+// granules.
+TEST_CASE("size classes: class_for_request is the class of block_bytes_for, and a block wastes < 1/16") {
+    using dragonmem::detail::TlsfHeap;
+    for (std::uint32_t min_order : {5u, 6u, 7u, 12u}) {
+        const TlsfHeap heap(nullptr, nullptr, nullptr, min_order, std::uint64_t{1} << 40, nullptr);
+        const std::uint64_t granule = heap.granule_bytes();
+        auto check = [&](std::uint64_t r) {
+            const std::uint64_t block = heap.block_bytes_for(r);
+            const std::uint64_t whole = (r + granule - 1) / granule * granule;
+            CHECK_MESSAGE(heap.class_for_request(r) == heap.class_of(block), "request " << r << ", granule " << granule);
+            CHECK_MESSAGE(heap.class_bytes(heap.class_of(block)) == block, "request " << r);
+            CHECK_MESSAGE((block >= whole && block - whole < whole / 16 + granule), "request " << r << " block " << block);
+        };
+        for (std::uint64_t r = 1; r <= 70000; ++r) check(r);
+        for (std::uint64_t r = 70000; r < (std::uint64_t{1} << 40); r = r * 9 / 8 + 7) check(r);
+    }
 }
 
 TEST_SUITE_END();
