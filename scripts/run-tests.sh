@@ -31,7 +31,9 @@ run_suite() {  # label, dir, meson test args...
 # CI treats warnings as errors (users building dragonmem do not: the default stays off).
 # An existing build directory gets the option too.
 [ -f build/build.ninja ] && meson configure build -Dwerror=true >/dev/null
-configure build -Dlong_tests=$long -Dwerror=true || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+# Unity builds (several sources per compiler run) in every build directory this script
+# makes: CI's compile time is most of its run. An existing directory keeps its setting.
+configure build -Dlong_tests=$long -Dwerror=true -Dunity=on || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 run_suite normal build
 
 # clang-tidy over the normal build's compile_commands.json: one test case, failed by any
@@ -51,7 +53,7 @@ logs+=("clang-tidy=build/meson-logs/clang-tidy.json")
 # suite quickly). With clang, one build serves both the ASan+UBSan suite and the fuzz
 # targets (libFuzzer needs clang); without it, gcc builds the ASan+UBSan suite alone.
 sanitizer_args=(-Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Doptimization=1
-                -Dlong_tests=$long)
+                -Dlong_tests=$long -Dunity=on)
 if command -v clang++ >/dev/null; then
   CXX=clang++ CC=clang configure build-asan "${sanitizer_args[@]}" -Dfuzz=true \
     || { echo "asan build failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -65,7 +67,7 @@ if command -v clang++ >/dev/null; then
   run_suite fuzz build-asan --suite fuzz
   # The TSan build compiles just what its suite runs.
   if TARGETS="tests/robust/dm_robust tests/child/dm_child" CXX=clang++ CC=clang \
-       configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dbench=false -Dcli=false -Doptimization=1; then
+       configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dbench=false -Dcli=false -Doptimization=1 -Dunity=on; then
     # No suppressions: any race TSan finds fails the run.
     TSAN_OPTIONS="halt_on_error=1" run_suite tsan build-tsan --suite tsan
   else
