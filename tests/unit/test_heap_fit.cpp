@@ -32,11 +32,11 @@ struct FitPool {
     }
 };
 
-std::uintptr_t address(const Memory& m) { return reinterpret_cast<std::uintptr_t>(m.pointer()); }
+std::uintptr_t heap_fit_address(const Memory& m) { return reinterpret_cast<std::uintptr_t>(m.pointer()); }
 
 // Random sizes allocated, then every third freed: free blocks of many sizes, at offsets
 // that are no multiple of anything but the granule.
-std::vector<Memory> fragment(Pool& pool, std::mt19937& rng, int count) {
+std::vector<Memory> heap_fit_fragment(Pool& pool, std::mt19937& rng, int count) {
     std::vector<Memory> kept;
     for (int i = 0; i < count; ++i) {
         const std::size_t bytes = 1 + rng() % 3000;
@@ -116,31 +116,31 @@ TEST_CASE("coalescing: random sizes freed in random order end as one free block,
 TEST_CASE("alignment: every allocation is 64 B aligned, a request of 2^k <= 4 KiB 2^k-aligned, in a fragmented pool") {
     FitPool p(8 << 20);
     std::mt19937 rng(64);
-    std::vector<Memory> kept = fragment(p.pool, rng, 600);
+    std::vector<Memory> kept = heap_fit_fragment(p.pool, rng, 600);
     for (int round = 0; round < 200; ++round) {
         const unsigned k = static_cast<unsigned>(rng() % 13);  // 1 B .. 4 KiB
         const std::size_t bytes = std::size_t{1} << k;
         Memory m = p.pool.alloc(bytes);
         const std::uintptr_t align = std::max<std::uintptr_t>(bytes, 64);
-        CHECK_MESSAGE(address(m) % align == 0, bytes << " B at " << m.block_offset());
+        CHECK_MESSAGE(heap_fit_address(m) % align == 0, bytes << " B at " << m.block_offset());
         CHECK(m.block_offset() % align == 0);
         CHECK(m.size() == bytes);  // get_size: the requested size, never the block's
         kept.push_back(std::move(m));
         // Any other size: 64 B aligned.
         Memory odd = p.pool.alloc(1 + rng() % 20000);
-        CHECK(address(odd) % 64 == 0);
+        CHECK(heap_fit_address(odd) % 64 == 0);
         kept.push_back(std::move(odd));
     }
     // Larger powers of two: 64 B aligned at least (man 3 libdragonmem).
     Memory big = p.pool.alloc(64 * 1024);
-    CHECK(address(big) % 64 == 0);
+    CHECK(heap_fit_address(big) % 64 == 0);
     CHECK(p.pool.check().ok);
 }
 
 TEST_CASE("largest_request fits, and the next class up is refused with the pool unchanged") {
     FitPool p(1 << 20);
     std::mt19937 rng(7);
-    std::vector<Memory> kept = fragment(p.pool, rng, 400);
+    std::vector<Memory> kept = heap_fit_fragment(p.pool, rng, 400);
     Memory tail = p.pool.alloc(300000);  // so that the largest free block is not the heap's end alone
     auto before = p.pool.attributes();
     REQUIRE(before.largest_request > 0);
