@@ -43,12 +43,13 @@ void release_cache_entries(PoolHeader& header, std::uint64_t entries) noexcept {
 
 bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, std::uint64_t bytes,
                                   std::uint64_t type, BlockInfo& out) noexcept {
-    Magazine* magazine = magazine_of(cache, size_class);
-    if (magazine == nullptr) return false;
-    Magazine& mag = *magazine;
+    MagazineHead* head = magazine_head(cache, size_class);
+    if (head == nullptr || head->count == 0) return false;
+    MagazineHead& mag = *head;
+    std::uint32_t* const slots = magazine_slots(cache, size_class);  // count > 0: its group exists
     const std::uint64_t cached = cached_word(cache.entry);
     while (mag.count != 0) {
-        std::uint32_t slot = mag.slots[--mag.count];
+        const std::uint32_t slot = magazine_pop(mag, slots);
         ManifestRecord& rec = manifest_->record(slot);
         std::uint64_t expected = cached;
         // Claim: from here only this thread (or, once it is dead, a survivor) changes it.
@@ -72,7 +73,7 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
         std::uint64_t counter = 0;
         if (!take_counter(cache, counter)) {
             rec.id.store(cached, std::memory_order_release);
-            mag.slots[mag.count++] = slot;
+            magazine_push(mag, slots, slot);
             return false;  // the locked path reports the exhausted id space
         }
         const std::uint64_t id = manifest_->id_of(counter, slot);
@@ -124,15 +125,16 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     // and the CAS below proves it was not.
     std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
     if (requested == 0 || requested > header_->heap_bytes) return false;
-    Magazine* magazine = magazine_of(cache, heap_->class_for_request(requested));
-    if (magazine == nullptr || magazine->count >= magazine->cap) return false;  // the locked path flushes
-    Magazine& mag = *magazine;
+    const std::uint32_t size_class = heap_->class_for_request(requested);
+    MagazineHead* head = magazine_head(cache, size_class);
+    if (head == nullptr || head->count >= head->cap) return false;  // full or not cached: the locked path flushes
+    MagazineHead& mag = *head;
     std::uint64_t expected = id;
     // Commit point of the free. Killed after it: the block is cached by a dead thread.
     if (!rec.id.compare_exchange_strong(expected, cached_word(cache.entry), std::memory_order_acq_rel,
                                         std::memory_order_relaxed))
         return false;  // freed by someone else meanwhile: the locked path reports it
-    mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
+    magazine_push(mag, magazine_slots(cache, size_class), static_cast<std::uint32_t>(slot));  // cap > 0: its group exists
     mag.recycled = true;
     // Statistics: the thread's own id-block line, which no other thread writes. Killed
     // before this store: the free is done and uncounted, nothing else.
@@ -231,6 +233,7 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     const std::uint32_t group_index = size_class / k_heap_sl_count;
     if (group_index >= k_cache_groups) return;  // blocks this large are never cached
     MagazineGroup*& group = cache.groups[group_index];
+    MagazineHead* const heads = &cache.heads[group_index * k_heap_sl_count];
     if (group == nullptr) {
         group = new (std::nothrow) MagazineGroup();
         if (group == nullptr) return;  // no memory: this class stays uncached
@@ -239,16 +242,17 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
         const std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
         for (std::uint32_t i = 0; i < k_heap_sl_count; ++i) {
             const std::uint64_t bytes = heap_->class_bytes(group_index * k_heap_sl_count + i);
-            group->mags[i].cap =
-                bytes == 0 ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(k_magazine_slots, budget / bytes));
+            heads[i].cap =
+                bytes == 0 ? 0 : static_cast<std::uint8_t>(std::min<std::uint64_t>(k_magazine_slots, budget / bytes));
         }
     }
-    Magazine& mag = group->mags[size_class % k_heap_sl_count];
+    MagazineHead& mag = heads[size_class % k_heap_sl_count];
+    std::uint32_t* const slots = group->slots[size_class % k_heap_sl_count];
     const std::uint64_t block_bytes = heap_->class_bytes(size_class);
     if (mag.cap == 0 || !mag.recycled) return;
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
-    std::uint64_t want = std::min(mag.warm, mag.cap - mag.count);
-    mag.warm = std::min(mag.cap, mag.warm == 0 ? 1 : mag.warm * 2);
+    std::uint64_t want = std::min<std::uint32_t>(mag.warm, mag.cap - mag.count);
+    mag.warm = static_cast<std::uint8_t>(std::min<std::uint32_t>(mag.cap, mag.warm == 0 ? 1u : mag.warm * 2u));
     // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
     want = std::min(want, (manifest_->capacity() - header_->live_count) / 16);
     want = std::min(want, (heap_->free_bytes() / 16) / block_bytes);
@@ -264,18 +268,19 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
         // Commit point. Killed before it: the slot reads free and repair frees the block.
         rec.id.store(cached, std::memory_order_release);
         header_->live_count += 1;
-        mag.slots[mag.count++] = static_cast<std::uint32_t>(slot);
+        magazine_push(mag, slots, static_cast<std::uint32_t>(slot));
     }
     // The high-water mark counts manifest records in use, cached blocks included.
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
 }
 
 void PoolCaches::flush_magazine_locked(ThreadCache& cache, std::uint32_t size_class) noexcept {
-    Magazine* magazine = magazine_of(cache, size_class);
-    if (magazine == nullptr) return;
-    Magazine& mag = *magazine;
+    MagazineHead* head = magazine_head(cache, size_class);
+    if (head == nullptr || head->count == 0) return;
+    MagazineHead& mag = *head;
+    std::uint32_t* const slots = magazine_slots(cache, size_class);  // count > 0: its group exists
     const std::uint64_t cached = cached_word(cache.entry);
-    while (mag.count > mag.cap / 2) take_back_locked(mag.slots[--mag.count], cached);  // stale slots: no-ops
+    while (mag.count > mag.cap / 2) take_back_locked(magazine_pop(mag, slots), cached);  // stale slots: no-ops
 }
 
 std::uint64_t PoolCaches::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left,

@@ -645,7 +645,6 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
                      "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
                      header_->heap_bytes);
     const std::uint32_t size_class = heap_.class_for_request(bytes);
-    const std::uint64_t block_bytes = heap_.class_bytes(size_class);
     if (blocking && timeout != nullptr &&
         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L))
         return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",
@@ -654,6 +653,7 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     if (ThreadCache* cache = thread_cache_find(this, epoch());
         cache != nullptr && caches_.alloc_from_cache(*cache, size_class, bytes, type, out))
         return DRAGON_SUCCESS;
+    const std::uint64_t block_bytes = heap_.class_bytes(size_class);
     timespec deadline{};
     if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
     for (;;) {
@@ -778,7 +778,8 @@ dragonError_t PoolMapping::free(std::uint64_t id) {
     }
     header_->locked_frees += 1;  // statistics, after the commit point (take_back_locked)
     // The free could not be cached because this size's magazine is full: make room.
-    if (const Magazine* mag = cache != nullptr ? magazine_of(*cache, static_cast<std::uint32_t>(size_class)) : nullptr;
+    if (const MagazineHead* mag =
+            cache != nullptr ? magazine_head(*cache, static_cast<std::uint32_t>(size_class)) : nullptr;
         mag != nullptr && mag->cap != 0 && mag->count >= mag->cap)
         caches_.flush_magazine_locked(*cache, static_cast<std::uint32_t>(size_class));
     bool wake = caches_.announce_frees_locked();
