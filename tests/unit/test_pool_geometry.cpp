@@ -8,6 +8,7 @@
 #include "pool/pool_name.hpp"
 #include "pool/tlsf_heap.hpp"
 
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -190,6 +191,38 @@ TEST_CASE("size classes: class_for_request is the class of block_bytes_for, and 
         };
         for (std::uint64_t r = 1; r <= 70000; ++r) check(r);
         for (std::uint64_t r = 70000; r < (std::uint64_t{1} << 40); r = r * 9 / 8 + 7) check(r);
+    }
+}
+
+// The branch-free class arithmetic (SizeClasses) against its definition written out
+// plainly: lists 0-31 one granule apart, then 16 per power of two. The lists index
+// shared memory (HeapState::free_head), so the mapping must never change silently.
+TEST_CASE("size classes: the branch-free list_of, lower_bound, round_up and list_for match their definition") {
+    using dragonmem::detail::SizeClasses;
+    auto plain_list_of = [](std::uint64_t g) -> std::uint32_t {
+        if (g < 32) return static_cast<std::uint32_t>(g);
+        const auto f = static_cast<std::uint32_t>(std::bit_width(g) - 1);
+        return (f - 3) * 16 + static_cast<std::uint32_t>((g >> (f - 4)) & 15);
+    };
+    auto plain_lower_bound = [](std::uint32_t list) -> std::uint64_t {
+        if (list < 32) return list;
+        return (16 + std::uint64_t{list % 16}) << (list / 16 - 1);
+    };
+    auto check = [&](std::uint64_t g) {
+        const std::uint32_t list = plain_list_of(g);
+        CHECK_MESSAGE(SizeClasses::list_of(g) == list, "granules " << g);
+        CHECK_MESSAGE(SizeClasses::lower_bound(list) == plain_lower_bound(list), "list " << list);
+        // round_up: the smallest class bound >= g; list_for: its list.
+        const std::uint64_t up = plain_lower_bound(list) == g ? g : plain_lower_bound(list + 1);
+        CHECK_MESSAGE(SizeClasses::round_up(g) == up, "granules " << g);
+        CHECK_MESSAGE(SizeClasses::list_for(g) == plain_list_of(up), "granules " << g);
+    };
+    for (std::uint64_t g = 1; g <= 70000; ++g) check(g);
+    for (std::uint64_t g = 70000; g < (std::uint64_t{1} << 40); g = g * 9 / 8 + 7) check(g);
+    for (std::uint32_t f = 5; f < 40; ++f) {  // each power of two and its neighbours
+        check((std::uint64_t{1} << f) - 1);
+        check(std::uint64_t{1} << f);
+        check((std::uint64_t{1} << f) + 1);
     }
 }
 
