@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(meson ninja-build g++ pkg-config cmake libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
+# dpkg-dev: Meson asks dpkg-architecture for Debian's multiarch libdir (lib/x86_64-linux-gnu);
+# without it, it installs into lib64, where neither CMake, pkg-config nor the dynamic
+# linker look on Debian (tests/packaging's CMake consumer found no dragonmemConfig.cmake).
+packages=(meson ninja-build g++ pkg-config cmake dpkg-dev libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
           libboost-dev jq util-linux)
 # llvm: llvm-symbolizer, without which TSan reports cannot name functions; clang-tidy for
 # the lint step of the test run; python3-jsonschema: the CLI tests validate every output

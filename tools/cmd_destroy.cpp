@@ -86,12 +86,6 @@ void force_remove_into(const std::string& name, Tally& tally) {
     }
 }
 
-std::vector<std::string> sorted_pool_names() {
-    std::vector<std::string> names = Pool::list_local();
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 bool is_glob(const std::string& text) { return text.find_first_of("*?[") != std::string::npos; }
 
 // POOL arguments with globs ('job42.*') expanded against this host's pools, in order,

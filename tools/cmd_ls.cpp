@@ -12,12 +12,6 @@
 namespace dragonmem::cli {
 namespace {
 
-std::vector<std::string> sorted_pool_names() {
-    std::vector<std::string> names = Pool::list_local();
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 // One entry per pool found in /dev/shm. A pool that cannot be attached (another user's,
 // damaged, destroyed meanwhile) is listed with its error: one bad pool must not hide
 // the others.

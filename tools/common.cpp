@@ -284,6 +284,12 @@ dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, s
     return memory.clone(static_cast<std::ptrdiff_t>(offset), length);
 }
 
+std::vector<std::string> sorted_pool_names() {
+    std::vector<std::string> names = dragonmem::Pool::list_local();
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
 std::optional<uid_t> shm_owner_uid(const std::string& shm_name) {
     const std::string_view bare = std::string_view(shm_name).substr(shm_name.starts_with('/') ? 1 : 0);
     struct stat info {};

@@ -98,6 +98,9 @@ void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optio
 dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,
                           std::string_view what);
 
+// This host's pools (Pool::list_local), by name: every listing prints them in one order.
+std::vector<std::string> sorted_pool_names();
+
 // The uid owning /dev/shm/<shm_name>, nullopt when it cannot be stat'ed.
 // The figures of a pool's space that a listing yields: internal waste (block bytes minus
 // requested bytes, summed over the live allocations; one paged pass over the manifest)
