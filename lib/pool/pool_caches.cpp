@@ -48,6 +48,13 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
     MagazineHead& mag = *head;
     std::uint32_t* const slots = magazine_slots(cache, size_class);  // count > 0: its group exists
     const std::uint64_t cached = cached_word(cache.entry);
+    // The class's blocks, and the requests it serves: (lower, block_bytes]. Both are at
+    // most heap / 64 (a class is cached only if its cap, budget / block bytes, is > 0).
+    const std::uint32_t g = heap_->granule_order();
+    const std::uint64_t block_bytes = std::uint64_t{k_cached_class_granules[size_class]} << g;
+    const std::uint64_t lower = std::uint64_t{k_cached_class_granules[size_class - 1]} << g;
+    const std::uint64_t align_mask = heap_->alignment_of(block_bytes) - 1;
+    const std::uint64_t last_offset = heap_->heap_bytes() - block_bytes;
     while (mag.count != 0) {
         const std::uint32_t slot = magazine_pop(mag, slots);
         ManifestRecord& rec = manifest_->record(slot);
@@ -57,13 +64,11 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
                                             std::memory_order_relaxed))
             continue;  // taken back to the heap since it was cached: a stale slot
         std::uint64_t offset = rec.offset.load(std::memory_order_relaxed);
-        // The record's block: of this class (so of its size), aligned as that size must be
-        // and inside the heap (as TlsfHeap::block_of checks, with the class known).
+        // The record's block: of this class (its request in (lower, block_bytes], so its
+        // block of this size), aligned as that size must be and inside the heap (what
+        // TlsfHeap::block_of checks, with the class known: a few compares).
         const std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
-        const std::uint64_t block_bytes = heap_->class_bytes(size_class);
-        if (requested == 0 || requested > heap_->heap_bytes() || heap_->class_for_request(requested) != size_class ||
-            (offset & (heap_->alignment_of(block_bytes) - 1)) != 0 || offset >= heap_->heap_bytes() ||
-            block_bytes > heap_->heap_bytes() - offset) {
+        if (requested - lower - 1 >= block_bytes - lower || (offset & align_mask) != 0 || offset > last_offset) {
             // A stale duplicate of a slot that was taken back, then cached again at
             // another size (the copy pushed then is the valid one), or a record damaged
             // in shared memory (take-back frees no block for it). Unclaim, drop.
@@ -81,7 +86,8 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
         // thread, and a survivor frees the block (repair, or a take-back).
         rec.requested_bytes.store(bytes, std::memory_order_relaxed);
         rec.type.store(type, std::memory_order_relaxed);
-        rec.id.store(id, std::memory_order_release);  // commit point: a live allocation
+        rec.size_class.store(size_class, std::memory_order_relaxed);  // checked above: the block's
+        rec.id.store(id, std::memory_order_release);                   // commit point: a live allocation
         // Statistics, on the id block's line this thread just wrote (take_counter). Killed
         // before this store: the allocation is made and uncounted, nothing else.
         manifest_->id_block(cache.entry).allocs.store(++cache.allocs, std::memory_order_relaxed);
@@ -123,9 +129,10 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     if (rec.id.load(std::memory_order_acquire) != id) return false;
     // Read while the record holds this id: its fields cannot change until it is freed,
     // and the CAS below proves it was not.
-    std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
-    if (requested == 0 || requested > header_->heap_bytes) return false;
-    const std::uint32_t size_class = heap_->class_for_request(requested);
+    // The block's class, as the allocation wrote it (a hint, pool_layout.hpp: a wrong one
+    // files the block where the allocation that pops it drops it; one past the cached
+    // classes, or of a class with no cap, goes to the locked path).
+    const std::uint32_t size_class = rec.size_class.load(std::memory_order_relaxed);
     MagazineHead* head = magazine_head(cache, size_class);
     if (head == nullptr || head->count >= head->cap) return false;  // full or not cached: the locked path flushes
     MagazineHead& mag = *head;
@@ -142,22 +149,27 @@ bool PoolCaches::free_to_cache(ThreadCache& cache, std::uint64_t id) noexcept {
     return true;
 }
 
-int PoolCaches::take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept {
+bool PoolCaches::retire_locked(std::uint64_t slot, std::uint64_t word, HeapBlock& block) noexcept {
     ManifestRecord& rec = manifest_->record(slot);
-    if (!manifest_->retire(slot, word)) return -1;
-    // Retired: killed from here on, repair rebuilds the heap without this block.
-    int size_class = 0;
-    HeapBlock block{};
-    if (heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed), rec.offset.load(std::memory_order_relaxed),
-                       block)) {
-        heap_->free(block.offset, block.bytes);
-        size_class = static_cast<int>(heap_->class_of(block.bytes));
-    }
-    // An implausible record (overwritten shared memory) frees no block: the checker
-    // reports the bytes as lost and a repair recovers them.
-    manifest_->give_back_slot(slot);
+    if (!manifest_->retire(slot, word)) return false;
+    // Retired: killed from here on, repair rebuilds the heap without this block (and the
+    // free-slot stack without this slot) whether or not it was given back yet.
+    // An implausible record (overwritten shared memory) names no block (bytes 0): the
+    // checker reports its bytes as lost and a repair recovers them.
+    if (!heap_->block_of(rec.requested_bytes.load(std::memory_order_relaxed),
+                         rec.offset.load(std::memory_order_relaxed), block))
+        block = HeapBlock{0, 0};
+    manifest_->give_back_slot(slot);  // reuses the record's offset word: read above
     header_->live_count -= 1;
-    return size_class;
+    return true;
+}
+
+int PoolCaches::take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept {
+    HeapBlock block{};
+    if (!retire_locked(slot, word, block)) return -1;
+    if (block.bytes == 0) return 0;
+    heap_->free(block.offset, block.bytes);
+    return static_cast<int>(heap_->class_of(block.bytes));
 }
 
 bool PoolCaches::announce_frees_locked() noexcept {
@@ -247,7 +259,7 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
         }
     }
     MagazineHead& mag = heads[size_class % k_heap_sl_count];
-    std::uint32_t* const slots = group->slots[size_class % k_heap_sl_count];
+    std::uint32_t* const slots = magazine_slots(cache, size_class);  // its group exists (above)
     const std::uint64_t block_bytes = heap_->class_bytes(size_class);
     if (mag.cap == 0 || !mag.recycled) return;
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
@@ -256,20 +268,40 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
     want = std::min(want, (manifest_->capacity() - header_->live_count) / 16);
     want = std::min(want, (heap_->free_bytes() / 16) / block_bytes);
+    if (want == 0) return;
+    // The blocks side by side, from one free block (one list search and one split for
+    // all of them); when no free block holds the whole run, one at a time as alloc()
+    // finds them. Killed after the carve: repair rebuilds the heap from the manifest, so
+    // the blocks not yet committed below are free again.
+    std::uint64_t run_at = heap_->alloc_run(block_bytes, want);
+    if (run_at == k_heap_corrupt) return;  // the next allocation repairs
+    std::uint64_t run_left = run_at == k_nil ? 0 : want;
     const std::uint64_t cached = cached_word(cache.entry);
-    for (std::uint64_t i = 0; i < want && manifest_->has_free_slot(); ++i) {
-        std::uint64_t offset = heap_->alloc(block_bytes);
-        if (offset == k_nil || offset == k_heap_corrupt) break;  // the next allocation repairs
+    for (std::uint64_t i = 0; i < want; ++i) {
+        if (!manifest_->has_free_slot()) break;
+        std::uint64_t offset = k_nil;
+        if (run_left != 0) {
+            offset = run_at;
+            run_at += block_bytes;
+            run_left -= 1;
+        } else {
+            offset = heap_->alloc(block_bytes);
+            if (offset == k_nil || offset == k_heap_corrupt) break;  // the next allocation repairs
+        }
         std::uint64_t slot = manifest_->take_slot();
         ManifestRecord& rec = manifest_->record(slot);
         rec.offset.store(offset, std::memory_order_relaxed);
         rec.requested_bytes.store(block_bytes, std::memory_order_relaxed);
         rec.type.store(0, std::memory_order_relaxed);
-        // Commit point. Killed before it: the slot reads free and repair frees the block.
+        rec.size_class.store(size_class, std::memory_order_relaxed);
+        // Commit point. Killed before it: the slot reads free and repair frees the block
+        // (and the rest of the run).
         rec.id.store(cached, std::memory_order_release);
         header_->live_count += 1;
         magazine_push(mag, slots, static_cast<std::uint32_t>(slot));
     }
+    // Out of slots before the run was used up: its rest goes back, as one block.
+    if (run_left != 0) heap_->free(run_at, run_left * block_bytes);
     // The high-water mark counts manifest records in use, cached blocks included.
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
 }
@@ -280,7 +312,26 @@ void PoolCaches::flush_magazine_locked(ThreadCache& cache, std::uint32_t size_cl
     MagazineHead& mag = *head;
     std::uint32_t* const slots = magazine_slots(cache, size_class);  // count > 0: its group exists
     const std::uint64_t cached = cached_word(cache.entry);
-    while (mag.count > mag.cap / 2) take_back_locked(magazine_pop(mag, slots), cached);  // stale slots: no-ops
+    // Retire the records first, then give the heap their blocks sorted by offset, each
+    // run of blocks side by side as one block: the same heap as freeing them one by one
+    // (coalescing is immediate), for one list update per run instead of per block (a
+    // refill carves its blocks as one run, so a magazine's blocks are often neighbours).
+    // Killed between a retire and the heap's free: repair rebuilds the heap without the
+    // retired records' blocks, as for any free.
+    HeapBlock blocks[k_magazine_slots];
+    std::uint32_t n = 0;
+    while (mag.count > mag.cap / 2) {
+        HeapBlock block{};
+        // A stale slot (taken back or claimed since) fails its retire: a no-op.
+        if (retire_locked(magazine_pop(mag, slots), cached, block) && block.bytes != 0) blocks[n++] = block;
+    }
+    std::sort(blocks, blocks + n, [](const HeapBlock& a, const HeapBlock& b) { return a.offset < b.offset; });
+    for (std::uint32_t i = 0; i < n;) {
+        HeapBlock run = blocks[i++];
+        // Exactly adjacent only: overlapping blocks (a damaged manifest) are freed apart, as before.
+        while (i < n && blocks[i].offset == run.offset + run.bytes) run.bytes += blocks[i++].bytes;
+        heap_->free(run.offset, run.bytes);
+    }
 }
 
 std::uint64_t PoolCaches::reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left,

@@ -62,6 +62,10 @@ public:
     // freed block's size class (>= 1), 0 if the record was implausible (no block freed),
     // -1 if the word had changed.
     int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
+    // Retires the record in `slot` if its id word still is `word` (one CAS) and gives its
+    // slot back; its block in `block` (bytes 0: the record was implausible), which the
+    // caller must give to the heap. False if the word had changed.
+    bool retire_locked(std::uint64_t slot, std::uint64_t word, HeapBlock& block) noexcept;
     // Bumps wake_seq after frees; true if sleepers must be woken (futex_wake_all, by the
     // caller, after unlock() where it can; pool_mapping.hpp).
     bool announce_frees_locked() noexcept;

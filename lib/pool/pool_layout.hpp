@@ -50,8 +50,10 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // be missing from `dragonmem ls` (a pool it uses could be called orphaned).
 // 8: the two-level segregated-fit heap (tlsf_heap.hpp): its state moves from the header
 // to pages 4-5, the backing map to page 6, the free map gets one bit per 64 B granule at
-// free blocks' first and last granules, and free blocks carry footers. A version-7
-// process would read the heap as buddy lists and corrupt it.
+// free blocks' first and last granules, and free blocks carry footers; and a manifest
+// record carries its block's size class (ManifestRecord::size_class, a hint for thread
+// caches, in what were reserved bytes). A version-7 process would read the heap as buddy
+// lists and corrupt it.
 inline constexpr std::uint32_t k_layout_version = 8;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
@@ -246,7 +248,16 @@ struct alignas(64) ManifestRecord {
     std::atomic<std::uint64_t> offset;           // block offset in the heap; next-free-slot link when free
     std::atomic<std::uint64_t> requested_bytes;  // a cached block: its block size
     std::atomic<std::uint64_t> type;
-    std::uint64_t reserved[4];
+    // The size class of the block (tlsf_heap.hpp), written with the other fields before
+    // the id: a hint for a thread cache's free, which finds the block's magazine without
+    // computing the class from the size (a chain of a dozen dependent instructions ahead
+    // of the free's CAS). Never trusted for the heap: take-back, repair and check derive
+    // the block from `requested_bytes`; a wrong hint files a block in the wrong
+    // magazine, where the allocation that pops it finds its size out of the class and
+    // drops it (it stays cached until a take-back).
+    std::atomic<std::uint32_t> size_class;
+    std::uint32_t reserved32;
+    std::uint64_t reserved[3];
 };
 
 // The in-band header of a free block (its first 32 bytes) and its footer (the last 16

@@ -756,7 +756,7 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
     }
     const std::uint64_t id = manifest_.id_of(counter, slot);
     // Commit point: see Manifest::publish.
-    manifest_.publish(slot, id, offset, bytes, type);
+    manifest_.publish(slot, id, offset, bytes, type, heap_.class_of(block_bytes));
     header_->live_count += 1;
     header_->locked_allocs += 1;  // statistics, after the commit point
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;

@@ -168,8 +168,7 @@ bool TlsfHeap::fits(std::uint64_t offset, std::uint64_t size, std::uint64_t byte
     return start - offset <= size && bytes <= size - (start - offset);
 }
 
-TlsfHeap::FitResult TlsfHeap::find_fit(std::uint64_t bytes, Fit& fit) const noexcept {
-    const std::uint64_t align = alignment_of(bytes);
+TlsfHeap::FitResult TlsfHeap::find_fit(std::uint64_t bytes, std::uint64_t align, Fit& fit) const noexcept {
     auto try_block = [&](std::uint64_t offset, std::uint32_t list, bool& corrupt) {
         if (!header_intact(offset, 0) || SizeClasses::list_of(header(offset)->bytes >> g_) != list) {
             corrupt = true;
@@ -208,10 +207,11 @@ TlsfHeap::FitResult TlsfHeap::find_fit(std::uint64_t bytes, Fit& fit) const noex
     return FitResult::none;
 }
 
-std::uint64_t TlsfHeap::alloc(std::uint64_t block_bytes) {
-    if (block_bytes == 0 || block_bytes > heap_bytes_) return k_nil;
+std::uint64_t TlsfHeap::alloc_run(std::uint64_t block_bytes, std::uint64_t count) {
+    if (block_bytes == 0 || count == 0 || block_bytes > heap_bytes_ / count) return k_nil;
+    const std::uint64_t run = block_bytes * count;
     Fit fit;
-    switch (find_fit(block_bytes, fit)) {
+    switch (find_fit(run, alignment_of(block_bytes), fit)) {
         case FitResult::none:
             return k_nil;
         case FitResult::corrupt:
@@ -220,38 +220,41 @@ std::uint64_t TlsfHeap::alloc(std::uint64_t block_bytes) {
             break;
     }
     const std::uint64_t lead = fit.start - fit.offset;
-    const std::uint64_t end = fit.start + block_bytes;
+    const std::uint64_t end = fit.start + run;
     const std::uint64_t tail = fit.offset + fit.bytes - end;
     // Before anything changes: the leading gap gets a footer and the tail a header, maybe
-    // in chunks never touched; and the block's own footer chunk is backed now, so that its
-    // free never needs memory (a free cannot fail). If /dev/shm cannot back them, fail
-    // with the heap as it was.
+    // in chunks never touched; and the chunks of each block's first and last bytes are
+    // backed now, so that its free never needs memory (a free cannot fail). If /dev/shm
+    // cannot back them, fail with the heap as it was (chunks backed so far stay backed:
+    // backing is never undone, and harmless).
     if (lead != 0 && !backing_->back_heap(fit.start - sizeof(FreeBlockFooter))) return k_nil;
     if (tail != 0 && !backing_->back_heap(end)) return k_nil;
-    if (!backing_->back_heap(end - sizeof(FreeBlockFooter))) return k_nil;
+    for (std::uint64_t at = fit.start; at != end; at += block_bytes)
+        if (!backing_->back_heap(at) || !backing_->back_heap(at + block_bytes - sizeof(FreeBlockFooter))) return k_nil;
     if (lead == 0 && tail != 0 && SizeClasses::list_of(tail >> g_) == SizeClasses::list_of(fit.bytes >> g_)) {
         // The common carve from a large block: the rest stays on the same list, so it
         // takes the block's place in it (no unlink and relink, no mask change).
         move_start(fit.offset, fit.bytes, end);
-        map_clear_if_readable(end - 1);
-        state_->free_bytes -= block_bytes;
-        return fit.start;
+    } else {
+        remove(fit.offset, fit.bytes);
+        if (lead != 0) insert(fit.offset, lead);
+        if (tail != 0) insert(end, tail);
     }
-    remove(fit.offset, fit.bytes);
-    if (lead != 0) insert(fit.offset, lead);
-    if (tail != 0) insert(end, tail);
-    // The allocated block's first and last granules may have been the interior of the free
-    // block, whose bits mean nothing: make them exact.
-    map_clear_if_readable(fit.start);
-    map_clear_if_readable(end - 1);
-    state_->free_bytes -= block_bytes;
+    // Each allocated block's first and last granules may have been the interior of the
+    // free block, whose bits mean nothing: make them exact (clear). Their chunks are
+    // backed (above), so their bits have memory.
+    for (std::uint64_t at = fit.start; at != end; at += block_bytes) {
+        map_set(at, false);
+        map_set(at + block_bytes - 1, false);
+    }
+    state_->free_bytes -= run;
     return fit.start;
 }
 
 bool TlsfHeap::can_alloc(std::uint64_t block_bytes) const {
     if (block_bytes == 0 || block_bytes > heap_bytes_) return false;
     Fit fit;
-    return find_fit(block_bytes, fit) == FitResult::found;
+    return find_fit(block_bytes, alignment_of(block_bytes), fit) == FitResult::found;
 }
 
 void TlsfHeap::free(std::uint64_t offset, std::uint64_t bytes) {

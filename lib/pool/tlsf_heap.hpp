@@ -185,7 +185,14 @@ public:
     // its offset; k_nil when none fits or when writing the split needs memory /dev/shm
     // cannot give (then the Backing's failed() is set; the heap is as it was); or
     // k_heap_corrupt (nothing was changed; repair, then retry).
-    std::uint64_t alloc(std::uint64_t block_bytes);
+    std::uint64_t alloc(std::uint64_t block_bytes) { return alloc_run(block_bytes, 1); }
+    // `count` blocks of `block_bytes` (a value of block_bytes_for) side by side, carved
+    // from one free block: the first's offset, or k_nil / k_heap_corrupt as alloc() says.
+    // Each block is aligned as alignment_of(block_bytes) says, the chunks of each one's
+    // ends are backed and its first and last granules' map bits are clear: each can be
+    // freed on its own later, exactly as if alloc() had carved it. A thread cache's
+    // refill takes its blocks this way: one list search and one split for the whole run.
+    std::uint64_t alloc_run(std::uint64_t block_bytes, std::uint64_t count);
     // Whether alloc(block_bytes) would find a block (changes nothing).
     bool can_alloc(std::uint64_t block_bytes) const;
     // Returns an allocated block, merging it with free neighbours. If the chunks of its
@@ -241,7 +248,8 @@ private:
     bool header_intact(std::uint64_t offset, std::uint64_t bytes) const noexcept;
     // The first non-empty list at or above `list`, or k_heap_lists.
     std::uint32_t first_list_from(std::uint32_t list) const noexcept;
-    FitResult find_fit(std::uint64_t bytes, Fit& fit) const noexcept;
+    // A free block holding `bytes` at an offset aligned to `align`.
+    FitResult find_fit(std::uint64_t bytes, std::uint64_t align, Fit& fit) const noexcept;
     bool fits(std::uint64_t offset, std::uint64_t size, std::uint64_t bytes, std::uint64_t align,
               std::uint64_t& start) const noexcept;
     void insert(std::uint64_t offset, std::uint64_t bytes) noexcept;

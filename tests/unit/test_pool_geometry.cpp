@@ -6,6 +6,7 @@
 #include "os/error.hpp"
 #include "pool/pool_geometry.hpp"
 #include "pool/pool_name.hpp"
+#include "pool/thread_cache.hpp"
 #include "pool/tlsf_heap.hpp"
 
 #include <bit>
@@ -191,6 +192,30 @@ TEST_CASE("size classes: class_for_request is the class of block_bytes_for, and 
         };
         for (std::uint64_t r = 1; r <= 70000; ++r) check(r);
         for (std::uint64_t r = 70000; r < (std::uint64_t{1} << 40); r = r * 9 / 8 + 7) check(r);
+    }
+}
+
+// The cached allocation checks the block it pops against its class with the table of
+// class sizes (thread_cache.hpp, k_cached_class_granules): a request belongs to cached
+// class c exactly when it is over the block of class c - 1 and at most that of c.
+TEST_CASE("size classes: the cached classes' table gives each class exactly its requests") {
+    using dragonmem::detail::k_cached_class_granules;
+    using dragonmem::detail::k_cached_classes;
+    using dragonmem::detail::TlsfHeap;
+    for (std::uint32_t min_order : {6u, 7u, 12u}) {
+        const TlsfHeap heap(nullptr, nullptr, nullptr, min_order, std::uint64_t{1} << 40, nullptr);
+        const std::uint32_t g = heap.granule_order();
+        for (std::uint32_t c = 1; c < k_cached_classes; ++c) {
+            CHECK(heap.class_bytes(c) == std::uint64_t{k_cached_class_granules[c]} << g);
+            const std::uint64_t lower = std::uint64_t{k_cached_class_granules[c - 1]} << g;
+            const std::uint64_t upper = std::uint64_t{k_cached_class_granules[c]} << g;
+            for (std::uint64_t r : {lower, lower + 1, upper - 1, upper, upper + 1}) {
+                if (r == 0) continue;
+                const bool in_range = r > lower && r <= upper;
+                CHECK_MESSAGE((heap.class_for_request(r) == c) == in_range,
+                              "class " << c << ", request " << r << ", granule order " << g);
+            }
+        }
     }
 }
 
