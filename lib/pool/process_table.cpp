@@ -14,8 +14,9 @@ bool process_word_is_dead(std::uint64_t word) noexcept {
     return word == 0 || task_is_gone(static_cast<std::uint32_t>(word), static_cast<std::uint32_t>(word >> 32));
 }
 
-// Runs while the creator builds the pool, before the header is published: killed here,
-// the pool never becomes attachable and its creation is undone by the next create.
+// Runs while the creator builds the pool, before the magic is published: killed here,
+// the pool never becomes attachable; attach names the dead creator and `destroy --force`
+// removes the object.
 void process_table_format(ProcessTable& table) noexcept {
     table.creator_process = current_process_word();
     char state = 0;
