@@ -14,6 +14,9 @@ bool process_word_is_dead(std::uint64_t word) noexcept {
     return word == 0 || task_is_gone(static_cast<std::uint32_t>(word), static_cast<std::uint32_t>(word >> 32));
 }
 
+// Runs while the creator builds the pool, before the magic is published: killed here,
+// the pool never becomes attachable; attach names the dead creator and `destroy --force`
+// removes the object.
 void process_table_format(ProcessTable& table) noexcept {
     table.creator_process = current_process_word();
     char state = 0;
@@ -33,14 +36,18 @@ int process_table_claim(ProcessTable& table, std::uint64_t me) noexcept {
                 return static_cast<int>(i);
         }
     }
-    // Every entry names a live process: counted, and taken back at detach.
+    // Every entry names a live process: counted, and taken back at detach. Killed before
+    // the add, nothing changed; after it and before the detach, the count stays one too
+    // high for the pool's life, so the pool is never called orphaned (the safe error:
+    // `destroy --orphaned` keeps it).
     table.untracked.fetch_add(1, std::memory_order_acq_rel);
     return -1;
 }
 
 void process_table_release(ProcessTable& table, int slot, std::uint64_t me) noexcept {
     if (slot < 0) {
-        // Never below 0, even if the table was damaged behind us.
+        // Never below 0, even if the table was damaged behind us. Killed before the CAS,
+        // the count stays high (see process_table_claim); after it, we are gone from it.
         std::uint64_t count = table.untracked.load(std::memory_order_relaxed);
         while (count != 0 && !table.untracked.compare_exchange_weak(count, count - 1, std::memory_order_acq_rel)) {
         }
@@ -48,7 +55,8 @@ void process_table_release(ProcessTable& table, int slot, std::uint64_t me) noex
     }
     if (static_cast<std::uint32_t>(slot) >= k_process_slots) return;
     // Only our own word: a slot taken over meanwhile (impossible while we live, but the
-    // table is shared memory) is left to its new owner.
+    // table is shared memory) is left to its new owner. Killed before the CAS, the entry
+    // names a dead process: census counts it dead and the next claim takes it over.
     std::uint64_t expected = me;
     (void)table.entries[slot].compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
 }
