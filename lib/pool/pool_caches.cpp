@@ -49,7 +49,8 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
     std::uint32_t* const slots = magazine_slots(cache, size_class);  // count > 0: its group exists
     const std::uint64_t cached = cached_word(cache.entry);
     // The class's blocks, and the requests it serves: (lower, block_bytes]. Both are at
-    // most heap / 64 (a class is cached only if its cap, budget / block bytes, is > 0).
+    // most heap / 64 (a class is cached only if its cap, budget / block bytes, is > 0),
+    // and size_class >= 1 (class 0 has no blocks: its cap is 0, its count stays 0).
     const std::uint32_t g = heap_->granule_order();
     const std::uint64_t block_bytes = std::uint64_t{k_cached_class_granules[size_class]} << g;
     const std::uint64_t lower = std::uint64_t{k_cached_class_granules[size_class - 1]} << g;
