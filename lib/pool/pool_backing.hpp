@@ -28,10 +28,10 @@
 //     before the chunk's bit is set; so "chunk backed" implies "its free-map bits have
 //     memory", and the heap asks heap_backed() before it reads a bit (a granule no backed
 //     chunk overlaps never held a header or footer: its bit is 0, known without a read).
-//     No second map is needed. Cost: one more system call per chunk, once for the pool's
-//     life (a page of the free map covers 2^15 granules, 2 MiB of heap, so most of those
-//     find the page backed already and change nothing). Space: at most the free map's
-//     pages over the backed chunks, 1/512 of the heap backed plus a page.
+//     No second map is needed. Cost: one more system call per page of the free map (2^15
+//     granules, 2 MiB of heap), once for the pool's life: a chunk whose free-map page
+//     holds the bit of another backed chunk skips it (free_map_page_backed). Space: at most
+//     the free map's pages over the backed chunks, 1/512 of the heap backed plus a page.
 // Users' own reads and writes of their allocations are theirs: a pool created with
 // "reserve" (PoolOptions::reserve, dragonmem create --reserve) has every page backed at
 // creation, so nothing in it can fault.
@@ -125,6 +125,9 @@ private:
         page->words[index / 64].fetch_or(std::uint64_t{1} << (index % 64), std::memory_order_release);
     }
     bool back_heap_chunk(std::uint64_t offset) noexcept;
+    // Whether the free-map page holding chunk `chunk`'s bits is known to be backed
+    // (another chunk of it is): back_heap_chunk then skips backing it again.
+    bool free_map_page_backed(std::uint64_t chunk) const noexcept;
     bool back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept;
 
     PoolHeader* header_ = nullptr;

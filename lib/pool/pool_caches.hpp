@@ -89,8 +89,13 @@ private:
     std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr,
                                         std::uint64_t* claimed_left = nullptr) noexcept;
     bool any_entry_owned_locked() const noexcept;
-    // Frees the cached blocks of dead threads and releases their entries.
-    void sweep_dead_entries_locked() noexcept;
+    // Frees the cached blocks of the dead threads among the owners of `among` (bit e:
+    // entry e; /proc is read for those entries only) and releases their entries.
+    void sweep_dead_entries_locked(std::uint64_t among = ~std::uint64_t{0}) noexcept;
+    // The entries claimed through this mapping whose thread has exited (a cheap probe per
+    // entry: no /proc read for a live thread), swept as above; before a thread claims an
+    // entry (cache_for_this_thread_locked).
+    void sweep_exited_threads_locked() noexcept;
 
     PoolHeader* header_ = nullptr;
     Manifest* manifest_ = nullptr;
