@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 long=false
 [ "${DRAGONMEM_LONG_TESTS:-0}" = 1 ] && long=true
 
+# shellcheck source=scripts/quietly.sh
+. scripts/quietly.sh
 configure() {  # dir, extra meson args...; TARGETS (if set) limits what is built
   local dir=$1; shift
-  [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null || return 1
+  [ -f "$dir/build.ninja" ] || quietly meson setup "$dir" "$@" || return 1
   # shellcheck disable=SC2086
-  ninja -C "$dir" ${TARGETS:-} >/dev/null || return 1
+  quietly ninja -C "$dir" ${TARGETS:-} || return 1
 }
 
 logs=()
