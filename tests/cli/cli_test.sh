@@ -1429,7 +1429,11 @@ test_scan_memory() {
     local pool="${P}scan" small="${P}scan0" empty_kb scan_kb
     run create "$pool" --size 32M --min-block 64 --max-allocations 200000
     run create "$small" --size 64K
-    run alloc "$pool" --size 64 --count 200000   # caches blocks, exits without using them
+    # Caches blocks and exits without using them. Its 18 MB document is neither kept nor
+    # checked against the schema (other alloc runs are): that took longer than all the rest.
+    "$BIN" alloc "$pool" --size 64 --count 200000 >/dev/null 2>"$WORK/err"
+    RC=$? OUT="" ERR=$(cat "$WORK/err")
+    check "alloc --count 200000 in a pool of 200000 records" test "$RC" -eq 0
     empty_kb=$(peak_rss_kb info "$small")
     scan_kb=$(peak_rss_kb info "$pool")
     RC=0 OUT="info of an empty pool: $empty_kb KiB; first info after the allocator exited: $scan_kb KiB" ERR=""
