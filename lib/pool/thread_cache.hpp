@@ -35,8 +35,9 @@
 // - Takers: an allocation that would fail (all cached blocks, dead threads' claims),
 //   the statistics calls (same), repair (dead threads' records), the last detach of a
 //   mapping in a process (the cached blocks of the entries claimed through it; never
-//   waits for the lock), and a thread that finds every entry taken (dead threads'
-//   entries). A thread that exits leaves its blocks cached under an entry whose owner is
+//   waits for the lock), a thread claiming an entry (the entries of its own process's
+//   exited threads, pool_caches.cpp), and a thread that finds every entry taken (dead
+//   threads' entries). A thread that exits leaves its blocks cached under an entry whose owner is
 //   now dead; exit itself never touches the pool (it must not block on the lock).
 //   A forked child never takes back or releases its parent's entries: the mapping
 //   object it inherited records which process claimed them (my_entries_pid_).
