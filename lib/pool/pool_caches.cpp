@@ -25,6 +25,10 @@ constexpr std::uint64_t bit(std::uint64_t e) noexcept { return std::uint64_t{1} 
 // A thread whose start time could not be read has no reliable owner word: it caches nothing.
 bool owner_word_known(std::uint64_t word) noexcept { return (word >> 32) != 0; }
 
+// Used records one sweep of exited threads' entries may scan per entry it frees
+// (sweep_exited_threads_locked).
+constexpr std::uint64_t k_records_per_swept_entry = 65536;
+
 }  // namespace
 
 std::uint64_t dead_cache_entries(const PoolHeader& header, std::uint64_t among) noexcept {
@@ -436,7 +440,11 @@ void PoolCaches::sweep_exited_threads_locked() noexcept {
         if (::syscall(SYS_tgkill, static_cast<pid_t>(pid), static_cast<pid_t>(tid), 0) != 0 && errno == ESRCH)
             gone |= bit(e);
     }
-    if (gone == 0) return;
+    // A sweep scans every used record once (reclaim_cached_locked): in a pool with many
+    // records, wait for enough exited threads that one scan serves them all, so a thread
+    // start costs at most ~k_records_per_swept_entry record visits on average.
+    if (gone == 0 || static_cast<std::uint64_t>(std::popcount(gone)) * k_records_per_swept_entry < header_->live_count)
+        return;
     sweep_dead_entries_locked(gone);
     for (std::uint32_t e = 0; e < k_cache_entries; ++e)
         if (((gone >> e) & 1) != 0 && header_->cache_entries[e].owner.load(std::memory_order_relaxed) == 0)

@@ -300,6 +300,52 @@ TEST_CASE("thread exit: an exited thread's cached blocks stay parked under its e
     CHECK(report.free_bytes == k_heap);
 }
 
+TEST_CASE("thread exit, many records: a claim sweeps exited threads' entries only once one scan of the used records "
+          "serves enough of them") {
+    // 66,000 live records: a sweep (one scan of them) waits for two exited threads.
+    constexpr std::size_t live = 66000;
+    ScopedPool scoped(8 << 20, small_options(live + 4096), "tm");
+    Pool& pool = scoped.pool();
+    ShmView view(scoped.name(), false);
+    REQUIRE(view.ok());
+    std::vector<Memory> held;
+    held.reserve(live);
+    for (std::size_t i = 0; i < live; ++i) held.push_back(pool.alloc(k_block));
+    const std::size_t ours = owned_entries(view).size();  // this (the test's) thread's entry, if it took one
+    int first = -1, second = -1, third = -1;
+    in_new_thread([&] {
+        warm(pool, 2, 4, {64, 256});
+        first = my_entry(view);
+    });
+    REQUIRE(first >= 0);
+    REQUIRE(wait_owner_dead(view, static_cast<unsigned>(first)));
+    const std::size_t parked = records_of_entry(view, static_cast<unsigned>(first));
+    REQUIRE(parked > 0);
+    in_new_thread([&] {
+        warm(pool, 2, 4, {64, 256});
+        second = my_entry(view);
+    });
+    REQUIRE(second >= 0);
+    CHECK(second != first);
+    // One exited thread, 66,000 records in use: not swept yet.
+    CHECK(records_of_entry(view, static_cast<unsigned>(first)) == parked);
+    CHECK(owned_entries(view).size() == ours + 2);
+    REQUIRE(wait_owner_dead(view, static_cast<unsigned>(second)));
+    in_new_thread([&] {
+        warm(pool, 2, 4, {64, 256});
+        third = my_entry(view);
+    });
+    REQUIRE(third >= 0);
+    // Two exited threads: one scan serves both.
+    const bool first_swept = first == third || records_of_entry(view, static_cast<unsigned>(first)) == 0;
+    CHECK(first_swept);
+    CHECK(owned_entries(view).size() == ours + 1);
+    const bool second_swept = second == third || records_of_entry(view, static_cast<unsigned>(second)) == 0;
+    CHECK(second_swept);
+    free_each(held);
+    checked(pool, "at the end");
+}
+
 TEST_CASE("thread exit, other processes: entries of dead threads of other processes stay owned until every entry is "
           "taken; the next thread then sweeps them and gets one") {
     ScopedPool scoped(k_heap, small_options(), "tx");
