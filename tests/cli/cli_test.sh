@@ -6,6 +6,19 @@
 # shellcheck disable=SC2162,SC2317 # "run read" runs dragonmem read; helpers run through check
 set -u
 
+# As root, the run goes into a private /dev/shm (a mount namespace with a tmpfs as large
+# as the real one): `ls` and `destroy` of every pool then meet only this run's pools, and
+# the tests running beside it (two at a time in CI) never have their pools attached,
+# listed, or their thread caches taken back by a listing (which the thread_cache suite
+# counts). CLI_SHARED_SHM=1 keeps the system's /dev/shm.
+if [ -z "${CLI_IN_PRIVATE_SHM:-}" ] && [ "${CLI_SHARED_SHM:-0}" != 1 ] && [ "$(id -u)" = 0 ] &&
+    unshare -m true 2>/dev/null; then
+    shm_bytes=$(($(stat -f -c '%b' /dev/shm) * $(stat -f -c '%S' /dev/shm)))
+    CLI_IN_PRIVATE_SHM=1 exec unshare -m --propagation private bash -c \
+        'mount -t tmpfs -o "size=$1,mode=1777" tmpfs /dev/shm || echo "note: no private /dev/shm, using the system one"
+         shift; exec bash "$@"' private-shm "$shm_bytes" "$0" "$@"
+fi
+
 BIN=$(realpath "${1:-build/tools/dragonmem}")
 PEER=$(realpath "${2:-$(dirname "$BIN")/../tests/cli/cli_peer}")
 HOLDER=$(realpath "${3:-$(dirname "$BIN")/../tests/cli/cli_lock_holder}")
