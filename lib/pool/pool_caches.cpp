@@ -284,39 +284,37 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     want = std::min(want, (manifest_->capacity() - header_->live_count) / 16);
     want = std::min(want, (heap_->free_bytes() / 16) / block_bytes);
     if (want == 0) return;
-    // The blocks side by side, from one free block (one list search and one split for
-    // all of them); when no free block holds the whole run, one at a time as alloc()
-    // finds them. Killed after the carve: repair rebuilds the heap from the manifest, so
-    // the blocks not yet committed below are free again.
-    std::uint64_t run_at = heap_->alloc_run(block_bytes, want);
-    if (run_at == k_heap_corrupt) return;  // the next allocation repairs
-    std::uint64_t run_left = run_at == k_nil ? 0 : want;
+    // The blocks side by side in runs: each run as many as the free block that best fits
+    // one of them holds (one list search and one split per run, tlsf_heap.hpp). Killed
+    // after a carve: repair rebuilds the heap from the manifest, so the blocks not yet
+    // committed below are free again.
     const std::uint64_t cached = cached_word(cache.entry);
-    for (std::uint64_t i = 0; i < want; ++i) {
-        if (!manifest_->has_free_slot()) break;
-        std::uint64_t offset = k_nil;
-        if (run_left != 0) {
-            offset = run_at;
-            run_at += block_bytes;
-            run_left -= 1;
-        } else {
-            offset = heap_->alloc(block_bytes);
-            if (offset == k_nil || offset == k_heap_corrupt) break;  // the next allocation repairs
+    bool slots_left = true;
+    while (want != 0 && slots_left) {
+        std::uint64_t run_left = want;
+        std::uint64_t run_at = heap_->alloc_run(block_bytes, run_left);
+        if (run_at == k_nil || run_at == k_heap_corrupt) break;  // the next allocation repairs
+        want -= run_left;
+        for (; run_left != 0; --run_left, run_at += block_bytes) {
+            if (!manifest_->has_free_slot()) {
+                slots_left = false;
+                break;
+            }
+            std::uint64_t slot = manifest_->take_slot();
+            ManifestRecord& rec = manifest_->record(slot);
+            rec.offset.store(run_at, std::memory_order_relaxed);
+            rec.requested_bytes.store(block_bytes, std::memory_order_relaxed);
+            rec.type.store(0, std::memory_order_relaxed);
+            rec.size_class.store(size_class, std::memory_order_relaxed);
+            // Commit point. Killed before it: the slot reads free and repair frees the
+            // block (and the rest of the run).
+            rec.id.store(cached, std::memory_order_release);
+            header_->live_count += 1;
+            magazine_push(mag, slots, static_cast<std::uint32_t>(slot));
         }
-        std::uint64_t slot = manifest_->take_slot();
-        ManifestRecord& rec = manifest_->record(slot);
-        rec.offset.store(offset, std::memory_order_relaxed);
-        rec.requested_bytes.store(block_bytes, std::memory_order_relaxed);
-        rec.type.store(0, std::memory_order_relaxed);
-        rec.size_class.store(size_class, std::memory_order_relaxed);
-        // Commit point. Killed before it: the slot reads free and repair frees the block
-        // (and the rest of the run).
-        rec.id.store(cached, std::memory_order_release);
-        header_->live_count += 1;
-        magazine_push(mag, slots, static_cast<std::uint32_t>(slot));
+        // Out of slots before the run was used up: its rest goes back, as one block.
+        if (run_left != 0) heap_->free(run_at, run_left * block_bytes);
     }
-    // Out of slots before the run was used up: its rest goes back, as one block.
-    if (run_left != 0) heap_->free(run_at, run_left * block_bytes);
     // The high-water mark counts manifest records in use, cached blocks included.
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
 }

@@ -44,9 +44,10 @@
 // - A magazine may hold stale, duplicate or wrongly filed slots (a damaged class hint);
 //   the CAS on the id word and a check of the record's size and offset after claiming
 //   make those harmless.
-// - A refill carves its blocks as one run and a full magazine gives blocks back in runs
-//   (tlsf_heap.hpp, alloc_run; pool_caches.cpp): under the lock, each block committed or
-//   retired by its own record, so a death in between leaves what repair rebuilds from.
+// - A refill carves its blocks in runs (each from the free block that best fits one) and a
+//   full magazine gives blocks back in runs (tlsf_heap.hpp, alloc_run; pool_caches.cpp):
+//   under the lock, each block committed or retired by its own record, so a death in
+//   between leaves what repair rebuilds from.
 //
 // Bounded: a magazine holds at most k_magazine_slots blocks and at most
 // min(k_cache_budget_bytes, heap / 64) bytes per class; magazines come in groups of the

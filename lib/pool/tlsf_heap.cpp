@@ -207,11 +207,15 @@ TlsfHeap::FitResult TlsfHeap::find_fit(std::uint64_t bytes, std::uint64_t align,
     return FitResult::none;
 }
 
-std::uint64_t TlsfHeap::alloc_run(std::uint64_t block_bytes, std::uint64_t count) {
-    if (block_bytes == 0 || count == 0 || block_bytes > heap_bytes_ / count) return k_nil;
-    const std::uint64_t run = block_bytes * count;
+std::uint64_t TlsfHeap::alloc_run(std::uint64_t block_bytes, std::uint64_t& count) {
+    if (block_bytes == 0 || count == 0 || block_bytes > heap_bytes_) return k_nil;
     Fit fit;
-    switch (find_fit(run, alignment_of(block_bytes), fit)) {
+    // The fit of one block, not of the whole run: the smallest free block that holds one
+    // gives as many as it holds. Searching for the whole run instead found, once the heap
+    // was used a while, only the large free block at the end of the used part, so every
+    // refill of a large class took fresh memory (a 2-thread mixed workload grew its pool's
+    // touched memory to 230 MB where one-block fits keep it near what is in use).
+    switch (find_fit(block_bytes, alignment_of(block_bytes), fit)) {
         case FitResult::none:
             return k_nil;
         case FitResult::corrupt:
@@ -219,6 +223,8 @@ std::uint64_t TlsfHeap::alloc_run(std::uint64_t block_bytes, std::uint64_t count
         case FitResult::found:
             break;
     }
+    count = std::min(count, (fit.offset + fit.bytes - fit.start) / block_bytes);  // >= 1: one block fits
+    const std::uint64_t run = block_bytes * count;
     const std::uint64_t lead = fit.start - fit.offset;
     const std::uint64_t end = fit.start + run;
     const std::uint64_t tail = fit.offset + fit.bytes - end;

@@ -185,14 +185,19 @@ public:
     // its offset; k_nil when none fits or when writing the split needs memory /dev/shm
     // cannot give (then the Backing's failed() is set; the heap is as it was); or
     // k_heap_corrupt (nothing was changed; repair, then retry).
-    std::uint64_t alloc(std::uint64_t block_bytes) { return alloc_run(block_bytes, 1); }
-    // `count` blocks of `block_bytes` (a value of block_bytes_for) side by side, carved
-    // from one free block: the first's offset, or k_nil / k_heap_corrupt as alloc() says.
+    std::uint64_t alloc(std::uint64_t block_bytes) {
+        std::uint64_t one = 1;
+        return alloc_run(block_bytes, one);
+    }
+    // Up to `count` blocks of `block_bytes` (a value of block_bytes_for) side by side,
+    // carved from the free block alloc() would take (the best fit of one block; `count`
+    // becomes how many it held, at least 1): the first's offset, or k_nil /
+    // k_heap_corrupt as alloc() says.
     // Each block is aligned as alignment_of(block_bytes) says, the chunks of each one's
     // ends are backed and its first and last granules' map bits are clear: each can be
     // freed on its own later, exactly as if alloc() had carved it. A thread cache's
     // refill takes its blocks this way: one list search and one split for the whole run.
-    std::uint64_t alloc_run(std::uint64_t block_bytes, std::uint64_t count);
+    std::uint64_t alloc_run(std::uint64_t block_bytes, std::uint64_t& count);
     // Whether alloc(block_bytes) would find a block (changes nothing).
     bool can_alloc(std::uint64_t block_bytes) const;
     // Returns an allocated block, merging it with free neighbours. If the chunks of its
