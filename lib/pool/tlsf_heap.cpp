@@ -285,12 +285,6 @@ void TlsfHeap::free(std::uint64_t offset, std::uint64_t bytes) {
     state_->free_bytes += bytes;
 }
 
-void TlsfHeap::park_free(std::uint64_t offset, std::uint64_t bytes) {
-    if (!backing_->back_heap(offset) || !backing_->back_heap(offset + bytes - sizeof(FreeBlockFooter))) return;
-    insert(offset, bytes);
-    state_->free_bytes += bytes;
-}
-
 void TlsfHeap::rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret) {
     // Only free blocks' headers and footers are written: live blocks hold user data.
     reset_lists(new_secret);

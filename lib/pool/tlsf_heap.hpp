@@ -199,9 +199,6 @@ public:
     // header and footer cannot be backed (a forged record), it is left out of the lists
     // (the checker reports it lost, a repair retries).
     void free(std::uint64_t offset, std::uint64_t bytes);
-    // Lists an allocated block without merging it (preallocations: the first allocations
-    // of that size take it as it is).
-    void park_free(std::uint64_t offset, std::uint64_t bytes);
     // Rebuilds the lists and the free map as the complement of `live` (sorted by offset,
     // non-overlapping), with a new tag secret: each gap is one free block.
     void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
