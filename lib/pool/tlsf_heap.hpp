@@ -21,7 +21,9 @@
 // class in two bit scans. A request's block size is itself a class bound, so any block
 // on its class's list, or above, fits (no list is searched block by block), except for
 // alignment: if the head does not fit aligned, a block of size + alignment - granule
-// from a higher list does, else a bounded scan of the lists in between is tried.
+// from a higher list does, else the blocks of the lists in between are tried one by one
+// (only a request that would otherwise fail gets there; every fitting block is found, so
+// can_alloc and largest_request say what alloc does).
 //
 // Coalescing is immediate: a freed block merges with a free block ending right before it
 // and one starting right after it, so a pool whose allocations are all freed is one free
@@ -66,8 +68,6 @@ struct HeapBlock {
 
 // Blocks of a power-of-two size up to this are aligned to their size.
 inline constexpr std::uint64_t k_aligned_block_max = 4096;
-// Blocks alloc() looks at, beyond the list heads, to find one that fits aligned.
-inline constexpr std::uint32_t k_aligned_scan_limit = 64;
 // alloc()'s answer when a list holds a block whose header was overwritten (a user wrote
 // past its allocation): the caller repairs the heap from the manifest and retries.
 inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
@@ -208,7 +208,8 @@ public:
     std::uint64_t tag_secret() const noexcept { return state_->tag_secret; }
 
     // Statistics (read only). The largest listed free block (0: none); the largest request
-    // that can succeed now (0: none); and free blocks by size, counts[k] holding those of
+    // that can succeed now (0: none; exactly the largest r with can_alloc(block_bytes_for(r)));
+    // and free blocks by size, counts[k] holding those of
     // [2^k, 2^(k+1)) bytes (k < 64).
     HeapBlock largest_free_block() const noexcept;
     std::uint64_t largest_request() const noexcept;
