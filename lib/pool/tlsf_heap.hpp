@@ -46,7 +46,9 @@
 // while holding the lock, repair rebuilds the heap from the live manifest records
 // (rebuild()): every gap between live blocks becomes one free block, the map bits at the
 // live blocks' first and last granules are cleared, and a new tag secret makes every
-// half-written header, footer and link unrecognisable.
+// old header and footer unrecognisable (a half-written one included). Links are not
+// covered by the tag, but no old link survives: the lists are emptied and every free
+// block's header is written anew, links included.
 #pragma once
 
 #include "pool/pool_backing.hpp"
