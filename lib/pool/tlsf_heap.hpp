@@ -220,6 +220,11 @@ public:
     // For the checker: every listed free block, validating links, tags, footers, map
     // bits, classes and bounds; problems are appended as sentences.
     void collect_listed_blocks(std::vector<HeapBlock>& out, std::vector<std::string>& problems) const;
+    // For the checker: whether the free map marks the granule holding `offset` as a free
+    // block's first or last (false where no chunk of that granule was ever backed). At
+    // an allocated block's first or last granule it must not: a neighbour's free() would
+    // read the allocation's bytes as a header or footer.
+    bool map_marks_free(std::uint64_t offset) const noexcept { return map_says_free(offset); }
 
 private:
     struct Fit {
