@@ -479,7 +479,9 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             carved.push_back({offset, bytes});  // may throw: the undo removes the pool
         }
     }
-    // Killed in here: the pool has no magic yet, nothing to repair (see above).
+    // Each free merges under no lock: nobody can attach yet. Killed in here (the blocks
+    // half merged), the object has no magic: an abandoned creation that attach reports
+    // and `destroy --force` removes, never a pool that anyone repairs or uses.
     for (const HeapBlock& block : carved) pool->heap_.free(block.offset, block.bytes);
     h->ready.store(k_pool_ready, std::memory_order_release);
     h->magic.store(k_pool_magic, std::memory_order_release);
