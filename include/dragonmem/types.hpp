@@ -26,7 +26,9 @@ struct PoolOptions {
     dragonMemoryPoolGrowthType_t growth_type = DRAGON_MEMORY_GROWTH_NONE;
     std::size_t segment_size = 0;        // recorded only
     std::size_t max_size = 0;            // recorded only
-    std::vector<std::size_t> preallocs;  // preallocs[n]: blocks of min_block_bytes << n to cache
+    // preallocs[n]: blocks of min_block_bytes << n carved at creation (it fails if they do
+    // not fit), then merged back: the pool is one free block (man 3 libdragonmem).
+    std::vector<std::size_t> preallocs;
     // The NUMA node the pool's pages are bound to (mbind, MPOL_BIND), whoever touches them
     // first; -1: no preference (the toucher's policy). A node that is not online fails.
     int numa_node = -1;

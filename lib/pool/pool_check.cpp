@@ -1,6 +1,7 @@
 // The invariant checker (docs/design.md section 4.12): free + live bytes = heap size, no two
 // blocks overlap, the manifest's live records are exactly the allocated blocks, every
-// free block is on exactly one list, and the counters agree with what is found. Blocks
+// free block is on exactly one list, the free map is clear at the first and last granule
+// of every allocated block, and the counters agree with what is found. Blocks
 // parked in thread caches count as used; those of threads that are gone are reported
 // (orphaned), and any the take-back scans would skip (the scan hint says no cache
 // record exists) are a problem: nothing would ever free them. An id block reaching past
@@ -122,6 +123,18 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
         return s.id == 0 ? fmt::format("free block at {} ({} B)", s.offset, s.size)
                          : fmt::format("allocation id {} at {} ({} B)", s.id, s.offset, s.size);
     };
+    // The free map is exact at every block's first and last granule (tlsf_heap.hpp):
+    // listed free blocks were checked with their lists; an allocated or cached block's
+    // must be clear, or freeing its neighbour would take its bytes for a free block's.
+    for (const Span& s : spans) {
+        if (s.id == 0 && !s.cached) continue;
+        const bool first = heap.map_marks_free(s.offset);
+        const bool last = heap.map_marks_free(s.offset + s.size - 1);
+        if (first || last)
+            problems.push_back(fmt::format("the free map marks the {} granule of the {} as a free block's (it must "
+                                           "be clear)",
+                                           first && last ? "first and last" : first ? "first" : "last", describe(s)));
+    }
     for (std::size_t i = 0; i < spans.size(); ++i) {
         const Span& s = spans[i];
         if (s.offset < cursor)

@@ -108,8 +108,11 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     g.first_records_bytes = round_up(g.records_backed * sizeof(ManifestRecord), k_page_bytes);
     // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
     g.first_chunk_bytes = std::min(std::uint64_t{1} << g.chunk_shift, heap_bytes);
-    g.first_free_map_bytes =
-        round_up(((g.first_chunk_bytes >> TlsfHeap::granule_order_for(min_order)) + 7) / 8, k_page_bytes);
+    // The bits of every granule chunk 0 overlaps, as Backing::back_heap_chunk counts them:
+    // a granule larger than the chunk (a minimum block over a page) still has its bit,
+    // which format() writes.
+    const std::uint64_t last_bit = (g.first_chunk_bytes - 1) >> TlsfHeap::granule_order_for(min_order);
+    g.first_free_map_bytes = round_up(last_bit / 8 + 1, k_page_bytes);
     // Header, directory, process table, id blocks, heap state, the backing map's first
     // page, first records, first free-map page; and format() backs the heap's last chunk
     // (its footer) with its free-map page.

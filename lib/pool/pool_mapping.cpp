@@ -457,8 +457,12 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     if (!pool->heap_.format(random_u64()))
         return failf(DRAGON_OUT_OF_SPACE, "pool '{}': {}; nothing was created", name,
                      pool->backing_.describe_failure());
-    // Preallocations: carve the blocks, then list them again without merging, so the
-    // first allocations of those sizes take them as they are.
+    // Preallocations: carve the blocks (creation fails if they do not fit; the chunks of
+    // their ends get memory now), then free them again, merging, so the pool is one free
+    // block as if nothing were preallocated. They are not kept apart as Dragon's buddy
+    // heap pre-splits them: carving a block off a larger free one costs what popping a
+    // listed one does (TlsfHeap::alloc_run), and blocks kept apart unmerged would refuse
+    // every request larger than the space between them, with nothing allocated.
     std::vector<HeapBlock> carved;
     for (std::size_t n = 0; n < options.preallocs.size(); ++n) {
         for (std::size_t i = 0; i < options.preallocs[n]; ++i) {
@@ -475,7 +479,10 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             carved.push_back({offset, bytes});  // may throw: the undo removes the pool
         }
     }
-    for (const HeapBlock& block : carved) pool->heap_.park_free(block.offset, block.bytes);
+    // Each free merges under no lock: nobody can attach yet. Killed in here (the blocks
+    // half merged), the object has no magic: an abandoned creation that attach reports
+    // and `destroy --force` removes, never a pool that anyone repairs or uses.
+    for (const HeapBlock& block : carved) pool->heap_.free(block.offset, block.bytes);
     h->ready.store(k_pool_ready, std::memory_order_release);
     h->magic.store(k_pool_magic, std::memory_order_release);
     undo.committed = true;

@@ -194,14 +194,18 @@ TlsfHeap::FitResult TlsfHeap::find_fit(std::uint64_t bytes, std::uint64_t align,
         if (try_block(state_->free_head[above], above, corrupt)) return FitResult::found;
         return corrupt ? FitResult::corrupt : FitResult::none;  // cannot happen: it fits
     }
-    // Smaller blocks may still fit aligned: look at a bounded number of them.
-    std::uint32_t budget = k_aligned_scan_limit;
-    for (std::uint32_t list = first_list_from(first); list < sure && list < k_heap_lists && budget != 0;
-         list = first_list_from(list + 1)) {
-        for (std::uint64_t offset = state_->free_head[list]; offset != k_nil && budget != 0; --budget) {
+    // Smaller blocks may still fit aligned: try each block of the lists in between. This
+    // is reached only when the request would otherwise fail (the heads above did not fit),
+    // so a long scan costs only a request that then succeeds or fails; a scan stopped
+    // early refused requests a listed block holds, and can_alloc and largest_request
+    // disagreed. A list holds at most heap / (its smallest size) blocks: more is a cycle
+    // (links are not covered by the tag), reported corrupt rather than followed for ever.
+    for (std::uint32_t list = first; list < sure && list < k_heap_lists; list = first_list_from(list + 1)) {
+        std::uint64_t budget = heap_bytes_ / class_bytes(list) + 1;
+        for (std::uint64_t offset = state_->free_head[list]; offset != k_nil; offset = header(offset)->next) {
+            if (budget-- == 0) return FitResult::corrupt;
             if (try_block(offset, list, corrupt)) return FitResult::found;
             if (corrupt) return FitResult::corrupt;
-            offset = header(offset)->next;
         }
     }
     return FitResult::none;
@@ -291,12 +295,6 @@ void TlsfHeap::free(std::uint64_t offset, std::uint64_t bytes) {
     state_->free_bytes += bytes;
 }
 
-void TlsfHeap::park_free(std::uint64_t offset, std::uint64_t bytes) {
-    if (!backing_->back_heap(offset) || !backing_->back_heap(offset + bytes - sizeof(FreeBlockFooter))) return;
-    insert(offset, bytes);
-    state_->free_bytes += bytes;
-}
-
 void TlsfHeap::rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret) {
     // Only free blocks' headers and footers are written: live blocks hold user data.
     reset_lists(new_secret);
@@ -346,12 +344,14 @@ HeapBlock TlsfHeap::largest_free_block() const noexcept {
 std::uint64_t TlsfHeap::largest_request() const noexcept {
     const HeapBlock block = largest_free_block();
     if (block.bytes == 0) return 0;
-    // The largest class bound that fits the block (aligned, for the small powers of two).
-    for (std::uint32_t list = SizeClasses::list_of(block.bytes >> g_); list != 0; --list) {
-        const std::uint64_t bytes = class_bytes(list);
-        std::uint64_t start = 0;
-        if (bytes <= block.bytes && fits(block.offset, block.bytes, bytes, alignment_of(bytes), start)) return bytes;
-    }
+    // The largest class bound that alloc() would find room for, by asking it (can_alloc):
+    // a request's block is a class bound, so no request between two bounds fits where the
+    // upper one does not. An aligned class (a power of two up to 4 KiB) may fit in some
+    // smaller block and not in the largest one, or the other way round, so the answer is
+    // the search's, not the largest block's. Every class but the aligned ones (a few) is
+    // answered from a list head; the first that fits ends the walk down.
+    for (std::uint32_t list = SizeClasses::list_of(block.bytes >> g_); list != 0; --list)
+        if (can_alloc(class_bytes(list))) return class_bytes(list);
     return 0;
 }
 

@@ -21,7 +21,9 @@
 // class in two bit scans. A request's block size is itself a class bound, so any block
 // on its class's list, or above, fits (no list is searched block by block), except for
 // alignment: if the head does not fit aligned, a block of size + alignment - granule
-// from a higher list does, else a bounded scan of the lists in between is tried.
+// from a higher list does, else the blocks of the lists in between are tried one by one
+// (only a request that would otherwise fail gets there; every fitting block is found, so
+// can_alloc and largest_request say what alloc does).
 //
 // Coalescing is immediate: a freed block merges with a free block ending right before it
 // and one starting right after it, so a pool whose allocations are all freed is one free
@@ -44,7 +46,9 @@
 // while holding the lock, repair rebuilds the heap from the live manifest records
 // (rebuild()): every gap between live blocks becomes one free block, the map bits at the
 // live blocks' first and last granules are cleared, and a new tag secret makes every
-// half-written header, footer and link unrecognisable.
+// old header and footer unrecognisable (a half-written one included). Links are not
+// covered by the tag, but no old link survives: the lists are emptied and every free
+// block's header is written anew, links included.
 #pragma once
 
 #include "pool/pool_backing.hpp"
@@ -66,8 +70,6 @@ struct HeapBlock {
 
 // Blocks of a power-of-two size up to this are aligned to their size.
 inline constexpr std::uint64_t k_aligned_block_max = 4096;
-// Blocks alloc() looks at, beyond the list heads, to find one that fits aligned.
-inline constexpr std::uint32_t k_aligned_scan_limit = 64;
 // alloc()'s answer when a list holds a block whose header was overwritten (a user wrote
 // past its allocation): the caller repairs the heap from the manifest and retries.
 inline constexpr std::uint64_t k_heap_corrupt = ~0ULL - 1;
@@ -204,9 +206,6 @@ public:
     // header and footer cannot be backed (a forged record), it is left out of the lists
     // (the checker reports it lost, a repair retries).
     void free(std::uint64_t offset, std::uint64_t bytes);
-    // Lists an allocated block without merging it (preallocations: the first allocations
-    // of that size take it as it is).
-    void park_free(std::uint64_t offset, std::uint64_t bytes);
     // Rebuilds the lists and the free map as the complement of `live` (sorted by offset,
     // non-overlapping), with a new tag secret: each gap is one free block.
     void rebuild(std::span<const HeapBlock> live_sorted, std::uint64_t new_secret);
@@ -216,7 +215,8 @@ public:
     std::uint64_t tag_secret() const noexcept { return state_->tag_secret; }
 
     // Statistics (read only). The largest listed free block (0: none); the largest request
-    // that can succeed now (0: none); and free blocks by size, counts[k] holding those of
+    // that can succeed now (0: none; exactly the largest r with can_alloc(block_bytes_for(r)));
+    // and free blocks by size, counts[k] holding those of
     // [2^k, 2^(k+1)) bytes (k < 64).
     HeapBlock largest_free_block() const noexcept;
     std::uint64_t largest_request() const noexcept;
@@ -225,6 +225,11 @@ public:
     // For the checker: every listed free block, validating links, tags, footers, map
     // bits, classes and bounds; problems are appended as sentences.
     void collect_listed_blocks(std::vector<HeapBlock>& out, std::vector<std::string>& problems) const;
+    // For the checker: whether the free map marks the granule holding `offset` as a free
+    // block's first or last (false where no chunk of that granule was ever backed). At
+    // an allocated block's first or last granule it must not: a neighbour's free() would
+    // read the allocation's bytes as a header or footer.
+    bool map_marks_free(std::uint64_t offset) const noexcept { return map_says_free(offset); }
 
 private:
     struct Fit {

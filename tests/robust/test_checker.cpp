@@ -186,6 +186,40 @@ TEST_CASE("checker: free-list links and counters corrupted in the heap state") {
     a.free();
 }
 
+TEST_CASE("checker: a free-map bit set at an allocated block's first or last granule") {
+    ScopedPool scoped(64 * 1024, {}, "fm");
+    Pool& pool = scoped.pool();
+    Memory a = pool.alloc(4096);  // granules 0..63: word 0 of the free map
+    Memory b = pool.alloc(4096);  // granules 64..127: word 1
+    REQUIRE(a.block_offset() == 0);
+    REQUIRE(b.block_offset() == 4096);
+    ShmView view(scoped.name(), true);
+    REQUIRE(view.ok());
+    auto* map = reinterpret_cast<std::uint64_t*>(view.base() + view.header()->free_map_offset);
+    expect_ok(pool, "two allocations, the rest one free block");
+    {
+        Undo undo(&map[0], 8);
+        map[0] |= 1ULL;  // a's first granule
+        expect_problem(pool, {"free map", "first granule", "allocation id " + std::to_string(a.id())},
+                       "bit set at an allocation's first granule");
+    }
+    {
+        Undo undo(&map[1], 8);
+        map[1] |= 1ULL << 63;  // b's last granule (127)
+        expect_problem(pool, {"free map", "last granule", "allocation id " + std::to_string(b.id()), "at 4096"},
+                       "bit set at an allocation's last granule");
+    }
+    {
+        Undo undo(&map[0], 8);
+        map[0] |= 1ULL << 5;  // inside a: interior bits mean nothing
+        expect_ok(pool, "a bit inside an allocated block");
+    }
+    expect_ok(pool, "after restoring the map");
+    a.free();
+    b.free();
+    expect_ok(pool, "all freed");
+}
+
 TEST_CASE("checker: manifest records edited through a mapping of /dev/shm/dragonmem.NAME") {
     ScopedPool scoped(64 * 1024, {}, "mf");
     Pool& pool = scoped.pool();

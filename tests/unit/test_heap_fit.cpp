@@ -23,7 +23,8 @@ namespace {
 struct FitPool {
     ShmGuard guard{unique_pool_name("fit")};
     Pool pool;
-    explicit FitPool(std::size_t bytes) : pool(Pool::create(guard.name(), bytes)) {}
+    explicit FitPool(std::size_t bytes, const dragonmem::PoolOptions& options = {})
+        : pool(Pool::create(guard.name(), bytes, 0, options)) {}
     ~FitPool() {
         try {
             pool.destroy();
@@ -164,6 +165,41 @@ TEST_CASE("largest_request fits, and the next class up is refused with the pool 
     Memory largest = p.pool.alloc(before.largest_request);
     CHECK(largest.size() == before.largest_request);
     CHECK(p.pool.check().ok);
+}
+
+TEST_CASE("preallocations: the pool serves its whole heap, blocking or not, and is one free block after") {
+    constexpr std::size_t heap = 1 << 20;
+    dragonmem::PoolOptions options;
+    options.preallocs = {16, 3, 0, 5};  // blocks of the 32 B minimum block, 64 B and 256 B
+    FitPool p(heap, options);
+    auto fresh = p.pool.attributes();
+    CHECK(fresh.free_bytes == heap);
+    CHECK(fresh.largest_free_block == heap);
+    CHECK(fresh.largest_request == heap);
+    auto report = p.pool.check();
+    CHECK(report.ok);
+    CHECK(report.free_blocks == 1);
+    Memory whole = p.pool.alloc(heap);
+    CHECK(whole.block_offset() == 0);
+    whole.free();
+    // The first allocations of a preallocated size, then everything freed: one block.
+    std::vector<Memory> live;
+    for (int i = 0; i < 40; ++i) live.push_back(p.pool.alloc(i % 2 == 0 ? 32 : 256));
+    for (Memory& m : live) m.free();
+    CHECK(p.pool.attributes().largest_request == heap);
+    report = p.pool.check();
+    CHECK(report.ok);
+    CHECK(report.free_blocks == 1);
+    // A blocking request for the whole heap has nothing to wait for (it waited for ever
+    // when the preallocated blocks stayed apart; the timeout ends the test if it does).
+    const timespec timeout{5, 0};
+    try {
+        Memory again = p.pool.alloc_blocking(heap, DRAGON_MEMORY_ALLOC_DATA, &timeout);
+        CHECK(again.size() == heap);
+        again.free();
+    } catch (const dragonmem::Error& e) {
+        FAIL_CHECK("a blocking allocation of the whole free heap failed: " << e.what());
+    }
 }
 
 TEST_CASE("bad input: size 0 allocates nothing, too large is TOO_LARGE; the pool is unchanged") {

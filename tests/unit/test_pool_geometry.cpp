@@ -87,6 +87,33 @@ TEST_CASE("plan_geometry: options change the layout as asked") {
     CHECK(plan_ok(4096).alignment == k_page_bytes);
 }
 
+TEST_CASE("plan_geometry: creation backs the free-map bits of every granule heap chunk 0 overlaps") {
+    // format() writes the bit of granule 0 (and Backing::back_heap_chunk counts a chunk's
+    // bits the same way): with a minimum block over a page, the granule is larger than the
+    // chunk, and the figure was 0 (the page written without being backed: SIGBUS when
+    // /dev/shm is full at that moment).
+    struct Case {
+        std::size_t heap;
+        std::size_t min_block;
+    };
+    for (const Case c : {Case{1 << 20, 32}, Case{1 << 20, 4096}, Case{1 << 20, 8192}, Case{std::size_t{1} << 30, 16384},
+                         Case{std::size_t{1} << 30, 1 << 20}, Case{std::size_t{1} << 34, 32}}) {
+        CAPTURE(c.heap);
+        CAPTURE(c.min_block);
+        PoolOptions options;
+        options.min_block_bytes = c.min_block;
+        options.max_allocations = 100;
+        const PoolGeometry g = plan_ok(c.heap, options);
+        const std::uint32_t granule_order = TlsfHeap::granule_order_for(g.min_order);
+        const std::uint64_t granules_in_chunk0 = ((g.first_chunk_bytes - 1) >> granule_order) + 1;
+        CHECK(g.first_free_map_bytes >= (granules_in_chunk0 + 7) / 8);
+        CHECK(g.first_free_map_bytes >= k_page_bytes);
+        CHECK(g.first_free_map_bytes % k_page_bytes == 0);
+        CHECK(g.first_free_map_bytes <= g.free_map_bytes);
+        CHECK(g.first_free_map_bytes < k_page_bytes + (granules_in_chunk0 + 7) / 8);  // no more than that
+    }
+}
+
 TEST_CASE("plan_geometry refuses bad sizes and options, naming the value") {
     PoolGeometry g;
     PoolOptions options;
