@@ -157,18 +157,19 @@ public:
     }
     // The alignment of a block of `block_bytes` (a class bound): its size for a power of
     // two up to k_aligned_block_max, else the granule.
-    std::uint64_t alignment_of(std::uint64_t block_bytes) const noexcept {
-        // (x & (x - 1)) == 0 rather than std::has_single_bit: without -mpopcnt the latter is
-        // a library call, on every cached alloc and free (measured: 2 % of a run).
-        // Without a branch: with 16 classes per power of two, whether a cached allocation's
-        // block is a power of two is as good as random in a mixed-size workload, and the
-        // branch this was (a ?: on it) was mispredicted on most of them (callgrind's branch
-        // simulation: 0.74 per cached allocation of the mixed workload; the buddy heap's
-        // cached paths: none). A natural block is a power of two of at least a granule, so
-        // its mask holds the granule's.
-        const auto natural = static_cast<std::uint64_t>(block_bytes <= k_aligned_block_max) &
-                             static_cast<std::uint64_t>((block_bytes & (block_bytes - 1)) == 0);
-        return (((block_bytes - 1) & (0 - natural)) | (granule_bytes() - 1)) + 1;
+    std::uint64_t alignment_of(std::uint64_t block_bytes) const noexcept { return alignment_mask_of(block_bytes) + 1; }
+    // alignment_of - 1, without a branch: with 16 classes per power of two, whether a
+    // cached allocation's block is a power of two is as good as random in a mixed-size
+    // workload, and the branch this was (a ?: on it) was mispredicted on most of them
+    // (callgrind's branch simulation: 0.74 per cached allocation of the mixed workload;
+    // the buddy heap's cached paths: none). A natural block is a power of two of at least
+    // a granule, so its mask holds the granule's. ((x & (x - 1)) == 0 rather than
+    // std::has_single_bit: without -mpopcnt the latter is a library call; one AND tests
+    // "no other bit below, and none above k_aligned_block_max".)
+    std::uint64_t alignment_mask_of(std::uint64_t block_bytes) const noexcept {
+        const std::uint64_t below = block_bytes - 1;
+        const auto natural = static_cast<std::uint64_t>((block_bytes & (below | ~(2 * k_aligned_block_max - 1))) == 0);
+        return (below & (0 - natural)) | (granule_bytes() - 1);
     }
     // class_of(block_bytes_for(requested)) in one bit scan (the cached paths' lookup).
     std::uint32_t class_for_request(std::uint64_t requested) const noexcept {
