@@ -30,7 +30,10 @@ Command add_read(CLI::App& top) {
                 if (args->target.ids.size() > 1) throw UsageError("read takes one ID");
                 const Memory memory = std::move(open_allocations(args->target).front());
                 const Memory view = view_of(memory, start, bytes, "read");
-                write_raw(view.bytes());
+                // Through a host buffer: a GPU pool's bytes are device memory.
+                std::vector<std::byte> bytes_read(view.size());
+                view.read(0, bytes_read);
+                write_raw(bytes_read);
                 return Outcome{std::nullopt, std::nullopt};
             }};
 }
