@@ -43,7 +43,12 @@ Command add_clear(CLI::App& top) {
                 }
                 memory->clear(from, to);  // checks start and stop itself
                 std::function<std::string()> undo = [memory, before, from, name] {
-                    if (!before->empty()) memory->write(from, *before);
+                    try {
+                        if (!before->empty()) memory->write(from, *before);
+                    } catch (const Error& e) {
+                        return fmt::format("the {} B cleared in allocation {} of pool '{}' could not be restored: {}",
+                                           before->size(), memory->id(), name, e.what());
+                    }
                     return fmt::format("the {} B cleared in allocation {} of pool '{}' were restored: nothing changed",
                                        before->size(), memory->id(), name);
                 };

@@ -4,8 +4,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <algorithm>
 #include <climits>
@@ -31,23 +35,32 @@ sigset_t hold_signals() {
     return stop;
 }
 
+// Whether `e` says the pool is gone (destroyed by another process, or in this one).
+bool pool_gone(const Error& e) {
+    return e.code() == DRAGON_OBJECT_DESTROYED || e.code() == DRAGON_MAP_KEY_NOT_FOUND;
+}
+
 int hold_until_destroyed(Pool& pool) {
+    // The document is printed: stdout goes to /dev/null, so that a pipe or $(...) reading
+    // it sees its end while this process holds on.
+    std::fflush(stdout);
+    if (int null_fd = ::open("/dev/null", O_WRONLY); null_fd >= 0) {
+        ::dup2(null_fd, STDOUT_FILENO);
+        ::close(null_fd);
+    }
     const sigset_t stop = hold_signals();
-    const timespec slice{0, 200 * 1000 * 1000};
+    const timespec slice{0, 200L * 1000 * 1000};
     for (;;) {
         const int sig = sigtimedwait(&stop, nullptr, &slice);
-        if (sig > 0) {
-            try {
-                pool.destroy();
-            } catch (const Error&) {
-                // Destroyed by another process meanwhile: nothing left to do.
-            }
-            return 0;
-        }
         try {
+            if (sig > 0) {
+                pool.destroy();
+                return 0;
+            }
             (void)pool.allocation_exists(0);  // fails once the pool was destroyed
-        } catch (const Error&) {
-            return 0;
+        } catch (const Error& e) {
+            if (pool_gone(e)) return 0;
+            throw;  // could not be destroyed (a stopped lock holder, say): main reports it, exit 1
         }
     }
 }

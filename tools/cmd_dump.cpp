@@ -159,14 +159,15 @@ Command add_dump(CLI::App& top) {
                 }
 
                 const Memory memory = pool->from_id(*allocation);
+                std::vector<std::byte> copy;  // a GPU pool's bytes, read to the host
                 if (args->raw) {
-                    write_raw(memory.bytes());
+                    write_raw(host_bytes(memory, copy));
                     return Outcome{std::nullopt, std::nullopt};
                 }
                 json document{{"pool", pool_json(*pool)},
                               {"allocation",
                                allocation_json(info_of(memory, *pool), serialized_if(args->listing.serialized, memory))},
-                              {"hex", hex_bytes(memory.bytes())}};
+                              {"hex", hex_bytes(host_bytes(memory, copy))}};
                 return Outcome{document, std::nullopt};
             }};
 }

@@ -30,10 +30,8 @@ Command add_read(CLI::App& top) {
                 if (args->target.ids.size() > 1) throw UsageError("read takes one ID");
                 const Memory memory = std::move(open_allocations(args->target).front());
                 const Memory view = view_of(memory, start, bytes, "read");
-                // Through a host buffer: a GPU pool's bytes are device memory.
-                std::vector<std::byte> bytes_read(view.size());
-                view.read(0, bytes_read);
-                write_raw(bytes_read);
+                std::vector<std::byte> copy;  // a GPU pool's bytes, read to the host
+                write_raw(host_bytes(view, copy));
                 return Outcome{std::nullopt, std::nullopt};
             }};
 }

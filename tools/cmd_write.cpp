@@ -68,8 +68,14 @@ Command add_write(CLI::App& top) {
                 view.read(0, *replaced);
                 view.write(0, input);
                 std::function<std::string()> undo = [memory, replaced, start, name] {
-                    // `memory` keeps the pool mapped.
-                    if (!replaced->empty()) memory->write(start, *replaced);
+                    // `memory` keeps the pool mapped; the write back can still fail (the pool
+                    // destroyed meanwhile, a CUDA error), which the message then says.
+                    try {
+                        if (!replaced->empty()) memory->write(start, *replaced);
+                    } catch (const Error& e) {
+                        return fmt::format("the {} B written to allocation {} of pool '{}' could not be restored: {}",
+                                           replaced->size(), memory->id(), name, e.what());
+                    }
                     return fmt::format("the {} B written to allocation {} of pool '{}' were restored: nothing changed",
                                        replaced->size(), memory->id(), name);
                 };

@@ -269,6 +269,13 @@ void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optio
     }
 }
 
+std::span<const std::byte> host_bytes(const dragonmem::Memory& memory, std::vector<std::byte>& copy) {
+    if (!memory.on_device()) return memory.bytes();
+    copy.resize(memory.size());
+    memory.read(0, copy);
+    return copy;
+}
+
 dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,
                           std::string_view what) {
     const std::size_t size = memory.size();

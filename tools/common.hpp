@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,6 +98,10 @@ void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optio
 // offset of 2^64-1 must be reported as such, not as -1. `what` names the command.
 dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, std::optional<std::size_t> length,
                           std::string_view what);
+
+// A local view's bytes, readable here: the view itself in a host pool (no copy), or a
+// copy read through the API into `copy` for a GPU pool (its bytes are device memory).
+std::span<const std::byte> host_bytes(const dragonmem::Memory& memory, std::vector<std::byte>& copy);
 
 // This host's pools (Pool::list_local), by name: every listing prints them in one order.
 std::vector<std::string> sorted_pool_names();

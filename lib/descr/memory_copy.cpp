@@ -97,17 +97,21 @@ dragonError_t check_range(const MemoryRef& mem, const char* op, std::size_t offs
 }  // namespace
 
 dragonError_t mem_copy(const MemoryRef& from, const MemoryRef& to, std::size_t bytes) {
-    std::uint8_t* src = nullptr;
-    std::uint8_t* dst = nullptr;
-    CopyEnd src_end, dst_end;
-    if (dragonError_t rc = view_bytes(from, "copy (source)", src, src_end)) return rc;
-    if (dragonError_t rc = view_bytes(to, "copy (destination)", dst, dst_end)) return rc;
+    // Sizes before pointers: bad input never starts CUDA for a GPU pool.
+    PoolMapping* unused = nullptr;
+    if (dragonError_t rc = mem_require_local(from, "copy (source)", unused)) return rc;
+    if (dragonError_t rc = mem_require_local(to, "copy (destination)", unused)) return rc;
     if (bytes > from.view_bytes)
         return failf(DRAGON_INVALID_ARGUMENT, "copy: {} B asked, but the source (allocation id {}) holds {} B", bytes,
                      from.id, from.view_bytes);
     if (bytes > to.view_bytes)
         return failf(DRAGON_INVALID_ARGUMENT,
                      "copy: {} B do not fit the destination (allocation id {}) of {} B", bytes, to.id, to.view_bytes);
+    std::uint8_t* src = nullptr;
+    std::uint8_t* dst = nullptr;
+    CopyEnd src_end, dst_end;
+    if (dragonError_t rc = view_bytes(from, "copy (source)", src, src_end)) return rc;
+    if (dragonError_t rc = view_bytes(to, "copy (destination)", dst, dst_end)) return rc;
     if (bytes == 0) return DRAGON_SUCCESS;
     if (src_end.on_device() || dst_end.on_device()) return cuda_copy(dst, dst_end, src, src_end, bytes, "copy");
     std::memmove(dst, src, bytes);
@@ -136,15 +140,17 @@ dragonError_t mem_copy_to_pool(MemoryRef& out, const MemoryRef& from, const Pool
 }
 
 dragonError_t mem_clear(const MemoryRef& mem, std::size_t start, std::size_t stop) {
-    std::uint8_t* ptr = nullptr;
-    CopyEnd where;
-    if (dragonError_t rc = view_bytes(mem, "clear", ptr, where)) return rc;
+    PoolMapping* unused = nullptr;
+    if (dragonError_t rc = mem_require_local(mem, "clear", unused)) return rc;
     if (start > mem.view_bytes)
         return failf(DRAGON_INVALID_ARGUMENT, "clear: start {} is beyond the {} B of allocation id {}", start,
                      mem.view_bytes, mem.id);
     if (stop < start)
         return failf(DRAGON_INVALID_ARGUMENT, "clear: stop {} is before start {} (allocation id {})", stop, start,
                      mem.id);
+    std::uint8_t* ptr = nullptr;
+    CopyEnd where;
+    if (dragonError_t rc = view_bytes(mem, "clear", ptr, where)) return rc;
     const std::size_t end = stop < mem.view_bytes ? stop : mem.view_bytes;
     if (end <= start) return DRAGON_SUCCESS;
     if (where.on_device()) return cuda_zero(where.device, ptr + start, end - start, "clear");
@@ -185,8 +191,10 @@ dragonError_t mem_is(const MemoryRef& a, const MemoryRef& b, bool& out) {
 dragonError_t mem_read(const MemoryRef& mem, std::size_t offset, void* to, std::size_t bytes) {
     std::uint8_t* ptr = nullptr;
     CopyEnd where;
-    if (dragonError_t rc = view_bytes(mem, "read", ptr, where)) return rc;
+    PoolMapping* unused = nullptr;
+    if (dragonError_t rc = mem_require_local(mem, "read", unused)) return rc;
     if (dragonError_t rc = check_range(mem, "read", offset, bytes)) return rc;
+    if (dragonError_t rc = view_bytes(mem, "read", ptr, where)) return rc;
     if (bytes == 0) return DRAGON_SUCCESS;
     if (where.on_device()) return cuda_copy(to, CopyEnd{}, ptr + offset, where, bytes, "read");
     std::memcpy(to, ptr + offset, bytes);
@@ -196,8 +204,10 @@ dragonError_t mem_read(const MemoryRef& mem, std::size_t offset, void* to, std::
 dragonError_t mem_write(const MemoryRef& mem, std::size_t offset, const void* from, std::size_t bytes) {
     std::uint8_t* ptr = nullptr;
     CopyEnd where;
-    if (dragonError_t rc = view_bytes(mem, "write", ptr, where)) return rc;
+    PoolMapping* unused = nullptr;
+    if (dragonError_t rc = mem_require_local(mem, "write", unused)) return rc;
     if (dragonError_t rc = check_range(mem, "write", offset, bytes)) return rc;
+    if (dragonError_t rc = view_bytes(mem, "write", ptr, where)) return rc;
     if (bytes == 0) return DRAGON_SUCCESS;
     if (where.on_device()) return cuda_copy(ptr + offset, where, from, CopyEnd{}, bytes, "write");
     std::memcpy(ptr + offset, from, bytes);

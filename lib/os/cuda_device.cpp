@@ -16,6 +16,7 @@
 #include <cuda.h>
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -31,12 +32,14 @@ namespace {
 // its versioned symbol (cuMemAlloc -> cuMemAlloc_v2) is matched by the name looked up.
 struct Driver {
     std::string unusable;  // why the driver cannot be used ("" when it can)
+    bool started = false;  // cuInit succeeded
     CUresult (*init)(unsigned int) = nullptr;
     CUresult (*driver_version)(int*) = nullptr;
     CUresult (*error_name)(CUresult, const char**) = nullptr;
     CUresult (*error_string)(CUresult, const char**) = nullptr;
     CUresult (*device_count)(int*) = nullptr;
     CUresult (*device_get)(CUdevice*, int) = nullptr;
+    CUresult (*device_uuid)(CUuuid*, CUdevice) = nullptr;
     CUresult (*primary_retain)(CUcontext*, CUdevice) = nullptr;
     CUresult (*ctx_push)(CUcontext) = nullptr;
     CUresult (*ctx_pop)(CUcontext*) = nullptr;
@@ -74,13 +77,16 @@ std::string text_of(const Driver& d, CUresult rc) {
     return fmt::format("{} ({}, code {})", name, what, static_cast<int>(rc));
 }
 
+// Set once driver() finished (read by cuda_started(), which must never start CUDA).
+std::atomic<Driver*> g_driver{nullptr};
+
 // Loads and initialises the driver once; the result (usable or why not) is kept.
 Driver& driver() {
     static Driver* instance = [] {
         auto* d = new Driver();  // never freed: used until exit
         void* lib = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
         if (lib == nullptr) {
-            const char* why = ::dlerror();
+            const char* why = ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror's state per thread
             d->unusable = fmt::format("no CUDA driver: libcuda.so.1 could not be loaded ({}); is the NVIDIA driver "
                                       "installed?",
                                       why != nullptr ? why : "no reason given");
@@ -93,6 +99,7 @@ Driver& driver() {
         resolve(lib, "cuDriverGetVersion", d->driver_version, missing);
         resolve(lib, "cuDeviceGetCount", d->device_count, missing);
         resolve(lib, "cuDeviceGet", d->device_get, missing);
+        resolve(lib, "cuDeviceGetUuid_v2", d->device_uuid, missing);
         resolve(lib, "cuDevicePrimaryCtxRetain", d->primary_retain, missing);
         resolve(lib, "cuCtxPushCurrent_v2", d->ctx_push, missing);
         resolve(lib, "cuCtxPopCurrent_v2", d->ctx_pop, missing);
@@ -116,7 +123,10 @@ Driver& driver() {
             return d;
         }
         const CUresult rc = d->init(0);
+        d->started = rc == CUDA_SUCCESS;
         if (rc == CUDA_ERROR_NO_DEVICE) {
+            // Read only, for a message.
+            // NOLINTNEXTLINE(concurrency-mt-unsafe)
             const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
             d->unusable = fmt::format("no CUDA device is visible to this process (CUDA_VISIBLE_DEVICES {})",
                                       visible != nullptr ? fmt::format("'{}'", visible) : std::string("unset"));
@@ -128,6 +138,7 @@ Driver& driver() {
         }
         return d;
     }();
+    g_driver.store(instance, std::memory_order_release);
     return *instance;
 }
 
@@ -174,7 +185,12 @@ private:
 };
 
 CUdeviceptr dptr(const void* p) noexcept { return static_cast<CUdeviceptr>(reinterpret_cast<std::uintptr_t>(p)); }
-void* vptr(CUdeviceptr p) noexcept { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(p)); }
+// A device address as the pointer users get (CUDA's unified addressing: the same value).
+void* vptr(CUdeviceptr p) noexcept {
+    // An address CUDA gives.
+    // NOLINTNEXTLINE(performance-no-int-to-ptr)
+    return reinterpret_cast<void*>(static_cast<std::uintptr_t>(p));
+}
 
 dragonError_t failed_call(const Driver& d, const std::string& what, const char* call, CUresult rc) {
     return failf(DRAGON_MEMORY_ERRNO, "{}: {}: {}", what, call, text_of(d, rc));
@@ -198,6 +214,57 @@ dragonError_t usable_device(int device, const std::string& who, Driver*& out) {
 }  // namespace
 
 bool cuda_built_in() noexcept { return true; }
+
+bool cuda_started() noexcept {
+    const Driver* d = g_driver.load(std::memory_order_acquire);
+    return d != nullptr && d->started;
+}
+
+dragonError_t cuda_device_uuid(int device, GpuUuid& out, const std::string& who) {
+    Driver* d = nullptr;
+    if (dragonError_t rc = usable_device(device, who, d)) return rc;
+    CUdevice dev = 0;
+    CUuuid uuid{};
+    CUresult rc = d->device_get(&dev, device);
+    if (rc == CUDA_SUCCESS) rc = d->device_uuid(&uuid, dev);
+    if (rc != CUDA_SUCCESS) return failed_call(*d, who, "cuDeviceGetUuid", rc);
+    std::memcpy(out.bytes, uuid.bytes, k_gpu_uuid_bytes);
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t cuda_device_with_uuid(const GpuUuid& uuid, int& out, const std::string& who) {
+    Driver& d = driver();
+    if (!d.unusable.empty())
+        return failf(DRAGON_MEMORY_ERRNO, "{}: its GPU {} cannot be used: {}", who, gpu_uuid_text(uuid), d.unusable);
+    int count = 0;
+    if (CUresult rc = d.device_count(&count); rc != CUDA_SUCCESS) return failed_call(d, who, "cuDeviceGetCount", rc);
+    std::string seen;
+    for (int i = 0; i < count; ++i) {
+        GpuUuid other{};
+        if (dragonError_t rc = cuda_device_uuid(i, other, who)) return rc;
+        if (std::memcmp(other.bytes, uuid.bytes, k_gpu_uuid_bytes) == 0) {
+            out = i;
+            return DRAGON_SUCCESS;
+        }
+        seen += fmt::format("{}{}: {}", seen.empty() ? "" : ", ", i, gpu_uuid_text(other));
+    }
+    // Read only, for a message.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe)
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    return failf(DRAGON_MEMORY_ERRNO,
+                 "{}: its GPU {} is not visible to this process (it sees {}; CUDA_VISIBLE_DEVICES {})", who,
+                 gpu_uuid_text(uuid), seen.empty() ? std::string("no device") : seen,
+                 visible != nullptr ? fmt::format("'{}'", visible) : std::string("unset"));
+}
+
+dragonError_t cuda_prepare(int device, const std::string& who) {
+    Driver* d = nullptr;
+    if (dragonError_t rc = usable_device(device, who, d)) return rc;
+    CUcontext ctx = nullptr;
+    if (CUresult rc = primary_context(*d, device, ctx); rc != CUDA_SUCCESS)
+        return failed_call(*d, who, "the device's primary context", rc);
+    return DRAGON_SUCCESS;
+}
 
 dragonError_t cuda_check_device(int device, const std::string& who) {
     Driver* d = nullptr;

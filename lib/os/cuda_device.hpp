@@ -27,14 +27,35 @@ struct IpcHandle {
     unsigned char bytes[k_ipc_handle_bytes];
 };
 
+// A GPU's identity (CUuuid), the same in every process: device ordinals are not (each
+// process numbers the devices its CUDA_VISIBLE_DEVICES lets it see).
+inline constexpr std::size_t k_gpu_uuid_bytes = 16;
+struct GpuUuid {
+    unsigned char bytes[k_gpu_uuid_bytes];
+};
+// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi -L prints it.
+std::string gpu_uuid_text(const GpuUuid& uuid);
+
 // Whether the library was built with CUDA.
 bool cuda_built_in() noexcept;
+// Whether this process has started the CUDA driver (cuInit succeeded): a child forked
+// after that cannot use CUDA.
+bool cuda_started() noexcept;
 
 // Whether `device` can hold a GPU pool here: MEMORY_ILLEGAL_MEMTYPE "built without
 // CUDA"; MEMORY_ERRNO naming what is missing (no driver, no device, the runtime's error);
 // INVALID_ARGUMENT when `device` is not one of the visible devices (naming how many are).
 // `who` starts the message (e.g. "pool 'p1'").
 dragonError_t cuda_check_device(int device, const std::string& who);
+
+// The identity of this process's device `device`.
+dragonError_t cuda_device_uuid(int device, GpuUuid& out, const std::string& who);
+// This process's ordinal of the device `uuid`: MEMORY_ERRNO naming it (and what this
+// process sees) when it is not visible here.
+dragonError_t cuda_device_with_uuid(const GpuUuid& uuid, int& out, const std::string& who);
+// Starts CUDA and `device`'s primary context now (the slow part of a first call: the
+// driver, cuInit, the context), so that later calls made under a lock are quick.
+dragonError_t cuda_prepare(int device, const std::string& who);
 
 // Device memory of `bytes` on `device` (cuMemAlloc) and its IPC handle. On failure nothing is allocated.
 dragonError_t cuda_alloc_shared(int device, std::size_t bytes, void*& out, IpcHandle& handle, const std::string& who);

@@ -18,6 +18,10 @@ dragonError_t absent(const std::string& who) {
 }  // namespace
 
 bool cuda_built_in() noexcept { return false; }
+bool cuda_started() noexcept { return false; }
+dragonError_t cuda_device_uuid(int, GpuUuid&, const std::string& who) { return absent(who); }
+dragonError_t cuda_device_with_uuid(const GpuUuid&, int&, const std::string& who) { return absent(who); }
+dragonError_t cuda_prepare(int, const std::string& who) { return absent(who); }
 dragonError_t cuda_check_device(int, const std::string& who) { return absent(who); }
 dragonError_t cuda_alloc_shared(int, std::size_t, void*&, IpcHandle&, const std::string& who) { return absent(who); }
 void cuda_free(int, void*) noexcept {}

@@ -26,9 +26,8 @@ RegionTable& table() {
     return *instance;
 }
 
-// This process used CUDA for a GPU pool (set once a region exists), and whether the
-// process it was forked from had: CUDA cannot be used in such a child.
-bool g_cuda_used = false;
+// Whether the process this one was forked from (or one before it) had started CUDA
+// (cuda_started(): any GPU call, a failed one included): CUDA cannot be used in such a child.
 bool g_cuda_inherited = false;
 
 dragonError_t refuse_inherited(const std::string& who) {
@@ -43,13 +42,13 @@ dragonError_t refuse_inherited(const std::string& who) {
 std::atomic<std::uint64_t> g_device_fork_generation{1};
 
 dragonError_t device_region_allocate(std::uint64_t nonce, int device, std::uint64_t bytes, IpcHandle& handle,
-                                     const std::string& who) {
-    RegionTable& t = table();
-    std::lock_guard guard(t.mutex);
+                                     GpuUuid& uuid, const std::string& who) {
     if (g_cuda_inherited) return refuse_inherited(who);
+    if (dragonError_t rc = cuda_device_uuid(device, uuid, who)) return rc;  // starts CUDA, outside the lock
     void* ptr = nullptr;
     if (dragonError_t rc = cuda_alloc_shared(device, bytes, ptr, handle, who)) return rc;
-    g_cuda_used = true;
+    RegionTable& t = table();
+    std::lock_guard guard(t.mutex);
     try {
         t.regions[nonce] = Region{ptr, device, true, 0};
     } catch (...) {
@@ -76,19 +75,35 @@ void device_regions_forget_after_fork() noexcept {
     // The parent's allocations and opened handles are the parent's: the child neither
     // frees nor closes them (its CUDA, if it can have one, is a new context).
     table().regions.clear();
-    g_cuda_inherited = g_cuda_inherited || g_cuda_used;
+    g_cuda_inherited = g_cuda_inherited || cuda_started();
     g_device_fork_generation.fetch_add(1, std::memory_order_relaxed);
 }
 
 void DeviceRegion::reset() noexcept {
     base_.store(nullptr, std::memory_order_relaxed);
     generation_.store(0, std::memory_order_relaxed);
+    device_.store(-1, std::memory_order_relaxed);
+    released_ = false;
 }
 
-dragonError_t DeviceRegion::open(std::uint64_t nonce, int device, const IpcHandle& handle, const std::string& who,
-                                 std::uint8_t*& out) {
+dragonError_t DeviceRegion::open(std::uint64_t nonce, const GpuUuid& uuid, const IpcHandle& handle,
+                                 const std::string& who, std::uint8_t*& out) {
     RegionTable& t = table();
+    bool ours = false;  // this process allocated it, or opened it for another mapping
+    {
+        std::lock_guard guard(t.mutex);
+        ours = t.regions.count(nonce) != 0;
+    }
+    int device = -1;
+    if (!ours) {
+        // CUDA starts here for a process that only attaches: outside the table's lock.
+        if (g_cuda_inherited) return refuse_inherited(who);
+        if (dragonError_t rc = cuda_device_with_uuid(uuid, device, who)) return rc;
+        if (dragonError_t rc = cuda_prepare(device, who)) return rc;
+    }
     std::lock_guard guard(t.mutex);
+    if (released_)
+        return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: the pool was detached from this process meanwhile", who);
     const std::uint64_t now = current_generation();
     std::uint8_t* b = base_.load(std::memory_order_acquire);
     if (b != nullptr && generation_.load(std::memory_order_relaxed) == now) {  // another thread opened it
@@ -97,10 +112,9 @@ dragonError_t DeviceRegion::open(std::uint64_t nonce, int device, const IpcHandl
     }
     auto it = t.regions.find(nonce);
     if (it == t.regions.end()) {
-        if (g_cuda_inherited) return refuse_inherited(who);
+        if (device < 0) return failf(DRAGON_INVALID_STATE, "{}: its device region was closed meanwhile", who);
         void* ptr = nullptr;
         if (dragonError_t rc = cuda_open_shared(device, handle, ptr, who)) return rc;
-        g_cuda_used = true;
         try {
             it = t.regions.emplace(nonce, Region{ptr, device, false, 0}).first;
         } catch (...) {
@@ -110,6 +124,7 @@ dragonError_t DeviceRegion::open(std::uint64_t nonce, int device, const IpcHandl
     }
     ++it->second.holders;
     generation_.store(now, std::memory_order_relaxed);
+    device_.store(it->second.device, std::memory_order_relaxed);
     b = static_cast<std::uint8_t*>(it->second.ptr);
     base_.store(b, std::memory_order_release);
     out = b;
@@ -122,6 +137,7 @@ void DeviceRegion::release(std::uint64_t nonce, bool destroyed, bool others_atta
     const bool held = base_.load(std::memory_order_relaxed) != nullptr &&
                       generation_.load(std::memory_order_relaxed) == current_generation();
     reset();
+    released_ = true;
     auto it = t.regions.find(nonce);
     if (it == t.regions.end()) return;
     Region& region = it->second;

@@ -41,10 +41,11 @@
 namespace dragonmem::detail {
 
 // The creator's part: allocates the region for pool instance `nonce` and fills
-// `handle`; the table keeps it, owned by this process, until device_region_discard
-// (a creation that failed) or the release that frees it.
+// `handle` and `uuid` (the device's identity); the table keeps it, owned by this
+// process, until device_region_discard (a creation that failed) or the release that
+// frees it.
 dragonError_t device_region_allocate(std::uint64_t nonce, int device, std::uint64_t bytes, IpcHandle& handle,
-                                     const std::string& who);
+                                     GpuUuid& uuid, const std::string& who);
 // Frees what device_region_allocate made, when the pool's creation fails after it.
 void device_region_discard(std::uint64_t nonce) noexcept;
 
@@ -72,9 +73,13 @@ public:
         return true;
     }
     // Opens it (once per process and pool instance: other mappings of the pool in this
-    // process share the table's entry). `who` starts a failure's message.
-    dragonError_t open(std::uint64_t nonce, int device, const IpcHandle& handle, const std::string& who,
+    // process share the table's entry) on the device `uuid` names here. CUDA is started
+    // (driver, device, context) before the table's lock is taken: a fork meanwhile waits
+    // for the lock only briefly. `who` starts a failure's message.
+    dragonError_t open(std::uint64_t nonce, const GpuUuid& uuid, const IpcHandle& handle, const std::string& who,
                        std::uint8_t*& out);
+    // This process's ordinal of the region's device once open(), else -1.
+    int device() const noexcept { return device_.load(std::memory_order_relaxed); }
 
     // The mapping's last release: gives up this mapping's hold, and frees (creator) or
     // closes (others) the region when that was the last one and the rules above allow.
@@ -89,6 +94,8 @@ private:
 
     std::atomic<std::uint8_t*> base_{nullptr};
     std::atomic<std::uint64_t> generation_{0};  // the fork generation base_ belongs to
+    std::atomic<int> device_{-1};
+    bool released_ = false;  // release() ran (under the table's lock): no open() after it
 };
 
 }  // namespace dragonmem::detail

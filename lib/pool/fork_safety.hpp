@@ -11,8 +11,9 @@
 //            the graveyard of retired mappings, the pool descriptor table, the memory
 //            descriptor table, the table of GPU pools' device regions. Where one of
 //            these is ever held while another is taken, it is in this order
-//            (registry_attach: registry, then graveyard in make(); registry_create: the
-//            registry, then the device regions for a GPU pool),
+//            (registry_attach: registry, then graveyard in make(); nothing else is
+//            taken while the device regions' lock is held, and CUDA is started before
+//            it is taken, so a fork never waits on a CUDA start),
 //            so taking them all cannot deadlock against a thread of the library;
 //   parent:  releases them, in reverse order;
 //   child:   releases them likewise (the child's copies were taken by this very thread),

@@ -113,10 +113,10 @@ void PoolMapping::release() noexcept {
     // A GPU pool's device region: closed, or freed by its creator when the pool is gone
     // and nobody else has it mapped (device_region.hpp). Before our process-table entry
     // goes, so the census below does not count this process.
-    if (gpu_registered_) {
+    // Not a forked child's: the registration is its parent's (and CUDA is not the child's).
+    if (gpu_registered_pid_ != 0 && gpu_registered_pid_ == static_cast<std::uint32_t>(::getpid()))
         (void)cuda_host_unregister(gpu_device(), heap_base_, "release");
-        gpu_registered_ = false;
-    }
+    gpu_registered_pid_ = 0;
     if (on_gpu_)
         device_.release(header_->nonce, destroyed_elsewhere() || unmapped_.load(std::memory_order_acquire),
                         others_attached(process_table_of(mapping_.base)));
@@ -455,9 +455,10 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     // A GPU pool's data: the device region, freed again by the undo if creation fails.
     const std::uint64_t nonce = random_u64();
     IpcHandle ipc_handle{};
+    GpuUuid gpu_uuid{};
     if (gpu) {
         if (dragonError_t rc = device_region_allocate(nonce, static_cast<int>(options.gpu_device_id), g.heap_bytes,
-                                                      ipc_handle, fmt::format("pool '{}'", name))) {
+                                                      ipc_handle, gpu_uuid, fmt::format("pool '{}'", name))) {
             const std::string why = last_error_message();
             return failf(rc, "{}; nothing was created", why);
         }
@@ -491,6 +492,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     if (gpu) {
         h->ipc_handle_bytes = k_ipc_handle_bytes;
         std::memcpy(h->ipc_handle, ipc_handle.bytes, k_ipc_handle_bytes);
+        std::memcpy(h->gpu_uuid, gpu_uuid.bytes, k_gpu_uuid_bytes);
     }
     h->manifest_backed.store(g.records_backed, std::memory_order_relaxed);
     if (!g.reserve_all) {
@@ -1059,8 +1061,10 @@ dragonError_t PoolMapping::device_base(const char* op, std::uint8_t*& out) {
         return DRAGON_SUCCESS;
     IpcHandle handle;
     std::memcpy(handle.bytes, header_->ipc_handle, k_ipc_handle_bytes);
+    GpuUuid uuid;
+    std::memcpy(uuid.bytes, header_->gpu_uuid, k_gpu_uuid_bytes);
     const dragonError_t rc =
-        device_.open(header_->nonce, gpu_device(), handle,
+        device_.open(header_->nonce, uuid, handle,
                      fmt::format("{}: GPU pool '{}' (created by pid {})", op, identity_->name, header_->creator.pid), out);
     if (rc == DRAGON_SUCCESS || rc == DRAGON_INVALID_OPERATION) return rc;
     // The usual cause, said plainly: CUDA freed the region with its creator's context.
@@ -1079,8 +1083,13 @@ dragonError_t PoolMapping::register_with_gpu(bool on) {
     if (on_gpu_)
         return failf(DRAGON_INVALID_OPERATION, "{}: pool '{}' is a GPU pool: its bytes are device memory already", op,
                      identity_->name);
+    if (header_->gpu_device_id > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
+        return failf(DRAGON_INVALID_ARGUMENT, "{}: pool '{}' records GPU device {}, which is not a device number", op,
+                     identity_->name, header_->gpu_device_id);
     std::lock_guard guard(gpu_registration_mutex_);
-    if (on == gpu_registered_)
+    const auto me = static_cast<std::uint32_t>(::getpid());
+    const bool registered = gpu_registered_pid_ == me;
+    if (on == registered)
         return failf(DRAGON_INVALID_OPERATION, "{}: pool '{}' is {} registered with the GPU in this process", op,
                      identity_->name, on ? "already" : "not");
     const std::string who = fmt::format("{}: pool '{}'", op, identity_->name);
@@ -1090,7 +1099,7 @@ dragonError_t PoolMapping::register_with_gpu(bool on) {
     } else {
         if (dragonError_t rc = cuda_host_unregister(gpu_device(), heap_base_, who)) return rc;
     }
-    gpu_registered_ = on;
+    gpu_registered_pid_ = on ? me : 0;
     return DRAGON_SUCCESS;
 }
 

@@ -123,9 +123,13 @@ public:
     // it; undone at the mapping's last release too. INVALID_OPERATION for a GPU pool, for
     // registering twice, and for unregistering what is not registered.
     dragonError_t register_with_gpu(bool on);
-    // A GPU pool (DRAGON_MEMORY_TYPE_GPU): its bytes are device memory of gpu_device().
+    // A GPU pool (DRAGON_MEMORY_TYPE_GPU): its bytes are device memory of gpu_device(),
+    // this process's ordinal of the pool's GPU, known once data_base() opened the region
+    // (-1 before). Another pool: the device id recorded (for register_with_gpu).
     bool on_gpu() const noexcept { return on_gpu_; }
-    int gpu_device() const noexcept { return static_cast<int>(header_->gpu_device_id); }
+    int gpu_device() const noexcept {
+        return on_gpu_ ? device_.device() : static_cast<int>(header_->gpu_device_id);
+    }
     dragonError_t list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out);
     // One page of a listing that does not hold the lock between pages (pool_scan.cpp):
     // the live allocations of manifest slots [cursor, ...), at most `max`, of `type` when
@@ -210,7 +214,7 @@ private:
     bool on_gpu_ = false;
     DeviceRegion device_;              // a GPU pool's data in this process
     std::mutex gpu_registration_mutex_;
-    bool gpu_registered_ = false;      // register_with_gpu(true) holds the heap page-locked
+    std::uint32_t gpu_registered_pid_ = 0;  // register_with_gpu(true) page-locked the heap in this process
     Backing backing_;                  // manifest_ and heap_ point to it
     Manifest manifest_;
     TlsfHeap heap_;

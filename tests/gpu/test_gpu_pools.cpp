@@ -126,6 +126,24 @@ int child_main(int argc, char** argv) {
         }
     }
 #endif
+    //   no-device SERIAL: run with no device visible (CUDA_VISIBLE_DEVICES=""): attaching
+    //     works, the pointer is refused naming the pool's GPU by its UUID; prints "ok".
+    if (mode == "no-device" && argc == 4) {
+        try {
+            Memory memory = Memory::attach_base64(argv[3]);
+            (void)memory.pointer();
+            std::printf("FAIL a pointer without a visible device\n");
+            return 3;
+        } catch (const Error& e) {
+            const std::string why = e.what();
+            if (e.code() != DRAGON_MEMORY_ERRNO || why.find("GPU-") == std::string::npos) {
+                std::printf("FAIL %s\n", why.c_str());
+                return 3;
+            }
+            std::printf("ok %s\n", why.c_str());
+            return 0;
+        }
+    }
     std::printf("FAIL unknown child mode %s\n", mode.c_str());
     return 2;
 }
@@ -240,6 +258,11 @@ TEST_CASE("a second process attaches, reads what this one wrote on the device, a
     std::vector<std::byte> back(m.size());
     m.read(0, back);
     CHECK(back == pattern(m.size(), 9));
+    // A process that cannot see the pool's GPU: refused, naming the GPU (by UUID).
+    Child blind = Child::spawn({self_path(), "--child", "no-device", m.serialize_base64()},
+                               {{"CUDA_VISIBLE_DEVICES", std::string()}});
+    const auto blind_result = blind.wait(120000);
+    CHECK_MESSAGE(blind_result.exited_with(0), blind_result.describe());
     m.free();
     pool.destroy();
 }
