@@ -48,6 +48,7 @@ if wait_for_pool "$work/created" && [[ $(json 'd["pool"]["mem_type"]' <"$work/cr
     [[ $got == "hello from the GPU" ]] || fail "read back '$got'"
     "$dm" clear "$pool" "$id" --start 0 --stop 5 >/dev/null || fail "clear"
     [[ $("$dm" read "$pool" "$id" --length 18 | tr '\0' '.') == "..... from the GPU" ]] || fail "clear did not zero"
+    [[ $("$dm" dump "$pool" --id "$id" | json 'd["hex"][:14]') == 00000000002066 ]] || fail "dump --id of a GPU allocation"
     "$dm" ls | json '[ (p["name"], p["mem_type"]) for p in d["pools"] if p["name"] == "'"$pool"'" ]'
     "$dm" dump "$pool" | json 'd["pool"]["mem_type"], len(d["allocations"])' || fail "dump"
     "$dm" check "$pool" | json 'd["ok"]' | grep -qx True || fail "check"
