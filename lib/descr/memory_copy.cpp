@@ -24,7 +24,7 @@ dragonError_t view_bytes(const MemoryRef& mem, const char* op, std::uint8_t*& pt
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = mem_require_local(mem, op, mapping)) return rc;
     ptr = nullptr;
-    where = CopyEnd{mapping->on_gpu() ? mapping->gpu_device() : -1};
+    where = CopyEnd{};
     if (mem.view_bytes == 0) return DRAGON_SUCCESS;
     void* raw = nullptr;
     if (dragonError_t rc = mem_pointer(mem, raw)) {
@@ -32,6 +32,12 @@ dragonError_t view_bytes(const MemoryRef& mem, const char* op, std::uint8_t*& pt
         return failf(rc, "{}: {}", op, why);
     }
     ptr = static_cast<std::uint8_t*>(raw);
+    // After mem_pointer: a GPU pool's device (this process's ordinal) is known once its
+    // region is open, which the pointer request did.
+    where = CopyEnd{mapping->on_gpu() ? mapping->gpu_device() : -1};
+    if (mapping->on_gpu() && where.device < 0)
+        return failf(DRAGON_INVALID_STATE, "{}: allocation id {} is in a GPU pool whose device is not known here", op,
+                     mem.id);
     return DRAGON_SUCCESS;
 }
 
