@@ -100,6 +100,19 @@ dragonError_t check_range(const MemoryRef& mem, const char* op, std::size_t offs
     return DRAGON_SUCCESS;
 }
 
+// Where `bytes` at `offset` of a local view are (`at`, in `where`), the range checked
+// before the pool's memory is touched: bad input never starts CUDA for a GPU pool.
+dragonError_t range_bytes(const MemoryRef& mem, const char* op, std::size_t offset, std::size_t bytes,
+                          std::uint8_t*& at, CopyEnd& where) {
+    PoolMapping* unused = nullptr;
+    if (dragonError_t rc = mem_require_local(mem, op, unused)) return rc;
+    if (dragonError_t rc = check_range(mem, op, offset, bytes)) return rc;
+    std::uint8_t* ptr = nullptr;
+    if (dragonError_t rc = view_bytes(mem, op, ptr, where)) return rc;
+    at = ptr + offset;
+    return DRAGON_SUCCESS;
+}
+
 }  // namespace
 
 dragonError_t mem_copy(const MemoryRef& from, const MemoryRef& to, std::size_t bytes) {
@@ -195,28 +208,22 @@ dragonError_t mem_is(const MemoryRef& a, const MemoryRef& b, bool& out) {
 }
 
 dragonError_t mem_read(const MemoryRef& mem, std::size_t offset, void* to, std::size_t bytes) {
-    std::uint8_t* ptr = nullptr;
+    std::uint8_t* at = nullptr;
     CopyEnd where;
-    PoolMapping* unused = nullptr;
-    if (dragonError_t rc = mem_require_local(mem, "read", unused)) return rc;
-    if (dragonError_t rc = check_range(mem, "read", offset, bytes)) return rc;
-    if (dragonError_t rc = view_bytes(mem, "read", ptr, where)) return rc;
+    if (dragonError_t rc = range_bytes(mem, "read", offset, bytes, at, where)) return rc;
     if (bytes == 0) return DRAGON_SUCCESS;
-    if (where.on_device()) return cuda_copy(to, CopyEnd{}, ptr + offset, where, bytes, "read");
-    std::memcpy(to, ptr + offset, bytes);
+    if (where.on_device()) return cuda_copy(to, CopyEnd{}, at, where, bytes, "read");
+    std::memcpy(to, at, bytes);
     return DRAGON_SUCCESS;
 }
 
 dragonError_t mem_write(const MemoryRef& mem, std::size_t offset, const void* from, std::size_t bytes) {
-    std::uint8_t* ptr = nullptr;
+    std::uint8_t* at = nullptr;
     CopyEnd where;
-    PoolMapping* unused = nullptr;
-    if (dragonError_t rc = mem_require_local(mem, "write", unused)) return rc;
-    if (dragonError_t rc = check_range(mem, "write", offset, bytes)) return rc;
-    if (dragonError_t rc = view_bytes(mem, "write", ptr, where)) return rc;
+    if (dragonError_t rc = range_bytes(mem, "write", offset, bytes, at, where)) return rc;
     if (bytes == 0) return DRAGON_SUCCESS;
-    if (where.on_device()) return cuda_copy(ptr + offset, where, from, CopyEnd{}, bytes, "write");
-    std::memcpy(ptr + offset, from, bytes);
+    if (where.on_device()) return cuda_copy(at, where, from, CopyEnd{}, bytes, "write");
+    std::memcpy(at, from, bytes);
     return DRAGON_SUCCESS;
 }
 
