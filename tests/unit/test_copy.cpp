@@ -288,3 +288,35 @@ TEST_CASE("the C++ API: copy_to, copy_to_pool, clear, hash, bytes_equal, same_as
 }
 
 TEST_SUITE_END();
+
+TEST_SUITE_BEGIN("copy");
+
+TEST_CASE("Memory::read and write move host bytes; a range past the view fails naming it and changes nothing") {
+    ScopedPool scoped(MiB);
+    dragonmem::Memory m = scoped.pool().alloc(100);
+    CHECK_FALSE(m.on_device());
+    std::vector<std::byte> in(10, std::byte{7});
+    m.write(90, in);
+    std::vector<std::byte> out(10);
+    m.read(90, out);
+    CHECK(out == in);
+    std::vector<std::byte> before(100);
+    m.read(0, before);
+    std::vector<std::byte> too_many(11, std::byte{9});
+    count_bad_inputs(3);
+    try {
+        m.write(90, too_many);
+        FAIL("a write past the view");
+    } catch (const dragonmem::Error& e) {
+        CHECK(e.code() == DRAGON_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("11 B at offset 90") != std::string::npos);
+    }
+    CHECK_THROWS_AS(m.read(101, std::span<std::byte>(out.data(), 0)), dragonmem::Error);
+    CHECK_THROWS_AS(m.read(95, out), dragonmem::Error);
+    std::vector<std::byte> after(100);
+    m.read(0, after);
+    CHECK(after == before);
+    m.free();
+}
+
+TEST_SUITE_END();

@@ -160,6 +160,57 @@ TEST_CASE("memory types other than SHM, HUGEPAGE and GPU are rejected with ILLEG
     }
 }
 
+TEST_CASE("GPU pool options checked before any GPU is touched: a device id past int, reserve; nothing is created") {
+    // These fail the same with or without CUDA, a driver or a device (tests/gpu has the rest).
+    ShmGuard guard(unique_pool_name("g"));
+    dragonMemoryPoolAttr_t attr = default_attr();
+    attr.mem_type = DRAGON_MEMORY_TYPE_GPU;
+    attr.gpu_device_id = dragonULInt{1} << 32;
+    count_bad_inputs(2);
+    DM_CHECK_CREATE_FAILS(guard.name(), 65536, &attr, DRAGON_INVALID_ARGUMENT);
+    CHECK(last_error().find("GPU device 4294967296 is not a device number") != std::string::npos);
+    CHECK(shm_objects_of(guard.name()).empty());
+    dragon_memory_attr_destroy(&attr);
+    dragonmem::PoolOptions options;
+    options.mem_type = DRAGON_MEMORY_TYPE_GPU;
+    options.reserve = true;
+    try {
+        (void)dragonmem::Pool::create(guard.name(), 65536, 0, options);
+        FAIL("reserve accepted for a GPU pool");
+    } catch (const dragonmem::Error& e) {
+        CHECK(e.code() == DRAGON_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("leave reserve off") != std::string::npos);
+    }
+    CHECK(shm_objects_of(guard.name()).empty());
+}
+
+TEST_CASE("register_with_gpu on a host pool: a recorded device id past int, and unregister unregistered, fail first") {
+    ShmGuard guard(unique_pool_name("r"));
+    dragonMemoryPoolAttr_t attr = default_attr();
+    attr.gpu_device_id = dragonULInt{1} << 32;  // recorded for a host pool
+    dragonMemoryPoolDescr_t pool;
+    REQUIRE(dragon_memory_pool_create(&pool, 65536, guard.name().c_str(), 1, &attr) == DRAGON_SUCCESS);
+    dragon_memory_attr_destroy(&attr);
+    count_bad_inputs(2);
+    CHECK(dragon_memory_pool_process_local_register_with_gpu(&pool) == DRAGON_INVALID_ARGUMENT);
+    CHECK(last_error().find("records GPU device 4294967296, which is not a device number") != std::string::npos);
+    CHECK(dragon_memory_pool_process_local_unregister_with_gpu(&pool) == DRAGON_INVALID_ARGUMENT);
+    dragonMemoryPoolAttr_t got;
+    REQUIRE(dragon_memory_get_attr(&pool, &got) == DRAGON_SUCCESS);
+    CHECK(got.gpu_device_id == (dragonULInt{1} << 32));
+    CHECK(got.ipc_handle_size == 0);
+    CHECK(got.manifest_entries == 0);
+    dragon_memory_attr_destroy(&got);
+    CHECK(dragon_memory_pool_destroy(&pool) == DRAGON_SUCCESS);
+
+    ShmGuard plain(unique_pool_name("u"));
+    REQUIRE(dragon_memory_pool_create(&pool, 65536, plain.name().c_str(), 1, nullptr) == DRAGON_SUCCESS);
+    count_bad_inputs(1);
+    CHECK(dragon_memory_pool_process_local_unregister_with_gpu(&pool) == DRAGON_INVALID_OPERATION);
+    CHECK(last_error().find("is not registered with the GPU") != std::string::npos);
+    CHECK(dragon_memory_pool_destroy(&pool) == DRAGON_SUCCESS);
+}
+
 TEST_CASE("pool names: 1-29 safe characters") {
     SUBCASE("29 characters are accepted") {
         TestPool pool(4096, nullptr, 1, 29);
