@@ -147,6 +147,14 @@ double parse_seconds(std::string_view text, std::string_view what) {
     return seconds;
 }
 
+timespec parse_timeout(std::string_view text, std::string_view what) {
+    const double seconds = parse_seconds(text, what);
+    // Beyond what time_t holds: as good as forever (the library saturates its deadline).
+    if (seconds >= 9.0e18) return timespec{std::numeric_limits<time_t>::max(), 0};
+    const auto whole = static_cast<time_t>(seconds);
+    return timespec{whole, static_cast<long>((seconds - static_cast<double>(whole)) * 1e9)};
+}
+
 unsigned parse_mode(std::string_view text, std::string_view what) {
     const bool octal = !text.empty() && text.size() <= 5 && text.find_first_not_of("01234567") == std::string_view::npos;
     unsigned mode = 0;

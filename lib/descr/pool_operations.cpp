@@ -1,4 +1,5 @@
 // The operations layer's pool calls (operations.hpp), shared by the C and C++ APIs.
+#include "descr/agent_address.hpp"
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
 #include "os/error.hpp"
@@ -216,7 +217,10 @@ dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out
     if (pool.mapping) {
         if (dragonError_t rc = pool.mapping.get()->check_usable("pool_serialize")) return rc;
     }
-    out = encode_pool(*identity_of(pool));
+    PoolIdentity identity;
+    if (dragonError_t rc = identity_to_serialize(*identity_of(pool), static_cast<bool>(pool.mapping), identity))
+        return rc;
+    out = encode_pool(identity);
     return DRAGON_SUCCESS;
 }
 

@@ -46,7 +46,9 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // 7: the statistics counts (IdBlock allocs/frees, PoolHeader locked_allocs/frees), and the attached-process table on page 2 (process_table.hpp), backed at creation; a
 // version-6 process would neither register nor deregister there, and its attaches would
 // be missing from `dragonmem ls` (a pool it uses could be called orphaned).
-inline constexpr std::uint32_t k_layout_version = 7;
+// 8: the pool's secret (PoolHeader::secret), which descriptors carry and the remote agent
+// checks (lib/remote/); a version-7 process would serialize descriptors without it.
+inline constexpr std::uint32_t k_layout_version = 8;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
@@ -63,6 +65,7 @@ inline constexpr std::uint64_t k_id_blocks_offset = 3 * k_page_bytes;
 inline constexpr std::uint64_t k_backing_map_offset = 4 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
 inline constexpr std::size_t k_heap_file_capacity = 192;           // a hugepage pool's heap file path
+inline constexpr std::size_t k_secret_bytes = 16;                  // the pool's capability secret
 
 // The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
 // their own list links in-band, so this is fixed-size whatever the pool size; the one
@@ -219,6 +222,13 @@ struct PoolHeader {
     // operation's commit point: a holder killed in between misses one, nothing else.
     alignas(64) std::uint64_t locked_allocs;
     std::uint64_t locked_frees;
+
+    // ---- the capability: written once by the creator before `ready` (getrandom), never
+    // changed. Every descriptor of the pool carries it (descriptor_codec.hpp) and the
+    // remote agent serves only requests that present it (lib/remote/agent.cpp). Anyone
+    // who can map the pool can read it: it protects the pool from those who cannot.
+    // On the statistics' line (read only at attach): the header has no line to spare.
+    std::uint8_t secret[k_secret_bytes];
 };
 
 // A manifest record: one per allocated block. `id` is the commit point and says what the
@@ -268,6 +278,7 @@ static_assert(sizeof(BitPage) == k_page_bytes, "a bit page is one page");
 static_assert(sizeof(IdBlock) == 64 && k_cache_entries * sizeof(IdBlock) == k_page_bytes,
               "one cache line per entry's id block, one page in all");
 static_assert(sizeof(CreatorRecord) == 32);
+static_assert(k_secret_bytes == 16, "128 random bits: a secret cannot be guessed over the network");
 static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
 static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes &&
               k_id_blocks_offset == k_procs_offset + k_procs_bytes &&

@@ -1,0 +1,207 @@
+// The off-node client (remote_client.hpp): endpoints to agents, the control round trip,
+// one-sided get/put.
+#include "remote/remote_client.hpp"
+
+#include "os/deadline.hpp"
+#include "os/error.hpp"
+#include "remote/ucx_support.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace dragonmem::detail {
+
+namespace {
+
+struct Connection {
+    std::string agent;
+    ucp_ep_h ep = nullptr;
+    ucs_status_t failure = UCS_OK;  // set by UCX's error callback: the agent went away
+};
+
+void on_endpoint_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
+    static_cast<Connection*>(arg)->failure = status;
+}
+
+// The process's client. Never destroyed: it may be used until the process's last
+// moment, and UCX's own teardown at exit is not ordered with ours.
+class Client {
+public:
+    dragonError_t transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                           const std::optional<timespec>& deadline);
+
+private:
+    static ucs_status_t on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
+                                 std::size_t length, const ucp_am_recv_param_t* param);
+    dragonError_t open();
+    dragonError_t connect(const std::string& agent, Connection*& out);
+    void drop(const std::string& agent);
+    dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
+                       ucs_status_ptr_t pending = nullptr);
+
+    std::mutex mutex_;
+    UcxWorker ucx_;
+    bool open_ = false;
+    std::map<std::string, std::unique_ptr<Connection>> connections_;
+    std::uint64_t next_sequence_ = 1;
+    std::uint64_t awaited_sequence_ = 0;
+    std::optional<AccessReply> reply_;
+};
+
+ucs_status_t Client::on_reply(void* arg, const void* /*header*/, std::size_t /*header_bytes*/, void* data,
+                              std::size_t length, const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<Client*>(arg);
+    // Replies are small and sent eagerly; anything else is not the agent's.
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) return UCS_OK;
+    AccessReply reply;
+    if (decode_reply({static_cast<const std::uint8_t*>(data), length}, reply) != DRAGON_SUCCESS) return UCS_OK;
+    // A late reply to a call that timed out has an older sequence number: dropped.
+    if (reply.sequence == self->awaited_sequence_) self->reply_ = std::move(reply);
+    return UCS_OK;
+}
+
+dragonError_t Client::open() {
+    if (open_) return DRAGON_SUCCESS;
+    if (dragonError_t rc = ucx_.open(false, "remote access")) return rc;
+    ucp_am_handler_param_t handler{};
+    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+    handler.id = k_am_reply;
+    handler.cb = &Client::on_reply;
+    handler.arg = this;
+    if (ucs_status_t st = ucp_worker_set_am_recv_handler(ucx_.worker(), &handler); st != UCS_OK)
+        return failf(DRAGON_FAILURE, "remote access: setting the reply handler failed: {}", ucs_status_string(st));
+    open_ = true;
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t Client::connect(const std::string& agent, Connection*& out) {
+    if (auto it = connections_.find(agent); it != connections_.end()) {
+        if (it->second->failure == UCS_OK) {
+            out = it->second.get();
+            return DRAGON_SUCCESS;
+        }
+        drop(agent);  // the agent went away since: try a new connection (it may be back)
+    }
+    sockaddr_storage address{};
+    socklen_t address_len = 0;
+    if (dragonError_t rc = resolve_agent_address(agent, "the descriptor's agent", false, address, address_len)) return rc;
+    auto connection = std::make_unique<Connection>();
+    connection->agent = agent;
+    ucp_ep_params_t params{};
+    params.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    params.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+    params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
+    params.sockaddr.addrlen = address_len;
+    // Peer failure mode: a dead agent fails our requests instead of leaving them pending.
+    params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    params.err_handler.cb = &on_endpoint_error;
+    params.err_handler.arg = connection.get();
+    if (ucs_status_t st = ucp_ep_create(ucx_.worker(), &params, &connection->ep); st != UCS_OK)
+        return failf(DRAGON_FAILURE, "agent {}: connecting failed: {}", agent, ucs_status_string(st));
+    out = connection.get();
+    connections_[agent] = std::move(connection);
+    return DRAGON_SUCCESS;
+}
+
+void Client::drop(const std::string& agent) {
+    auto it = connections_.find(agent);
+    if (it == connections_.end()) return;
+    ucp_request_param_t params{};
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    params.flags = UCP_EP_CLOSE_FLAG_FORCE;  // completes every request still on it, with an error
+    finish_request(ucx_.worker(), ucp_ep_close_nbx(it->second->ep, &params));
+    connections_.erase(it);
+}
+
+// Drops the connection (which completes `pending`, a request that timed out, with an
+// error; then it is freed) and reports what failed.
+dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during,
+                           ucs_status_ptr_t pending) {
+    drop(agent);
+    finish_request(ucx_.worker(), pending);
+    if (status == UCS_ERR_TIMED_OUT)
+        return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);
+    return failf(DRAGON_FAILURE, "agent {}: {} failed: {} (is `dragonmem serve` running there?)", agent, during,
+                 ucs_status_string(status));
+}
+
+dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                               const std::optional<timespec>& deadline) {
+    std::lock_guard lock(mutex_);
+    if (dragonError_t rc = open()) return rc;
+    Connection* connection = nullptr;
+    if (dragonError_t rc = connect(pool.agent, connection)) return rc;
+    const std::string agent = pool.agent;  // `connection` goes with drop()
+    ucp_worker_h worker = ucx_.worker();
+
+    AccessRequest request;
+    request.access = access;
+    request.sequence = next_sequence_++;
+    request.nonce = pool.nonce;
+    request.id = range.id;
+    request.offset = range.offset;
+    request.length = range.length;
+    request.secret = pool.secret;
+    request.pool_name = pool.name;
+    const std::vector<std::uint8_t> message = encode_request(request);
+    awaited_sequence_ = request.sequence;
+    reply_.reset();
+    ucp_request_param_t send{};
+    send.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    send.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;  // the agent answers on the endpoint it got
+    ucs_status_ptr_t pending = nullptr;
+    ucs_status_t st = wait_request(worker, ucp_am_send_nbx(connection->ep, k_am_request, nullptr, 0, message.data(),
+                                                           message.size(), &send),
+                                   deadline, &pending);
+    if (st != UCS_OK) return lost(agent, st, "sending the access request", pending);
+    unsigned spins = 0;
+    while (!reply_) {
+        if (connection->failure != UCS_OK) return lost(agent, connection->failure, "waiting for the access reply");
+        ucp_worker_progress(worker);
+        if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
+            return lost(agent, UCS_ERR_TIMED_OUT, "waiting for the access reply");
+    }
+    const AccessReply reply = std::move(*reply_);
+    reply_.reset();
+    if (reply.rc != DRAGON_SUCCESS) return failf(reply.rc, "agent {}: {}", agent, reply.message);
+    if (range.length == 0) return DRAGON_SUCCESS;
+
+    ucp_rkey_h rkey = nullptr;
+    if (ucs_status_t unpacked = ucp_ep_rkey_unpack(connection->ep, reply.rkey.data(), &rkey); unpacked != UCS_OK)
+        return lost(agent, unpacked, "unpacking the pool's remote key");
+    ucp_request_param_t rma{};
+    const char* during = access == Access::read ? "the one-sided read" : "the one-sided write";
+    if (access == Access::read) {
+        st = wait_request(worker, ucp_get_nbx(connection->ep, buffer, range.length, reply.remote_address, rkey, &rma),
+                          deadline, &pending);
+    } else {
+        st = wait_request(worker, ucp_put_nbx(connection->ep, buffer, range.length, reply.remote_address, rkey, &rma),
+                          deadline, &pending);
+        // A put is complete here only locally (the buffer may be reused); the flush
+        // returns once the bytes are in the pool.
+        if (st == UCS_OK) st = wait_request(worker, ucp_ep_flush_nbx(connection->ep, &rma), deadline, &pending);
+    }
+    if (st == UCS_OK && connection->failure != UCS_OK) st = connection->failure;
+    dragonError_t rc = DRAGON_SUCCESS;
+    if (st != UCS_OK) rc = lost(agent, st, during, pending);  // completes `pending` before the key goes
+    ucp_rkey_destroy(rkey);
+    return rc;
+}
+
+}  // namespace
+
+dragonError_t remote_transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                              const timespec* timeout) {
+    static auto* client = new Client();  // NOLINT(cppcoreguidelines-owning-memory): never destroyed, see Client
+    std::optional<timespec> deadline;
+    if (timeout != nullptr) deadline = deadline_after(*timeout);
+    return client->transfer(pool, range, buffer, access, deadline);
+}
+
+bool remote_built_in() noexcept { return true; }
+
+}  // namespace dragonmem::detail

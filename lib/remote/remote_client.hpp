@@ -1,0 +1,34 @@
+// The client side of off-node access: one UCX worker per process, one endpoint per agent
+// (kept between calls), and a transfer = ask the agent for access (one control round
+// trip), then get or put the bytes one-sided, the agent's CPU off the data path.
+#pragma once
+
+#include "remote/wire.hpp"
+
+#include <dragon/return_codes.h>
+#include <dragonmem/detail/refs.hpp>
+
+#include <cstdint>
+#include <ctime>
+
+namespace dragonmem::detail {
+
+struct RemoteRange {
+    std::uint64_t id = 0;
+    std::uint64_t offset = 0;  // from the allocation's first byte
+    std::uint64_t length = 0;
+};
+
+// Reads (Access::read, into `buffer`) or writes (from `buffer`) `range` of an allocation
+// of `pool` through the agent the descriptor names (pool.agent, non-empty; pool.secret
+// set). `timeout` (relative; nullptr: none) bounds the whole call: TIMEOUT when it
+// passes, the endpoint dropped so that nothing of the call is left running. A lost
+// agent is FAILURE naming it; the agent's refusals come back with its code and message.
+// Calls of one process are serialized.
+dragonError_t remote_transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                              const timespec* timeout);
+
+// Whether this library was built with UCX.
+bool remote_built_in() noexcept;
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,98 @@
+// UCX context and worker, request waits, socket addresses (ucx_support.hpp).
+#include "remote/ucx_support.hpp"
+
+#include "descr/agent_address.hpp"
+#include "os/deadline.hpp"
+#include "os/error.hpp"
+
+#include <netdb.h>
+
+#include <cstring>
+
+namespace dragonmem::detail {
+
+UcxWorker::~UcxWorker() {
+    if (worker_ != nullptr) ucp_worker_destroy(worker_);
+    if (context_ != nullptr) ucp_cleanup(context_);
+}
+
+dragonError_t UcxWorker::open(bool wakeup, const char* who) {
+    ucp_config_t* config = nullptr;
+    if (ucs_status_t st = ucp_config_read(nullptr, nullptr, &config); st != UCS_OK)
+        return failf(DRAGON_FAILURE, "{}: reading the UCX configuration failed: {}", who, ucs_status_string(st));
+    ucp_params_t params{};
+    params.field_mask = UCP_PARAM_FIELD_FEATURES;
+    params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM | (wakeup ? UCP_FEATURE_WAKEUP : 0);
+    const ucs_status_t init = ucp_init(&params, config, &context_);
+    ucp_config_release(config);
+    if (init != UCS_OK) {
+        context_ = nullptr;
+        return failf(DRAGON_FAILURE, "{}: ucp_init failed: {}", who, ucs_status_string(init));
+    }
+    ucp_worker_params_t worker_params{};
+    worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+    worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // one thread at a time (callers hold a lock or own it)
+    if (ucs_status_t st = ucp_worker_create(context_, &worker_params, &worker_); st != UCS_OK) {
+        worker_ = nullptr;
+        return failf(DRAGON_FAILURE, "{}: ucp_worker_create failed: {}", who, ucs_status_string(st));
+    }
+    return DRAGON_SUCCESS;
+}
+
+ucs_status_t wait_request(ucp_worker_h worker, ucs_status_ptr_t request, const std::optional<timespec>& deadline,
+                          ucs_status_ptr_t* pending) {
+    *pending = nullptr;
+    if (request == nullptr) return UCS_OK;
+    if (UCS_PTR_IS_ERR(request)) return UCS_PTR_STATUS(request);
+    unsigned spins = 0;
+    for (;;) {
+        ucp_worker_progress(worker);
+        const ucs_status_t st = ucp_request_check_status(request);
+        if (st != UCS_INPROGRESS) {
+            ucp_request_free(request);
+            return st;
+        }
+        // The clock only every 64 turns: progress is the hot part of a short transfer.
+        if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline)) {
+            *pending = request;
+            return UCS_ERR_TIMED_OUT;
+        }
+    }
+}
+
+void finish_request(ucp_worker_h worker, ucs_status_ptr_t request) {
+    if (request == nullptr || UCS_PTR_IS_ERR(request)) return;
+    while (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_worker_progress(worker);
+    ucp_request_free(request);
+}
+
+dragonError_t resolve_agent_address(const std::string& address, const char* what, bool listening,
+                                    sockaddr_storage& out, socklen_t& out_len) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (dragonError_t rc = split_agent_address(address, what, host, port, listening)) return rc;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (listening) hints.ai_flags = AI_PASSIVE;
+    addrinfo* found = nullptr;
+    const std::string service = std::to_string(port);
+    if (int err = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); err != 0 || found == nullptr)
+        return failf(DRAGON_NOT_FOUND, "{} '{}': host '{}' does not resolve: {}", what, address, host,
+                     ::gai_strerror(err));
+    std::memcpy(&out, found->ai_addr, found->ai_addrlen);
+    out_len = found->ai_addrlen;
+    ::freeaddrinfo(found);
+    return DRAGON_SUCCESS;
+}
+
+std::string format_sockaddr(const sockaddr* address, socklen_t length) {
+    char host[NI_MAXHOST];
+    char service[NI_MAXSERV];
+    if (::getnameinfo(address, length, host, sizeof host, service, sizeof service, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return "?";
+    if (address->sa_family == AF_INET6) return std::string("[") + host + "]:" + service;
+    return std::string(host) + ":" + service;
+}
+
+}  // namespace dragonmem::detail

@@ -1,0 +1,65 @@
+// dragonmem serve: this node's agent for off-node reads and writes (lib/remote/agent.hpp),
+// in the foreground until SIGINT or SIGTERM.
+#include "commands.hpp"
+#include "common.hpp"
+
+#include <CLI/CLI.hpp>
+#include <dragonmem/remote.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+namespace dragonmem::cli {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int /*signal*/) { stop_requested.store(true, std::memory_order_relaxed); }
+
+// One JSON line on stdout, flushed: a supervisor or a test reads them as they come.
+void print_line(const json& line) {
+    const std::string text = line.dump() + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+Command add_serve(CLI::App& top) {
+    struct Args {
+        std::string listen;
+        bool quiet = false;
+    };
+    auto args = std::make_shared<Args>();
+    CLI::App* cmd = top.add_subcommand(
+        "serve", "Serve this node's pools to other nodes over UCX (foreground, until SIGINT/SIGTERM)");
+    cmd->add_option("--listen", args->listen, "HOST:PORT to listen on (port 0: any free port)")
+        ->type_name("HOST:PORT")
+        ->required();
+    cmd->add_flag("--quiet", args->quiet, "Print only the line saying where it listens, not one per request");
+    cmd->footer("Prints {\"listening\": \"HOST:PORT\"} once ready, then one {\"event\": ...} line per request.\n"
+                "Descriptors serialized with DRAGONMEM_AGENT=HOST:PORT name this agent.\n"
+                "Example:\n  dragonmem serve --listen 10.0.0.1:7070 &\n"
+                "  DRAGONMEM_AGENT=10.0.0.1:7070 dragonmem alloc p1 --size 1M --serialized");
+
+    return {cmd, [=] {
+                struct sigaction action {};
+                action.sa_handler = &request_stop;
+                sigemptyset(&action.sa_mask);
+                sigaction(SIGINT, &action, nullptr);
+                sigaction(SIGTERM, &action, nullptr);
+                AgentOptions options;
+                options.listen = args->listen;
+                options.stop = &stop_requested;
+                options.on_ready = [](const std::string& address) { print_line(json{{"listening", address}}); };
+                if (!args->quiet) options.on_event = [](const std::string& line) { print_line(json{{"event", line}}); };
+                serve(options);
+                print_line(json{{"stopped", true}});
+                return Outcome{std::nullopt, std::nullopt};
+            }};
+}
+
+}  // namespace dragonmem::cli
