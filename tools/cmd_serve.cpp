@@ -10,6 +10,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 namespace dragonmem::cli {
@@ -51,6 +52,10 @@ Command add_serve(CLI::App& top) {
                 sigemptyset(&action.sa_mask);
                 sigaction(SIGINT, &action, nullptr);
                 sigaction(SIGTERM, &action, nullptr);
+                // A restarted agent must get its port back while its previous run's
+                // connections linger in TIME_WAIT (SO_REUSEADDR). Set before UCX starts,
+                // while this process has one thread; a value in the environment wins.
+                ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);  // NOLINT(concurrency-mt-unsafe)
                 AgentOptions options;
                 options.listen = args->listen;
                 options.stop = &stop_requested;

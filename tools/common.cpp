@@ -243,7 +243,7 @@ dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const dragonm
 
 std::optional<std::string> serialized_if(bool wanted, const dragonmem::Memory& memory) {
     if (!wanted) return std::nullopt;
-    return memory.serialize_base64();
+    return printed_descriptor(memory);
 }
 
 void add_listing_options(CLI::App& cmd, ListingOptions& options) {
@@ -267,7 +267,7 @@ void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optio
             }
             std::string descriptor;
             try {
-                descriptor = pool.from_id(info.id).serialize_base64();
+                descriptor = printed_descriptor(pool.from_id(info.id));
             } catch (const dragonmem::Error& e) {
                 if (e.code() == DRAGON_KEY_NOT_FOUND) continue;  // freed since the page was read
                 throw;

@@ -29,7 +29,10 @@ void write_bytes(const Memory& memory, std::size_t offset, std::span<const std::
 // Whether this library can reach other nodes (built with UCX).
 bool remote_available() noexcept;
 
-// The agent: serves this node's pools to other nodes until `stop` becomes true.
+// The agent: serves this node's pools to other nodes until `stop` becomes true. UCX reads
+// its configuration from the environment (UCX_TLS, UCX_NET_DEVICES, ...); a port still
+// held by connections of a previous run (TIME_WAIT) is taken again only with
+// UCX_TCP_CM_REUSEADDR=y, which `dragonmem serve` sets unless it is set already.
 struct AgentOptions {
     std::string listen;                     // "HOST:PORT" to listen on (port 0: any free port)
     const std::atomic<bool>* stop = nullptr;  // polled at least every 100 ms; nullptr: forever

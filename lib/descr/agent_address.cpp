@@ -59,8 +59,13 @@ dragonError_t validate_agent_address(std::string_view address, const char* what)
     return split_agent_address(address, what, host, port);
 }
 
-dragonError_t identity_to_serialize(const PoolIdentity& pool, bool local, PoolIdentity& out) {
+dragonError_t identity_to_serialize(const PoolIdentity& pool, bool local, bool with_secret, PoolIdentity& out) {
     out = pool;
+    if (!with_secret) {
+        out.secret = {};
+        out.agent.clear();
+        return DRAGON_SUCCESS;
+    }
     if (!local) return DRAGON_SUCCESS;
     const char* agent = std::getenv(k_agent_env);  // NOLINT(concurrency-mt-unsafe): read-only use of the environment
     if (agent == nullptr || *agent == '\0') return DRAGON_SUCCESS;

@@ -26,7 +26,7 @@ dragonError_t split_agent_address(std::string_view address, const char* what, st
 
 // The identity a descriptor of `pool` is serialized with: a local pool's with the agent
 // from DRAGONMEM_AGENT (when set and not empty: an invalid value is INVALID_ARGUMENT),
-// a remote one's as it was decoded.
-dragonError_t identity_to_serialize(const PoolIdentity& pool, bool local, PoolIdentity& out);
+// a remote one's as it was decoded; `with_secret` false: neither secret nor agent.
+dragonError_t identity_to_serialize(const PoolIdentity& pool, bool local, bool with_secret, PoolIdentity& out);
 
 }  // namespace dragonmem::detail

@@ -212,13 +212,14 @@ dragonError_t pool_force_remove(std::string_view name) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out) {
+dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out, bool with_secret) {
     if (dragonError_t rc = pool_require_valid(pool, "pool_serialize")) return rc;
     if (pool.mapping) {
         if (dragonError_t rc = pool.mapping.get()->check_usable("pool_serialize")) return rc;
     }
     PoolIdentity identity;
-    if (dragonError_t rc = identity_to_serialize(*identity_of(pool), static_cast<bool>(pool.mapping), identity))
+    if (dragonError_t rc =
+            identity_to_serialize(*identity_of(pool), static_cast<bool>(pool.mapping), with_secret, identity))
         return rc;
     out = encode_pool(identity);
     return DRAGON_SUCCESS;

@@ -20,6 +20,7 @@ dragonError_t UcxWorker::open(bool wakeup, const char* who) {
     ucp_config_t* config = nullptr;
     if (ucs_status_t st = ucp_config_read(nullptr, nullptr, &config); st != UCS_OK)
         return failf(DRAGON_FAILURE, "{}: reading the UCX configuration failed: {}", who, ucs_status_string(st));
+
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
     params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM | (wakeup ? UCP_FEATURE_WAKEUP : 0);

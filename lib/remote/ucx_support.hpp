@@ -16,8 +16,8 @@
 namespace dragonmem::detail {
 
 // A UCP context with one single-threaded worker; both released together. Features:
-// one-sided access (RMA) and active messages (the control exchange); `wakeup` adds the
-// worker's event file descriptor (the agent sleeps on it when idle).
+// one-sided access (RMA) and active messages (the control exchange); `wakeup` (the
+// agent) adds the worker's event file descriptor, which it sleeps on when idle.
 class UcxWorker {
 public:
     UcxWorker() = default;

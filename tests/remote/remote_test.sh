@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Off-node reads and writes between two "hosts": two network namespaces joined by a veth
+# pair, each with its own POD_UID (so its own hostid). The agent (`dragonmem serve`) runs
+# in host A next to the pools; every client runs in host B and holds nothing but
+# descriptors serialized in A. tests/README.md ("Two hosts") lists the rows.
+#   remote_test.sh DRAGONMEM          exit 0 all passed, 1 a failure, 77 SKIP (says why)
+# Needs root, iproute2 and a dragonmem built with UCX. Cleans up its namespaces, its
+# agents and its pools whatever happens.
+set -u
+D=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOOL="python3 $HERE/descriptor_tool.py"
+TAG=$$
+NA=dmrA$TAG NB=dmrB$TAG VA=dmva$TAG VB=dmvb$TAG
+HA=remote-test-A-$TAG HB=remote-test-B-$TAG
+NET=10.$(( (TAG >> 8) % 200 + 20 )).$(( TAG % 250 ))
+IPA=$NET.1 IPB=$NET.2
+WORK=$(mktemp -d /tmp/dm_remote.XXXXXX)
+POOLS=()
+AGENTS=()
+failures=0
+passes=0
+
+skip() { echo "SKIP: $*"; exit 77; }
+ok() { passes=$((passes + 1)); echo "ok   $*"; }
+bad() { failures=$((failures + 1)); echo "FAIL $*"; }
+
+cleanup() {
+  for pid in "${AGENTS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+  for pid in "${AGENTS[@]}"; do wait "$pid" 2>/dev/null; done
+  for p in "${POOLS[@]}"; do POD_UID=$HA "$D" destroy "$p" >/dev/null 2>&1; rm -f "/dev/shm/dragonmem.$p"; done
+  ip netns del "$NA" 2>/dev/null
+  ip netns del "$NB" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Host A (the pools' node, no namespace needed to reach /dev/shm) and host B (clients).
+inA() { ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA "$@"; }
+inB() { ip netns exec "$NB" env POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB "$@"; }
+# new_pool VAR SUFFIX: a unique pool name in VAR, remembered for the cleanup.
+new_pool() { printf -v "$1" '%s' "dmr${TAG}_$2"; POOLS+=("dmr${TAG}_$2"); }
+json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+error_code() { python3 -c "import json,sys; print(json.load(open('$1'))['error']['code'])" 2>/dev/null; }
+
+# ---- The secret is never printed by the listing commands (no namespaces needed).
+secret_checks() {
+  local p s secret out
+  new_pool p list
+  POD_UID=$HA "$D" create "$p" --size 1M >/dev/null || { bad "secret: create"; return; }
+  s=$(POD_UID=$HA "$D" alloc "$p" --size 64 --serialized | json_field 'd["allocations"][0]["serialized"]')
+  secret=$($TOOL secret "$s")
+  local leaked=0
+  for cmd in "ls" "ls $p" "ls $p --serialized" "dump $p" "dump $p --serialized" "info $p" "ls $p --jsonl --serialized"; do
+    # shellcheck disable=SC2086
+    out=$(POD_UID=$HA "$D" $cmd 2>&1)
+    if echo "$out" | grep -qi "$secret"; then leaked=1; echo "  '$cmd' prints the secret in hex"; fi
+    # Every descriptor it prints is format 1 (no secret).
+    if ! echo "$out" | python3 -c '
+import base64, json, sys
+def walk(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == "serialized" and base64.b64decode(x)[4] != 1: sys.exit(1)
+            walk(x)
+    elif isinstance(v, list):
+        for x in v: walk(x)
+for line in sys.stdin.read().splitlines() if "--jsonl" in sys.argv[1] else [sys.stdin.read()]:
+    if line.strip(): walk(json.loads(line))
+' "$cmd"; then leaked=1; echo "  '$cmd' prints a descriptor with the secret"; fi
+  done
+  [ $leaked = 0 ] && ok "secret: ls, dump, info print no secret (their descriptors are format 1)" || bad "secret: leaked"
+  # The commands that hand descriptors out print them whole.
+  local whole
+  whole=$(POD_UID=$HA "$D" serialize "$p" | json_field 'd["serialized"]')
+  [ "$($TOOL secret "$whole")" = "$secret" ] && ok "secret: serialize hands out the capability" || bad "secret: serialize"
+}
+secret_checks
+
+# ---- Two hosts.
+[ "$(id -u)" = 0 ] || skip "two-host tests need root (network namespaces)"
+command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
+if "$D" serve --listen 127.0.0.1:bad 2>&1 | grep -q "without UCX"; then skip "dragonmem was built without UCX"; fi
+ip netns add "$NA" 2>"$WORK/netns.err" || skip "cannot create network namespaces: $(cat "$WORK/netns.err")"
+ip netns add "$NB" || skip "cannot create a second network namespace"
+ip link add "$VA" type veth peer name "$VB" 2>"$WORK/veth.err" || skip "cannot create a veth pair: $(cat "$WORK/veth.err")"
+ip link set "$VA" netns "$NA" && ip link set "$VB" netns "$NB" &&
+ip -n "$NA" addr add "$IPA/24" dev "$VA" && ip -n "$NB" addr add "$IPB/24" dev "$VB" &&
+ip -n "$NA" link set lo up && ip -n "$NB" link set lo up &&
+ip -n "$NA" link set "$VA" up && ip -n "$NB" link set "$VB" up || skip "cannot configure the veth pair"
+
+# start_agent LOGFILE [PORT] [setpriv args...]: starts an agent in A, sets AGENT_PID and PORT.
+start_agent() {
+  local log=$1 port=${2:-0}
+  shift 2 2>/dev/null || shift
+  # exec all the way down: $! is the agent itself, which the fault rows kill.
+  (exec ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA "$@" "$D" serve --listen "$IPA:$port" \
+     >"$log" 2>&1) &
+  AGENT_PID=$!
+  AGENTS+=("$AGENT_PID")
+  for _ in $(seq 1 100); do
+    grep -q listening "$log" 2>/dev/null && break
+    kill -0 "$AGENT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  PORT=$(grep -m1 '^{"listening"' "$log" | json_field 'd["listening"].rsplit(":",1)[1]' 2>/dev/null)
+  [ -n "$PORT" ] || { echo "agent did not start:"; cat "$log"; exit 1; }
+}
+
+start_agent "$WORK/agent1.log" 0
+AGENT="$IPA:$PORT"
+AGENT_PORT=$PORT
+echo "agent in $NA at $AGENT (pid $AGENT_PID); clients in $NB"
+
+new_pool P1 data
+POD_UID=$HA "$D" create "$P1" --size 16M >/dev/null
+S1=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P1" --size 1M --serialized | json_field 'd["allocations"][0]["serialized"]')
+ID1=$(POD_UID=$HA "$D" ls "$P1" | json_field 'd["allocations"][0]["id"]')
+[ "$($TOOL agent "$S1")" = "$AGENT" ] && ok "the descriptor names the agent ($AGENT)" || bad "descriptor agent"
+
+# ---- Happy path: B writes, A sees it locally; B reads it back; ranges.
+head -c 1048576 /dev/urandom >"$WORK/data"
+if inB timeout 60 "$D" write --serial "$S1" --timeout 10 <"$WORK/data" >"$WORK/w.json" 2>"$WORK/w.err"; then
+  POD_UID=$HA "$D" read "$P1" "$ID1" >"$WORK/local"
+  cmp -s "$WORK/data" "$WORK/local" && ok "B writes 1 MiB one-sided; A reads the same bytes locally" || bad "remote write: bytes differ"
+else bad "remote write: $(cat "$WORK/w.err")"; fi
+inB timeout 60 "$D" read --serial "$S1" --timeout 10 >"$WORK/back" 2>"$WORK/r.err"
+cmp -s "$WORK/data" "$WORK/back" && ok "B reads 1 MiB one-sided" || bad "remote read: $(cat "$WORK/r.err")"
+inB timeout 60 "$D" read --serial "$S1" --offset 1000 --length 100 --timeout 10 >"$WORK/part" 2>/dev/null
+cmp -s "$WORK/part" <(tail -c +1001 "$WORK/data" | head -c 100) && ok "B reads bytes [1000, 1100)" || bad "remote range read"
+
+# check_refused NAME EXPECTED_CODE MESSAGE_PART: the last client call's error.
+check_refused() {
+  local code
+  code=$(error_code "$WORK/err")
+  if [ "$code" = "$2" ] && grep -q -- "$3" "$WORK/err"; then ok "$1: $code"
+  else bad "$1: expected $2 ('$3'), got: $(cat "$WORK/err")"; fi
+}
+
+# ---- Forged: a wrong secret. Nothing is read, nothing written.
+FORGED=$($TOOL forge "$S1" flip_secret=1)
+inB timeout 60 "$D" read --serial "$FORGED" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "forged secret, read" DRAGON_INVALID_ARGUMENT "secret presented"
+head -c 100 /dev/zero | inB timeout 60 "$D" write --serial "$FORGED" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "forged secret, write" DRAGON_INVALID_ARGUMENT "secret presented"
+POD_UID=$HA "$D" read "$P1" "$ID1" | cmp -s - "$WORK/data" && ok "forged write changed nothing" || bad "forged write changed the allocation"
+
+# ---- Out of bounds: a descriptor claiming more than the allocation holds.
+BIG=$($TOOL forge "$S1" requested=2097152 view_bytes=2097152)
+inB timeout 60 "$D" read --serial "$BIG" --offset 1M --length 4096 --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "out of bounds (forged size)" DRAGON_INVALID_ARGUMENT "outside allocation"
+
+# ---- Stale: a freed allocation.
+S2=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P1" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
+POD_UID=$HA "$D" free --serial "$S2" >/dev/null
+inB timeout 60 "$D" read --serial "$S2" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "stale: freed allocation" DRAGON_KEY_NOT_FOUND "is not live"
+
+# ---- Stale: a destroyed pool, then a new pool of the same name.
+new_pool P2 gone
+POD_UID=$HA "$D" create "$P2" --size 1M >/dev/null
+S3=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P2" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
+inB timeout 60 "$D" read --serial "$S3" --timeout 10 >/dev/null 2>&1 || bad "read before destroy"
+POD_UID=$HA "$D" destroy "$P2" >/dev/null
+sleep 0.5  # the agent's revocation check runs every 200 ms
+inB timeout 60 "$D" read --serial "$S3" --timeout 10 >/dev/null 2>"$WORK/err"
+code=$(error_code "$WORK/err")
+case $code in DRAGON_MEMORY_ERRNO | DRAGON_OBJECT_DESTROYED) ok "destroyed pool: $code" ;; *) bad "destroyed pool: $(cat "$WORK/err")" ;; esac
+POD_UID=$HA "$D" create "$P2" --size 1M >/dev/null
+POD_UID=$HA "$D" alloc "$P2" --size 4096 >/dev/null
+inB timeout 60 "$D" read --serial "$S3" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "pool destroyed and made again" DRAGON_OBJECT_DESTROYED "destroyed"
+grep -q "revoked pool '$P2'" "$WORK/agent1.log" && ok "the agent revoked the destroyed pool" || bad "no revocation logged"
+
+# ---- The agent's uid must be able to open the pool.
+new_pool P3 private
+POD_UID=$HA "$D" create "$P3" --size 1M --mode 0600 >/dev/null
+if command -v setpriv >/dev/null; then
+  start_agent "$WORK/agent_nobody.log" 0 setpriv --reuid=65534 --regid=65534 --clear-groups
+  S4=$(POD_UID=$HA DRAGONMEM_AGENT=$IPA:$PORT "$D" alloc "$P3" --size 64 --serialized | json_field 'd["allocations"][0]["serialized"]')
+  inB timeout 60 "$D" read --serial "$S4" --timeout 10 >/dev/null 2>"$WORK/err"
+  check_refused "a pool the agent's uid may not open" DRAGON_MEMORY_ERRNO "ermission denied"
+  kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+else echo "skip the other-uid row: no setpriv"; fi
+
+# ---- A pool destroyed while remote reads run: each read succeeds whole or fails
+# clearly, reads after it fail, and the agent survives.
+new_pool P5 busy
+POD_UID=$HA "$D" create "$P5" --size 64M >/dev/null
+S5=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P5" --size 32M --serialized | json_field 'd["allocations"][0]["serialized"]')
+( for i in $(seq 1 40); do
+    inB timeout 60 "$D" read --serial "$S5" --timeout 10 >"$WORK/busy.$i" 2>"$WORK/busy.$i.err"
+    echo "$i $?" >>"$WORK/busy.rc"
+  done ) &
+LOOP=$!
+sleep 1.5
+POD_UID=$HA "$D" destroy "$P5" >/dev/null
+wait $LOOP
+sane=1
+while read -r i rc; do
+  if [ "$rc" = 0 ]; then [ "$(stat -c %s "$WORK/busy.$i")" = 33554432 ] || sane=0
+  else case $(error_code "$WORK/busy.$i.err") in DRAGON_FAILURE | DRAGON_MEMORY_ERRNO | DRAGON_OBJECT_DESTROYED | DRAGON_KEY_NOT_FOUND) ;; *) sane=0; cat "$WORK/busy.$i.err" ;; esac; fi
+done <"$WORK/busy.rc"
+last_rc=$(tail -1 "$WORK/busy.rc" | cut -d' ' -f2)
+[ $sane = 1 ] && [ "$last_rc" != 0 ] && ok "pool destroyed during reads: $(grep -c ' 0$' "$WORK/busy.rc") whole, $(grep -vc ' 0$' "$WORK/busy.rc") clear errors" || bad "pool destroyed during reads"
+kill -0 "${AGENTS[0]}" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" && ok "the agent survived and still serves" || bad "agent died or stopped serving"
+
+# ---- The agent killed mid-transfer: an error within the timeout, never a hang.
+new_pool P6 kill
+POD_UID=$HA "$D" create "$P6" --size 128M >/dev/null
+S6=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P6" --size 64M --serialized | json_field 'd["allocations"][0]["serialized"]')
+( for i in $(seq 1 100); do
+    start=$(date +%s.%N)
+    inB timeout 60 "$D" read --serial "$S6" --timeout 5 >/dev/null 2>"$WORK/kill.err"
+    rc=$?
+    echo "$rc $(echo "$(date +%s.%N) - $start" | bc)" >"$WORK/kill.rc"
+    [ $rc != 0 ] && break
+  done ) &
+LOOP=$!
+sleep 2
+kill -9 "${AGENTS[0]}"
+wait "${AGENTS[0]}" 2>/dev/null
+wait $LOOP
+read -r rc seconds <"$WORK/kill.rc"
+code=$(error_code "$WORK/kill.err")
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && { [ "$code" = DRAGON_FAILURE ] || [ "$code" = DRAGON_TIMEOUT ]; }; then
+  ok "agent killed mid-transfer: $code after ${seconds}s (timeout 5 s)"
+else bad "agent killed mid-transfer: rc $rc after ${seconds}s: $(cat "$WORK/kill.err")"; fi
+
+# ---- The agent restarted on its port: the same descriptors work again.
+start_agent "$WORK/agent2.log" "$AGENT_PORT"
+inB timeout 60 "$D" read --serial "$S1" --timeout 10 >"$WORK/again" 2>"$WORK/err"
+cmp -s "$WORK/again" "$WORK/data" && ok "agent restarted: the old descriptor reads again" || bad "after restart: $(cat "$WORK/err")"
+
+echo "$passes passed, $failures failed"
+[ $failures = 0 ]
