@@ -13,7 +13,10 @@ packages=(meson ninja-build g++ pkg-config cmake dpkg-dev libcli11-dev nlohmann-
 # llvm: llvm-symbolizer, without which TSan reports cannot name functions; clang-tidy for
 # the lint step of the test run; python3-jsonschema: the CLI tests validate every output
 # against docs/schema/. cmake (above) is for tests/packaging's CMake consumer.
-[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm clang-tidy python3-jsonschema)
+# libucx-dev: off-node access (lib/remote, `dragonmem serve`); iproute2: the two-host tests
+# (tests/remote: network namespaces and a veth pair); ucx-utils: ucx_perftest, the peer of
+# bench/remote_bench.sh. A demo build without them is built without UCX.
+[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm clang-tidy python3-jsonschema libucx-dev iproute2 ucx-utils)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -30,7 +33,7 @@ fi
 # also builds in unity mode (a few sources per compiler run: about 45 % less compile time
 # on 2 cores); scripts/run-tidy.sh still parses every source of lib/ and tools/ alone.
 setup_args=()
-[ "${1:-}" = test ] && setup_args+=(-Dwerror=true -Dunity=on)
+[ "${1:-}" = test ] && setup_args+=(-Dwerror=true -Dunity=on -Ducx=enabled)
 [ -f build/build.ninja ] || meson setup build "${setup_args[@]}" >/dev/null
 # The demo needs only the CLI; the test run builds everything (scripts/run-tests.sh).
 if [ "${1:-demo}" = demo ]; then ninja -C build tools/dragonmem >/dev/null; else ninja -C build >/dev/null; fi

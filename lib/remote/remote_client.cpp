@@ -6,15 +6,19 @@
 #include "os/error.hpp"
 #include "remote/ucx_support.hpp"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dragonmem::detail {
 
 namespace {
+
+constexpr std::uint64_t k_rma_piece_bytes = 4 << 20;  // a transfer's bytes go in pieces of this size
 
 struct Connection {
     std::string agent;
@@ -175,19 +179,30 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
         return lost(agent, unpacked, "unpacking the pool's remote key");
     ucp_request_param_t rma{};
     const char* during = access == Access::read ? "the one-sided read" : "the one-sided write";
-    if (access == Access::read) {
-        st = wait_request(worker, ucp_get_nbx(connection->ep, buffer, range.length, reply.remote_address, rkey, &rma),
-                          deadline, &pending);
-    } else {
-        st = wait_request(worker, ucp_put_nbx(connection->ep, buffer, range.length, reply.remote_address, rkey, &rma),
-                          deadline, &pending);
-        // A put is complete here only locally (the buffer may be reused); the flush
-        // returns once the bytes are in the pool.
-        if (st == UCS_OK) st = wait_request(worker, ucp_ep_flush_nbx(connection->ep, &rma), deadline, &pending);
+    // Posted in pieces, all outstanding at once, so that the transport pipelines them
+    // (bench/remote_bench.sh over TCP: 64 MiB writes went from 484 to 799 MiB/s).
+    std::vector<ucs_status_ptr_t> posted;
+    auto* local = static_cast<std::uint8_t*>(buffer);
+    for (std::uint64_t done = 0; done < range.length && st == UCS_OK; done += k_rma_piece_bytes) {
+        const std::uint64_t piece = std::min(k_rma_piece_bytes, range.length - done);
+        ucs_status_ptr_t request =
+            access == Access::read
+                ? ucp_get_nbx(connection->ep, local + done, piece, reply.remote_address + done, rkey, &rma)
+                : ucp_put_nbx(connection->ep, local + done, piece, reply.remote_address + done, rkey, &rma);
+        if (UCS_PTR_IS_ERR(request)) st = UCS_PTR_STATUS(request);
+        else if (request != nullptr) posted.push_back(request);
+    }
+    // The flush completes once every get has landed here and every put is in the pool
+    // (a put's own completion means only that its buffer may be reused).
+    if (st == UCS_OK) st = wait_request(worker, ucp_ep_flush_nbx(connection->ep, &rma), deadline, &pending);
+    for (ucs_status_ptr_t request : posted) {
+        const ucs_status_t piece_status = ucp_request_check_status(request);
+        if (st == UCS_OK && piece_status != UCS_OK) st = piece_status == UCS_INPROGRESS ? UCS_ERR_IO_ERROR : piece_status;
     }
     if (st == UCS_OK && connection->failure != UCS_OK) st = connection->failure;
     dragonError_t rc = DRAGON_SUCCESS;
-    if (st != UCS_OK) rc = lost(agent, st, during, pending);  // completes `pending` before the key goes
+    if (st != UCS_OK) rc = lost(agent, st, during, pending);  // the endpoint's close completes every request
+    for (ucs_status_ptr_t request : posted) finish_request(worker, request);
     ucp_rkey_destroy(rkey);
     return rc;
 }
