@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         return usage_error("a command is required: create, attach, alloc, free, ls, dump, serialize, "
-                           "destroy, write, read, check or info (see --help)", pretty);
+                           "destroy, write, read, check, info or serve (see --help)", pretty);
     } catch (const UsageError& e) {
         return usage_error(e.what(), pretty);
     } catch (const dragonmem::Error& e) {

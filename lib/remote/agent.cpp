@@ -266,11 +266,12 @@ dragonError_t Agent::grant(const AccessRequest& request, ucp_ep_h ep, AccessRepl
     if (request.access == Access::write && request.length != 0) {
         // A remote put lands in pages this process writes through UCX; a page /dev/shm
         // cannot back would be a SIGBUS here. Back the range first (the kernel refuses
-        // cleanly), as the library backs what it writes itself (pool_backing.hpp).
+        // cleanly), as the library backs what it writes itself (pool_backing.hpp). EINVAL:
+        // a kernel before 5.14, without MADV_POPULATE_WRITE; the range is then not backed.
         const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-        const std::uintptr_t start = reinterpret_cast<std::uintptr_t>(first) & ~(page - 1);
-        const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(first) + request.length;
-        if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+        const std::uintptr_t into_page = reinterpret_cast<std::uintptr_t>(first) & (page - 1);
+        std::uint8_t* start = first - into_page;  // madvise wants a page boundary
+        if (::madvise(start, into_page + request.length, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
             return fail_errno(DRAGON_OUT_OF_SPACE, errno,
                               fmt::format("backing {} B of allocation id {} of pool '{}' for a remote write",
                                           request.length, request.id, pool.name));
