@@ -28,8 +28,6 @@ TEST_SUITE_BEGIN("creator");
 
 namespace {
 
-constexpr std::size_t MiB = 1024 * 1024;
-
 // A forked child running `fn` while the test goes on; its verdict comes back on a pipe.
 class Forked {
 public:

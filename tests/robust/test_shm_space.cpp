@@ -35,8 +35,6 @@ TEST_SUITE_BEGIN("shm_space");
 
 namespace {
 
-constexpr std::size_t MiB = 1024 * 1024;
-
 // The checks a child makes, one line each.
 struct Verdict {
     std::string text;

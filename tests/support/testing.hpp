@@ -33,6 +33,10 @@ inline doctest::String toString(dragonError_t rc) {
 
 namespace dmtest {
 
+// One mebibyte, for pool and /dev/shm sizes in the tests (one definition: unity builds put
+// several test files in one translation unit).
+inline constexpr std::size_t MiB = std::size_t{1024} * 1024;
+
 std::string child_program();  // child_process.hpp
 
 // The dm_child program's path, failing the test when the suite was not run by meson test.
