@@ -29,21 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The test run treats warnings as errors (scripts/run-tests.sh); users' builds do not. It
-# also builds in unity mode (a few sources per compiler run: about 45 % less compile time
-# on 2 cores; scripts/run-tidy.sh still parses every source of lib/ and tools/ alone) and
-# with line tables only for debug information (-g1: backtraces keep file and line; about
-# 20 % less compile time than -g).
-setup_args=()
-[ "${1:-}" = test ] && setup_args+=(-Dwerror=true -Dunity=on -Dcpp_args=-g1 -Dc_args=-g1 -Ducx=enabled)
 # shellcheck source=scripts/quietly.sh
 . scripts/quietly.sh
-[ -f build/build.ninja ] || quietly meson setup build "${setup_args[@]}"
-# The demo needs only the CLI; the test run builds everything (scripts/run-tests.sh).
-if [ "${1:-demo}" = demo ]; then quietly ninja -C build tools/dragonmem; else quietly ninja -C build; fi
-
 case "${1:-demo}" in
-  demo) exec tools/demo.sh build/tools/dragonmem ;;
+  demo)
+    # The demo needs only the CLI, built with the defaults a user gets from meson.
+    [ -f build/build.ninja ] || quietly meson setup build
+    quietly ninja -C build tools/dragonmem
+    exec tools/demo.sh build/tools/dragonmem ;;
+  # The test run configures and builds what it tests itself (scripts/run-tests.sh).
   test) exec scripts/run-tests.sh ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
