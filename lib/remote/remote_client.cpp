@@ -7,6 +7,8 @@
 #include "remote/ucx_support.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,7 @@ namespace dragonmem::detail {
 
 namespace {
 
+constexpr std::int64_t k_forever_ns = 1'000'000'000'000'000'000;  // a lock wait this long is no limit
 constexpr std::uint64_t k_rma_piece_bytes = 4 << 20;  // a transfer's bytes go in pieces of this size
 
 struct Connection {
@@ -57,7 +60,8 @@ private:
     dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
                        ucs_status_ptr_t pending = nullptr);
 
-    std::mutex mutex_;
+    // Timed: a call waits for another thread's call only within its own timeout.
+    std::timed_mutex mutex_;
     UcxWorker ucx_;
     bool open_ = false;
     std::map<std::string, std::unique_ptr<Connection>> connections_;
@@ -146,7 +150,14 @@ dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const 
 
 dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
                                const std::optional<timespec>& deadline) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_, std::defer_lock);
+    // Beyond ~30 years is forever (a saturated deadline): now + that would overflow the clock.
+    const std::int64_t wait_ns = deadline ? ns_between(now_monotonic(), *deadline) : INT64_MAX;
+    if (wait_ns >= k_forever_ns) lock.lock();
+    else if (!lock.try_lock_for(std::chrono::nanoseconds(wait_ns)))
+        return failf(DRAGON_TIMEOUT,
+                     "agent {}: timed out waiting for another thread's remote call in this process; nothing was sent",
+                     pool.agent);
     if (dragonError_t rc = open()) return rc;
     Connection* connection = nullptr;
     if (dragonError_t rc = connect(pool.agent, connection)) return rc;

@@ -24,7 +24,8 @@ struct RemoteRange {
 // set). `timeout` (relative; nullptr: none) bounds the whole call: TIMEOUT when it
 // passes, the endpoint dropped so that nothing of the call is left running. A lost
 // agent is FAILURE naming it; the agent's refusals come back with its code and message.
-// Calls of one process are serialized.
+// Calls of one process are serialized; a call waits for the one before it only within
+// its own timeout (TIMEOUT, nothing sent).
 dragonError_t remote_transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
                               const timespec* timeout);
 

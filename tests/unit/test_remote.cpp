@@ -12,9 +12,16 @@
 #include <dragonmem/remote.h>
 #include <dragonmem/remote.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <span>
+#include <thread>
 
 using namespace dmtest;
 namespace dd = dragonmem::detail;
@@ -280,6 +287,73 @@ TEST_CASE("remote descriptors that name no agent, or carry no secret, cannot be 
     }
     // Out of the view is refused before anything is sent.
     DM_CHECK_RC(dragonmem_memory_read(&remote, 98, buffer, 4, &limit), DRAGON_INVALID_ARGUMENT);
+    DM_CHECK_OK(dragon_memory_detach(&remote));
+}
+
+// A TCP port that accepts connections (the kernel's backlog) and never answers: an agent
+// that hangs. Closed with the test.
+class SilentListener {
+public:
+    SilentListener() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd_ >= 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+        REQUIRE(::listen(fd_, 16) == 0);
+        socklen_t length = sizeof address;
+        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+        port_ = ntohs(address.sin_port);
+    }
+    SilentListener(const SilentListener&) = delete;
+    SilentListener& operator=(const SilentListener&) = delete;
+    ~SilentListener() { ::close(fd_); }
+    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+private:
+    int fd_ = -1;
+    unsigned port_ = 0;
+};
+
+TEST_CASE("a remote call's timeout holds while another thread's call to a hung agent runs") {
+    if (dragonmem_remote_available() == 0) return;  // built without UCX: nothing is waited for
+    TestPool pool(65536);
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 100));
+    SilentListener hung;
+    AgentEnv agent(hung.address().c_str());
+    dragonMemorySerial_t ser{};
+    const auto bytes = from_other_host(serialize_mem(&mem));
+    ser.len = bytes.size();
+    ser.data = const_cast<std::uint8_t*>(bytes.data());
+    dragonMemoryDescr_t remote{};
+    DM_REQUIRE_OK(dragon_memory_attach(&remote, &ser));
+    // The long call holds the process's client for up to 8 s; the short one, started
+    // while it waits, must give up after its own 0.3 s (TIMEOUT), not after the long one.
+    std::atomic<int> finished{0};
+    int long_order = 0;
+    int short_order = 0;
+    dragonError_t long_rc = DRAGON_SUCCESS;
+    dragonError_t short_rc = DRAGON_SUCCESS;
+    std::thread long_call([&] {
+        unsigned char buffer[4];
+        const timespec_t limit{8, 0};
+        long_rc = dragonmem_memory_read(&remote, 0, buffer, 4, &limit);
+        long_order = ++finished;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the long call is waiting by now
+    std::thread short_call([&] {
+        unsigned char buffer[4];
+        const timespec_t limit{0, 300'000'000};
+        short_rc = dragonmem_memory_read(&remote, 0, buffer, 4, &limit);
+        short_order = ++finished;
+    });
+    short_call.join();
+    long_call.join();
+    CHECK(short_rc == DRAGON_TIMEOUT);
+    CHECK(long_rc == DRAGON_TIMEOUT);
+    CHECK(short_order == 1);  // it did not wait for the long call to end
     DM_CHECK_OK(dragon_memory_detach(&remote));
 }
 
