@@ -79,7 +79,7 @@ private:
     void close_failed_endpoints();
     void serve_requests();
     dragonError_t grant(const AccessRequest& request, ucp_ep_h ep, AccessReply& reply);
-    dragonError_t export_pool(const std::string& name, ExportedPool*& out);
+    dragonError_t export_pool(const AccessRequest& request, ExportedPool*& out);
     void revoke(const std::string& name, const char* why);
     void revoke_destroyed_pools();
     void send_reply(ucp_ep_h ep, const AccessReply& reply);
@@ -204,17 +204,37 @@ void Agent::serve_requests() {
     }
 }
 
-dragonError_t Agent::export_pool(const std::string& name, ExportedPool*& out) {
+// Whether `request` names this instance of the pool and presents its secret.
+dragonError_t check_capability(const PoolIdentity& pool, const AccessRequest& request) {
+    if (pool.nonce != request.nonce)
+        return failf(DRAGON_OBJECT_DESTROYED,
+                     "pool '{}' here is instance {:#x}, the descriptor's was {:#x}: that pool was destroyed (and a "
+                     "pool of the same name made since)",
+                     pool.name, pool.nonce, request.nonce);
+    if (!same_secret(pool.secret, request.secret))
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "the secret presented for pool '{}' is wrong: the descriptor is forged or damaged; nothing was "
+                     "granted",
+                     pool.name);
+    return DRAGON_SUCCESS;
+}
+
+// The pool `request` names, attached and registered; the capability is checked before
+// anything is registered, so that a forged request cannot make the agent register (on
+// RDMA: pin) the heap of any pool its uid may open.
+dragonError_t Agent::export_pool(const AccessRequest& request, ExportedPool*& out) {
+    const std::string& name = request.pool_name;
     if (auto it = pools_.find(name); it != pools_.end()) {
         if (pool_is_usable_here(it->second.pool)) {
             out = &it->second;
-            return DRAGON_SUCCESS;
+            return check_capability(*it->second.identity, request);
         }
         revoke(name, "destroyed");  // perhaps made again since: attach anew
     }
     ExportedPool exported;
     if (dragonError_t rc = pool_attach_local(exported.pool, name)) return rc;
     exported.identity = identity_of(exported.pool);
+    if (dragonError_t rc = check_capability(*exported.identity, request)) return rc;  // detached on return
     if (dragonError_t rc = pool_heap(exported.pool, "serve", exported.heap, exported.heap_bytes)) return rc;
     ucp_mem_map_params_t map{};
     map.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
@@ -241,18 +261,8 @@ dragonError_t Agent::export_pool(const std::string& name, ExportedPool*& out) {
 
 dragonError_t Agent::grant(const AccessRequest& request, ucp_ep_h ep, AccessReply& reply) {
     ExportedPool* exported = nullptr;
-    if (dragonError_t rc = export_pool(request.pool_name, exported)) return rc;
+    if (dragonError_t rc = export_pool(request, exported)) return rc;
     const PoolIdentity& pool = *exported->identity;
-    if (pool.nonce != request.nonce)
-        return failf(DRAGON_OBJECT_DESTROYED,
-                     "pool '{}' here is instance {:#x}, the descriptor's was {:#x}: that pool was destroyed (and a "
-                     "pool of the same name made since)",
-                     pool.name, pool.nonce, request.nonce);
-    if (!same_secret(pool.secret, request.secret))
-        return failf(DRAGON_INVALID_ARGUMENT,
-                     "the secret presented for pool '{}' is wrong: the descriptor is forged or damaged; nothing was "
-                     "granted",
-                     pool.name);
     AllocationInfo info;
     if (dragonError_t rc = pool_allocation_info(exported->pool, "serve", request.id, info)) {
         if (rc != DRAGON_KEY_NOT_FOUND) return rc;

@@ -145,6 +145,16 @@ head -c 100 /dev/zero | inB timeout 60 "$D" write --serial "$FORGED" --timeout 1
 check_refused "forged secret, write" DRAGON_INVALID_ARGUMENT "secret presented"
 POD_UID=$HA "$D" read "$P1" "$ID1" | cmp -s - "$WORK/data" && ok "forged write changed nothing" || bad "forged write changed the allocation"
 
+# A forged request for a pool nobody has been granted yet: refused before the agent
+# registers (pins, on RDMA) anything of that pool.
+new_pool P0 unasked
+POD_UID=$HA "$D" create "$P0" --size 1M >/dev/null
+S0=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P0" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
+inB timeout 60 "$D" read --serial "$($TOOL forge "$S0" flip_secret=1)" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "forged secret, first request for its pool" DRAGON_INVALID_ARGUMENT "secret presented"
+if grep -q "exported pool '$P0'" "$WORK/agent1.log"; then bad "a forged request made the agent register pool $P0"
+else ok "a forged request registers nothing"; fi
+
 # ---- Out of bounds: a descriptor claiming more than the allocation holds.
 BIG=$($TOOL forge "$S1" requested=2097152 view_bytes=2097152)
 inB timeout 60 "$D" read --serial "$BIG" --offset 1M --length 4096 --timeout 10 >/dev/null 2>"$WORK/err"
