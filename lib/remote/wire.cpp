@@ -106,6 +106,11 @@ dragonError_t decode_reply(std::span<const std::uint8_t> bytes, AccessReply& out
     if (k_reply_fixed + rkey_len + message_len != bytes.size())
         return failf(DRAGON_FAILURE, "the agent's reply of {} bytes says rkey {} B and message {} B", bytes.size(),
                      rkey_len, message_len);
+    // A grant without a key would have the client unpack nothing (UCX reads past it); a
+    // refusal with one is not the agent's either.
+    if ((out.rc == DRAGON_SUCCESS) != (rkey_len != 0))
+        return failf(DRAGON_FAILURE, "the agent's reply says code {} with an rkey of {} B (a grant has one, a refusal not)",
+                     static_cast<unsigned>(out.rc), rkey_len);
     out.rkey.assign(bytes.begin() + k_reply_fixed, bytes.begin() + static_cast<std::ptrdiff_t>(k_reply_fixed + rkey_len));
     out.message.assign(reinterpret_cast<const char*>(bytes.data() + k_reply_fixed + rkey_len), message_len);
     return DRAGON_SUCCESS;

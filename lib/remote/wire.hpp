@@ -16,7 +16,8 @@
 //   64  1  name length n (1..29)       32+r m message (UTF-8, no NUL)
 //   65  n  pool name
 // Decoding is strict (exact lengths, magic, version, access, name rules): a malformed
-// request is answered with INVALID_ARGUMENT, never trusted.
+// request is answered with INVALID_ARGUMENT, never trusted; a reply that grants without
+// an rkey, or refuses with one, is dropped by the client.
 #pragma once
 
 #include <dragon/return_codes.h>

@@ -398,19 +398,27 @@ TEST_CASE("the agent's control messages round-trip, and malformed requests are I
     dd::AccessReply reply;
     reply.sequence = 42;
     reply.rc = DRAGON_KEY_NOT_FOUND;
-    reply.remote_address = 0x7f0000001000;
-    reply.rkey = {1, 2, 3};
     reply.message = "allocation id 99 of pool 'pool_1' is not live (freed)";
     dd::AccessReply reply_back;
     DM_REQUIRE_OK(dd::decode_reply(dd::encode_reply(reply), reply_back));
     CHECK(reply_back.sequence == 42);
     CHECK(reply_back.rc == DRAGON_KEY_NOT_FOUND);
-    CHECK(reply_back.remote_address == reply.remote_address);
-    CHECK(reply_back.rkey == reply.rkey);
+    CHECK(reply_back.rkey.empty());
     CHECK(reply_back.message == reply.message);
     auto truncated = dd::encode_reply(reply);
     truncated.pop_back();
     CHECK(dd::decode_reply(truncated, reply_back) != DRAGON_SUCCESS);
+    // A grant must carry a key (the client would unpack an empty one), a refusal none.
+    dd::AccessReply keyless;
+    keyless.sequence = 43;
+    keyless.rc = DRAGON_SUCCESS;
+    keyless.remote_address = 0x7f0000001000;
+    CHECK(dd::decode_reply(dd::encode_reply(keyless), reply_back) == DRAGON_FAILURE);
+    CHECK(last_error().find("rkey of 0 B") != std::string::npos);
+    keyless.rkey = {1, 2, 3};
+    DM_CHECK_OK(dd::decode_reply(dd::encode_reply(keyless), reply_back));
+    reply.rkey = {1};
+    CHECK(dd::decode_reply(dd::encode_reply(reply), reply_back) == DRAGON_FAILURE);
 }
 
 TEST_SUITE_END();
