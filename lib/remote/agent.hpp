@@ -1,12 +1,14 @@
-// The node's agent (`dragonmem serve`): exports this node's pools to other nodes over
+// The node's agent (`dragonmem serve`): serves this node's pools to other nodes over
 // UCX. It listens on HOST:PORT; a client's access request (wire.hpp) names a pool, its
-// instance and secret, an allocation id and a byte range; the agent attaches the pool
-// (as its own uid: what that uid may not open, it cannot serve), checks the secret, that
-// the allocation is live in the manifest and the range within it, registers the pool's
-// heap with UCX once (ucp_mem_map) and answers with the range's address and the packed
-// remote key. The client then gets or puts the bytes itself; the agent is off the data
-// path. A pool destroyed while exported is revoked within 200 ms: its registration is
-// dropped and the endpoints it was granted to are closed (their transfers fail).
+// instance and secret, an allocation id, a byte range, and a buffer of the client's
+// with a remote key covering exactly that buffer. The agent attaches the pool (as its
+// own uid: what that uid may not open, it cannot serve), checks the secret, that the
+// allocation is live in the manifest and the range within its requested size, then
+// itself puts the range into the client's buffer (a read) or gets it from there (a
+// write), one-sided, and answers when the transfer is complete. No key to pool memory
+// ever leaves the agent: a client reaches exactly the live allocations of the pools
+// whose secret it holds, and only through these checks. A pool destroyed while served
+// is dropped within 200 ms.
 #pragma once
 
 #include <dragon/return_codes.h>

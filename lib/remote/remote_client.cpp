@@ -21,7 +21,6 @@ namespace dragonmem::detail {
 namespace {
 
 constexpr std::int64_t k_forever_ns = 1'000'000'000'000'000'000;  // a lock wait this long is no limit
-constexpr std::uint64_t k_rma_piece_bytes = 4 << 20;  // a transfer's bytes go in pieces of this size
 
 struct Connection {
     std::string agent;
@@ -148,6 +147,47 @@ dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const 
                  ucs_status_string(status));
 }
 
+// This call's buffer registered with UCX (exactly [buffer, buffer + length)) for the
+// agent's put or get, and its packed key; unregistered when the call returns. UCX
+// allows the agent nothing outside the registration's range (on RDMA the adapter
+// checks the key; over TCP the client's own UCX writes where the agent says, so a
+// client trusts the agent its descriptor names, as it trusts the descriptor).
+class BufferRegistration {
+public:
+    BufferRegistration(ucp_context_h context) : context_(context) {}
+    BufferRegistration(const BufferRegistration&) = delete;
+    BufferRegistration& operator=(const BufferRegistration&) = delete;
+    ~BufferRegistration() {
+        if (memh_ != nullptr) ucp_mem_unmap(context_, memh_);
+    }
+    dragonError_t map(void* buffer, std::uint64_t length, const std::string& agent, std::vector<std::uint8_t>& rkey) {
+        ucp_mem_map_params_t params{};
+        params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
+        params.address = buffer;
+        params.length = length;
+        if (ucs_status_t st = ucp_mem_map(context_, &params, &memh_); st != UCS_OK) {
+            memh_ = nullptr;
+            return failf(DRAGON_FAILURE, "agent {}: registering the {} B buffer with UCX failed: {}", agent, length,
+                         ucs_status_string(st));
+        }
+        void* packed = nullptr;
+        std::size_t packed_bytes = 0;
+        if (ucs_status_t st = ucp_rkey_pack(context_, memh_, &packed, &packed_bytes); st != UCS_OK)
+            return failf(DRAGON_FAILURE, "agent {}: packing the buffer's key failed: {}", agent, ucs_status_string(st));
+        const auto* begin = static_cast<const std::uint8_t*>(packed);
+        rkey.assign(begin, begin + packed_bytes);
+        ucp_rkey_buffer_release(packed);
+        if (rkey.empty() || rkey.size() > k_request_rkey_max)
+            return failf(DRAGON_FAILURE, "agent {}: the buffer's packed key has {} B (1 to {})", agent, rkey.size(),
+                         k_request_rkey_max);
+        return DRAGON_SUCCESS;
+    }
+
+private:
+    ucp_context_h context_;
+    ucp_mem_h memh_ = nullptr;
+};
+
 dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
                                const std::optional<timespec>& deadline) {
     std::unique_lock lock(mutex_, std::defer_lock);
@@ -173,6 +213,13 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     request.length = range.length;
     request.secret = pool.secret;
     request.pool_name = pool.name;
+    // Declared before anything can leave early: every path out drops the endpoint (when
+    // the agent may still move bytes) before this unregisters the buffer.
+    BufferRegistration registration(ucx_.context());
+    if (range.length != 0) {
+        if (dragonError_t rc = registration.map(buffer, range.length, agent, request.buffer_rkey)) return rc;
+        request.buffer_address = reinterpret_cast<std::uintptr_t>(buffer);
+    }
     const std::vector<std::uint8_t> message = encode_request(request);
     awaited_sequence_ = request.sequence;
     reply_.reset();
@@ -184,49 +231,21 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
                                                            message.size(), &send),
                                    deadline, &pending);
     if (st != UCS_OK) return lost(agent, st, "sending the access request", pending);
+    // The agent moves the bytes, then replies (after a flush: they are all in place). On
+    // a timeout or a lost agent the endpoint is force-closed before the buffer is
+    // unregistered and the call returns: no late put lands in a buffer the caller has
+    // taken back.
     unsigned spins = 0;
     while (!reply_) {
-        if (connection->failure != UCS_OK) return lost(agent, connection->failure, "waiting for the access reply");
+        if (connection->failure != UCS_OK) return lost(agent, connection->failure, "waiting for the transfer");
         ucp_worker_progress(worker);
         if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
-            return lost(agent, UCS_ERR_TIMED_OUT, "waiting for the access reply");
+            return lost(agent, UCS_ERR_TIMED_OUT, "waiting for the transfer");
     }
     const AccessReply reply = std::move(*reply_);
     reply_.reset();
     if (reply.rc != DRAGON_SUCCESS) return failf(reply.rc, "agent {}: {}", agent, reply.message);
-    if (range.length == 0) return DRAGON_SUCCESS;
-
-    ucp_rkey_h rkey = nullptr;
-    if (ucs_status_t unpacked = ucp_ep_rkey_unpack(connection->ep, reply.rkey.data(), &rkey); unpacked != UCS_OK)
-        return lost(agent, unpacked, "unpacking the pool's remote key");
-    ucp_request_param_t rma{};
-    const char* during = access == Access::read ? "the one-sided read" : "the one-sided write";
-    // Posted in pieces, all outstanding at once, so that the transport pipelines them
-    // (bench/remote_bench.sh over TCP: 64 MiB writes went from 484 to 799 MiB/s).
-    std::vector<ucs_status_ptr_t> posted;
-    auto* local = static_cast<std::uint8_t*>(buffer);
-    for (std::uint64_t done = 0; done < range.length && st == UCS_OK; done += k_rma_piece_bytes) {
-        const std::uint64_t piece = std::min(k_rma_piece_bytes, range.length - done);
-        ucs_status_ptr_t request =
-            access == Access::read
-                ? ucp_get_nbx(connection->ep, local + done, piece, reply.remote_address + done, rkey, &rma)
-                : ucp_put_nbx(connection->ep, local + done, piece, reply.remote_address + done, rkey, &rma);
-        if (UCS_PTR_IS_ERR(request)) st = UCS_PTR_STATUS(request);
-        else if (request != nullptr) posted.push_back(request);
-    }
-    // The flush completes once every get has landed here and every put is in the pool
-    // (a put's own completion means only that its buffer may be reused).
-    if (st == UCS_OK) st = wait_request(worker, ucp_ep_flush_nbx(connection->ep, &rma), deadline, &pending);
-    for (ucs_status_ptr_t request : posted) {
-        const ucs_status_t piece_status = ucp_request_check_status(request);
-        if (st == UCS_OK && piece_status != UCS_OK) st = piece_status == UCS_INPROGRESS ? UCS_ERR_IO_ERROR : piece_status;
-    }
-    if (st == UCS_OK && connection->failure != UCS_OK) st = connection->failure;
-    dragonError_t rc = DRAGON_SUCCESS;
-    if (st != UCS_OK) rc = lost(agent, st, during, pending);  // the endpoint's close completes every request
-    for (ucs_status_ptr_t request : posted) finish_request(worker, request);
-    ucp_rkey_destroy(rkey);
-    return rc;
+    return DRAGON_SUCCESS;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The client side of off-node access: one UCX worker per process, one endpoint per agent
-// (kept between calls), and a transfer = ask the agent for access (one control round
-// trip), then get or put the bytes one-sided, the agent's CPU off the data path.
+// (kept between calls). A transfer: the caller's buffer is registered for this call
+// only, the agent gets a request with the buffer's key, puts the bytes into it (a read)
+// or gets them from it (a write) one-sided, and replies when done. The client never
+// holds a key to pool memory.
 #pragma once
 
 #include "remote/wire.hpp"

@@ -7,23 +7,39 @@
 
 #include <netdb.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace dragonmem::detail {
+
+namespace {
+constexpr std::int64_t k_finish_limit_ns = 10'000'000'000;
+}  // namespace
 
 UcxWorker::~UcxWorker() {
     if (worker_ != nullptr) ucp_worker_destroy(worker_);
     if (context_ != nullptr) ucp_cleanup(context_);
 }
 
-dragonError_t UcxWorker::open(bool wakeup, const char* who) {
+dragonError_t UcxWorker::open(bool agent, const char* who) {
+    std::string transports;
+    if (agent) {
+        if (dragonError_t rc = agent_transports(std::getenv("UCX_TLS"), transports)) return rc;  // NOLINT(concurrency-mt-unsafe)
+    }
     ucp_config_t* config = nullptr;
     if (ucs_status_t st = ucp_config_read(nullptr, nullptr, &config); st != UCS_OK)
         return failf(DRAGON_FAILURE, "{}: reading the UCX configuration failed: {}", who, ucs_status_string(st));
+    if (agent) {
+        if (ucs_status_t st = ucp_config_modify(config, "TLS", transports.c_str()); st != UCS_OK) {
+            ucp_config_release(config);
+            return failf(DRAGON_INVALID_ARGUMENT, "{}: UCX refuses the transports '{}': {}", who, transports,
+                         ucs_status_string(st));
+        }
+    }
 
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
-    params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM | (wakeup ? UCP_FEATURE_WAKEUP : 0);
+    params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM | (agent ? UCP_FEATURE_WAKEUP : 0);
     const ucs_status_t init = ucp_init(&params, config, &context_);
     ucp_config_release(config);
     if (init != UCS_OK) {
@@ -63,7 +79,12 @@ ucs_status_t wait_request(ucp_worker_h worker, ucs_status_ptr_t request, const s
 
 void finish_request(ucp_worker_h worker, ucs_status_ptr_t request) {
     if (request == nullptr || UCS_PTR_IS_ERR(request)) return;
-    while (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_worker_progress(worker);
+    const timespec limit = deadline_after_ns(k_finish_limit_ns);
+    unsigned spins = 0;
+    while (ucp_request_check_status(request) == UCS_INPROGRESS) {
+        ucp_worker_progress(worker);
+        if ((++spins % 64) == 0 && deadline_passed(limit)) return;  // left to UCX, not freed
+    }
     ucp_request_free(request);
 }
 

@@ -6,6 +6,8 @@
 #include "testing.hpp"
 
 #include "descr/descriptor_codec.hpp"
+#include "remote/remote_client.hpp"
+#include "remote/agent_transports.hpp"
 #include "remote/wire.hpp"
 
 #include <dragonmem/dragonmem.hpp>
@@ -17,7 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <span>
@@ -366,6 +371,8 @@ TEST_CASE("the agent's control messages round-trip, and malformed requests are I
     request.offset = 7;
     request.length = 1 << 20;
     request.secret.fill(0xab);
+    request.buffer_address = 0x7f0012345678;
+    request.buffer_rkey = {9, 8, 7, 6, 5};
     request.pool_name = "pool_1";
     const auto bytes = dd::encode_request(request);
     dd::AccessRequest back;
@@ -377,8 +384,10 @@ TEST_CASE("the agent's control messages round-trip, and malformed requests are I
     CHECK(back.offset == 7);
     CHECK(back.length == request.length);
     CHECK(back.secret == request.secret);
+    CHECK(back.buffer_address == request.buffer_address);
+    CHECK(back.buffer_rkey == request.buffer_rkey);
     CHECK(back.pool_name == "pool_1");
-    for (std::size_t cut : {std::size_t{0}, std::size_t{10}, bytes.size() - 1}) {
+    for (std::size_t cut : {std::size_t{0}, std::size_t{10}, std::size_t{75}, bytes.size() - 1}) {
         CAPTURE(cut);
         DM_CHECK_RC(dd::decode_request(std::span(bytes.data(), cut), back), DRAGON_INVALID_ARGUMENT);
     }
@@ -391,9 +400,24 @@ TEST_CASE("the agent's control messages round-trip, and malformed requests are I
     auto bad_magic = bytes;
     bad_magic[0] ^= 1;
     DM_CHECK_RC(dd::decode_request(bad_magic, back), DRAGON_INVALID_ARGUMENT);
+    auto old_version = bytes;
+    old_version[4] = 1;  // the grant protocol (an rkey to pool memory in the reply) is gone
+    DM_CHECK_RC(dd::decode_request(old_version, back), DRAGON_INVALID_ARGUMENT);
     auto bad_name = bytes;
-    bad_name.back() = '/';
+    bad_name[75 + 5] = '/';
     DM_CHECK_RC(dd::decode_request(bad_name, back), DRAGON_INVALID_ARGUMENT);
+    // A transfer needs the client's buffer key; an empty request carries none.
+    dd::AccessRequest keyless = request;
+    keyless.buffer_rkey.clear();
+    DM_CHECK_RC(dd::decode_request(dd::encode_request(keyless), back), DRAGON_INVALID_ARGUMENT);
+    CHECK(last_error().find("rkey of 0 B") != std::string::npos);
+    keyless.length = 0;
+    DM_CHECK_OK(dd::decode_request(dd::encode_request(keyless), back));
+    keyless.buffer_rkey = {1};
+    DM_CHECK_RC(dd::decode_request(dd::encode_request(keyless), back), DRAGON_INVALID_ARGUMENT);
+    dd::AccessRequest huge_key = request;
+    huge_key.buffer_rkey.assign(dd::k_request_rkey_max + 1, 1);
+    DM_CHECK_RC(dd::decode_request(dd::encode_request(huge_key), back), DRAGON_INVALID_ARGUMENT);
 
     dd::AccessReply reply;
     reply.sequence = 42;
@@ -403,22 +427,284 @@ TEST_CASE("the agent's control messages round-trip, and malformed requests are I
     DM_REQUIRE_OK(dd::decode_reply(dd::encode_reply(reply), reply_back));
     CHECK(reply_back.sequence == 42);
     CHECK(reply_back.rc == DRAGON_KEY_NOT_FOUND);
-    CHECK(reply_back.rkey.empty());
     CHECK(reply_back.message == reply.message);
     auto truncated = dd::encode_reply(reply);
     truncated.pop_back();
-    CHECK(dd::decode_reply(truncated, reply_back) != DRAGON_SUCCESS);
-    // A grant must carry a key (the client would unpack an empty one), a refusal none.
-    dd::AccessReply keyless;
-    keyless.sequence = 43;
-    keyless.rc = DRAGON_SUCCESS;
-    keyless.remote_address = 0x7f0000001000;
-    CHECK(dd::decode_reply(dd::encode_reply(keyless), reply_back) == DRAGON_FAILURE);
-    CHECK(last_error().find("rkey of 0 B") != std::string::npos);
-    keyless.rkey = {1, 2, 3};
-    DM_CHECK_OK(dd::decode_reply(dd::encode_reply(keyless), reply_back));
-    reply.rkey = {1};
-    CHECK(dd::decode_reply(dd::encode_reply(reply), reply_back) == DRAGON_FAILURE);
+    CHECK(dd::decode_reply(truncated, reply_back) == DRAGON_FAILURE);
+    auto old_reply = dd::encode_reply(reply);
+    old_reply[4] = 1;
+    CHECK(dd::decode_reply(old_reply, reply_back) == DRAGON_FAILURE);
+}
+
+TEST_CASE("the agent leaves out UCX's shared-memory transports") {
+    std::string tls;
+    DM_CHECK_OK(dd::agent_transports(nullptr, tls));
+    CHECK(tls == "^shm");
+    DM_CHECK_OK(dd::agent_transports("", tls));
+    CHECK(tls == "^shm");
+    DM_CHECK_OK(dd::agent_transports("^ib", tls));
+    CHECK(tls == "^ib,shm");
+    DM_CHECK_OK(dd::agent_transports("tcp", tls));
+    CHECK(tls == "tcp");
+    DM_CHECK_OK(dd::agent_transports("rc_x,tcp,self", tls));
+    CHECK(tls == "rc_x,tcp,self");
+    for (const char* bad : {"tcp,cma", "all", "posix", "sm,tcp", "tcp,sysv", "xpmem", "knem", "mm", "shm"}) {
+        CAPTURE(bad);
+        DM_CHECK_RC(dd::agent_transports(bad, tls), DRAGON_INVALID_ARGUMENT);
+        CHECK(last_error().find("UCX_TLS") != std::string::npos);
+        CHECK(last_error().find(bad) != std::string::npos);
+    }
+}
+
+// `dragonmem serve` in a thread of this process, on a free port of 127.0.0.1: the pool
+// is local to it, and remote to a descriptor said to come from another host. Stopped
+// with the test.
+class InProcessAgent {
+public:
+    InProcessAgent() {
+        options_.listen = "127.0.0.1:0";
+        options_.stop = &stop_;
+        options_.on_ready = [this](const std::string& address) {
+            const std::lock_guard lock(mutex_);
+            address_ = address;
+            ready_.notify_all();
+        };
+        thread_ = std::thread([this] {
+            try {
+                dragonmem::serve(options_);
+            } catch (const dragonmem::Error& e) {
+                const std::lock_guard lock(mutex_);
+                failure_ = e.what();
+                ready_.notify_all();
+            }
+        });
+        std::unique_lock lock(mutex_);
+        ready_.wait_for(lock, std::chrono::seconds(60), [this] { return !address_.empty() || !failure_.empty(); });
+        if (address_.empty()) {
+            lock.unlock();
+            stop_ = true;
+            thread_.join();
+            FAIL("the agent did not start: ", failure_);
+        }
+    }
+    InProcessAgent(const InProcessAgent&) = delete;
+    InProcessAgent& operator=(const InProcessAgent&) = delete;
+    ~InProcessAgent() {
+        stop_ = true;
+        thread_.join();
+    }
+    const std::string& address() const { return address_; }
+
+private:
+    dragonmem::AgentOptions options_;
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::string address_;
+    std::string failure_;
+    std::thread thread_;
+};
+
+// `mem` as another host sees it: a descriptor naming `agent`, attached as remote.
+class RemoteView {
+public:
+    RemoteView(dragonMemoryDescr_t* mem, const std::string& agent) {
+        AgentEnv env(agent.c_str());
+        bytes_ = from_other_host(serialize_mem(mem));
+        dragonMemorySerial_t ser{bytes_.size(), bytes_.data()};
+        DM_REQUIRE_OK(dragon_memory_attach(&remote_, &ser));
+    }
+    RemoteView(const RemoteView&) = delete;
+    RemoteView& operator=(const RemoteView&) = delete;
+    ~RemoteView() { dragon_memory_detach(&remote_); }
+    dragonMemoryDescr_t* get() { return &remote_; }
+
+private:
+    std::vector<std::uint8_t> bytes_;
+    dragonMemoryDescr_t remote_{};
+};
+
+// The pool's identity as a remote descriptor carries it (secret, agent): for requests
+// made below the C API's checks, straight through the client.
+dd::PoolIdentity remote_identity(dragonMemoryPoolDescr_t* pool, const std::string& agent) {
+    AgentEnv env(agent.c_str());
+    return decoded_pool(serialize_pool(pool));
+}
+
+const timespec_t k_limit{30, 0};
+
+TEST_CASE("through an in-process agent, remote writes and reads move the allocation's bytes") {
+    if (dragonmem_remote_available() == 0) return;
+    TestPool pool(4 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t mem{};
+    const std::size_t size = (1 << 20) + 17;
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), size));
+    RemoteView remote(&mem, agent.address());
+    std::vector<unsigned char> data(size);
+    for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<unsigned char>((i * 131) ^ (i >> 8));
+    DM_REQUIRE_OK(dragonmem_memory_write(remote.get(), 0, data.data(), size, &k_limit));
+    CHECK(std::memcmp(mem_pointer(&mem), data.data(), size) == 0);
+    std::vector<unsigned char> back(size);
+    DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), 0, back.data(), size, &k_limit));
+    CHECK(back == data);
+    unsigned char part[100];
+    DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), size - 100, part, 100, &k_limit));
+    CHECK(std::memcmp(part, data.data() + size - 100, 100) == 0);
+    DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), 5, part, 0, &k_limit));  // empty: checked, nothing moved
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("a remote request reaching past the allocation's size is refused; the pool is unchanged") {
+    if (dragonmem_remote_available() == 0) return;
+    TestPool pool(1 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t a{};
+    dragonMemoryDescr_t b{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&a, pool.pd(), 1000));  // a 1 KiB block: 24 B past the size in the block
+    DM_REQUIRE_OK(dragon_memory_alloc(&b, pool.pd(), 1000));
+    std::memset(mem_pointer(&a), 0x11, 1000);
+    std::memset(mem_pointer(&b), 0x22, 1000);
+    const PoolState before = pool_state(pool.pd());
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    std::vector<unsigned char> buffer(8192, 0xEE);
+    const std::vector<unsigned char> untouched = buffer;
+    // Below the C API's view check, straight to the agent: the block's slack, the next
+    // block (b), far past the heap, lengths that wrap.
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges{
+        {990, 20}, {1000, 1}, {0, 1001}, {0, 8192}, {1024, 1000}, {5, UINT64_MAX}, {1001, 0}};
+    for (const auto& [offset, length] : ranges) {
+        CAPTURE(offset);
+        CAPTURE(length);
+        for (dd::Access access : {dd::Access::read, dd::Access::write}) {
+            const std::uint64_t moved = std::min<std::uint64_t>(length, buffer.size());
+            DM_CHECK_RC(dd::remote_transfer(identity, {mem_id(&a), offset, moved}, buffer.data(), access, &k_limit),
+                        DRAGON_INVALID_ARGUMENT);
+            CHECK(last_error().find("outside allocation id") != std::string::npos);
+            CHECK(last_error().find("(1000 B)") != std::string::npos);
+        }
+    }
+    CHECK(buffer == untouched);
+    // The same through a descriptor forged to claim 2000 B: the client's own view check
+    // passes, the agent's refuses.
+    {
+        AgentEnv env(agent.address().c_str());
+        dd::DecodedMemory decoded;
+        DM_REQUIRE_OK(dd::decode_memory(from_other_host(serialize_mem(&a)), decoded));
+        decoded.requested_bytes = 2000;
+        decoded.view_bytes = 2000;
+        auto forged = dd::encode_memory(decoded);
+        dragonMemorySerial_t ser{forged.size(), forged.data()};
+        dragonMemoryDescr_t big{};
+        DM_REQUIRE_OK(dragon_memory_attach(&big, &ser));
+        DM_CHECK_RC(dragonmem_memory_write(&big, 1000, buffer.data(), 1000, &k_limit), DRAGON_INVALID_ARGUMENT);
+        DM_CHECK_RC(dragonmem_memory_read(&big, 0, buffer.data(), 2000, &k_limit), DRAGON_INVALID_ARGUMENT);
+        DM_CHECK_OK(dragon_memory_detach(&big));
+    }
+    CHECK(buffer == untouched);
+    CHECK(pool_state(pool.pd()) == before);
+    CHECK(std::all_of(static_cast<unsigned char*>(mem_pointer(&a)), static_cast<unsigned char*>(mem_pointer(&a)) + 1000,
+                      [](unsigned char c) { return c == 0x11; }));
+    CHECK(std::all_of(static_cast<unsigned char*>(mem_pointer(&b)), static_cast<unsigned char*>(mem_pointer(&b)) + 1000,
+                      [](unsigned char c) { return c == 0x22; }));
+    // Within bounds, the same agent serves.
+    DM_CHECK_OK(dd::remote_transfer(identity, {mem_id(&a), 990, 10}, buffer.data(), dd::Access::read, &k_limit));
+    CHECK(buffer[0] == 0x11);
+    DM_CHECK_OK(dragon_memory_free(&a));
+    DM_CHECK_OK(dragon_memory_free(&b));
+}
+
+TEST_CASE("a freed allocation is stale remotely, also once its block is reused: the new bytes are neither read nor written") {
+    if (dragonmem_remote_available() == 0) return;
+    TestPool pool(1 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t old_mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&old_mem, pool.pd(), 4096));
+    void* const block = mem_pointer(&old_mem);
+    RemoteView stale(&old_mem, agent.address());
+    unsigned char buffer[4096];
+    DM_REQUIRE_OK(dragonmem_memory_read(stale.get(), 0, buffer, sizeof buffer, &k_limit));  // live: served
+    DM_REQUIRE_OK(dragon_memory_free(&old_mem));
+    std::memset(buffer, 0xEE, sizeof buffer);
+    DM_CHECK_RC(dragonmem_memory_read(stale.get(), 0, buffer, sizeof buffer, &k_limit), DRAGON_KEY_NOT_FOUND);
+    CHECK(last_error().find("is not live") != std::string::npos);
+    // The block given to a new allocation: the old descriptor still reaches nothing.
+    dragonMemoryDescr_t new_mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&new_mem, pool.pd(), 4096));
+    REQUIRE(mem_pointer(&new_mem) == block);  // the same block, reused (what the test is about)
+    std::memset(mem_pointer(&new_mem), 0x5A, 4096);
+    DM_CHECK_RC(dragonmem_memory_read(stale.get(), 0, buffer, sizeof buffer, &k_limit), DRAGON_KEY_NOT_FOUND);
+    CHECK(std::all_of(std::begin(buffer), std::end(buffer), [](unsigned char c) { return c == 0xEE; }));
+    std::memset(buffer, 0xFF, sizeof buffer);
+    DM_CHECK_RC(dragonmem_memory_write(stale.get(), 0, buffer, sizeof buffer, &k_limit), DRAGON_KEY_NOT_FOUND);
+    const auto* now = static_cast<const unsigned char*>(mem_pointer(&new_mem));
+    CHECK(std::all_of(now, now + 4096, [](unsigned char c) { return c == 0x5A; }));
+    // The new allocation's own descriptor is served.
+    RemoteView fresh(&new_mem, agent.address());
+    DM_CHECK_OK(dragonmem_memory_read(fresh.get(), 0, buffer, sizeof buffer, &k_limit));
+    CHECK(buffer[0] == 0x5A);
+    DM_CHECK_OK(dragon_memory_free(&new_mem));
+}
+
+TEST_CASE("offsets that would point outside the heap are refused, and the agent keeps serving") {
+    if (dragonmem_remote_available() == 0) return;
+    TestPool pool(1 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 4096));
+    std::memset(mem_pointer(&mem), 0x33, 4096);
+    const PoolState before = pool_state(pool.pd());
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    std::vector<unsigned char> buffer(4096, 0xEE);
+    // 1 GiB below the heap (the offset wraps), past the heap's end, the last byte of the
+    // address space: what crashed the agent when clients held a key to the heap.
+    const std::uint64_t below_heap = std::uint64_t{0} - (std::uint64_t{1} << 30);
+    for (std::uint64_t offset : {below_heap, std::uint64_t{1} << 20, std::uint64_t{1} << 40, UINT64_MAX - 1}) {
+        CAPTURE(offset);
+        for (dd::Access access : {dd::Access::read, dd::Access::write}) {
+            DM_CHECK_RC(dd::remote_transfer(identity, {mem_id(&mem), offset, 4096}, buffer.data(), access, &k_limit),
+                        DRAGON_INVALID_ARGUMENT);
+            CHECK(last_error().find("outside allocation id") != std::string::npos);
+        }
+    }
+    // An id that names no live allocation (free space, metadata): not live.
+    for (std::uint64_t id : {std::uint64_t{1}, mem_id(&mem) + 1, std::uint64_t{1} << 61}) {
+        CAPTURE(id);
+        DM_CHECK_RC(dd::remote_transfer(identity, {id, 0, 16}, buffer.data(), dd::Access::read, &k_limit),
+                    DRAGON_KEY_NOT_FOUND);
+    }
+    CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
+    CHECK(pool_state(pool.pd()) == before);
+    DM_CHECK_OK(dd::remote_transfer(identity, {mem_id(&mem), 0, 4096}, buffer.data(), dd::Access::read, &k_limit));
+    CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0x33; }));
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing moves") {
+    if (dragonmem_remote_available() == 0) return;
+    TestPool pool(1 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 256));
+    std::memset(mem_pointer(&mem), 0x44, 256);
+    const PoolState before = pool_state(pool.pd());
+    dd::PoolIdentity forged = remote_identity(pool.pd(), agent.address());
+    forged.secret[15] ^= 0x80;
+    std::vector<unsigned char> buffer(256, 0xEE);
+    for (dd::Access access : {dd::Access::read, dd::Access::write}) {
+        DM_CHECK_RC(dd::remote_transfer(forged, {mem_id(&mem), 0, 256}, buffer.data(), access, &k_limit),
+                    DRAGON_INVALID_ARGUMENT);
+        CHECK(last_error().find("secret presented") != std::string::npos);
+    }
+    dd::PoolIdentity other = remote_identity(pool.pd(), agent.address());
+    other.nonce ^= 1;
+    DM_CHECK_RC(dd::remote_transfer(other, {mem_id(&mem), 0, 256}, buffer.data(), dd::Access::write, &k_limit),
+                DRAGON_OBJECT_DESTROYED);
+    CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
+    const auto* p = static_cast<const unsigned char*>(mem_pointer(&mem));
+    CHECK(std::all_of(p, p + 256, [](unsigned char c) { return c == 0x44; }));
+    CHECK(pool_state(pool.pd()) == before);
+    DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
 TEST_SUITE_END();
