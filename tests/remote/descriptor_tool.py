@@ -4,9 +4,10 @@ the two-host tests: written from the documented layout, independently of the lib
 
   descriptor_tool.py secret BASE64              the pool's secret, hex
   descriptor_tool.py agent BASE64               the agent address ("" when none)
+  descriptor_tool.py field BASE64 FIELD         a field of the allocation (decimal)
   descriptor_tool.py forge BASE64 FIELD=VALUE.. the descriptor with fields changed, re-sealed
-      FIELD: secret (hex, 32 digits), flip_secret (any value), id, requested, view_offset,
-             view_bytes, nonce (decimal)
+      FIELD: secret (hex, 32 digits), flip_secret (any value), id, block_offset, requested,
+             view_offset, view_bytes, nonce (decimal)
 """
 import base64
 import struct
@@ -36,6 +37,9 @@ def reseal(d):
     struct.pack_into("<I", d, 12, crc32c(bytes(d)))
 
 
+MEMORY_FIELDS = {"id": 0, "type": 8, "block_offset": 16, "requested": 24, "view_offset": 32, "view_bytes": 40}
+
+
 def main():
     command, text = sys.argv[1], sys.argv[2]
     d = bytearray(base64.b64decode(text))
@@ -44,8 +48,10 @@ def main():
         print(d[name_end:name_end + 16].hex())
     elif command == "agent":
         print(d[name_end + 17:mem_at].decode())
+    elif command == "field":
+        print(struct.unpack_from("<Q", d, mem_at + MEMORY_FIELDS[sys.argv[3]])[0])
     elif command == "forge":
-        fields = {"id": 0, "requested": 24, "view_offset": 32, "view_bytes": 40}
+        fields = MEMORY_FIELDS
         for edit in sys.argv[3:]:
             key, value = edit.split("=", 1)
             if key == "secret":

@@ -81,6 +81,9 @@ secret_checks
 [ "$(id -u)" = 0 ] || skip "two-host tests need root (network namespaces)"
 command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
 if "$D" serve --listen 127.0.0.1:bad 2>&1 | grep -q "without UCX"; then skip "dragonmem was built without UCX"; fi
+# The agent runs on no shared-memory transport (a client's key there names local memory).
+if UCX_TLS=tcp,cma "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/tls.err"; then bad "serve ran with UCX_TLS=tcp,cma"
+else grep -q "UCX_TLS 'tcp,cma' names 'cma'" "$WORK/tls.err" && ok "serve refuses UCX_TLS naming cma" || bad "serve with cma: $(cat "$WORK/tls.err")"; fi
 ip netns add "$NA" 2>"$WORK/netns.err" || skip "cannot create network namespaces: $(cat "$WORK/netns.err")"
 ip netns add "$NB" || skip "cannot create a second network namespace"
 ip link add "$VA" type veth peer name "$VB" 2>"$WORK/veth.err" || skip "cannot create a veth pair: $(cat "$WORK/veth.err")"
@@ -152,19 +155,54 @@ POD_UID=$HA "$D" create "$P0" --size 1M >/dev/null
 S0=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P0" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
 inB timeout 60 "$D" read --serial "$($TOOL forge "$S0" flip_secret=1)" --timeout 10 >/dev/null 2>"$WORK/err"
 check_refused "forged secret, first request for its pool" DRAGON_INVALID_ARGUMENT "secret presented"
-if grep -q "exported pool '$P0'" "$WORK/agent1.log"; then bad "a forged request made the agent register pool $P0"
+if grep -q "attached pool '$P0'" "$WORK/agent1.log"; then bad "a forged request made the agent register pool $P0"
 else ok "a forged request registers nothing"; fi
 
-# ---- Out of bounds: a descriptor claiming more than the allocation holds.
+# ---- Out of bounds: a descriptor claiming more than the allocation holds. The next
+# allocation (N, right after the 1 MiB one in the heap) is neither read nor written.
+SN=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P1" --size 1M --serialized | json_field 'd["allocations"][0]["serialized"]')
+IDN=$($TOOL field "$SN" id)
+head -c 1048576 /dev/urandom >"$WORK/neighbour"
+POD_UID=$HA "$D" write "$P1" "$IDN" <"$WORK/neighbour" >/dev/null
+POD_UID=$HA "$D" ls "$P1" >"$WORK/ls.before"
 BIG=$($TOOL forge "$S1" requested=2097152 view_bytes=2097152)
-inB timeout 60 "$D" read --serial "$BIG" --offset 1M --length 4096 --timeout 10 >/dev/null 2>"$WORK/err"
-check_refused "out of bounds (forged size)" DRAGON_INVALID_ARGUMENT "outside allocation"
+inB timeout 60 "$D" read --serial "$BIG" --offset 1M --length 4096 --timeout 10 >"$WORK/oob" 2>"$WORK/err"
+check_refused "out of bounds read (forged size)" DRAGON_INVALID_ARGUMENT "outside allocation"
+[ ! -s "$WORK/oob" ] && ok "out of bounds read: no byte of the next allocation came back" || bad "out of bounds read returned bytes"
+head -c 4096 /dev/zero | inB timeout 60 "$D" write --serial "$BIG" --offset 1M --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "out of bounds write (forged size)" DRAGON_INVALID_ARGUMENT "outside allocation"
+POD_UID=$HA "$D" read "$P1" "$IDN" | cmp -s - "$WORK/neighbour" && POD_UID=$HA "$D" ls "$P1" | cmp -s - "$WORK/ls.before" &&
+  ok "out of bounds write: the next allocation and the pool are unchanged" || bad "out of bounds write changed the pool"
+
+# ---- Outside the heap: a descriptor whose view starts near the heap's end (16 MiB
+# claimed; the allocation is not at offset 0): refused, the agent alive and serving.
+FAR=$($TOOL forge "$SN" requested=16777216 view_offset=16773120 view_bytes=4096)
+inB timeout 60 "$D" read --serial "$FAR" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "a range past the heap's end, read" DRAGON_INVALID_ARGUMENT "outside allocation"
+head -c 4096 /dev/zero | inB timeout 60 "$D" write --serial "$FAR" --timeout 10 >/dev/null 2>"$WORK/err"
+check_refused "a range past the heap's end, write" DRAGON_INVALID_ARGUMENT "outside allocation"
+kill -0 "$AGENT_PID" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" &&
+  ok "after requests outside the heap the agent is alive and serves" || bad "agent died or stopped serving"
 
 # ---- Stale: a freed allocation.
 S2=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P1" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
+inB timeout 60 "$D" read --serial "$S2" --timeout 10 >/dev/null 2>&1 || bad "read before free"
 POD_UID=$HA "$D" free --serial "$S2" >/dev/null
 inB timeout 60 "$D" read --serial "$S2" --timeout 10 >/dev/null 2>"$WORK/err"
 check_refused "stale: freed allocation" DRAGON_KEY_NOT_FOUND "is not live"
+# Its block given to a new allocation: the old descriptor reaches none of its bytes.
+S2B=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P1" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
+if [ "$($TOOL field "$S2B" block_offset)" = "$($TOOL field "$S2" block_offset)" ]; then
+  head -c 4096 /dev/urandom >"$WORK/reused"
+  POD_UID=$HA "$D" write "$P1" "$($TOOL field "$S2B" id)" <"$WORK/reused" >/dev/null
+  inB timeout 60 "$D" read --serial "$S2" --timeout 10 >"$WORK/stale" 2>"$WORK/err"
+  check_refused "stale: block reused, read" DRAGON_KEY_NOT_FOUND "is not live"
+  [ ! -s "$WORK/stale" ] || bad "stale read returned bytes"
+  head -c 4096 /dev/zero | inB timeout 60 "$D" write --serial "$S2" --timeout 10 >/dev/null 2>"$WORK/err"
+  check_refused "stale: block reused, write" DRAGON_KEY_NOT_FOUND "is not live"
+  POD_UID=$HA "$D" read "$P1" "$($TOOL field "$S2B" id)" | cmp -s - "$WORK/reused" &&
+    ok "stale: the new allocation's bytes are unchanged" || bad "a stale write changed the new allocation"
+else bad "stale: the new allocation did not reuse the freed block (the row tests nothing)"; fi
 
 # ---- Stale: a destroyed pool, then a new pool of the same name.
 new_pool P2 gone
@@ -180,7 +218,7 @@ POD_UID=$HA "$D" create "$P2" --size 1M >/dev/null
 POD_UID=$HA "$D" alloc "$P2" --size 4096 >/dev/null
 inB timeout 60 "$D" read --serial "$S3" --timeout 10 >/dev/null 2>"$WORK/err"
 check_refused "pool destroyed and made again" DRAGON_OBJECT_DESTROYED "destroyed"
-grep -q "revoked pool '$P2'" "$WORK/agent1.log" && ok "the agent revoked the destroyed pool" || bad "no revocation logged"
+grep -q "dropped pool '$P2'" "$WORK/agent1.log" && ok "the agent dropped the destroyed pool" || bad "no drop logged"
 
 # ---- The agent's uid must be able to open the pool.
 new_pool P3 private
