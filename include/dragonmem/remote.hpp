@@ -38,7 +38,7 @@ struct AgentOptions {
     const std::atomic<bool>* stop = nullptr;  // polled at least every 100 ms; nullptr: forever
     // Called once, with the address actually listened on, when requests can come.
     std::function<void(const std::string& address)> on_ready;
-    // Called with one line per request served or refused, and per pool revoked.
+    // Called with one line per request served or refused, and per pool attached or dropped.
     std::function<void(const std::string& line)> on_event;
 };
 void serve(const AgentOptions& options);
