@@ -344,7 +344,7 @@ dragonError_t Agent::move_bytes(const ServedPool& served, std::uint8_t* first, c
     ucs_status_ptr_t pending = nullptr;
     if (st == UCS_OK) {
         ucp_request_param_t flush{};
-        st = wait_request(worker, ucp_ep_flush_nbx(ep, &flush), deadline, &pending);
+        st = wait_request(ucx_, ucp_ep_flush_nbx(ep, &flush), deadline, &pending);
     }
     for (ucs_status_ptr_t op : posted) {
         const ucs_status_t piece_status = ucp_request_check_status(op);

@@ -202,7 +202,6 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     Connection* connection = nullptr;
     if (dragonError_t rc = connect(pool.agent, connection)) return rc;
     const std::string agent = pool.agent;  // `connection` goes with drop()
-    ucp_worker_h worker = ucx_.worker();
 
     AccessRequest request;
     request.access = access;
@@ -227,7 +226,7 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     send.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     send.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;  // the agent answers on the endpoint it got
     ucs_status_ptr_t pending = nullptr;
-    ucs_status_t st = wait_request(worker, ucp_am_send_nbx(connection->ep, k_am_request, nullptr, 0, message.data(),
+    ucs_status_t st = wait_request(ucx_, ucp_am_send_nbx(connection->ep, k_am_request, nullptr, 0, message.data(),
                                                            message.size(), &send),
                                    deadline, &pending);
     if (st != UCS_OK) return lost(agent, st, "sending the access request", pending);
@@ -238,7 +237,7 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     unsigned spins = 0;
     while (!reply_) {
         if (connection->failure != UCS_OK) return lost(agent, connection->failure, "waiting for the transfer");
-        ucp_worker_progress(worker);
+        ucx_.progress_or_sleep();
         if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
             return lost(agent, UCS_ERR_TIMED_OUT, "waiting for the transfer");
     }

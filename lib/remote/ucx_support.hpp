@@ -18,9 +18,9 @@
 namespace dragonmem::detail {
 
 // A UCP context with one single-threaded worker; both released together. Features:
-// one-sided access (RMA) and active messages (the control exchange). `agent` adds the
-// worker's event file descriptor, which the agent sleeps on when idle, and leaves out
-// UCX's shared-memory transports (agent_transports()).
+// one-sided access (RMA), active messages (the control exchange) and wake-up (an event
+// file descriptor to sleep on when idle). `agent` leaves out UCX's shared-memory
+// transports (agent_transports()).
 class UcxWorker {
 public:
     UcxWorker() = default;
@@ -30,17 +30,24 @@ public:
     dragonError_t open(bool agent, const char* who);
     ucp_context_h context() const noexcept { return context_; }
     ucp_worker_h worker() const noexcept { return worker_; }
+    // Progresses the worker once; after a few turns that found nothing to do, sleeps on
+    // the worker's event descriptor (at most 1 ms) instead of spinning: on a machine
+    // with fewer cores than busy processes, a spinning waiter holds the core its peer
+    // needs to answer (a remote read over TCP took ~10 ms per call on 2 loaded cores).
+    void progress_or_sleep();
 
 private:
+    int event_fd_ = -1;  // -1: none (then the CPU is yielded instead)
+    unsigned idle_turns_ = 0;
     ucp_context_h context_ = nullptr;
     ucp_worker_h worker_ = nullptr;
 };
 
-// Progresses `worker` until `request` (the return of a *_nbx call) completes or
-// `deadline` (nullopt: none) passes. Returns the request's status (and frees it), or
+// Progresses `ucx`'s worker (progress_or_sleep) until `request` (the return of a
+// *_nbx call) completes or `deadline` (nullopt: none) passes. Returns the request's status (and frees it), or
 // UCS_ERR_TIMED_OUT with the request still running in `*pending`: the caller closes its
 // endpoint (which completes it), then calls finish_request.
-ucs_status_t wait_request(ucp_worker_h worker, ucs_status_ptr_t request, const std::optional<timespec>& deadline,
+ucs_status_t wait_request(UcxWorker& ucx, ucs_status_ptr_t request, const std::optional<timespec>& deadline,
                           ucs_status_ptr_t* pending);
 // Progresses `worker` until `request` completes and frees it: for requests whose
 // endpoint was force-closed, which complete at once. Bounded all the same (10 s): a
