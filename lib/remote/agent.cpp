@@ -141,7 +141,7 @@ ucs_status_t Agent::on_request(void* arg, const void* /*header*/, std::size_t /*
 dragonError_t Agent::listen() {
     sockaddr_storage address{};
     socklen_t address_len = 0;
-    if (dragonError_t rc = resolve_agent_address(options_.listen, "serve --listen", true, address, address_len)) return rc;
+    if (dragonError_t rc = resolve_agent_address(options_.listen, "serve --listen", true, std::nullopt, address, address_len)) return rc;
     if (dragonError_t rc = ucx_.open(true, "serve")) return rc;
     ucp_am_handler_param_t handler{};
     handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;

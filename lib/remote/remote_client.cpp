@@ -54,7 +54,7 @@ private:
     static ucs_status_t on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
                                  std::size_t length, const ucp_am_recv_param_t* param);
     dragonError_t open();
-    dragonError_t connect(const std::string& agent, Connection*& out);
+    dragonError_t connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out);
     void drop(const std::string& agent);
     dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
                        ucs_status_ptr_t pending = nullptr);
@@ -95,7 +95,7 @@ dragonError_t Client::open() {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t Client::connect(const std::string& agent, Connection*& out) {
+dragonError_t Client::connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out) {
     if (auto it = connections_.find(agent); it != connections_.end()) {
         if (it->second->failure == UCS_OK) {
             out = it->second.get();
@@ -105,7 +105,7 @@ dragonError_t Client::connect(const std::string& agent, Connection*& out) {
     }
     sockaddr_storage address{};
     socklen_t address_len = 0;
-    if (dragonError_t rc = resolve_agent_address(agent, "the descriptor's agent", false, address, address_len)) return rc;
+    if (dragonError_t rc = resolve_agent_address(agent, "the descriptor's agent", false, deadline, address, address_len)) return rc;
     auto connection = std::make_unique<Connection>();
     connection->agent = agent;
     ucp_ep_params_t params{};
@@ -200,7 +200,7 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
                      pool.agent);
     if (dragonError_t rc = open()) return rc;
     Connection* connection = nullptr;
-    if (dragonError_t rc = connect(pool.agent, connection)) return rc;
+    if (dragonError_t rc = connect(pool.agent, deadline, connection)) return rc;
     const std::string agent = pool.agent;  // `connection` goes with drop()
 
     AccessRequest request;

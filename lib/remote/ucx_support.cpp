@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace dragonmem::detail {
 
@@ -111,18 +112,59 @@ void finish_request(ucp_worker_h worker, ucs_status_ptr_t request) {
     ucp_request_free(request);
 }
 
+namespace {
+
+// One asynchronous lookup (getaddrinfo_a). Heap-held: a lookup that cannot be cancelled
+// when its caller gives up still writes here, so it is then left behind, never freed.
+struct Lookup {
+    std::string host;
+    std::string service;
+    addrinfo hints{};
+    gaicb request{};
+};
+
+}  // namespace
+
 dragonError_t resolve_agent_address(const std::string& address, const char* what, bool listening,
-                                    sockaddr_storage& out, socklen_t& out_len) {
+                                    const std::optional<timespec>& deadline, sockaddr_storage& out,
+                                    socklen_t& out_len) {
     std::string host;
     std::uint16_t port = 0;
     if (dragonError_t rc = split_agent_address(address, what, host, port, listening)) return rc;
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (listening) hints.ai_flags = AI_PASSIVE;
+    auto lookup = std::make_unique<Lookup>();
+    lookup->host = host;
+    lookup->service = std::to_string(port);
+    lookup->hints.ai_family = AF_UNSPEC;
+    lookup->hints.ai_socktype = SOCK_STREAM;
+    lookup->hints.ai_flags = AI_NUMERICHOST | (listening ? AI_PASSIVE : 0);
     addrinfo* found = nullptr;
-    const std::string service = std::to_string(port);
-    if (int err = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); err != 0 || found == nullptr)
+    int err = ::getaddrinfo(lookup->host.c_str(), lookup->service.c_str(), &lookup->hints, &found);
+    if (err == EAI_NONAME) {
+        // A name: the resolver may wait on DNS far longer than the caller's timeout.
+        lookup->hints.ai_flags &= ~AI_NUMERICHOST;
+        lookup->request.ar_name = lookup->host.c_str();
+        lookup->request.ar_service = lookup->service.c_str();
+        lookup->request.ar_request = &lookup->hints;
+        gaicb* list[1] = {&lookup->request};
+        err = ::getaddrinfo_a(GAI_NOWAIT, list, 1, nullptr);
+        while (err == 0 && (err = ::gai_error(&lookup->request)) == EAI_INPROGRESS) {
+            timespec wait{0, 100'000'000};
+            if (deadline) {
+                const std::int64_t left = ns_between(now_monotonic(), *deadline);
+                if (left <= 0) {
+                    if (::gai_cancel(&lookup->request) == EAI_NOTCANCELED) static_cast<void>(lookup.release());  // NOLINT(bugprone-unused-return-value)
+                    else if (::gai_error(&lookup->request) == 0) ::freeaddrinfo(lookup->request.ar_result);
+                    return failf(DRAGON_TIMEOUT, "{} '{}': looking up host '{}' timed out", what, address, host);
+                }
+                if (left < 100'000'000) wait.tv_nsec = left;
+            }
+            const gaicb* const waiting[1] = {&lookup->request};
+            ::gai_suspend(waiting, 1, &wait);
+            err = 0;
+        }
+        found = lookup->request.ar_result;
+    }
+    if (err != 0 || found == nullptr)
         return failf(DRAGON_NOT_FOUND, "{} '{}': host '{}' does not resolve: {}", what, address, host,
                      ::gai_strerror(err));
     std::memcpy(&out, found->ai_addr, found->ai_addrlen);

@@ -56,10 +56,12 @@ void finish_request(ucp_worker_h worker, ucs_status_ptr_t request);
 
 
 // "HOST:PORT" (agent_address.hpp) resolved to a socket address (the first getaddrinfo
-// result; `listening`: port 0 allowed). INVALID_ARGUMENT / NOT_FOUND naming the address
-// otherwise.
+// result; `listening`: port 0 allowed). A numeric host resolves at once; a name is
+// looked up within `deadline` (nullopt: however long the resolver takes), TIMEOUT past
+// it. INVALID_ARGUMENT / NOT_FOUND naming the address otherwise.
 dragonError_t resolve_agent_address(const std::string& address, const char* what, bool listening,
-                                    sockaddr_storage& out, socklen_t& out_len);
+                                    const std::optional<timespec>& deadline, sockaddr_storage& out,
+                                    socklen_t& out_len);
 // "HOST:PORT" of a socket address (numeric host; IPv6 in brackets).
 std::string format_sockaddr(const sockaddr* address, socklen_t length);
 

@@ -293,6 +293,22 @@ TEST_CASE("remote descriptors that name no agent, or carry no secret, cannot be 
     // Out of the view is refused before anything is sent.
     DM_CHECK_RC(dragonmem_memory_read(&remote, 98, buffer, 4, &limit), DRAGON_INVALID_ARGUMENT);
     DM_CHECK_OK(dragon_memory_detach(&remote));
+    if (dragonmem_remote_available() == 0) return;
+    // A host name goes through the bounded lookup (getaddrinfo_a): a clear error either
+    // way, within the call's timeout.
+    for (const char* named : {"localhost:1", "no-such-host.invalid:7070"}) {
+        CAPTURE(named);
+        AgentEnv by_name(named);
+        dragonMemoryDescr_t remote_named{};
+        attach_remote(from_other_host(serialize_mem(&mem)), remote_named);
+        const timespec_t short_limit{3, 0};
+        const auto start = std::chrono::steady_clock::now();
+        const dragonError_t named_rc = dragonmem_memory_read(&remote_named, 0, buffer, 4, &short_limit);
+        CHECK((named_rc == DRAGON_FAILURE || named_rc == DRAGON_TIMEOUT || named_rc == DRAGON_NOT_FOUND));
+        CHECK(last_error().find(named) != std::string::npos);
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));  // bounded, generously on a loaded machine
+        DM_CHECK_OK(dragon_memory_detach(&remote_named));
+    }
 }
 
 // A TCP port that accepts connections (the kernel's backlog) and never answers: an agent
