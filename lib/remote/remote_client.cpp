@@ -160,11 +160,17 @@ public:
     ~BufferRegistration() {
         if (memh_ != nullptr) ucp_mem_unmap(context_, memh_);
     }
-    dragonError_t map(void* buffer, std::uint64_t length, const std::string& agent, std::vector<std::uint8_t>& rkey) {
+    dragonError_t map(void* buffer, std::uint64_t length, Access access, const std::string& agent,
+                      std::vector<std::uint8_t>& rkey) {
         ucp_mem_map_params_t params{};
-        params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
+        params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_PROT;
         params.address = buffer;
         params.length = length;
+        // The agent gets only the access its part needs: to write into the buffer (a read
+        // of the pool), or to read from it (a write), never both (where the transport
+        // enforces it; a write's buffer may be read-only memory).
+        params.prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
+                      (access == Access::read ? UCP_MEM_MAP_PROT_REMOTE_WRITE : UCP_MEM_MAP_PROT_REMOTE_READ);
         if (ucs_status_t st = ucp_mem_map(context_, &params, &memh_); st != UCS_OK) {
             memh_ = nullptr;
             return failf(DRAGON_FAILURE, "agent {}: registering the {} B buffer with UCX failed: {}", agent, length,
@@ -216,7 +222,7 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     // the agent may still move bytes) before this unregisters the buffer.
     BufferRegistration registration(ucx_.context());
     if (range.length != 0) {
-        if (dragonError_t rc = registration.map(buffer, range.length, agent, request.buffer_rkey)) return rc;
+        if (dragonError_t rc = registration.map(buffer, range.length, access, agent, request.buffer_rkey)) return rc;
         request.buffer_address = reinterpret_cast<std::uintptr_t>(buffer);
     }
     const std::vector<std::uint8_t> message = encode_request(request);
