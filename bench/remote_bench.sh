@@ -4,7 +4,9 @@
 # on the same link in the same run, then a Markdown table (README.md, "Off-node data").
 #   bench/remote_bench.sh BUILD_DIR [SECONDS_PER_SIZE]     (root; ucx-utils for ucx_perftest)
 # Both sides use UCX_TLS=tcp on the veth devices: the two namespaces share one kernel,
-# and without it UCX would take shared memory and never touch the link.
+# and without it UCX would take shared memory and never touch the link. Everything here
+# (dragonmem's agent and client, both ucx_perftest sides) runs with
+# UCX_TCP_TX_SEG_SIZE=64K, which `dragonmem serve` sets for itself.
 set -eu
 BUILD=$(realpath "$1")
 BUDGET=${2:-1}
@@ -32,8 +34,8 @@ ip link set "$VA" netns "$NA"; ip link set "$VB" netns "$NB"
 ip -n "$NA" addr add "$IPA/24" dev "$VA"; ip -n "$NB" addr add "$IPB/24" dev "$VB"
 for ns in "$NA" "$NB"; do ip -n "$ns" link set lo up; done
 ip -n "$NA" link set "$VA" up; ip -n "$NB" link set "$VB" up
-inA() { ip netns exec "$NA" env POD_UID=benchA UCX_TLS=tcp UCX_NET_DEVICES=$VA "$@"; }
-inB() { ip netns exec "$NB" env POD_UID=benchB UCX_TLS=tcp UCX_NET_DEVICES=$VB "$@"; }
+inA() { ip netns exec "$NA" env POD_UID=benchA UCX_TLS=tcp UCX_NET_DEVICES=$VA UCX_TCP_TX_SEG_SIZE=64K "$@"; }
+inB() { ip netns exec "$NB" env POD_UID=benchB UCX_TLS=tcp UCX_NET_DEVICES=$VB UCX_TCP_TX_SEG_SIZE=64K "$@"; }
 
 (exec ip netns exec "$NA" env POD_UID=benchA UCX_TLS=tcp UCX_NET_DEVICES=$VA "$D" serve --listen "$IPA:0" --quiet \
    >"$OUT/agent.log" 2>&1) &
@@ -49,7 +51,7 @@ inB "$BENCH" "$SERIAL" "$BUDGET" | tee "$OUT/dragonmem.jsonl" >&2
 # perftest TEST SIZE ITERATIONS: the Final line's fields (server in A, client in B).
 perftest() {
   local port=$((20000 + RANDOM % 20000))
-  (exec ip netns exec "$NA" env UCX_TLS=tcp UCX_NET_DEVICES=$VA timeout 120 ucx_perftest -p "$port" >/dev/null 2>&1) &
+  (exec ip netns exec "$NA" env UCX_TLS=tcp UCX_NET_DEVICES=$VA UCX_TCP_TX_SEG_SIZE=64K timeout 120 ucx_perftest -p "$port" >/dev/null 2>&1) &
   local server=$!
   sleep 0.5
   inB timeout 120 ucx_perftest "$IPA" -p "$port" -t "$1" -s "$2" -n "$3" 2>/dev/null | grep '^Final:' || true

@@ -589,7 +589,9 @@ TEST_CASE("a remote request reaching past the allocation's size is refused; the 
     // block (b), far past the heap, lengths that wrap.
     const std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges{
         {990, 20}, {1000, 1}, {0, 1001}, {0, 8192}, {1024, 1000}, {5, UINT64_MAX}, {1001, 0}};
-    for (const auto& [offset, length] : ranges) {
+    for (const auto& range : ranges) {
+        const std::uint64_t offset = range.first;  // not a structured binding: CAPTURE's lambda takes it
+        const std::uint64_t length = range.second;
         CAPTURE(offset);
         CAPTURE(length);
         for (dd::Access access : {dd::Access::read, dd::Access::write}) {
