@@ -41,10 +41,19 @@ run_suite() {  # label, dir, meson test args...
 # tools/ alone); line tables only for debug information (-g1: backtraces keep file and
 # line; about 20 % less compile time than -g). UCX is required here (setup.sh test installs
 # libucx-dev), so that off-node access is always built and tested (tests/remote).
+# A build that fails ends the run, one failed case counted, with nothing left running
+# (clang-tidy may be, in the background: it is waited for).
+tidy_pid=""
+stop_early() {  # what failed
+  echo "$1 failed"
+  [ -n "$tidy_pid" ] && wait "$tidy_pid"
+  echo "0 passed, 1 failed"
+  exit 1
+}
 normal_args=(-Dlong_tests=$long -Dwerror=true -Dunity=on -Dcpp_args=-g1 -Dc_args=-g1 -Ducx=enabled)
 [ -f build/build.ninja ] && { quietly meson configure build "${normal_args[@]}" \
-  || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }; }
-configure build "${normal_args[@]}" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+  || stop_early build; }
+configure build "${normal_args[@]}" || stop_early build
 lap build
 
 # clang-tidy over lib/ and tools/ (scripts/run-tidy.sh): one test case, failed by any
@@ -80,10 +89,10 @@ sanitizer_args=(-Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -D
                 -Dlong_tests=$long -Dunity=on -Dcpp_args=-gline-tables-only -Dc_args=-gline-tables-only)
 if command -v clang++ >/dev/null; then
   CXX=clang++ CC=clang configure build-asan "${sanitizer_args[@]}" -Dfuzz=true \
-    || { echo "asan build failed"; echo "0 passed, 1 failed"; exit 1; }
+    || stop_early "asan build"
 else
   configure build-asan "${sanitizer_args[@]}" -Dcpp_args=-g1 -Dc_args=-g1 \
-    || { echo "asan build failed"; echo "0 passed, 1 failed"; exit 1; }
+    || stop_early "asan build"
 fi
 lap "asan build"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -1529,6 +1529,8 @@ test_lock_holder() {
     check "alloc --timeout 0.3 gives up after about 0.3 s (took $ms ms)" test "$ms" -ge 250 -a "$ms" -lt 5000
     run free "$pool" "$id" --lock-timeout 0.2
     fails "free behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
+    run stat "$pool" --count 2 --interval 0.1 --lock-timeout 0.2
+    fails "stat behind a stopped lock holder fails, naming it" 1 DRAGON_TIMEOUT "$(timeout_names_holder)"
     run ls --lock-timeout 0.2
     ok "ls lists a pool whose lock is stuck with its error" '.pools | map(select(.name == "'"$pool"'"))[0]
         | .error.code == "DRAGON_TIMEOUT" and (.error.message | test("process '"$HOLDER_PID"'"))'
