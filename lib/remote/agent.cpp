@@ -26,7 +26,7 @@ namespace dragonmem::detail {
 
 namespace {
 
-constexpr std::int64_t k_revoke_check_ns = 200'000'000;  // how often served pools are checked for destroy
+constexpr std::int64_t k_pool_check_ns = 200'000'000;  // how often served pools are checked for destroy
 constexpr int k_idle_poll_ms = 100;                       // the longest sleep: `stop` is seen this soon
 // How long one transfer may take before the agent gives up on its client (closes the
 // connection) and serves the others: the agent serves one transfer at a time.
@@ -412,7 +412,7 @@ dragonError_t Agent::run() {
     if (ucs_status_t st = ucp_worker_get_efd(ucx_.worker(), &event_fd); st != UCS_OK)
         return failf(DRAGON_FAILURE, "serve: the UCX worker has no event descriptor: {}", ucs_status_string(st));
     if (options_.on_ready) options_.on_ready(address_);
-    timespec next_check = deadline_after_ns(k_revoke_check_ns);
+    timespec next_check = deadline_after_ns(k_pool_check_ns);
     while (!stopping()) {
         while (ucp_worker_progress(ucx_.worker()) != 0) {
         }
@@ -423,7 +423,7 @@ dragonError_t Agent::run() {
         reap_replies();
         if (deadline_passed(next_check)) {
             drop_destroyed_pools();
-            next_check = deadline_after_ns(k_revoke_check_ns);
+            next_check = deadline_after_ns(k_pool_check_ns);
         }
         if (!connection_requests_.empty() || !requests_.empty() || !failed_endpoints_.empty()) continue;
         // Idle: sleep on the worker's descriptor until something arrives (or the next check).
