@@ -42,7 +42,7 @@ Command add_read(CLI::App& top) {
                 if (view.is_local()) {
                     write_raw(view.bytes());
                 } else {
-                    // Off-node: fetched from the node's agent (one-sided), then printed.
+                    // Off-node: fetched from the node's agent, then printed.
                     std::vector<std::byte> fetched(view.size());
                     read_bytes(view, 0, fetched, limit ? &*limit : nullptr);
                     write_raw(fetched);

@@ -1,6 +1,6 @@
 // Off-node access to allocations' bytes (C++): reading and writing a byte range of an
-// allocation given its descriptor, on this node (a copy) or on another one (over UCX,
-// one-sided, through the node's agent), and the agent itself, `dragonmem serve`.
+// allocation given its descriptor, on this node (a copy) or on another one (over UCX
+// active messages, through the node's agent), and the agent itself, `dragonmem serve`.
 // The C face is <dragonmem/remote.h>. README.md, "Off-node data", explains the model.
 #pragma once
 

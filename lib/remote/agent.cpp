@@ -29,35 +29,66 @@ namespace {
 constexpr std::int64_t k_pool_check_ns = 200'000'000;  // how often served pools are checked for destroy
 constexpr int k_idle_poll_ms = 100;                       // the longest sleep: `stop` is seen this soon
 // How long one transfer may take before the agent gives up on its client (closes the
-// connection) and serves the others: the agent serves one transfer at a time.
+// connection, which ends the transfer with an error on both sides).
 constexpr std::int64_t k_transfer_limit_ns = 30'000'000'000;
-constexpr std::uint64_t k_rma_piece_bytes = 4 << 20;  // a transfer's bytes go in pieces of this size
-// A client's packed key is parsed by UCX without a length: it is copied into this much
-// zeroed room first, more than the largest key UCX can describe (64 memory domains of
-// at most 255 B each, and their headers), so that a malformed key is read as zeros past
-// its end, never as the agent's memory.
-constexpr std::size_t k_rkey_room = 64 * 1024;
+// Idle turns of the loop spent polling the worker before sleeping on its descriptor
+// while a transfer runs: a rendezvous takes several short round trips, and a wake-up
+// from poll() costs more than each of them.
+constexpr unsigned k_busy_turns = 256;
 
-// A pool this agent has attached. Its heap is registered with UCX for the agent's own
-// (local) side of the transfers; the registration's key is never packed or sent.
+// A pool this agent has attached. Its heap is registered with UCX once, for the agent's
+// own side of transfers (zero-copy sends and receives where the transport has them);
+// the registration's key is never packed or sent. Shared with the transfers that use
+// it: a pool dropped (destroyed) while a transfer runs stays mapped until that ends.
 struct ServedPool {
+    ServedPool() = default;
+    ServedPool(const ServedPool&) = delete;
+    ServedPool& operator=(const ServedPool&) = delete;
+    ~ServedPool() {
+        if (registration != nullptr) ucp_mem_unmap(context, registration);
+    }
     PoolRef pool;
     const PoolIdentity* identity = nullptr;  // the mapping's: nonce, secret
     void* heap = nullptr;
     std::uint64_t heap_bytes = 0;
+    ucp_context_h context = nullptr;
     ucp_mem_h registration = nullptr;
+};
+
+// How a write's bytes wait in UCX while the agent checks the request.
+enum class DataHeld {
+    none,        // no bytes (a read), or already taken care of
+    rendezvous,  // still at the client: ucp_am_recv_data_nbx fetches them
+    eager,       // in a buffer of UCX's that persists until ucp_am_data_release
+    lent,        // in a buffer of UCX's only during the message handler
 };
 
 struct IncomingRequest {
     ucp_ep_h reply_ep = nullptr;
-    std::vector<std::uint8_t> bytes;
-    std::size_t arrived_bytes = 0;  // as sent: more than a request holds is refused, not copied
-    bool rendezvous = false;        // sent by rendezvous (not eagerly): refused, not fetched
+    dragonError_t rc = DRAGON_SUCCESS;  // a malformed request: refused with this
+    std::string message;
+    AccessRequest request;
+    DataHeld held = DataHeld::none;
+    void* data = nullptr;            // UCX's: a rendezvous descriptor or its eager buffer
+    bool served_in_handler = false;  // an eager write done at once (rc and message say how)
+    bool in_transfer = false;        // served by a transfer (transfers_), which replies
+};
+
+// A transfer in flight: a read's reply carrying the range (a send), or a write's bytes
+// being received into the pool.
+struct Transfer {
+    ucs_status_ptr_t op = nullptr;
+    ucp_ep_h ep = nullptr;
+    std::shared_ptr<ServedPool> pool;
+    AccessRequest request;
+    timespec deadline{};
+    std::array<std::uint8_t, k_reply_bytes> header{};  // a read's reply: alive until the send completes
 };
 
 struct OutgoingReply {
     ucs_status_ptr_t request = nullptr;
-    std::unique_ptr<std::vector<std::uint8_t>> bytes;  // alive until UCX is done with it
+    std::array<std::uint8_t, k_reply_bytes> header{};
+    std::string message;  // the data: a refusal's text
 };
 
 // Constant time in the secret's bytes: how many match must not show in the reply time.
@@ -90,14 +121,17 @@ private:
     void close_endpoint(ucp_ep_h ep);
     void close_failed_endpoints();
     void serve_requests();
-    dragonError_t serve(const AccessRequest& request, ucp_ep_h ep, bool& connection_closed);
-    dragonError_t move_bytes(const ServedPool& served, std::uint8_t* first, const AccessRequest& request, ucp_ep_h ep,
-                             bool& connection_closed);
-    dragonError_t attach_pool(const AccessRequest& request, ServedPool*& out);
+    void serve(IncomingRequest& incoming);
+    dragonError_t check_range(const AccessRequest& request, std::shared_ptr<ServedPool>& served,
+                              std::uint8_t*& first);
+    dragonError_t attach_pool(const AccessRequest& request, std::shared_ptr<ServedPool>& out);
+    void release_data(IncomingRequest& incoming);
     void drop_pool(const std::string& name, const char* why);
     void drop_destroyed_pools();
-    void send_reply(ucp_ep_h ep, const AccessReply& reply);
+    void send_reply(ucp_ep_h ep, std::uint64_t sequence, dragonError_t rc, const std::string& message);
     void reap_replies();
+    void reap_transfers();
+    void log_outcome(const AccessRequest& request, dragonError_t rc, const std::string& message) const;
     void event(const std::string& line) const {
         if (options_.on_event) options_.on_event(line);
     }
@@ -105,39 +139,60 @@ private:
     void shut_down();
 
     const AgentOptions& options_;
-    UcxWorker ucx_;
+    UcxWorker ucx_;  // first: released last, after everything that holds UCX objects
     ucp_listener_h listener_ = nullptr;
     std::string address_;
     std::vector<ucp_conn_request_h> connection_requests_;
     std::vector<ucp_ep_h> failed_endpoints_;
     std::vector<IncomingRequest> requests_;
-    std::vector<OutgoingReply> replies_;
+    std::vector<std::unique_ptr<OutgoingReply>> replies_;
+    std::vector<std::unique_ptr<Transfer>> transfers_;
     std::set<ucp_ep_h> endpoints_;
-    std::map<std::string, ServedPool> pools_;
-    std::vector<std::uint8_t> rkey_room_ = std::vector<std::uint8_t>(k_rkey_room);
+    std::map<std::string, std::shared_ptr<ServedPool>> pools_;
 };
 
-ucs_status_t Agent::on_request(void* arg, const void* /*header*/, std::size_t /*header_bytes*/, void* data,
+ucs_status_t Agent::on_request(void* arg, const void* header, std::size_t header_bytes, void* data,
                                std::size_t length, const ucp_am_recv_param_t* param) {
     auto* self = static_cast<Agent*>(arg);
-    // One without a reply endpoint cannot be answered.
+    // One without a reply endpoint cannot be answered; its data (if any) is dropped.
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) == 0) return UCS_OK;
     IncomingRequest incoming;
     incoming.reply_ep = param->reply_ep;
-    incoming.arrived_bytes = length;
-    // Requests are sent eagerly; one sent by rendezvous is answered with a refusal (its
-    // data is not fetched; returning UCS_OK lets UCX drop it). Copied only when it can be
-    // a request: `data` is UCX's only during this call. Served from the loop, not from
-    // inside UCX's progress.
-    incoming.rendezvous = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    if (!incoming.rendezvous && length <= k_request_max_bytes) {
-        const auto* bytes = static_cast<const std::uint8_t*>(data);
-        incoming.bytes.assign(bytes, bytes + length);
+    incoming.rc = decode_request({static_cast<const std::uint8_t*>(header), header_bytes}, incoming.request);
+    const AccessRequest& request = incoming.request;
+    if (incoming.rc == DRAGON_SUCCESS && request.access == Access::read && length != 0)
+        incoming.rc = failf(DRAGON_INVALID_ARGUMENT, "a read request carries {} B of data (none expected)", length);
+    if (incoming.rc == DRAGON_SUCCESS && request.access == Access::write && length != request.length)
+        incoming.rc = failf(DRAGON_INVALID_ARGUMENT, "a write request of {} B carries {} B of data", request.length,
+                            length);
+    if (incoming.rc != DRAGON_SUCCESS) incoming.message = last_error_message();
+    ucs_status_t keep = UCS_OK;  // UCS_OK: UCX drops the data (if any) when this returns
+    if (incoming.rc == DRAGON_SUCCESS && length != 0) {
+        // A write's bytes stay where UCX has them until the request is checked (in the
+        // loop, out of UCX's progress); then they go straight into the pool, or are
+        // dropped.
+        if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) {
+            incoming.held = DataHeld::rendezvous;
+            incoming.data = data;
+            keep = UCS_INPROGRESS;
+        } else if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0) {
+            incoming.held = DataHeld::eager;
+            incoming.data = data;
+            keep = UCS_INPROGRESS;
+        } else {
+            // Eager bytes UCX lends only during this call: checked and copied into the pool
+            // now (its one copy); the reply goes from the loop.
+            incoming.held = DataHeld::lent;
+            incoming.data = data;
+            self->serve(incoming);
+            incoming.held = DataHeld::none;
+            incoming.data = nullptr;
+            incoming.served_in_handler = true;
+        }
     }
     self->requests_.push_back(std::move(incoming));
-    return UCS_OK;
+    return keep;
 }
-
 dragonError_t Agent::listen() {
     sockaddr_storage address{};
     socklen_t address_len = 0;
@@ -201,33 +256,33 @@ void Agent::close_failed_endpoints() {
 
 void Agent::serve_requests() {
     for (IncomingRequest& incoming : std::exchange(requests_, {})) {
-        if (endpoints_.count(incoming.reply_ep) == 0) continue;  // its client is gone
-        AccessRequest request;
-        AccessReply reply;
-        bool connection_closed = false;
-        dragonError_t rc = DRAGON_SUCCESS;
-        if (incoming.rendezvous)
-            rc = failf(DRAGON_INVALID_ARGUMENT, "access request of {} bytes sent by rendezvous: requests are sent eagerly",
-                       incoming.arrived_bytes);
-        else if (incoming.bytes.size() != incoming.arrived_bytes)
-            rc = failf(DRAGON_INVALID_ARGUMENT, "access request of {} bytes: a request has {} at most",
-                       incoming.arrived_bytes, k_request_max_bytes);
-        else
-            rc = decode_request(incoming.bytes, request);
-        if (rc == DRAGON_SUCCESS) rc = serve(request, incoming.reply_ep, connection_closed);
-        const char* access = request.access == Access::write ? "write" : "read";
-        reply.sequence = request.sequence;
-        reply.rc = rc;
-        if (rc != DRAGON_SUCCESS) {
-            reply.message = last_error_message();
-            event(fmt::format("refused {} of pool '{}' id {} [{}, +{}]: {} {}", access, request.pool_name, request.id,
-                              request.offset, request.length, dragon_get_rc_string(rc), reply.message));
-        } else {
-            event(fmt::format("served {} of pool '{}' id {} [{}, +{}]", access, request.pool_name, request.id,
-                              request.offset, request.length));
+        if (endpoints_.count(incoming.reply_ep) == 0) {  // its client is gone
+            release_data(incoming);
+            continue;
         }
-        if (!connection_closed) send_reply(incoming.reply_ep, reply);
+        if (!incoming.served_in_handler && incoming.rc == DRAGON_SUCCESS) serve(incoming);
+        release_data(incoming);  // a refused write's bytes are dropped, never taken in
+        if (incoming.in_transfer) continue;  // its transfer replies (reap_transfers)
+        log_outcome(incoming.request, incoming.rc, incoming.message);
+        send_reply(incoming.reply_ep, incoming.request.sequence, incoming.rc, incoming.message);
     }
+}
+
+void Agent::log_outcome(const AccessRequest& request, dragonError_t rc, const std::string& message) const {
+    const char* access = request.access == Access::write ? "write" : "read";
+    if (rc != DRAGON_SUCCESS)
+        event(fmt::format("refused {} of pool '{}' id {} [{}, +{}]: {} {}", access, request.pool_name, request.id,
+                          request.offset, request.length, dragon_get_rc_string(rc), message));
+    else
+        event(fmt::format("served {} of pool '{}' id {} [{}, +{}]", access, request.pool_name, request.id,
+                          request.offset, request.length));
+}
+
+void Agent::release_data(IncomingRequest& incoming) {
+    if (incoming.held == DataHeld::rendezvous || incoming.held == DataHeld::eager)
+        ucp_am_data_release(ucx_.worker(), incoming.data);  // a rendezvous: the sender's send completes
+    incoming.held = DataHeld::none;
+    incoming.data = nullptr;
 }
 
 // Whether `request` names this instance of the pool and presents its secret.
@@ -248,34 +303,40 @@ dragonError_t check_capability(const PoolIdentity& pool, const AccessRequest& re
 // The pool `request` names, attached and registered for the agent's side of transfers;
 // the capability is checked before anything is registered, so that a forged request
 // cannot make the agent register (on RDMA: pin) the heap of any pool its uid may open.
-dragonError_t Agent::attach_pool(const AccessRequest& request, ServedPool*& out) {
+dragonError_t Agent::attach_pool(const AccessRequest& request, std::shared_ptr<ServedPool>& out) {
     const std::string& name = request.pool_name;
     if (auto it = pools_.find(name); it != pools_.end()) {
-        if (pool_is_usable_here(it->second.pool)) {
-            out = &it->second;
-            return check_capability(*it->second.identity, request);
+        if (pool_is_usable_here(it->second->pool)) {
+            out = it->second;
+            return check_capability(*out->identity, request);
         }
         drop_pool(name, "destroyed");  // perhaps made again since: attach anew
     }
-    ServedPool served;
-    if (dragonError_t rc = pool_attach_local(served.pool, name)) return rc;
-    served.identity = identity_of(served.pool);
-    if (dragonError_t rc = check_capability(*served.identity, request)) return rc;  // detached on return
-    if (dragonError_t rc = pool_heap(served.pool, "serve", served.heap, served.heap_bytes)) return rc;
+    auto served = std::make_shared<ServedPool>();
+    if (dragonError_t rc = pool_attach_local(served->pool, name)) return rc;
+    served->identity = identity_of(served->pool);
+    if (dragonError_t rc = check_capability(*served->identity, request)) return rc;  // detached on return
+    if (dragonError_t rc = pool_heap(served->pool, "serve", served->heap, served->heap_bytes)) return rc;
     ucp_mem_map_params_t map{};
     map.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
-    map.address = served.heap;
-    map.length = served.heap_bytes;
-    if (ucs_status_t st = ucp_mem_map(ucx_.context(), &map, &served.registration); st != UCS_OK)
+    map.address = served->heap;
+    map.length = served->heap_bytes;
+    if (ucs_status_t st = ucp_mem_map(ucx_.context(), &map, &served->registration); st != UCS_OK) {
+        served->registration = nullptr;
         return failf(DRAGON_FAILURE, "serve: registering the {} B heap of pool '{}' with UCX failed: {}",
-                     served.heap_bytes, name, ucs_status_string(st));
-    event(fmt::format("attached pool '{}' ({} B heap)", name, served.heap_bytes));
-    out = &(pools_[name] = std::move(served));
+                     served->heap_bytes, name, ucs_status_string(st));
+    }
+    served->context = ucx_.context();
+    event(fmt::format("attached pool '{}' ({} B heap)", name, served->heap_bytes));
+    pools_[name] = served;
+    out = std::move(served);
     return DRAGON_SUCCESS;
 }
 
-dragonError_t Agent::serve(const AccessRequest& request, ucp_ep_h ep, bool& connection_closed) {
-    ServedPool* served = nullptr;
+// The pool range `request` names, after every check: the pool (its instance and secret),
+// the allocation live in the manifest, the range within the size asked for at allocation.
+dragonError_t Agent::check_range(const AccessRequest& request, std::shared_ptr<ServedPool>& served,
+                                 std::uint8_t*& first) {
     if (dragonError_t rc = attach_pool(request, served)) return rc;
     const PoolIdentity& pool = *served->identity;
     // Allocation ids are never reused (the pool's id counter only grows), so a live id
@@ -295,13 +356,12 @@ dragonError_t Agent::serve(const AccessRequest& request, ucp_ep_h ep, bool& conn
     if (info.offset > served->heap_bytes || info.size > served->heap_bytes - info.offset)
         return failf(DRAGON_INVALID_STATE, "allocation id {} of pool '{}' at {} (+{} B) is outside the {} B heap (a damaged manifest record)",
                      request.id, pool.name, info.offset, info.size, served->heap_bytes);
-    if (request.length == 0) return DRAGON_SUCCESS;
-    auto* first = static_cast<std::uint8_t*>(served->heap) + info.offset + request.offset;
-    if (request.access == Access::write) {
-        // A remote write lands in pages this process writes through UCX; a page /dev/shm
-        // cannot back would be a SIGBUS here. Back the range first (the kernel refuses
-        // cleanly), as the library backs what it writes itself (pool_backing.hpp). EINVAL:
-        // a kernel before 5.14, without MADV_POPULATE_WRITE; the range is then not backed.
+    first = static_cast<std::uint8_t*>(served->heap) + info.offset + request.offset;
+    if (request.access == Access::write && request.length != 0) {
+        // A remote write lands in pages this process writes; a page /dev/shm cannot back
+        // would be a SIGBUS here. Back the range first (the kernel refuses cleanly), as the
+        // library backs what it writes itself (pool_backing.hpp). EINVAL: a kernel before
+        // 5.14, without MADV_POPULATE_WRITE; the range is then not backed.
         const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
         const std::uintptr_t into_page = reinterpret_cast<std::uintptr_t>(first) & (page - 1);
         std::uint8_t* start = first - into_page;  // madvise wants a page boundary
@@ -310,98 +370,133 @@ dragonError_t Agent::serve(const AccessRequest& request, ucp_ep_h ep, bool& conn
                               fmt::format("backing {} B of allocation id {} of pool '{}' for a remote write",
                                           request.length, request.id, pool.name));
     }
-    return move_bytes(*served, first, request, ep, connection_closed);
+    return DRAGON_SUCCESS;
 }
 
-// Puts [first, first + length) into the client's buffer (a read) or gets it from there
-// (a write), in pieces all outstanding at once, and waits for all of it (the flush: every
-// put is in the client's buffer, every get in the pool) within k_transfer_limit_ns. A
-// failure or a timeout closes the client's connection (which completes what is still
-// running, with an error): no reply can follow the bytes of an abandoned transfer.
-dragonError_t Agent::move_bytes(const ServedPool& served, std::uint8_t* first, const AccessRequest& request,
-                                ucp_ep_h ep, bool& connection_closed) {
-    std::fill(rkey_room_.begin(), rkey_room_.end(), 0);
-    std::copy(request.buffer_rkey.begin(), request.buffer_rkey.end(), rkey_room_.begin());
-    ucp_rkey_h rkey = nullptr;
-    if (ucs_status_t st = ucp_ep_rkey_unpack(ep, rkey_room_.data(), &rkey); st != UCS_OK)
-        return failf(DRAGON_INVALID_ARGUMENT, "the client's buffer key of {} B does not unpack: {}; nothing was moved",
-                     request.buffer_rkey.size(), ucs_status_string(st));
-    ucp_worker_h worker = ucx_.worker();
-    ucp_request_param_t rma{};
-    rma.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;  // the pool side: registered once, at attach
-    rma.memh = served.registration;
-    const timespec deadline = deadline_after_ns(k_transfer_limit_ns);
-    ucs_status_t st = UCS_OK;
-    std::vector<ucs_status_ptr_t> posted;
-    for (std::uint64_t done = 0; done < request.length && st == UCS_OK; done += k_rma_piece_bytes) {
-        const std::uint64_t piece = std::min(k_rma_piece_bytes, request.length - done);
-        ucs_status_ptr_t op = request.access == Access::read
-                                  ? ucp_put_nbx(ep, first + done, piece, request.buffer_address + done, rkey, &rma)
-                                  : ucp_get_nbx(ep, first + done, piece, request.buffer_address + done, rkey, &rma);
-        if (UCS_PTR_IS_ERR(op)) st = UCS_PTR_STATUS(op);
-        else if (op != nullptr) posted.push_back(op);
+// Serves a well-formed request: a read's reply goes out with the range as its data (a
+// transfer); a write's bytes go straight into the range (a rendezvous: received there by
+// a transfer; eager: one copy out of UCX's buffer). Refused: rc and message say why.
+void Agent::serve(IncomingRequest& incoming) {
+    const AccessRequest& request = incoming.request;
+    std::shared_ptr<ServedPool> served;
+    std::uint8_t* first = nullptr;
+    if (dragonError_t rc = check_range(request, served, first)) {
+        incoming.rc = rc;
+        incoming.message = last_error_message();
+        return;
     }
-    ucs_status_ptr_t pending = nullptr;
-    if (st == UCS_OK) {
-        ucp_request_param_t flush{};
-        st = wait_request(ucx_, ucp_ep_flush_nbx(ep, &flush), deadline, &pending);
+    if (request.access == Access::write && incoming.held != DataHeld::rendezvous) {
+        if (request.length != 0) std::memcpy(first, incoming.data, request.length);
+        return;  // DRAGON_SUCCESS; the buffer is released by the caller
     }
-    for (ucs_status_ptr_t op : posted) {
-        const ucs_status_t piece_status = ucp_request_check_status(op);
-        if (st == UCS_OK && piece_status != UCS_OK) st = piece_status == UCS_INPROGRESS ? UCS_ERR_IO_ERROR : piece_status;
+    auto transfer = std::make_unique<Transfer>();
+    transfer->ep = incoming.reply_ep;
+    transfer->pool = served;
+    transfer->request = request;
+    transfer->deadline = deadline_after_ns(k_transfer_limit_ns);
+    ucp_request_param_t params{};
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;  // the pool's registration, made once at attach
+    params.memh = served->registration;
+    if (request.access == Access::read) {
+        AccessReply reply;
+        reply.sequence = request.sequence;
+        transfer->header = encode_reply(reply);
+        transfer->op = ucp_am_send_nbx(incoming.reply_ep, k_am_reply, transfer->header.data(), transfer->header.size(),
+                                       first, request.length, &params);
+    } else {
+        transfer->op = ucp_am_recv_data_nbx(ucx_.worker(), incoming.data, first, request.length, &params);
+        incoming.held = DataHeld::none;  // the descriptor is the receive's now
+        incoming.data = nullptr;
     }
-    if (st != UCS_OK) {
-        close_endpoint(ep);  // completes every request still on it
-        connection_closed = true;
+    if (UCS_PTR_IS_ERR(transfer->op)) {
+        incoming.rc = failf(DRAGON_FAILURE, "{} {} B of pool '{}' failed at once: {}",
+                            request.access == Access::read ? "sending" : "receiving", request.length,
+                            request.pool_name, ucs_status_string(UCS_PTR_STATUS(transfer->op)));
+        incoming.message = last_error_message();
+        return;
     }
-    finish_request(worker, pending);
-    for (ucs_status_ptr_t op : posted) finish_request(worker, op);
-    ucp_rkey_destroy(rkey);
-    if (st == UCS_ERR_TIMED_OUT)
-        return failf(DRAGON_TIMEOUT, "{} of {} B of pool '{}' did not complete within {} s; the connection was closed",
-                     request.access == Access::read ? "the put" : "the get", request.length, request.pool_name,
-                     k_transfer_limit_ns / 1'000'000'000);
-    if (st != UCS_OK)
-        return failf(DRAGON_FAILURE, "{} of {} B of pool '{}' failed: {}; the connection was closed",
-                     request.access == Access::read ? "the put" : "the get", request.length, request.pool_name,
-                     ucs_status_string(st));
-    return DRAGON_SUCCESS;
+    if (transfer->op == nullptr) {  // done at once
+        if (request.access == Access::read) {
+            incoming.in_transfer = true;  // the reply went with the bytes
+            log_outcome(request, DRAGON_SUCCESS, {});
+        }
+        return;
+    }
+    incoming.in_transfer = true;
+    transfers_.push_back(std::move(transfer));
+}
+
+// Transfers that completed: freed, a write's reply sent, each logged. One past the limit
+// gets its connection closed (which completes it, with an error, on the next turn).
+void Agent::reap_transfers() {
+    for (std::size_t i = 0; i < transfers_.size();) {
+        Transfer& transfer = *transfers_[i];
+        const ucs_status_t st = ucp_request_check_status(transfer.op);
+        if (st == UCS_INPROGRESS) {
+            if (deadline_passed(transfer.deadline) && endpoints_.count(transfer.ep) != 0) {
+                event(fmt::format("transfer of {} B of pool '{}' past {} s: closing its connection",
+                                  transfer.request.length, transfer.request.pool_name,
+                                  k_transfer_limit_ns / 1'000'000'000));
+                close_endpoint(transfer.ep);
+            }
+            ++i;
+            continue;
+        }
+        ucp_request_free(transfer.op);
+        dragonError_t rc = DRAGON_SUCCESS;
+        std::string message;
+        if (st != UCS_OK) {
+            rc = failf(DRAGON_FAILURE, "{} {} B of pool '{}' failed: {}",
+                       transfer.request.access == Access::read ? "sending" : "receiving", transfer.request.length,
+                       transfer.request.pool_name, ucs_status_string(st));
+            message = last_error_message();
+        }
+        log_outcome(transfer.request, rc, message);
+        if (transfer.request.access == Access::write && endpoints_.count(transfer.ep) != 0)
+            send_reply(transfer.ep, transfer.request.sequence, rc, message);
+        transfers_.erase(transfers_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
 }
 
 void Agent::drop_pool(const std::string& name, const char* why) {
     auto it = pools_.find(name);
     if (it == pools_.end()) return;
-    // Transfers run one at a time from the loop, so none uses the registration now.
-    ucp_mem_unmap(ucx_.context(), it->second.registration);
-    pools_.erase(it);
+    pools_.erase(it);  // detached (and unregistered) once no transfer holds it
     event(fmt::format("dropped pool '{}': {}", name, why));
 }
 
 void Agent::drop_destroyed_pools() {
     std::vector<std::string> gone;
     for (const auto& [name, served] : pools_)
-        if (!pool_is_usable_here(served.pool)) gone.push_back(name);
+        if (!pool_is_usable_here(served->pool)) gone.push_back(name);
     for (const std::string& name : gone) drop_pool(name, "destroyed");
 }
 
-void Agent::send_reply(ucp_ep_h ep, const AccessReply& reply) {
-    auto bytes = std::make_unique<std::vector<std::uint8_t>>(encode_reply(reply));
+// The reply (header) and, for a refusal, its message (data), sent eagerly.
+void Agent::send_reply(ucp_ep_h ep, std::uint64_t sequence, dragonError_t rc, const std::string& message) {
+    auto reply = std::make_unique<OutgoingReply>();
+    AccessReply header;
+    header.sequence = sequence;
+    header.rc = rc;
+    reply->header = encode_reply(header);
+    if (rc != DRAGON_SUCCESS) reply->message = message.substr(0, k_reply_message_max);
     ucp_request_param_t params{};
     params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     params.flags = UCP_AM_SEND_FLAG_EAGER;
-    ucs_status_ptr_t request = ucp_am_send_nbx(ep, k_am_reply, nullptr, 0, bytes->data(), bytes->size(), &params);
-    if (request == nullptr) return;  // sent at once
-    if (UCS_PTR_IS_ERR(request)) {
-        event(fmt::format("reply lost: {}", ucs_status_string(UCS_PTR_STATUS(request))));
+    reply->request = ucp_am_send_nbx(ep, k_am_reply, reply->header.data(), reply->header.size(), reply->message.data(),
+                                     reply->message.size(), &params);
+    if (reply->request == nullptr) return;  // sent at once
+    if (UCS_PTR_IS_ERR(reply->request)) {
+        event(fmt::format("reply lost: {}", ucs_status_string(UCS_PTR_STATUS(reply->request))));
         return;
     }
-    replies_.push_back({request, std::move(bytes)});
+    replies_.push_back(std::move(reply));
 }
 
 void Agent::reap_replies() {
-    std::erase_if(replies_, [](OutgoingReply& reply) {
-        if (ucp_request_check_status(reply.request) == UCS_INPROGRESS) return false;
-        ucp_request_free(reply.request);
+    std::erase_if(replies_, [](const std::unique_ptr<OutgoingReply>& reply) {
+        if (ucp_request_check_status(reply->request) == UCS_INPROGRESS) return false;
+        ucp_request_free(reply->request);
         return true;
     });
 }
@@ -413,6 +508,7 @@ dragonError_t Agent::run() {
         return failf(DRAGON_FAILURE, "serve: the UCX worker has no event descriptor: {}", ucs_status_string(st));
     if (options_.on_ready) options_.on_ready(address_);
     timespec next_check = deadline_after_ns(k_pool_check_ns);
+    unsigned busy_turns = 0;
     while (!stopping()) {
         while (ucp_worker_progress(ucx_.worker()) != 0) {
         }
@@ -420,12 +516,16 @@ dragonError_t Agent::run() {
         close_failed_endpoints();
         serve_requests();
         close_failed_endpoints();
+        reap_transfers();
         reap_replies();
         if (deadline_passed(next_check)) {
             drop_destroyed_pools();
             next_check = deadline_after_ns(k_pool_check_ns);
         }
         if (!connection_requests_.empty() || !requests_.empty() || !failed_endpoints_.empty()) continue;
+        // A transfer runs: poll a while before sleeping (k_busy_turns).
+        if (!transfers_.empty() && ++busy_turns < k_busy_turns) continue;
+        busy_turns = 0;
         // Idle: sleep on the worker's descriptor until something arrives (or the next check).
         if (ucp_worker_arm(ucx_.worker()) == UCS_ERR_BUSY) continue;
         pollfd waiting{event_fd, POLLIN, 0};
@@ -437,12 +537,16 @@ dragonError_t Agent::run() {
 void Agent::shut_down() {
     if (ucx_.worker() == nullptr) return;
     const std::set<ucp_ep_h> open = endpoints_;
-    for (ucp_ep_h ep : open) close_endpoint(ep);
+    for (ucp_ep_h ep : open) close_endpoint(ep);  // completes every transfer and reply on them
+    for (const auto& transfer : transfers_) finish_request(ucx_.worker(), transfer->op);
+    transfers_.clear();
+    for (const auto& reply : replies_) finish_request(ucx_.worker(), reply->request);
+    replies_.clear();
+    for (IncomingRequest& incoming : requests_) release_data(incoming);
+    requests_.clear();
     std::vector<std::string> names;
     for (const auto& [name, served] : pools_) names.push_back(name);
     for (const std::string& name : names) drop_pool(name, "the agent stops");
-    for (OutgoingReply& reply : replies_) finish_request(ucx_.worker(), reply.request);
-    replies_.clear();
     if (listener_ != nullptr) ucp_listener_destroy(listener_);
     listener_ = nullptr;
 }

@@ -8,9 +8,9 @@
 namespace dragonmem::detail {
 
 // The UCX_TLS the agent runs with, from the environment's `tls` (nullptr: unset):
-// UCX's shared-memory transports left out (their remote keys name memory of local
-// processes, which a client would choose: a forged key would have the agent read or
-// write another process's memory). Unset: "^shm"; a "^..." list gets shm added to it;
+// UCX's shared-memory transports left out (their rendezvous moves bytes by address
+// between processes of one node (cma, knem, xpmem): a local peer would name memory of
+// the agent's, or of another process, for UCX to read or write). Unset: "^shm"; a "^..." list gets shm added to it;
 // a list naming a shared-memory transport (or "all") is INVALID_ARGUMENT naming it.
 dragonError_t agent_transports(const char* tls, std::string& out);
 

@@ -1,5 +1,5 @@
 // Reading and writing a byte range of an allocation named by a descriptor, wherever it
-// is: a copy when the pool is mapped here, a one-sided UCX transfer through the agent
+// is: a copy when the pool is mapped here, a UCX transfer through the agent
 // the descriptor names otherwise (remote_client.hpp). The C and C++ APIs' remote calls.
 #pragma once
 

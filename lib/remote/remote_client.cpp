@@ -1,19 +1,24 @@
-// The off-node client (remote_client.hpp): endpoints to agents, the control round trip,
-// one-sided get/put.
+// The off-node client (remote_client.hpp): endpoints to agents, requests and replies,
+// the bytes as active-message data.
 #include "remote/remote_client.hpp"
 
 #include "os/deadline.hpp"
 #include "os/error.hpp"
 #include "remote/ucx_support.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <chrono>
+#include <cstring>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dragonmem::detail {
@@ -31,6 +36,19 @@ struct Connection {
 void on_endpoint_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
     static_cast<Connection*>(arg)->failure = status;
 }
+
+// The call in progress (calls are serialized): what its reply must match, where a
+// read's bytes go, and the outcome the reply handler recorded.
+struct Call {
+    std::uint64_t sequence = 0;  // 0: no call awaits a reply
+    Access access = Access::read;
+    void* buffer = nullptr;
+    std::uint64_t length = 0;
+    bool replied = false;
+    dragonError_t rc = DRAGON_SUCCESS;
+    std::string message;
+    ucs_status_ptr_t receive = nullptr;  // a read's bytes being received into `buffer`
+};
 
 // The process's client: a static object, so that its endpoints, worker and context are
 // released at exit (UCX keeps its objects in memory of its own, which leak checkers do not
@@ -57,7 +75,7 @@ private:
     dragonError_t connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out);
     void drop(const std::string& agent);
     dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
-                       ucs_status_ptr_t pending = nullptr);
+                       std::initializer_list<ucs_status_ptr_t> pending);
 
     // Timed: a call waits for another thread's call only within its own timeout.
     std::timed_mutex mutex_;
@@ -65,19 +83,48 @@ private:
     bool open_ = false;
     std::map<std::string, std::unique_ptr<Connection>> connections_;
     std::uint64_t next_sequence_ = 1;
-    std::uint64_t awaited_sequence_ = 0;
-    std::optional<AccessReply> reply_;
+    Call call_;
 };
 
-ucs_status_t Client::on_reply(void* arg, const void* /*header*/, std::size_t /*header_bytes*/, void* data,
+ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
                               std::size_t length, const ucp_am_recv_param_t* param) {
     auto* self = static_cast<Client*>(arg);
-    // Replies are small and sent eagerly; anything else is not the agent's.
-    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) return UCS_OK;
+    Call& call = self->call_;
     AccessReply reply;
-    if (decode_reply({static_cast<const std::uint8_t*>(data), length}, reply) != DRAGON_SUCCESS) return UCS_OK;
-    // A late reply to a call that timed out has an older sequence number: dropped.
-    if (reply.sequence == self->awaited_sequence_) self->reply_ = std::move(reply);
+    // Not the agent's, or a late reply to a call that timed out (an older sequence
+    // number): dropped, with its data.
+    if (decode_reply({static_cast<const std::uint8_t*>(header), header_bytes}, reply) != DRAGON_SUCCESS) return UCS_OK;
+    if (call.sequence == 0 || reply.sequence != call.sequence || call.replied) return UCS_OK;
+    call.replied = true;
+    const bool rendezvous = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    if (reply.rc != DRAGON_SUCCESS) {
+        call.rc = reply.rc;
+        // A refusal's message is short and sent eagerly.
+        if (rendezvous) call.message = "(the agent's message did not come eagerly)";
+        else call.message.assign(static_cast<const char*>(data), std::min(length, k_reply_message_max));
+        return UCS_OK;
+    }
+    const std::uint64_t expected = call.access == Access::read ? call.length : 0;
+    if (length != expected) {
+        call.rc = DRAGON_FAILURE;
+        call.message = fmt::format("its reply carries {} B where {} were expected", length, expected);
+        return UCS_OK;
+    }
+    if (length == 0) return UCS_OK;
+    if (rendezvous) {
+        // Still at the agent: received straight into the caller's buffer.
+        ucp_request_param_t params{};
+        ucs_status_ptr_t op = ucp_am_recv_data_nbx(self->ucx_.worker(), data, call.buffer, length, &params);
+        if (UCS_PTR_IS_ERR(op)) {
+            call.rc = DRAGON_FAILURE;
+            call.message = fmt::format("receiving {} B failed at once: {}", length, ucs_status_string(UCS_PTR_STATUS(op)));
+        } else {
+            call.receive = op;  // nullptr: received already
+        }
+        return UCS_OK;
+    }
+    // Eager: UCX delivered the bytes in a buffer of its own; this is their one copy.
+    std::memcpy(call.buffer, data, length);
     return UCS_OK;
 }
 
@@ -135,64 +182,29 @@ void Client::drop(const std::string& agent) {
     connections_.erase(it);
 }
 
-// Drops the connection (which completes `pending`, a request that timed out, with an
-// error; then it is freed) and reports what failed.
+// Drops the connection (which completes the `pending` requests, with an error; then
+// they are freed: no byte of this call lands in the caller's buffer after it) and
+// reports what failed.
 dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during,
-                           ucs_status_ptr_t pending) {
+                           std::initializer_list<ucs_status_ptr_t> pending) {
     drop(agent);
-    finish_request(ucx_.worker(), pending);
+    for (ucs_status_ptr_t request : pending) finish_request(ucx_.worker(), request);
+    call_ = Call{};
     if (status == UCS_ERR_TIMED_OUT)
         return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);
     return failf(DRAGON_FAILURE, "agent {}: {} failed: {} (is `dragonmem serve` running there?)", agent, during,
                  ucs_status_string(status));
 }
 
-// This call's buffer registered with UCX (exactly [buffer, buffer + length)) for the
-// agent's put or get, and its packed key; unregistered when the call returns. UCX
-// allows the agent nothing outside the registration's range (on RDMA the adapter
-// checks the key; over TCP the client's own UCX writes where the agent says, so a
-// client trusts the agent its descriptor names, as it trusts the descriptor).
-class BufferRegistration {
-public:
-    BufferRegistration(ucp_context_h context) : context_(context) {}
-    BufferRegistration(const BufferRegistration&) = delete;
-    BufferRegistration& operator=(const BufferRegistration&) = delete;
-    ~BufferRegistration() {
-        if (memh_ != nullptr) ucp_mem_unmap(context_, memh_);
-    }
-    dragonError_t map(void* buffer, std::uint64_t length, Access access, const std::string& agent,
-                      std::vector<std::uint8_t>& rkey) {
-        ucp_mem_map_params_t params{};
-        params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_PROT;
-        params.address = buffer;
-        params.length = length;
-        // The agent gets only the access its part needs: to write into the buffer (a read
-        // of the pool), or to read from it (a write), never both (where the transport
-        // enforces it; a write's buffer may be read-only memory).
-        params.prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
-                      (access == Access::read ? UCP_MEM_MAP_PROT_REMOTE_WRITE : UCP_MEM_MAP_PROT_REMOTE_READ);
-        if (ucs_status_t st = ucp_mem_map(context_, &params, &memh_); st != UCS_OK) {
-            memh_ = nullptr;
-            return failf(DRAGON_FAILURE, "agent {}: registering the {} B buffer with UCX failed: {}", agent, length,
-                         ucs_status_string(st));
-        }
-        void* packed = nullptr;
-        std::size_t packed_bytes = 0;
-        if (ucs_status_t st = ucp_rkey_pack(context_, memh_, &packed, &packed_bytes); st != UCS_OK)
-            return failf(DRAGON_FAILURE, "agent {}: packing the buffer's key failed: {}", agent, ucs_status_string(st));
-        const auto* begin = static_cast<const std::uint8_t*>(packed);
-        rkey.assign(begin, begin + packed_bytes);
-        ucp_rkey_buffer_release(packed);
-        if (rkey.empty() || rkey.size() > k_request_rkey_max)
-            return failf(DRAGON_FAILURE, "agent {}: the buffer's packed key has {} B (1 to {})", agent, rkey.size(),
-                         k_request_rkey_max);
-        return DRAGON_SUCCESS;
-    }
-
-private:
-    ucp_context_h context_;
-    ucp_mem_h memh_ = nullptr;
-};
+// Frees `request` if it completed; its status, or UCS_INPROGRESS (kept).
+ucs_status_t take_if_done(ucs_status_ptr_t& request) {
+    if (request == nullptr) return UCS_OK;
+    const ucs_status_t st = ucp_request_check_status(request);
+    if (st == UCS_INPROGRESS) return st;
+    ucp_request_free(request);
+    request = nullptr;
+    return st;
+}
 
 dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
                                const std::optional<timespec>& deadline) {
@@ -218,38 +230,40 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     request.length = range.length;
     request.secret = pool.secret;
     request.pool_name = pool.name;
-    // Declared before anything can leave early: every path out drops the endpoint (when
-    // the agent may still move bytes) before this unregisters the buffer.
-    BufferRegistration registration(ucx_.context());
-    if (range.length != 0) {
-        if (dragonError_t rc = registration.map(buffer, range.length, access, agent, request.buffer_rkey)) return rc;
-        request.buffer_address = reinterpret_cast<std::uintptr_t>(buffer);
-    }
-    const std::vector<std::uint8_t> message = encode_request(request);
-    awaited_sequence_ = request.sequence;
-    reply_.reset();
+    const std::vector<std::uint8_t> header = encode_request(request);
+    call_ = Call{};
+    call_.sequence = request.sequence;
+    call_.access = access;
+    call_.buffer = buffer;
+    call_.length = range.length;
+    // The request is the message's header; a write's bytes its data, sent from the
+    // caller's buffer (the agent checks the request before it takes them in).
     ucp_request_param_t send{};
     send.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-    send.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;  // the agent answers on the endpoint it got
-    ucs_status_ptr_t pending = nullptr;
-    ucs_status_t st = wait_request(ucx_, ucp_am_send_nbx(connection->ep, k_am_request, nullptr, 0, message.data(),
-                                                           message.size(), &send),
-                                   deadline, &pending);
-    if (st != UCS_OK) return lost(agent, st, "sending the access request", pending);
-    // The agent moves the bytes, then replies (after a flush: they are all in place). On
-    // a timeout or a lost agent the endpoint is force-closed before the buffer is
-    // unregistered and the call returns: no late put lands in a buffer the caller has
-    // taken back.
+    send.flags = UCP_AM_SEND_FLAG_REPLY;  // the agent answers on the endpoint it got
+    if (access == Access::read) send.flags |= UCP_AM_SEND_FLAG_EAGER;
+    const bool write = access == Access::write && range.length != 0;
+    ucs_status_ptr_t sending = ucp_am_send_nbx(connection->ep, k_am_request, header.data(), header.size(),
+                                               write ? buffer : nullptr, write ? range.length : 0, &send);
+    if (UCS_PTR_IS_ERR(sending)) return lost(agent, UCS_PTR_STATUS(sending), "sending the request", {});
+    // Done when the request (and a write's bytes) left, the reply came, and a read's bytes
+    // are in the buffer. On a timeout or a lost agent the endpoint is force-closed before
+    // the call returns: nothing of the call is left running.
+    const char* during = write ? "sending the bytes" : "waiting for the reply";
     unsigned spins = 0;
-    while (!reply_) {
-        if (connection->failure != UCS_OK) return lost(agent, connection->failure, "waiting for the transfer");
+    for (;;) {
+        if (ucs_status_t st = take_if_done(sending); st != UCS_OK && st != UCS_INPROGRESS)
+            return lost(agent, st, during, {call_.receive});
+        if (ucs_status_t st = take_if_done(call_.receive); st != UCS_OK && st != UCS_INPROGRESS)
+            return lost(agent, st, "receiving the bytes", {sending});
+        if (sending == nullptr && call_.replied && call_.receive == nullptr) break;
+        if (connection->failure != UCS_OK) return lost(agent, connection->failure, during, {sending, call_.receive});
         ucx_.progress_or_sleep();
         if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
-            return lost(agent, UCS_ERR_TIMED_OUT, "waiting for the transfer");
+            return lost(agent, UCS_ERR_TIMED_OUT, during, {sending, call_.receive});
     }
-    const AccessReply reply = std::move(*reply_);
-    reply_.reset();
-    if (reply.rc != DRAGON_SUCCESS) return failf(reply.rc, "agent {}: {}", agent, reply.message);
+    const Call done = std::exchange(call_, Call{});
+    if (done.rc != DRAGON_SUCCESS) return failf(done.rc, "agent {}: {}", agent, done.message);
     return DRAGON_SUCCESS;
 }
 

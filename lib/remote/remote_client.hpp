@@ -1,8 +1,8 @@
 // The client side of off-node access: one UCX worker per process, one endpoint per agent
-// (kept between calls). A transfer: the caller's buffer is registered for this call
-// only, the agent gets a request with the buffer's key, puts the bytes into it (a read)
-// or gets them from it (a write) one-sided, and replies when done. The client never
-// holds a key to pool memory.
+// (kept between calls). A transfer is one active message each way: the request (a
+// write's bytes as its data, sent from the caller's buffer), and the agent's reply (a
+// read's bytes as its data, received into the caller's buffer). No key or address of
+// either side's memory is exchanged, and neither side's UCX offers one-sided access.
 #pragma once
 
 #include "remote/wire.hpp"

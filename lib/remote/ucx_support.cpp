@@ -4,6 +4,7 @@
 #include "descr/agent_address.hpp"
 #include "os/deadline.hpp"
 #include "os/error.hpp"
+#include "remote/wire.hpp"
 
 #include <netdb.h>
 #include <poll.h>
@@ -43,7 +44,12 @@ dragonError_t UcxWorker::open(bool agent, const char* who) {
 
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
-    params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
+    // Active messages and wake-up only, never UCP_FEATURE_RMA: with RMA on, UCX 1.13's
+    // software get/put over TCP serves any address of this process, with no key check,
+    // to any peer connected (a raw UCX client read the agent's ELF header; without RMA
+    // the same get went unanswered: tests/remote/raw_get.cpp checks it). The bytes move
+    // as the data of active messages instead (design.md 3.4).
+    params.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
     const ucs_status_t init = ucp_init(&params, config, &context_);
     ucp_config_release(config);
     if (init != UCS_OK) {
@@ -58,6 +64,12 @@ dragonError_t UcxWorker::open(bool agent, const char* who) {
         return failf(DRAGON_FAILURE, "{}: ucp_worker_create failed: {}", who, ucs_status_string(st));
     }
     if (ucp_worker_get_efd(worker_, &event_fd_) != UCS_OK) event_fd_ = -1;
+    // A request travels as an active message's header: every transport must carry it.
+    ucp_worker_attr_t attr{};
+    attr.field_mask = UCP_WORKER_ATTR_FIELD_MAX_AM_HEADER;
+    if (ucp_worker_query(worker_, &attr) == UCS_OK && attr.max_am_header < k_request_max_bytes)
+        return failf(DRAGON_FAILURE, "{}: UCX carries active-message headers of {} B at most; a request has up to {}",
+                     who, attr.max_am_header, k_request_max_bytes);
     return DRAGON_SUCCESS;
 }
 

@@ -18,9 +18,9 @@
 namespace dragonmem::detail {
 
 // A UCP context with one single-threaded worker; both released together. Features:
-// one-sided access (RMA), active messages (the control exchange) and wake-up (an event
-// file descriptor to sleep on when idle). `agent` leaves out UCX's shared-memory
-// transports (agent_transports()).
+// active messages (requests, replies and the bytes) and wake-up (an event file
+// descriptor to sleep on when idle); no one-sided access (RMA), on purpose (.cpp).
+// `agent` leaves out UCX's shared-memory transports (agent_transports()).
 class UcxWorker {
 public:
     UcxWorker() = default;

@@ -13,8 +13,7 @@ namespace {
 
 constexpr std::uint32_t k_request_magic = 0x51524D44;  // "DMRQ" little-endian
 constexpr std::uint32_t k_reply_magic = 0x50524D44;    // "DMRP"
-constexpr std::uint16_t k_wire_version = 2;
-constexpr std::size_t k_reply_fixed = 24;
+constexpr std::uint16_t k_wire_version = 3;
 
 template <typename T>
 void put(std::vector<std::uint8_t>& out, T value) {
@@ -32,7 +31,7 @@ T get(std::span<const std::uint8_t> bytes, std::size_t at) {
 
 std::vector<std::uint8_t> encode_request(const AccessRequest& request) {
     std::vector<std::uint8_t> out;
-    out.reserve(k_request_fixed_bytes + request.pool_name.size() + request.buffer_rkey.size());
+    out.reserve(k_request_fixed_bytes + request.pool_name.size());
     put<std::uint32_t>(out, k_request_magic);
     put<std::uint16_t>(out, k_wire_version);
     put<std::uint16_t>(out, static_cast<std::uint16_t>(request.access));
@@ -42,11 +41,8 @@ std::vector<std::uint8_t> encode_request(const AccessRequest& request) {
     put<std::uint64_t>(out, request.offset);
     put<std::uint64_t>(out, request.length);
     out.insert(out.end(), request.secret.begin(), request.secret.end());
-    put<std::uint64_t>(out, request.buffer_address);
-    put<std::uint16_t>(out, static_cast<std::uint16_t>(request.buffer_rkey.size()));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(request.pool_name.size()));
     out.insert(out.end(), request.pool_name.begin(), request.pool_name.end());
-    out.insert(out.end(), request.buffer_rkey.begin(), request.buffer_rkey.end());
     return out;
 }
 
@@ -69,53 +65,35 @@ dragonError_t decode_request(std::span<const std::uint8_t> bytes, AccessRequest&
     out.offset = get<std::uint64_t>(bytes, 32);
     out.length = get<std::uint64_t>(bytes, 40);
     std::memcpy(out.secret.data(), bytes.data() + 48, out.secret.size());
-    out.buffer_address = get<std::uint64_t>(bytes, 64);
-    const std::size_t rkey_len = get<std::uint16_t>(bytes, 72);
-    const std::size_t name_len = bytes[74];
-    if (k_request_fixed_bytes + name_len + rkey_len != bytes.size())
-        return failf(DRAGON_INVALID_ARGUMENT, "access request of {} bytes has a pool name of {} and an rkey of {}",
-                     bytes.size(), name_len, rkey_len);
-    if (rkey_len > k_request_rkey_max)
-        return failf(DRAGON_INVALID_ARGUMENT, "access request has an rkey of {} B ({} at most)", rkey_len,
-                     k_request_rkey_max);
-    // The key is the client's buffer: a transfer needs one, an empty one needs none.
-    if ((out.length == 0) != (rkey_len == 0))
-        return failf(DRAGON_INVALID_ARGUMENT, "access request of {} B comes with a buffer rkey of {} B", out.length,
-                     rkey_len);
+    const std::size_t name_len = bytes[64];
+    if (k_request_fixed_bytes + name_len != bytes.size())
+        return failf(DRAGON_INVALID_ARGUMENT, "access request of {} bytes has a pool name of {}", bytes.size(), name_len);
     out.pool_name.assign(reinterpret_cast<const char*>(bytes.data() + k_request_fixed_bytes), name_len);
-    const auto* rkey = bytes.data() + k_request_fixed_bytes + name_len;
-    out.buffer_rkey.assign(rkey, rkey + rkey_len);
     return validate_pool_name(out.pool_name);
 }
 
-std::vector<std::uint8_t> encode_reply(const AccessReply& reply) {
+std::array<std::uint8_t, k_reply_bytes> encode_reply(const AccessReply& reply) {
     std::vector<std::uint8_t> out;
-    const std::size_t message_len = std::min(reply.message.size(), k_reply_message_max);
-    out.reserve(k_reply_fixed + message_len);
+    out.reserve(k_reply_bytes);
     put<std::uint32_t>(out, k_reply_magic);
     put<std::uint16_t>(out, k_wire_version);
     put<std::uint16_t>(out, 0);
     put<std::uint64_t>(out, reply.sequence);
     put<std::uint32_t>(out, static_cast<std::uint32_t>(reply.rc));
-    put<std::uint16_t>(out, static_cast<std::uint16_t>(message_len));
-    put<std::uint16_t>(out, 0);
-    out.insert(out.end(), reply.message.begin(), reply.message.begin() + static_cast<std::ptrdiff_t>(message_len));
-    return out;
+    put<std::uint32_t>(out, 0);
+    std::array<std::uint8_t, k_reply_bytes> bytes{};
+    std::copy(out.begin(), out.end(), bytes.begin());
+    return bytes;
 }
 
 dragonError_t decode_reply(std::span<const std::uint8_t> bytes, AccessReply& out) {
-    if (bytes.size() < k_reply_fixed)
-        return failf(DRAGON_FAILURE, "the agent's reply of {} bytes is truncated ({} at least)", bytes.size(),
-                     k_reply_fixed);
+    if (bytes.size() != k_reply_bytes)
+        return failf(DRAGON_FAILURE, "the agent's reply header has {} bytes ({} expected)", bytes.size(), k_reply_bytes);
     if (get<std::uint32_t>(bytes, 0) != k_reply_magic || get<std::uint16_t>(bytes, 4) != k_wire_version)
         return failf(DRAGON_FAILURE, "the agent's reply has wrong magic or version (magic {:#010x}, version {})",
                      get<std::uint32_t>(bytes, 0), get<std::uint16_t>(bytes, 4));
     out.sequence = get<std::uint64_t>(bytes, 8);
     out.rc = static_cast<dragonError_t>(get<std::uint32_t>(bytes, 16));
-    const std::size_t message_len = get<std::uint16_t>(bytes, 20);
-    if (k_reply_fixed + message_len != bytes.size())
-        return failf(DRAGON_FAILURE, "the agent's reply of {} bytes says a message of {} B", bytes.size(), message_len);
-    out.message.assign(reinterpret_cast<const char*>(bytes.data() + k_reply_fixed), message_len);
     return DRAGON_SUCCESS;
 }
 
