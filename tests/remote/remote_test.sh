@@ -272,30 +272,43 @@ last_rc=$(tail -1 "$WORK/busy.rc" | cut -d' ' -f2)
 [ $sane = 1 ] && [ "$last_rc" != 0 ] && ok "pool destroyed during reads: $(grep -c ' 0$' "$WORK/busy.rc") whole, $(grep -vc ' 0$' "$WORK/busy.rc") clear errors" || bad "pool destroyed during reads"
 kill -0 "${AGENTS[0]}" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" && ok "the agent survived and still serves" || bad "agent died or stopped serving"
 
-# ---- The agent killed mid-transfer: an error within the timeout, never a hang.
+# ---- The agent killed mid-transfer: an error within the timeout, never a hang, and the
+# client never aborts. REMOTE_KILL_ROUNDS (default 2) rounds, reads and writes in turn,
+# the agent restarted on its port after each.
 new_pool P6 kill
 POD_UID=$HA "$D" create "$P6" --size 128M >/dev/null
 S6=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P6" --size 64M --serialized | json_field 'd["allocations"][0]["serialized"]')
-( for i in $(seq 1 100); do
-    start=$(date +%s.%N)
-    inB timeout 60 "$D" read --serial "$S6" --timeout 5 >/dev/null 2>"$WORK/kill.err"
-    rc=$?
-    echo "$rc $(echo "$(date +%s.%N) - $start" | bc)" >"$WORK/kill.rc"
-    [ $rc != 0 ] && break
-  done ) &
-LOOP=$!
-sleep 2
-kill -9 "${AGENTS[0]}"
-wait "${AGENTS[0]}" 2>/dev/null
-wait $LOOP
-read -r rc seconds <"$WORK/kill.rc"
-code=$(error_code "$WORK/kill.err")
-if [ "$rc" != 0 ] && [ "$rc" != 124 ] && { [ "$code" = DRAGON_FAILURE ] || [ "$code" = DRAGON_TIMEOUT ]; }; then
-  ok "agent killed mid-transfer: $code after ${seconds}s (timeout 5 s)"
-else bad "agent killed mid-transfer: rc $rc after ${seconds}s: $(cat "$WORK/kill.err")"; fi
+head -c 67108864 /dev/zero >"$WORK/zeros"
+kill_round() {  # kill_round N read|write
+  rm -f "$WORK/kill.rc"
+  ( for i in $(seq 1 100); do
+      start=$(date +%s.%N)
+      if [ "$2" = read ]; then inB timeout 60 "$D" read --serial "$S6" --timeout 5 >/dev/null 2>"$WORK/kill.err"
+      else inB timeout 60 "$D" write --serial "$S6" --timeout 5 <"$WORK/zeros" >/dev/null 2>"$WORK/kill.err"; fi
+      rc=$?
+      echo "$rc $(echo "$(date +%s.%N) - $start" | bc)" >"$WORK/kill.rc"
+      [ $rc != 0 ] && break
+    done ) &
+  local loop=$!
+  sleep "1.$((RANDOM % 10))"
+  kill -9 "$AGENT_PID"
+  wait "$AGENT_PID" 2>/dev/null
+  wait $loop
+  local rc seconds code
+  read -r rc seconds <"$WORK/kill.rc"
+  code=$(error_code "$WORK/kill.err")
+  # 124: timeout(1) ended it (a hang); 134: SIGABRT (UCX aborted the client).
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$rc" -lt 128 ] && { [ "$code" = DRAGON_FAILURE ] || [ "$code" = DRAGON_TIMEOUT ]; }; then
+    ok "agent killed mid-$2 (round $1): $code after ${seconds}s (timeout 5 s)"
+  else bad "agent killed mid-$2 (round $1): rc $rc after ${seconds}s: $(cat "$WORK/kill.err")"; fi
+  start_agent "$WORK/agent_r$1.log" "$AGENT_PORT"
+}
+AGENT_PID=${AGENTS[0]}
+for round in $(seq 1 "${REMOTE_KILL_ROUNDS:-2}"); do
+  if [ $((round % 2)) = 1 ]; then kill_round "$round" read; else kill_round "$round" write; fi
+done
 
-# ---- The agent restarted on its port: the same descriptors work again.
-start_agent "$WORK/agent2.log" "$AGENT_PORT"
+# ---- The agent restarted on its port (by the last round): the same descriptors work again.
 inB timeout 60 "$D" read --serial "$S1" --timeout 10 >"$WORK/again" 2>"$WORK/err"
 cmp -s "$WORK/again" "$WORK/data" && ok "agent restarted: the old descriptor reads again" || bad "after restart: $(cat "$WORK/err")"
 
