@@ -33,7 +33,7 @@ void bandwidth(const dragonmem::Memory& memory, bool write, std::size_t bytes, d
         if (write) dragonmem::write_bytes(memory, 0, buffer, &timeout);
         else dragonmem::read_bytes(memory, 0, buffer, &timeout);
     };
-    once();  // warm-up: connection, registration
+    once();  // warm-up: connection, the agent attaching the pool
     std::size_t iterations = 0;
     const Clock::time_point start = Clock::now();
     while (iterations < 4 || seconds_since(start) < budget_s) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Remote read/write bandwidth (64 KiB ... 64 MiB) and 8 B read latency of dragonmem across
 # a veth pair between two network namespaces, next to ucx_perftest (ucp_get, ucp_put_bw)
-# on the same link in the same run, then a Markdown table (README.md, "Off-node data").
+# on the same link in the same run, and ucp_am_bw (active messages, what dragonmem's
+# transfers are made of), then a Markdown table (README.md, "Off-node data").
 #   bench/remote_bench.sh BUILD_DIR [SECONDS_PER_SIZE]     (root; ucx-utils for ucx_perftest)
 # Both sides use UCX_TLS=tcp on the veth devices: the two namespaces share one kernel,
 # and without it UCX would take shared memory and never touch the link. Everything here
@@ -59,11 +60,12 @@ perftest() {
 }
 for size in 65536 262144 1048576 4194304 16777216 67108864; do
   iterations=$(( 268435456 / size )); [ $iterations -gt 2000 ] && iterations=2000; [ $iterations -lt 8 ] && iterations=8
-  for t in ucp_get ucp_put_bw; do
+  for t in ucp_get ucp_put_bw ucp_am_bw; do
     echo "$t $size $(perftest "$t" "$size" "$iterations")" | tee -a "$OUT/perftest.txt" >&2
   done
 done
 echo "ucp_get 8 $(perftest ucp_get 8 20000)" | tee -a "$OUT/perftest.txt" >&2
+echo "ucp_am_lat 8 $(perftest ucp_am_lat 8 20000)" | tee -a "$OUT/perftest.txt" >&2
 
 python3 - "$OUT/dragonmem.jsonl" "$OUT/perftest.txt" <<'PY'
 import json, sys
@@ -76,18 +78,23 @@ for line in open(sys.argv[2]):
         perf[(f[0], int(f[1]))] = {"p50_us": float(f[4]), "mib_per_s": float(f[8])}
 def size(b):
     return f"{b >> 20} MiB" if b >= 1 << 20 else f"{b >> 10} KiB"
-print("| size | read (dragonmem) | ucp_get (perftest) | read/get | write (dragonmem) | ucp_put_bw (perftest) | write/put |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
+print("| size | read (dragonmem) | ucp_get (perftest) | read/get | write (dragonmem) | ucp_put_bw (perftest) | write/put "
+      "| ucp_am_bw (perftest) | read/am | write/am |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in [o for o in ours if o["op"] == "read"]:
     w = next(o for o in ours if o["op"] == "write" and o["bytes"] == r["bytes"])
     g = perf.get(("ucp_get", r["bytes"]), {}).get("mib_per_s")
     p = perf.get(("ucp_put_bw", r["bytes"]), {}).get("mib_per_s")
+    a = perf.get(("ucp_am_bw", r["bytes"]), {}).get("mib_per_s")
     ratio = lambda a, b: f"{100 * a / b:.0f} %" if b else "n/a"
     print(f"| {size(r['bytes'])} | {r['mib_per_s']:.0f} MiB/s | {g or 0:.0f} MiB/s | {ratio(r['mib_per_s'], g)} "
-          f"| {w['mib_per_s']:.0f} MiB/s | {p or 0:.0f} MiB/s | {ratio(w['mib_per_s'], p)} |")
+          f"| {w['mib_per_s']:.0f} MiB/s | {p or 0:.0f} MiB/s | {ratio(w['mib_per_s'], p)} "
+          f"| {a or 0:.0f} MiB/s | {ratio(r['mib_per_s'], a)} | {ratio(w['mib_per_s'], a)} |")
 lat = next(o for o in ours if o["op"] == "read_latency")
 g8 = perf.get(("ucp_get", 8), {}).get("p50_us")
+a8 = perf.get(("ucp_am_lat", 8), {}).get("p50_us")
 print()
 print(f"8 B read: dragonmem median {lat['median_us']:.1f} us (p90 {lat['p90_us']:.1f} us); "
-      f"ucp_get 8 B median {g8 if g8 is not None else 'n/a'} us")
+      f"ucp_get 8 B median {g8 if g8 is not None else 'n/a'} us; "
+      f"ucp_am_lat 8 B median {a8 if a8 is not None else 'n/a'} us (one way: half a ping-pong)")
 PY
