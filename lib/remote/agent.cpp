@@ -4,6 +4,7 @@
 #include "descr/operations.hpp"
 #include "os/deadline.hpp"
 #include "os/error.hpp"
+#include "pool/pool_peek.hpp"
 #include "remote/ucx_support.hpp"
 #include "remote/wire.hpp"
 
@@ -285,24 +286,32 @@ void Agent::release_data(IncomingRequest& incoming) {
     incoming.data = nullptr;
 }
 
-// Whether `request` names this instance of the pool and presents its secret.
-dragonError_t check_capability(const PoolIdentity& pool, const AccessRequest& request) {
-    if (pool.nonce != request.nonce)
+// Whether `request` names this instance of pool `name` (instance `nonce`) and presents
+// its secret.
+dragonError_t check_capability(const std::string& name, std::uint64_t nonce,
+                               const std::array<std::uint8_t, 16>& secret, const AccessRequest& request) {
+    if (nonce != request.nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
                      "pool '{}' here is instance {:#x}, the descriptor's was {:#x}: that pool was destroyed (and a "
                      "pool of the same name made since)",
-                     pool.name, pool.nonce, request.nonce);
-    if (!same_secret(pool.secret, request.secret))
+                     name, nonce, request.nonce);
+    if (!same_secret(secret, request.secret))
         return failf(DRAGON_INVALID_ARGUMENT,
                      "the secret presented for pool '{}' is wrong: the descriptor is forged or damaged; nothing was "
                      "moved",
-                     pool.name);
+                     name);
     return DRAGON_SUCCESS;
 }
 
-// The pool `request` names, attached and registered for the agent's side of transfers;
-// the capability is checked before anything is registered, so that a forged request
-// cannot make the agent register (on RDMA: pin) the heap of any pool its uid may open.
+dragonError_t check_capability(const PoolIdentity& pool, const AccessRequest& request) {
+    return check_capability(pool.name, pool.nonce, pool.secret, request);
+}
+
+// The pool `request` names, attached and registered for the agent's side of transfers.
+// The capability is checked first from the pool's header read without attaching
+// (peek_pool: a forged request does not make the agent attach, so enter itself in the
+// process table of, any pool its uid may read), then again on the attached pool (it may
+// have been made anew in between), before anything is registered (on RDMA: pinned).
 dragonError_t Agent::attach_pool(const AccessRequest& request, std::shared_ptr<ServedPool>& out) {
     const std::string& name = request.pool_name;
     if (auto it = pools_.find(name); it != pools_.end()) {
@@ -312,6 +321,9 @@ dragonError_t Agent::attach_pool(const AccessRequest& request, std::shared_ptr<S
         }
         drop_pool(name, "destroyed");  // perhaps made again since: attach anew
     }
+    if (PeekedPool peeked; peek_pool(name, peeked)) {
+        if (dragonError_t rc = check_capability(name, peeked.nonce, peeked.secret, request)) return rc;
+    }  // not readable as a pool: the attach below says why
     auto served = std::make_shared<ServedPool>();
     if (dragonError_t rc = pool_attach_local(served->pool, name)) return rc;
     served->identity = identity_of(served->pool);

@@ -247,6 +247,15 @@ if command -v setpriv >/dev/null; then
   S4=$(POD_UID=$HA DRAGONMEM_AGENT=$IPA:$PORT "$D" alloc "$P3" --size 64 --serialized | json_field 'd["allocations"][0]["serialized"]')
   inB timeout 60 "$D" read --serial "$S4" --timeout 10 >/dev/null 2>"$WORK/err"
   check_refused "a pool the agent's uid may not open" DRAGON_MEMORY_ERRNO "ermission denied"
+  # A pool it may read but not attach (0644, root's): a forged request is refused for its
+  # secret, read from the header without attaching; a true one fails at the attach.
+  new_pool P3R readable
+  POD_UID=$HA "$D" create "$P3R" --size 1M --mode 0644 >/dev/null
+  S4R=$(POD_UID=$HA DRAGONMEM_AGENT=$IPA:$PORT "$D" alloc "$P3R" --size 64 --serialized | json_field 'd["allocations"][0]["serialized"]')
+  inB timeout 60 "$D" read --serial "$($TOOL forge "$S4R" flip_secret=1)" --timeout 10 >/dev/null 2>"$WORK/err"
+  check_refused "forged secret checked before attaching (a pool it may read, not attach)" DRAGON_INVALID_ARGUMENT "secret presented"
+  inB timeout 60 "$D" read --serial "$S4R" --timeout 10 >/dev/null 2>"$WORK/err"
+  check_refused "the true secret for that pool: the attach is refused" DRAGON_MEMORY_ERRNO "ermission denied"
   kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
 else echo "skip the other-uid row: no setpriv"; fi
 

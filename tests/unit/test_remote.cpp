@@ -6,6 +6,8 @@
 #include "testing.hpp"
 
 #include "descr/descriptor_codec.hpp"
+#include "pool/pool_name.hpp"
+#include "pool/pool_peek.hpp"
 #include "remote/remote_client.hpp"
 #include "remote/agent_transports.hpp"
 #include "remote/wire.hpp"
@@ -15,7 +17,9 @@
 #include <dragonmem/remote.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -439,6 +443,29 @@ TEST_CASE("the agent's messages round-trip, and malformed requests are INVALID_A
     auto old_reply = reply_bytes;
     old_reply[4] = 2;
     CHECK(dd::decode_reply(old_reply, reply_back) == DRAGON_FAILURE);
+}
+
+TEST_CASE("peek_pool reads a pool's instance and secret without attaching; anything else is false") {
+    TestPool pool(1 << 20);
+    const dd::PoolIdentity identity = decoded_pool(serialize_pool(pool.pd()));
+    dd::PeekedPool peeked;
+    REQUIRE(dd::peek_pool(identity.name, peeked));
+    CHECK(peeked.nonce == identity.nonce);
+    CHECK(std::equal(peeked.secret.begin(), peeked.secret.end(), identity.secret.begin()));
+    CHECK_FALSE(dd::peek_pool(identity.name + "_none", peeked));  // no such object
+    CHECK_FALSE(dd::peek_pool("bad/name", peeked));
+    // An object that is no pool (all zeros: a creator still formatting), and one too short.
+    for (const std::size_t bytes : {std::size_t{1} << 16, std::size_t{100}}) {
+        CAPTURE(bytes);
+        const std::string name = identity.name + "_z";
+        const std::string shm = dd::shm_name_for(name);
+        const int fd = ::shm_open(shm.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        REQUIRE(fd >= 0);
+        CHECK(::ftruncate(fd, static_cast<off_t>(bytes)) == 0);
+        ::close(fd);
+        CHECK_FALSE(dd::peek_pool(name, peeked));
+        ::shm_unlink(shm.c_str());
+    }
 }
 
 TEST_CASE("the agent leaves out UCX's shared-memory transports") {
