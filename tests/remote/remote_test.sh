@@ -135,6 +135,18 @@ cmp -s "$WORK/data" "$WORK/back" && ok "B reads 1 MiB" || bad "remote read: $(ca
 inB timeout 60 "$D" read --serial "$S1" --offset 1000 --length 100 --timeout 10 >"$WORK/part" 2>/dev/null
 cmp -s "$WORK/part" <(tail -c +1001 "$WORK/data" | head -c 100) && ok "B reads bytes [1000, 1100)" || bad "remote range read"
 
+# The agent backs a range for remote writes once (MADV_POPULATE_WRITE walks every page
+# each time otherwise): 1 MiB written twice, one "backed" event, the bytes right.
+new_pool PW backing
+POD_UID=$HA "$D" create "$PW" --size 4M >/dev/null
+SW=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$PW" --size 1M --serialized | json_field 'd["allocations"][0]["serialized"]')
+inB timeout 60 "$D" write --serial "$SW" --timeout 10 <"$WORK/data" >/dev/null 2>"$WORK/err" &&
+  inB timeout 60 "$D" write --serial "$SW" --timeout 10 <"$WORK/data" >/dev/null 2>>"$WORK/err" || bad "backing: write: $(cat "$WORK/err")"
+backed=$(grep -c "backed [0-9]* B of pool '$PW'" "$WORK/agent1.log")
+POD_UID=$HA "$D" read "$PW" "$($TOOL field "$SW" id)" | cmp -s - "$WORK/data" && [ "$backed" = 1 ] &&
+  ok "a range is backed for remote writes once: $(grep -m1 "backed [0-9]* B of pool '$PW'" "$WORK/agent1.log" | json_field 'd["event"]')" ||
+  bad "backing: $backed backed events for two writes of the same range"
+
 # check_refused NAME EXPECTED_CODE MESSAGE_PART: the last client call's error.
 check_refused() {
   local code
