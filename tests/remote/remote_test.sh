@@ -126,6 +126,7 @@ ID1=$(POD_UID=$HA "$D" ls "$P1" | json_field 'd["allocations"][0]["id"]')
 
 # ---- Happy path: B writes, A sees it locally; B reads it back; ranges.
 head -c 1048576 /dev/urandom >"$WORK/data"
+head -c 67108864 /dev/zero >"$WORK/zeros"
 if inB timeout 60 "$D" write --serial "$S1" --timeout 10 <"$WORK/data" >"$WORK/w.json" 2>"$WORK/w.err"; then
   POD_UID=$HA "$D" read "$P1" "$ID1" >"$WORK/local"
   cmp -s "$WORK/data" "$WORK/local" && ok "B writes 1 MiB; A reads the same bytes locally" || bad "remote write: bytes differ"
@@ -293,13 +294,40 @@ last_rc=$(tail -1 "$WORK/busy.rc" | cut -d' ' -f2)
 [ $sane = 1 ] && [ "$last_rc" != 0 ] && ok "pool destroyed during reads: $(grep -c ' 0$' "$WORK/busy.rc") whole, $(grep -vc ' 0$' "$WORK/busy.rc") clear errors" || bad "pool destroyed during reads"
 kill -0 "${AGENTS[0]}" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" && ok "the agent survived and still serves" || bad "agent died or stopped serving"
 
+# ---- The agent stopped (SIGSTOP) mid-transfer: TIMEOUT within the call's timeout (a
+# little slack for a loaded machine), never a hang; continued, it serves again.
+new_pool P7 stopped
+POD_UID=$HA "$D" create "$P7" --size 128M >/dev/null
+S7=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P7" --size 64M --serialized | json_field 'd["allocations"][0]["serialized"]')
+for direction in read write; do
+  rm -f "$WORK/stop.rc"
+  ( for i in $(seq 1 100); do
+      start=$(date +%s.%N)
+      if [ $direction = read ]; then inB timeout 60 "$D" read --serial "$S7" --timeout 2 >/dev/null 2>"$WORK/stop.err"
+      else inB timeout 60 "$D" write --serial "$S7" --timeout 2 <"$WORK/zeros" >/dev/null 2>"$WORK/stop.err"; fi
+      rc=$?
+      echo "$rc $(echo "$(date +%s.%N) - $start" | bc)" >"$WORK/stop.rc"
+      [ $rc != 0 ] && break
+    done ) &
+  LOOP=$!
+  sleep "1.$((RANDOM % 10))"
+  kill -STOP "${AGENTS[0]}"
+  wait $LOOP
+  kill -CONT "${AGENTS[0]}"
+  read -r rc seconds <"$WORK/stop.rc"
+  code=$(error_code "$WORK/stop.err")
+  if [ "$code" = DRAGON_TIMEOUT ] && [ "$(echo "$seconds < 4" | bc)" = 1 ]; then ok "agent stopped mid-$direction: $code after ${seconds}s (timeout 2 s)"
+  else bad "agent stopped mid-$direction: rc $rc after ${seconds}s: $(cat "$WORK/stop.err")"; fi
+  inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" && ok "continued, the agent serves again" ||
+    bad "after SIGCONT the agent does not serve"
+done
+
 # ---- The agent killed mid-transfer: an error within the timeout, never a hang, and the
 # client never aborts. REMOTE_KILL_ROUNDS (default 2) rounds, reads and writes in turn,
 # the agent restarted on its port after each.
 new_pool P6 kill
 POD_UID=$HA "$D" create "$P6" --size 128M >/dev/null
 S6=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$P6" --size 64M --serialized | json_field 'd["allocations"][0]["serialized"]')
-head -c 67108864 /dev/zero >"$WORK/zeros"
 kill_round() {  # kill_round N read|write
   rm -f "$WORK/kill.rc"
   ( for i in $(seq 1 100); do
