@@ -1,5 +1,7 @@
-// dragonmem dump: a pool in full (object, free blocks, every live allocation, streamed),
-// or one allocation's bytes.
+// dragonmem dump: a pool in full (object, free blocks, space figures: internal waste,
+// largest free block and request; every live allocation, streamed), or one allocation's
+// bytes. The internal waste is summed in a first paged pass over the allocations, so
+// that the head (the first line with --jsonl) can carry it.
 #include "commands.hpp"
 #include "common.hpp"
 #include "heap_svg.hpp"
@@ -129,19 +131,26 @@ Command add_dump(CLI::App& top) {
                 if (!allocation) {
                     const json pool_object = pool_json(*pool);
                     const json free_blocks = free_blocks_json(*pool);
+                    const json space = space_figures(*pool, pool->attributes());
                     if (args->table) {
+                        json figures = pool_object;
+                        for (const auto& [key, value] : space.items()) figures[key] = value;
                         Outcome outcome{std::nullopt, std::nullopt};
-                        outcome.text = pool_table(pool_object) + "\n" + free_blocks_table(free_blocks) + "\n" +
+                        outcome.text = pool_table(figures) + "\n" + free_blocks_table(free_blocks) + "\n" +
                                        allocations_table(*pool, std::nullopt);
                         return outcome;
                     }
                     Outcome outcome{std::nullopt, std::nullopt};
                     outcome.layout = args->listing.layout();
-                    outcome.stream = [pool, pool_object, free_blocks, serialized = args->listing.serialized](JsonStream& out) {
-                        out.line(json{{"pool", pool_object}, {"free_blocks", free_blocks}});
+                    outcome.stream = [pool, pool_object, free_blocks, space,
+                                      serialized = args->listing.serialized](JsonStream& out) {
+                        json head{{"pool", pool_object}, {"free_blocks", free_blocks}};
+                        for (const auto& [key, value] : space.items()) head[key] = value;
+                        out.line(head);
                         out.begin_object();
                         out.member("pool", pool_object);
                         out.member("free_blocks", free_blocks);
+                        for (const auto& [key, value] : space.items()) out.member(key, value);
                         out.begin_array("allocations");
                         stream_allocations(out, *pool, std::nullopt, serialized);
                         out.end_array();

@@ -1,6 +1,7 @@
 // dragonmem info: one pool's object with the figures that say how usable its free memory
-// is (largest free block, fragmentation) and what its allocations hold, by type. No
-// per-allocation list: cheap to print for any pool size.
+// is (largest free block, largest request that fits, fragmentation), what its blocks
+// waste (internal waste: block bytes - requested bytes) and what its allocations hold,
+// by type. No per-allocation list: cheap to print for any pool size.
 #include "commands.hpp"
 #include "common.hpp"
 #include "table.hpp"
@@ -28,17 +29,17 @@ Command add_info(CLI::App& top) {
     add_pool_target(*cmd, *target);
     cmd->add_flag("--table", *table, "Aligned columns for people (human sizes), not JSON");
     cmd->footer("Examples:\n"
-                "  dragonmem info p1 | jq '{free: .pool.free_bytes, largest_free_block, fragmentation}'\n"
+                "  dragonmem info p1 | jq '{free: .pool.free_bytes, largest_free_block, largest_request, internal_waste}'\n"
                 "  dragonmem info p1 --table");
 
     return {cmd, [=] {
                 withhold_secrets();  // a listing: descriptors without the pool's secret
                 const Pool pool = open_pool(*target);
                 const json pool_object = pool_json(pool);
-                // The largest block free now, coalesced: the biggest allocation that can succeed.
-                std::uint64_t largest = 0;
-                for (const FreeBlockCount& entry : pool.free_blocks())
-                    if (entry.count != 0) largest = entry.block_bytes;
+                // The largest block free now, and the largest request it can serve.
+                const PoolAttributes attributes = pool.attributes();
+                const std::uint64_t largest = attributes.largest_free_block;
+                std::uint64_t waste = 0;
                 std::map<std::uint64_t, TypeTotals> by_type;
                 std::vector<AllocationInfo> page;
                 std::uint64_t cursor = 0;
@@ -49,6 +50,7 @@ Command add_info(CLI::App& top) {
                         ++totals.allocations;
                         totals.bytes += info.size;
                         totals.block_bytes += info.block_bytes;
+                        waste += info.block_bytes - info.size;
                     }
                 }
                 json types = json::array();
@@ -69,11 +71,15 @@ Command add_info(CLI::App& top) {
                         : 1.0 - static_cast<double>(largest) / static_cast<double>(free_bytes);
                 json document{{"pool", pool_object},
                               {"largest_free_block", largest},
+                              {"largest_request", attributes.largest_request},
+                              {"internal_waste", waste},
                               {"fragmentation", fragmentation},
                               {"types", types}};
                 if (*table) {
                     json figures = pool_object;
                     figures["largest_free_block"] = largest;
+                    figures["largest_request"] = attributes.largest_request;
+                    figures["internal_waste"] = waste;
                     figures["fragmentation"] = fragmentation;
                     Outcome outcome{std::nullopt, std::nullopt};
                     outcome.text = pool_table(figures) + "\n" + types_table(types);

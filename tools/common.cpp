@@ -305,4 +305,17 @@ std::optional<uid_t> shm_owner_uid(const std::string& shm_name) {
     return info.st_uid;
 }
 
+json space_figures(const dragonmem::Pool& pool, const dragonmem::PoolAttributes& attributes) {
+    std::uint64_t waste = 0;
+    std::vector<AllocationInfo> page;
+    std::uint64_t cursor = 0;
+    for (bool more = true; more;) {
+        more = pool.allocations_page(cursor, 4096, page);
+        for (const AllocationInfo& info : page) waste += info.block_bytes - info.size;
+    }
+    return json{{"internal_waste", waste},
+                {"largest_free_block", attributes.largest_free_block},
+                {"largest_request", attributes.largest_request}};
+}
+
 }  // namespace dragonmem::cli

@@ -105,6 +105,11 @@ dragonmem::Memory view_of(const dragonmem::Memory& memory, std::size_t offset, s
 std::vector<std::string> sorted_pool_names();
 
 // The uid owning /dev/shm/<shm_name>, nullopt when it cannot be stat'ed.
+// The figures of a pool's space that a listing yields: internal waste (block bytes minus
+// requested bytes, summed over the live allocations; one paged pass over the manifest)
+// and, from its attributes, the largest free block and the largest request that fits now.
+json space_figures(const dragonmem::Pool& pool, const dragonmem::PoolAttributes& attributes);
+
 std::optional<uid_t> shm_owner_uid(const std::string& shm_name);
 
 }  // namespace dragonmem::cli

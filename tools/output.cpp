@@ -173,6 +173,8 @@ json error_json(std::string_view code_name, int rc, std::string_view message, in
 
 json error_json(const dragonmem::Error& e) { return error_json(e.code_name(), e.code(), e.what(), errno_of(e)); }
 
+// Free blocks by power of two: the entry of block_size counts the free blocks of at least
+// block_size and less than twice that (free blocks are whole 64 B granules of any count).
 json free_blocks_json(const dragonmem::Pool& pool) {
     json free_blocks = json::array();
     for (const FreeBlockCount& entry : pool.free_blocks())

@@ -110,7 +110,8 @@ std::string pool_table(const json& pool_object) {
     for (const auto& [key, value] : pool_object.items()) {
         if (key == "serialized") continue;  // a long base64 line helps no eye
         const bool bytes = key == "size" || key.ends_with("_bytes") || key == "min_block" || key == "max_block" ||
-                           key == "segment_size" || key == "max_size" || key == "largest_free_block";
+                           key == "segment_size" || key == "max_size" || key == "largest_free_block" ||
+                           key == "largest_request" || key == "internal_waste";
         table.add({key, bytes ? size_cell(value) : cell(value)});
     }
     return table.text();

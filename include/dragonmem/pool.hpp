@@ -100,8 +100,10 @@ public:
                           std::optional<std::uint64_t> type = std::nullopt) const;
     // One live allocation's record (block size included); KEY_NOT_FOUND when not live.
     AllocationInfo allocation_info(std::uint64_t id) const;
-    // The block an allocation of `bytes` takes (the request, or the minimum block, rounded
-    // up to a power of two); 0 for the zero-byte allocation, which has no block.
+    // The block an allocation of `bytes` takes (the request rounded up to whole 64 B
+    // granules, or minimum blocks when those are larger, then to the next size class:
+    // less than 1/16 more; man 3 libdragonmem); 0 for the zero-byte allocation, which has
+    // no block.
     std::size_t block_bytes_for(std::size_t bytes) const;
 
     PoolAttributes attributes() const;

@@ -26,7 +26,9 @@ struct PoolOptions {
     dragonMemoryPoolGrowthType_t growth_type = DRAGON_MEMORY_GROWTH_NONE;
     std::size_t segment_size = 0;        // recorded only
     std::size_t max_size = 0;            // recorded only
-    std::vector<std::size_t> preallocs;  // preallocs[n]: blocks of min_block_bytes << n to cache
+    // preallocs[n]: blocks of min_block_bytes << n carved at creation (it fails if they do
+    // not fit), then merged back: the pool is one free block (man 3 libdragonmem).
+    std::vector<std::size_t> preallocs;
     // The NUMA node the pool's pages are bound to (mbind, MPOL_BIND), whoever touches them
     // first; -1: no preference (the toucher's policy). A node that is not online fails.
     int numa_node = -1;
@@ -58,9 +60,11 @@ struct PoolAttributes {
     std::size_t total_bytes = 0;        // the whole shm object: header pages, backing map, manifest, free map, heap
     std::size_t manifest_bytes = 0;     // the manifest's region: max_allocations records, page-rounded
     std::size_t manifest_record_bytes = 0;  // one record per allocation (max_allocations of them)
-    std::size_t heap_meta_bytes = 0;    // the heap's own metadata: list heads and the free map (1 bit per min block)
+    std::size_t heap_meta_bytes = 0;    // the heap's own metadata: list heads and the free map (1 bit per 64 B granule)
     std::size_t max_allocations = 0;    // manifest capacity
     std::size_t free_bytes = 0;
+    std::size_t largest_free_block = 0;  // bytes of the largest free block now
+    std::size_t largest_request = 0;     // the largest request that succeeds now (0: none)
     double utilization_pct = 0.0;       // 100 * used / heap_bytes
     std::size_t live_allocations = 0;
     std::size_t max_live_allocations = 0;  // most manifest records in use at once since creation
@@ -107,7 +111,7 @@ struct AllocationInfo {
     std::uint64_t type = 0;
     std::uint64_t offset = 0;           // of the block in the heap
     std::uint64_t size = 0;             // bytes requested
-    std::uint64_t block_bytes = 0;      // the buddy block holding it
+    std::uint64_t block_bytes = 0;      // the block holding it (size - block_bytes: its internal waste)
 };
 
 struct FreeBlockCount {

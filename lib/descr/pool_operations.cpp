@@ -110,7 +110,7 @@ dragonError_t pool_allocation_info(const PoolRef& pool, const char* op, std::uin
 dragonError_t pool_block_bytes_for(const PoolRef& pool, const char* op, std::size_t bytes, std::size_t& out) {
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
-    out = std::size_t{1} << mapping->order_for(bytes);
+    out = mapping->block_bytes_for(bytes);
     return DRAGON_SUCCESS;
 }
 

@@ -19,11 +19,12 @@ void Manifest::give_back_slot(std::uint64_t slot) noexcept {
 }
 
 void Manifest::publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,
-                       std::uint64_t type) noexcept {
+                       std::uint64_t type, std::uint32_t size_class) noexcept {
     ManifestRecord& rec = records_[slot];
     rec.offset.store(offset, std::memory_order_relaxed);
     rec.requested_bytes.store(requested_bytes, std::memory_order_relaxed);
     rec.type.store(type, std::memory_order_relaxed);
+    rec.size_class.store(size_class, std::memory_order_relaxed);
     // Killed before this store: the slot still reads free and repair reclaims the block.
     // Killed after it: the allocation is complete, listed, and anyone may free it.
     rec.id.store(id, std::memory_order_release);

@@ -112,9 +112,10 @@ public:
     IdBlock& id_block(std::uint32_t entry) noexcept { return id_blocks_[entry]; }
     const IdBlock& id_block(std::uint32_t entry) const noexcept { return id_blocks_[entry]; }
 
-    // Commit point of an allocation: fields first, id last (release).
+    // Commit point of an allocation: fields first (with the block's size class, a hint
+    // for thread caches: pool_layout.hpp), id last (release).
     void publish(std::uint64_t slot, std::uint64_t id, std::uint64_t offset, std::uint64_t requested_bytes,
-                 std::uint64_t type) noexcept;
+                 std::uint64_t type, std::uint32_t size_class) noexcept;
     // Commit point of a free: the id word goes from `word` to 0, by CAS because a thread
     // cache may move a live record to cached at the same instant. False if it was not
     // `word` any more.

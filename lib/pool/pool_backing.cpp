@@ -56,16 +56,37 @@ bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     }
     std::uint64_t start = chunk << chunk_shift_;
     std::uint64_t bytes = std::min(std::uint64_t{1} << chunk_shift_, heap_bytes_ - start);
-    // The free-map page(s) with this chunk's bits: the heap reads and writes them only
-    // once the chunk's bit below says it is backed.
-    std::uint64_t first_bit = start >> min_order_;
-    std::uint64_t end_bit = (start + bytes) >> min_order_;
+    // The free-map page(s) with the bits of every granule this chunk overlaps: the heap
+    // reads and writes them only once the chunk's bit below says it is backed.
+    std::uint64_t first_bit = start >> granule_order_;
+    std::uint64_t last_bit = (start + bytes - 1) >> granule_order_;
     std::uint64_t map_from = first_bit / 8 / k_page_bytes * k_page_bytes;
-    std::uint64_t map_to = ((end_bit + 7) / 8 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
-    if (!back_range(free_map_offset_ + map_from, map_to - map_from, "free map")) return false;
+    std::uint64_t map_to = (last_bit / 8 + 1 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    if (!free_map_page_backed(chunk) && !back_range(free_map_offset_ + map_from, map_to - map_from, "free map"))
+        return false;
     if (!back_range(header_->heap_offset + start, bytes, "heap, for free-block headers,")) return false;
     set_bit(map_ + map_page, chunk % k_bits_per_page);
     return true;
+}
+
+bool Backing::free_map_page_backed(std::uint64_t chunk) const noexcept {
+    // Free-map bits per chunk (2^bits_log2), and chunks per page of the free map. Only
+    // for chunks whose bits share a page with at least 64 other chunks' (4 KiB chunks of
+    // 64 B granules: 512 chunks, 2 MiB of heap, per page); otherwise nothing is skipped.
+    if (chunk_shift_ < granule_order_) return false;
+    const std::uint32_t bits_log2 = chunk_shift_ - granule_order_;
+    if (bits_log2 + 6 > k_page_log2 + 3) return false;
+    const std::uint64_t per_page = std::uint64_t{1} << (k_page_log2 + 3 - bits_log2);
+    const std::uint64_t first = chunk & ~(per_page - 1);  // per_page divides k_bits_per_page: one map page
+    const std::uint64_t map_page = first / k_bits_per_page;
+    if (!bit(dir_, map_page)) return false;
+    // A chunk's bit is set only after its free-map page was backed (back_heap_chunk), and
+    // memory is never given back: any chunk of the same free-map page with its bit set
+    // proves the page has memory. One system call saved per new chunk, but the first.
+    const BitPage& page = map_[map_page];
+    for (std::uint64_t w = (first % k_bits_per_page) / 64, end = w + per_page / 64; w < end; ++w)
+        if (page.words[w].load(std::memory_order_acquire) != 0) return true;
+    return false;
 }
 
 bool Backing::back_records(std::uint64_t count) noexcept {

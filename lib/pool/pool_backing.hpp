@@ -11,26 +11,27 @@
 //     and that extent only grows, so one counter (PoolHeader::manifest_backed) says how
 //     far they are backed; the extent grows in steps of k_manifest_backing_step_bytes,
 //     and a step that cannot be backed fails the allocation that needed it;
-//   - the heap: the library writes only free-block headers (a block's first 32 bytes),
-//     and reads only those (and list links read from them). A heap page is backed
-//     before the first header is written in it and its bit set in the backing map; a
-//     header in a page whose bit is clear cannot be one the library wrote, so it is
-//     never read (a corrupt link pointing there is treated like any other corrupt link).
+//   - the heap: the library writes only free blocks' headers (a block's first 32 bytes)
+//     and footers (the last 16 bytes of its last granule), and reads only those (and
+//     list links read from them). A heap page is backed before the first header or
+//     footer is written in it and its bit set in the backing map; one in a page whose
+//     bit is clear cannot be one the library wrote, so it is never read (a corrupt link
+//     pointing there is treated like any other corrupt link).
 //     The map (one bit per page, 1/32768 of the heap) is itself sparse: a page of it is
 //     backed before its first bit is set, and the directory page says which are. For
 //     heaps over 4 TiB a bit stands for more than a page, so the map stays <= 128 MiB
 //     and the directory one page.
-//   - the free map (buddy_heap.hpp: one bit per minimum block, 1/256 of the heap for
-//     32 B blocks): its bits are set and cleared under the lock as blocks enter and leave
-//     the free lists, always at a block start where a header is written or read, so in a
-//     backed chunk. Backing a chunk backs the free-map page(s) holding that chunk's bits
+//   - the free map (tlsf_heap.hpp: one bit per 64 B granule, 1/512 of the heap): its
+//     bits are set and cleared under the lock at free blocks' first and last granules,
+//     where a header or footer is written or read, so in a backed chunk. Backing a chunk
+//     backs the free-map page(s) holding the bits of every granule the chunk overlaps
 //     before the chunk's bit is set; so "chunk backed" implies "its free-map bits have
-//     memory", and the heap asks heap_backed() before it reads a bit (a chunk never
-//     backed never held a free block: its bits are 0, known without a read). No second
-//     map is needed. Cost: one more system call per chunk, once for the pool's life (a
-//     page of the free map covers 2^15 minimum blocks, 1 MiB of heap for 32 B blocks, so
-//     most of those find the page backed already and change nothing). Space: at most the
-//     free map's pages over the backed chunks, 1/256 of the heap backed plus a page.
+//     memory", and the heap asks heap_backed() before it reads a bit (a granule no backed
+//     chunk overlaps never held a header or footer: its bit is 0, known without a read).
+//     No second map is needed. Cost: one more system call per page of the free map (2^15
+//     granules, 2 MiB of heap), once for the pool's life: a chunk whose free-map page
+//     holds the bit of another backed chunk skips it (free_map_page_backed). Space: at most
+//     the free map's pages over the backed chunks, 1/512 of the heap backed plus a page.
 // Users' own reads and writes of their allocations are theirs: a pool created with
 // "reserve" (PoolOptions::reserve, dragonmem create --reserve) has every page backed at
 // creation, so nothing in it can fault.
@@ -61,6 +62,10 @@ inline constexpr std::uint64_t k_manifest_backing_step_bytes = std::uint64_t{64}
 std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept;
 // Bytes of the backing map for a heap of 2^max_order bytes (page-rounded, >= a page).
 std::uint64_t backing_map_bytes_for(std::uint32_t max_order) noexcept;
+// The heap's granule for a minimum block of 2^min_block_order (TlsfHeap::granule_order_for).
+inline std::uint32_t granule_order_of(std::uint32_t min_block_order) noexcept {
+    return min_block_order > k_granule_order_floor ? min_block_order : k_granule_order_floor;
+}
 // Records backed at creation: one page of them, at most the whole manifest.
 std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept;
 
@@ -72,7 +77,7 @@ public:
           map_(reinterpret_cast<BitPage*>(mapping.base + header->backing_map_offset)), mapping_(mapping),
           shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
           chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity),
-          free_map_offset_(header->free_map_offset), min_order_(header->min_block_order),
+          free_map_offset_(header->free_map_offset), granule_order_(granule_order_of(header->min_block_order)),
           all_backed_(header->fully_backed != 0) {}
     // A heap whose every byte has memory (a private heap: tests of the heap alone).
     static Backing everything(std::uint64_t heap_bytes) noexcept {
@@ -120,6 +125,9 @@ private:
         page->words[index / 64].fetch_or(std::uint64_t{1} << (index % 64), std::memory_order_release);
     }
     bool back_heap_chunk(std::uint64_t offset) noexcept;
+    // Whether the free-map page holding chunk `chunk`'s bits is known to be backed
+    // (another chunk of it is): back_heap_chunk then skips backing it again.
+    bool free_map_page_backed(std::uint64_t chunk) const noexcept;
     bool back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept;
 
     PoolHeader* header_ = nullptr;
@@ -132,7 +140,7 @@ private:
     std::uint32_t chunk_shift_ = 0;
     std::uint64_t capacity_ = 0;
     std::uint64_t free_map_offset_ = 0;
-    std::uint32_t min_order_ = 0;
+    std::uint32_t granule_order_ = 0;  // the heap's granule (tlsf_heap.hpp): one free-map bit each
     bool all_backed_ = false;  // a reserved pool: everything has memory
     int failure_err_ = 0;
     std::uint64_t failure_offset_ = 0;

@@ -6,7 +6,7 @@
 // survivor sees if this process dies there. "_locked": the caller holds the pool lock.
 #pragma once
 
-#include "pool/buddy_heap.hpp"
+#include "pool/tlsf_heap.hpp"
 #include "pool/manifest.hpp"
 #include "pool/pool_layout.hpp"
 #include "pool/thread_cache.hpp"
@@ -32,7 +32,7 @@ void release_cache_entries(PoolHeader& header, std::uint64_t entries) noexcept;
 class PoolCaches {
 public:
     // The views of the pool just mapped (they live in the same PoolMapping).
-    void attach(PoolHeader* header, Manifest* manifest, BuddyHeap* heap) noexcept {
+    void attach(PoolHeader* header, Manifest* manifest, TlsfHeap* heap) noexcept {
         header_ = header;
         manifest_ = manifest;
         heap_ = heap;
@@ -44,8 +44,9 @@ public:
     }
     bool holds_claims() const noexcept { return my_entries_ != 0; }
 
-    // Lock-free: a block of `order` from the thread's magazine, as a live allocation.
-    bool alloc_from_cache(ThreadCache& cache, std::uint32_t order, std::uint64_t bytes, std::uint64_t type,
+    // Lock-free: a block of size class `size_class` from the thread's magazine, as a live
+    // allocation of `bytes` (a request of that class).
+    bool alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, std::uint64_t bytes, std::uint64_t type,
                           BlockInfo& out) noexcept;
     // The next id counter of a thread with a cache entry, from its id block (a new block
     // is reserved when it is used up); false when the id space is used up. No lock.
@@ -55,12 +56,16 @@ public:
     // The calling thread's cache for `mapping` (at `epoch`), created (with a shared
     // entry) if it has none.
     ThreadCache* cache_for_this_thread_locked(PoolMapping* mapping, std::uint64_t epoch) noexcept;
-    void refill_locked(ThreadCache& cache, std::uint32_t order) noexcept;
-    void flush_magazine_locked(ThreadCache& cache, std::uint32_t order) noexcept;
+    void refill_locked(ThreadCache& cache, std::uint32_t size_class) noexcept;
+    void flush_magazine_locked(ThreadCache& cache, std::uint32_t size_class) noexcept;
     // Frees the record in `slot` if its id word still is `word` (one CAS): returns the
-    // freed block's order, 0 if the record was implausible (no block freed), -1 if the
-    // word had changed.
+    // freed block's size class (>= 1), 0 if the record was implausible (no block freed),
+    // -1 if the word had changed.
     int take_back_locked(std::uint64_t slot, std::uint64_t word) noexcept;
+    // Retires the record in `slot` if its id word still is `word` (one CAS) and gives its
+    // slot back; its block in `block` (bytes 0: the record was implausible), which the
+    // caller must give to the heap. False if the word had changed.
+    bool retire_locked(std::uint64_t slot, std::uint64_t word, HeapBlock& block) noexcept;
     // Bumps wake_seq after frees; true if sleepers must be woken (futex_wake_all, by the
     // caller, after unlock() where it can; pool_mapping.hpp).
     bool announce_frees_locked() noexcept;
@@ -84,12 +89,17 @@ private:
     std::uint64_t reclaim_cached_locked(const ReclaimPlan& plan, std::uint64_t* left = nullptr,
                                         std::uint64_t* claimed_left = nullptr) noexcept;
     bool any_entry_owned_locked() const noexcept;
-    // Frees the cached blocks of dead threads and releases their entries.
-    void sweep_dead_entries_locked() noexcept;
+    // Frees the cached blocks of the dead threads among the owners of `among` (bit e:
+    // entry e; /proc is read for those entries only) and releases their entries.
+    void sweep_dead_entries_locked(std::uint64_t among = ~std::uint64_t{0}) noexcept;
+    // The entries claimed through this mapping whose thread has exited (a cheap probe per
+    // entry: no /proc read for a live thread), swept as above; before a thread claims an
+    // entry (cache_for_this_thread_locked).
+    void sweep_exited_threads_locked() noexcept;
 
     PoolHeader* header_ = nullptr;
     Manifest* manifest_ = nullptr;
-    BuddyHeap* heap_ = nullptr;
+    TlsfHeap* heap_ = nullptr;
     // Cache entries claimed through this mapping, the owner word each was claimed with,
     // and the process that claimed them (written under the pool lock; read at the last
     // release). A forked child inherits these: the pid tells it they are its parent's.

@@ -1,6 +1,7 @@
 // The invariant checker (docs/design.md section 4.12): free + live bytes = heap size, no two
 // blocks overlap, the manifest's live records are exactly the allocated blocks, every
-// free block is on exactly one list, and the counters agree with what is found. Blocks
+// free block is on exactly one list, the free map is clear at the first and last granule
+// of every allocated block, and the counters agree with what is found. Blocks
 // parked in thread caches count as used; those of threads that are gone are reported
 // (orphaned), and any the take-back scans would skip (the scan hint says no cache
 // record exists) are a problem: nothing would ever free them. An id block reaching past
@@ -18,7 +19,7 @@ namespace dragonmem::detail {
 void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
     PoolHeader& header = pool.header;
     Manifest& manifest = pool.manifest;
-    BuddyHeap& heap = pool.heap;
+    TlsfHeap& heap = pool.heap;
     std::vector<std::string>& problems = out.problems;
     std::uint64_t heap_bytes = header.heap_bytes;
     out.heap_bytes = heap_bytes;
@@ -54,7 +55,7 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
                                                offset, requested));
                 return;
             }
-            std::uint64_t size = std::uint64_t{1} << block.order;
+            std::uint64_t size = block.bytes;
             spans.push_back(Span{offset, size, 0, true});
             out.cached_blocks += 1;
             out.cached_bytes += size;
@@ -76,12 +77,15 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
             problems.push_back(fmt::format("allocation id {} has impossible size {} B", id, rec.requested_bytes));
             return;
         }
-        std::uint64_t size = std::uint64_t{1} << heap.order_for(rec.requested_bytes);
-        if (rec.offset % size != 0 || rec.offset + size > heap_bytes) {
-            problems.push_back(fmt::format("allocation id {} at offset {} ({} B block) is misaligned or out of bounds",
-                                           id, rec.offset, size));
+        HeapBlock block{};
+        if (!heap.block_of(rec.requested_bytes, rec.offset, block)) {
+            std::uint64_t bytes = heap.block_bytes_for(rec.requested_bytes);
+            problems.push_back(fmt::format("allocation id {} at offset {} ({} B block, aligned to {}) is misaligned or "
+                                           "out of bounds",
+                                           id, rec.offset, bytes, heap.alignment_of(bytes)));
             return;
         }
+        std::uint64_t size = block.bytes;
         spans.push_back(Span{rec.offset, size, id, false});
         out.used_bytes += size;
     });
@@ -104,13 +108,13 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
     heap.collect_listed_blocks(listed, problems);
     out.free_blocks = listed.size();
     for (const HeapBlock& block : listed) {
-        std::uint64_t size = std::uint64_t{1} << block.order;
+        std::uint64_t size = block.bytes;
         spans.push_back(Span{block.offset, size, 0, false});
         out.free_bytes += size;
     }
-    if (out.free_bytes != header.heap.free_bytes)
-        problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B",
-                                       header.heap.free_bytes, out.free_bytes));
+    if (out.free_bytes != heap.free_bytes())
+        problems.push_back(fmt::format("free byte count says {} but the free lists hold {} B", heap.free_bytes(),
+                                       out.free_bytes));
 
     std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
     std::uint64_t cursor = 0;
@@ -119,6 +123,18 @@ void collect_invariant_problems(const PoolView& pool, CheckReport& out) {
         return s.id == 0 ? fmt::format("free block at {} ({} B)", s.offset, s.size)
                          : fmt::format("allocation id {} at {} ({} B)", s.id, s.offset, s.size);
     };
+    // The free map is exact at every block's first and last granule (tlsf_heap.hpp):
+    // listed free blocks were checked with their lists; an allocated or cached block's
+    // must be clear, or freeing its neighbour would take its bytes for a free block's.
+    for (const Span& s : spans) {
+        if (s.id == 0 && !s.cached) continue;
+        const bool first = heap.map_marks_free(s.offset);
+        const bool last = heap.map_marks_free(s.offset + s.size - 1);
+        if (first || last)
+            problems.push_back(fmt::format("the free map marks the {} granule of the {} as a free block's (it must "
+                                           "be clear)",
+                                           first && last ? "first and last" : first ? "first" : "last", describe(s)));
+    }
     for (std::size_t i = 0; i < spans.size(); ++i) {
         const Span& s = spans[i];
         if (s.offset < cursor)

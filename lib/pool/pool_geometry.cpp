@@ -4,7 +4,7 @@
 
 #include "os/error.hpp"
 #include "os/hugepage_file.hpp"  // k_huge_page_bytes (a constant: no I/O here)
-#include "pool/buddy_heap.hpp"
+#include "pool/tlsf_heap.hpp"
 #include "pool/manifest.hpp"
 #include "pool/pool_backing.hpp"
 #include "pool/pool_name.hpp"
@@ -91,7 +91,7 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     g.manifest_offset = k_backing_map_offset + g.map_bytes;
     g.manifest_bytes = round_up(capacity * sizeof(ManifestRecord), k_page_bytes);
     g.free_map_offset = g.manifest_offset + g.manifest_bytes;
-    g.free_map_bytes = BuddyHeap::free_map_bytes(heap_bytes, min_order);
+    g.free_map_bytes = TlsfHeap::free_map_bytes(heap_bytes, min_order);
     g.heap_offset = g.free_map_offset + g.free_map_bytes;
     g.total_bytes = g.heap_offset + heap_bytes;
     g.alignment = std::clamp<std::uint64_t>(heap_bytes, k_page_bytes, k_max_heap_alignment);
@@ -108,11 +108,16 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     g.first_records_bytes = round_up(g.records_backed * sizeof(ManifestRecord), k_page_bytes);
     // Heap chunk 0 and the free-map page(s) with its bits (format() sets the first bit).
     g.first_chunk_bytes = std::min(std::uint64_t{1} << g.chunk_shift, heap_bytes);
-    g.first_free_map_bytes = round_up(((g.first_chunk_bytes >> min_order) + 7) / 8, k_page_bytes);
-    // Header, directory, process table, id blocks, the backing map's first page, first
-    // records, first free-map page.
-    const std::uint64_t metadata_now =
-        k_procs_offset + k_procs_bytes + 2 * k_page_bytes + g.first_records_bytes + g.first_free_map_bytes;
+    // The bits of every granule chunk 0 overlaps, as Backing::back_heap_chunk counts them:
+    // a granule larger than the chunk (a minimum block over a page) still has its bit,
+    // which format() writes.
+    const std::uint64_t last_bit = (g.first_chunk_bytes - 1) >> TlsfHeap::granule_order_for(min_order);
+    g.first_free_map_bytes = round_up(last_bit / 8 + 1, k_page_bytes);
+    // Header, directory, process table, id blocks, heap state, the backing map's first
+    // page, first records, first free-map page; and format() backs the heap's last chunk
+    // (its footer) with its free-map page.
+    const std::uint64_t metadata_now = k_procs_offset + k_procs_bytes + 2 * k_page_bytes + k_heap_state_bytes +
+                                       g.first_records_bytes + g.first_free_map_bytes + 2 * k_page_bytes;
     g.needed_bytes = g.reserve_all ? g.object_bytes : heap_bytes + metadata_now;
     out = g;
     return DRAGON_SUCCESS;
@@ -187,7 +192,7 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uin
     // around: every term was bounded above (backing map <= 128 MiB, capacity <= 2^32
     // records, heap <= 2^46 B, so the free map <= 2^38 B).
     const std::uint64_t manifest_bytes = round_up(h.manifest_capacity * sizeof(ManifestRecord), k_page_bytes);
-    const std::uint64_t free_map_bytes = BuddyHeap::free_map_bytes(h.heap_bytes, h.min_block_order);
+    const std::uint64_t free_map_bytes = TlsfHeap::free_map_bytes(h.heap_bytes, h.min_block_order);
     if (h.manifest_offset != k_backing_map_offset + h.backing_map_bytes ||
         h.free_map_offset != h.manifest_offset + manifest_bytes || h.free_map_bytes != free_map_bytes ||
         h.heap_offset != h.free_map_offset + free_map_bytes || h.heap_offset > object_bytes ||

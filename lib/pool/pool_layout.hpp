@@ -4,12 +4,13 @@
 //   page 1       backing directory: which pages of the backing map are backed
 //   page 2       the processes attached, and the creating process (process_table.hpp)
 //   page 3       id blocks: one cache line per thread-cache entry (IdBlock)
-//   pages 4...   backing map: which heap pages the library has backed (pool_backing.hpp),
+//   pages 4-5    heap state: the heap's free-list heads and bitmaps (HeapState)
+//   pages 6...   backing map: which heap pages the library has backed (pool_backing.hpp),
 //                one bit per page (1/32768 of the heap, page-rounded; touched as used)
 //   then         manifest records (page-rounded)
-//   then         free map: one bit per minimum heap block, says where a free-listed block
-//                starts (buddy_heap.hpp says why; 1/256 of the heap for 32 B blocks,
-//                page-rounded; touched as used)
+//   then         free map: one bit per heap granule (64 B, or the minimum block if larger),
+//                set at the first and last granule of every free block (tlsf_heap.hpp
+//                says why; 1/512 of the heap, page-rounded; touched as used)
 //   then         heap (2^k bytes, page aligned)
 //
 // Everything in it is position-independent: offsets from the heap start, never pointers
@@ -18,9 +19,10 @@
 //
 // The object is sparse: /dev/shm (tmpfs) gives a page its memory when it is first
 // touched, and a touch it cannot back is a SIGBUS. So the library touches only pages it
-// has backed first (pool_backing.hpp): the header, directory, process table and id blocks at creation; map pages,
-// heap pages and the free-map page covering them before it writes a free-block header
-// in them; manifest records as the used extent grows.
+// has backed first (pool_backing.hpp): the header, directory, process table, id blocks and
+// heap state at creation; map pages, heap pages and the free-map page covering them
+// before it writes a free-block header or footer in them; manifest records as the used
+// extent grows.
 #pragma once
 
 #include "pool/robust_lock.hpp"
@@ -46,38 +48,50 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // 7: the statistics counts (IdBlock allocs/frees, PoolHeader locked_allocs/frees), and the attached-process table on page 2 (process_table.hpp), backed at creation; a
 // version-6 process would neither register nor deregister there, and its attaches would
 // be missing from `dragonmem ls` (a pool it uses could be called orphaned).
-// 8: the pool's secret (PoolHeader::secret), which descriptors carry and the remote agent
-// checks (lib/remote/); a version-7 process would serialize descriptors without it.
-inline constexpr std::uint32_t k_layout_version = 8;
+// 8: the two-level segregated-fit heap (tlsf_heap.hpp): its state moves from the header
+// to pages 4-5, the backing map to page 6, the free map gets one bit per 64 B granule at
+// free blocks' first and last granules, and free blocks carry footers; and a manifest
+// record carries its block's size class (ManifestRecord::size_class, a hint for thread
+// caches, in what were reserved bytes). A version-7 process would read the heap as buddy
+// lists and corrupt it.
+// 9: the pool's secret (PoolHeader::secret), which descriptors carry and the remote agent
+// checks (lib/remote/); a version-8 process would serialize descriptors without it.
+inline constexpr std::uint32_t k_layout_version = 9;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
-inline constexpr unsigned k_max_orders = 64;               // block sizes 2^0 .. 2^63
 inline constexpr std::uint64_t k_nil = ~0ULL;              // "no block" in a free list link
 inline constexpr std::size_t k_name_capacity = 32;         // base names are 1-29 chars
 inline constexpr std::size_t k_max_name_len = 29;
-inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: a free-block header fits
+inline constexpr std::uint32_t k_min_block_order_floor = 5;  // 32 B: Dragon's smallest minimum block
+inline constexpr std::uint32_t k_granule_order_floor = 6;    // 64 B: every block is whole granules
 inline constexpr std::uint64_t k_default_max_allocations_cap = 1048576;
 inline constexpr std::uint32_t k_cache_entries = 64;        // threads that may cache blocks at once
 inline constexpr std::uint64_t k_backing_dir_offset = 1 * k_page_bytes;
 inline constexpr std::uint64_t k_procs_offset = 2 * k_page_bytes;   // attached processes (process_table.hpp)
 inline constexpr std::uint64_t k_procs_bytes = k_page_bytes;
 inline constexpr std::uint64_t k_id_blocks_offset = 3 * k_page_bytes;
-inline constexpr std::uint64_t k_backing_map_offset = 4 * k_page_bytes;
+inline constexpr std::uint64_t k_heap_state_offset = 4 * k_page_bytes;
+inline constexpr std::uint64_t k_heap_state_bytes = 2 * k_page_bytes;
+inline constexpr std::uint64_t k_backing_map_offset = 6 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
 inline constexpr std::size_t k_heap_file_capacity = 192;           // a hugepage pool's heap file path
 inline constexpr std::size_t k_secret_bytes = 16;                  // the pool's capability secret
 
-// The heap's shared state (see buddy_heap.hpp for the algorithm). Free blocks carry
-// their own list links in-band, so this is fixed-size whatever the pool size; the one
-// per-block structure is the free map (one bit per minimum block, outside this struct).
+// The heap's free lists (tlsf_heap.hpp: two-level segregated fit). Block sizes are whole
+// granules; list i holds free blocks of at least lower_bound(i) granules and less than
+// lower_bound(i + 1): lists 0-31 one granule apart, then 16 lists per power of two.
+// Free blocks carry their links in-band, so this is fixed-size whatever the pool size;
+// the one per-granule structure is the free map (outside this struct). Pages 4-5.
+inline constexpr std::uint32_t k_heap_sl_log2 = 4;                  // 16 lists per power of two
+inline constexpr std::uint32_t k_heap_sl_count = 1u << k_heap_sl_log2;
+inline constexpr std::uint32_t k_heap_fl_count = 38;                // granule counts below 2^41
+inline constexpr std::uint32_t k_heap_lists = k_heap_fl_count * k_heap_sl_count;  // 608
 struct HeapState {
-    std::uint64_t free_head[k_max_orders];      // doubly-linked, coalesced free blocks
-    std::uint64_t deferred_head[k_max_orders];  // singly-linked freed-but-not-coalesced blocks
-    std::uint64_t free_count[k_max_orders];
-    std::uint64_t deferred_count[k_max_orders];
-    std::uint64_t free_mask;                    // bit k: free_head[k] non-empty
-    std::uint64_t deferred_mask;                // bit k: deferred_head[k] non-empty
-    std::uint64_t free_bytes;                   // free + deferred bytes
+    std::uint64_t free_head[k_heap_lists];      // doubly-linked free blocks, by size class
+    std::uint32_t sl_mask[k_heap_fl_count];     // bit s of [f]: list f * 16 + s non-empty
+    std::uint64_t fl_mask;                      // bit f: sl_mask[f] != 0
+    std::uint64_t free_bytes;                   // bytes in listed free blocks
+    std::uint64_t free_blocks;                  // listed free blocks
     std::uint64_t tag_secret;                   // keys in-band header tags; renewed by repair
 };
 
@@ -164,7 +178,7 @@ struct PoolHeader {
     std::uint32_t heap_chunk_shift;             // bytes per map bit, log2 (a page up to 4 TiB heaps)
     std::uint32_t fully_backed;                 // 1: the whole object was backed at creation (reserve)
     std::uint64_t free_map_offset;              // manifest end, page-rounded; the free map ends at heap_offset
-    std::uint64_t free_map_bytes;               // BuddyHeap::free_map_bytes(heap_bytes, min_block_order)
+    std::uint64_t free_map_bytes;               // TlsfHeap::free_map_bytes(heap_bytes, min_block_order)
     CreatorRecord creator;                      // written first of all (see CreatorRecord)
     // Records [0, manifest_backed) are backed; grows under `lock`, read without it (a
     // record past it was never used, so a lookup stops there without touching it).
@@ -197,7 +211,6 @@ struct PoolHeader {
     std::uint64_t slot_hwm;                     // slots at or above it were never used
     std::uint64_t recoveries;                   // repairs after a holder died
     std::uint64_t cache_records_possible;       // 0: no manifest record is a cache word (scans skipped)
-    HeapState heap;
 
     // ---- placement: written once by the creator before `ready`.
     std::int32_t numa_node;                     // the node the pages are bound to (mbind); -1: none
@@ -245,31 +258,51 @@ struct alignas(64) ManifestRecord {
     std::atomic<std::uint64_t> offset;           // block offset in the heap; next-free-slot link when free
     std::atomic<std::uint64_t> requested_bytes;  // a cached block: its block size
     std::atomic<std::uint64_t> type;
-    std::uint64_t reserved[4];
+    // The size class of the block (tlsf_heap.hpp), written with the other fields before
+    // the id: a hint for a thread cache's free, which finds the block's magazine without
+    // computing the class from the size (a chain of a dozen dependent instructions ahead
+    // of the free's CAS). Never trusted for the heap: take-back, repair and check derive
+    // the block from `requested_bytes`; a wrong hint files a block in the wrong
+    // magazine, where the allocation that pops it finds its size out of the class and
+    // drops it (it stays cached until a take-back).
+    std::atomic<std::uint32_t> size_class;
+    std::uint32_t reserved32;
+    std::uint64_t reserved[3];
 };
 
-// The in-band header of a block on a free or deferred list (the block's first 32 bytes).
-// `tag` is a keyed hash of (offset, order, kind, secret): user data cannot pass for a
-// header by accident, and a stale header left inside an allocated block never matches
-// because blocks' headers are cleared when they leave a list and the secret is renewed
-// on repair.
+// The in-band header of a free block (its first 32 bytes) and its footer (the last 16
+// bytes of its last granule; in a one-granule block both fit: 32 + 16 <= 64). `tag` is a
+// keyed hash of (offset, bytes, kind, secret): user data cannot pass for one by accident,
+// and a stale one left inside an allocated block never matches, because tags are cleared
+// when blocks leave the lists and the secret is renewed on repair. The footer names the
+// block's start, so a block being freed finds a free block ending right before it.
 struct FreeBlockHeader {
     std::uint64_t tag;
     std::uint64_t next;
-    std::uint64_t prev;   // k_nil on deferred lists (singly linked)
-    std::uint32_t order;
-    std::uint32_t kind;   // k_block_free or k_block_deferred
+    std::uint64_t prev;
+    std::uint64_t bytes;  // the whole block, a multiple of the granule
+};
+struct FreeBlockFooter {
+    std::uint64_t tag;
+    std::uint64_t start;  // offset of the block's header
 };
 
-inline constexpr std::uint32_t k_block_free = 0x46524545;      // "FREE"
-inline constexpr std::uint32_t k_block_deferred = 0x44454645;  // "DEFE"
+inline constexpr std::uint32_t k_block_free = 0x46524545;    // "FREE": a header
+inline constexpr std::uint32_t k_block_footer = 0x464F4F54;  // "FOOT": a footer
+
+// The heap state of the pool whose object is mapped at `base`.
+inline HeapState& heap_state_at(void* base) noexcept {
+    return *reinterpret_cast<HeapState*>(static_cast<std::uint8_t*>(base) + k_heap_state_offset);
+}
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "ids must be stored in one instruction");
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words must be plain 32-bit");
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex word must be 4 bytes");
 static_assert(sizeof(ManifestRecord) == 64, "manifest records are one cache line");
-static_assert(sizeof(FreeBlockHeader) == 32, "a free-block header must fit the 32 B minimum block");
-static_assert(sizeof(FreeBlockHeader) <= (1u << k_min_block_order_floor));
+static_assert(sizeof(FreeBlockHeader) == 32 && sizeof(FreeBlockFooter) == 16);
+static_assert(sizeof(FreeBlockHeader) + sizeof(FreeBlockFooter) <= (1u << k_granule_order_floor),
+              "a one-granule free block holds its header and its footer");
+static_assert(sizeof(HeapState) <= k_heap_state_bytes, "the heap state fits its pages");
 static_assert(sizeof(PoolHeader) <= k_page_bytes, "the header fits one page");
 static_assert(offsetof(PoolHeader, magic) == 0, "magic first, so a zeroed object is recognised");
 static_assert(offsetof(PoolHeader, lock) % 64 == 0);
@@ -282,6 +315,7 @@ static_assert(k_secret_bytes == 16, "128 random bits: a secret cannot be guessed
 static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
 static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes &&
               k_id_blocks_offset == k_procs_offset + k_procs_bytes &&
-              k_backing_map_offset == k_id_blocks_offset + k_page_bytes, "the fixed pages are contiguous");
+              k_heap_state_offset == k_id_blocks_offset + k_page_bytes &&
+              k_backing_map_offset == k_heap_state_offset + k_heap_state_bytes, "the fixed pages are contiguous");
 
 }  // namespace dragonmem::detail

@@ -127,8 +127,9 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     backing_ = Backing(header_, mapping_, shm_name_, object);
     manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
                          reinterpret_cast<IdBlock*>(mapping_.base + k_id_blocks_offset), &backing_);
-    heap_ = BuddyHeap(&header_->heap, heap_base_, reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
-                      header_->min_block_order, header_->max_block_order, &backing_);
+    heap_ = TlsfHeap(reinterpret_cast<HeapState*>(mapping_.base + k_heap_state_offset), heap_base_,
+                     reinterpret_cast<std::uint64_t*>(mapping_.base + header_->free_map_offset),
+                     header_->min_block_order, header_->heap_bytes, &backing_);
     caches_.attach(header_, &manifest_, &heap_);
     auto identity = std::make_shared<PoolIdentity>();
     identity->name.assign(header_->name, strnlen(header_->name, k_name_capacity));
@@ -398,6 +399,8 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         // Written by every caching thread's allocations, without the lock: backed now.
         if (int err = shm_back_fd(undo.fd, k_id_blocks_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its id blocks");
+        if (int err = shm_back_fd(undo.fd, k_heap_state_offset, k_heap_state_bytes))
+            return creation_unbacked(name, err, k_heap_state_bytes, "its heap state");
         if (int err = shm_back_fd(undo.fd, k_backing_map_offset, k_page_bytes))
             return creation_unbacked(name, err, k_page_bytes, "its backing map's first page");
         if (int err = shm_back_fd(undo.fd, g.manifest_offset, g.first_records_bytes))
@@ -456,26 +459,35 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     undo.mapping = ShmMapping{};
     pool->shm_name_ = undo.shm_name;
     pool->attach_views(pool->mapping_, object);
-    pool->heap_.format(random_u64());
-    // Preallocations: carve the blocks, then park them on the deferred lists so the first
-    // allocations of those sizes are list pops.
+    if (!pool->heap_.format(random_u64()))
+        return failf(DRAGON_OUT_OF_SPACE, "pool '{}': {}; nothing was created", name,
+                     pool->backing_.describe_failure());
+    // Preallocations: carve the blocks (creation fails if they do not fit; the chunks of
+    // their ends get memory now), then free them again, merging, so the pool is one free
+    // block as if nothing were preallocated. They are not kept apart as Dragon's buddy
+    // heap pre-splits them: carving a block off a larger free one costs what popping a
+    // listed one does (TlsfHeap::alloc_run), and blocks kept apart unmerged would refuse
+    // every request larger than the space between them, with nothing allocated.
     std::vector<HeapBlock> carved;
     for (std::size_t n = 0; n < options.preallocs.size(); ++n) {
         for (std::size_t i = 0; i < options.preallocs[n]; ++i) {
-            std::uint32_t order = g.min_order + static_cast<std::uint32_t>(n);
-            std::uint64_t offset = pool->heap_.alloc(order);
+            const std::uint64_t bytes = pool->heap_.block_bytes_for(std::uint64_t{1} << (g.min_order + n));
+            std::uint64_t offset = pool->heap_.alloc(bytes);
             if (offset == k_nil && pool->backing_.failed())
                 return failf(DRAGON_OUT_OF_SPACE,
                              "pool '{}': preallocation {} of {} of {} B blocks: {}; nothing was created", name, i + 1,
-                             options.preallocs[n], std::uint64_t{1} << order, pool->backing_.describe_failure());
+                             options.preallocs[n], bytes, pool->backing_.describe_failure());
             if (offset == k_nil)
                 return failf(DRAGON_INVALID_ARGUMENT,
                              "pool '{}': preallocations do not fit: block {} of {} of {} B failed in a {} B heap", name,
-                             i + 1, options.preallocs[n], std::uint64_t{1} << order, g.heap_bytes);
-            carved.push_back({offset, order});  // may throw: the undo removes the pool
+                             i + 1, options.preallocs[n], bytes, g.heap_bytes);
+            carved.push_back({offset, bytes});  // may throw: the undo removes the pool
         }
     }
-    for (const HeapBlock& block : carved) pool->heap_.park_deferred(block.offset, block.order);
+    // Each free merges under no lock: nobody can attach yet. Killed in here (the blocks
+    // half merged), the object has no magic: an abandoned creation that attach reports
+    // and `destroy --force` removes, never a pool that anyone repairs or uses.
+    for (const HeapBlock& block : carved) pool->heap_.free(block.offset, block.bytes);
     h->ready.store(k_pool_ready, std::memory_order_release);
     h->magic.store(k_pool_magic, std::memory_order_release);
     undo.committed = true;
@@ -620,14 +632,12 @@ dragonError_t PoolMapping::explain_lock_timeout(const LockWait& wait) const {
 
 void PoolMapping::unlock() noexcept { owner_lock_release(header_->lock); }
 
-dragonError_t PoolMapping::explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code) {
-    std::uint64_t lists = header_->heap.free_mask | header_->heap.deferred_mask;
-    std::uint64_t largest = lists == 0 ? 0 : std::uint64_t{1} << (63 - std::countl_zero(lists));
+dragonError_t PoolMapping::explain_no_block(std::uint64_t bytes, std::uint64_t block_bytes, dragonError_t code) {
     return failf(code,
-                 "no free block of {} B for a {} B request in pool '{}' ({} B free, largest free block {} B, {} live "
-                 "allocations)",
-                 std::uint64_t{1} << order, bytes, identity_->name, header_->heap.free_bytes, largest,
-                 header_->live_count);
+                 "no free block of {} B for a {} B request in pool '{}' ({} B free, largest free block {} B, largest "
+                 "request that fits {} B, {} live allocations)",
+                 block_bytes, bytes, identity_->name, heap_.free_bytes(), heap_.largest_free_block().bytes,
+                 heap_.largest_request(), header_->live_count);
 }
 
 dragonError_t PoolMapping::explain_unbacked(std::uint64_t bytes) {
@@ -646,34 +656,38 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
         return failf(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE,
                      "requested {} B from pool '{}' whose largest block is {} B", bytes, identity_->name,
                      header_->heap_bytes);
-    std::uint32_t order = heap_.order_for(bytes);
+    const std::uint32_t size_class = heap_.class_for_request(bytes);
     if (blocking && timeout != nullptr &&
         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L))
         return failf(DRAGON_INVALID_ARGUMENT, "alloc timeout {{{}, {}}} is not a valid timespec",
                      static_cast<long long>(timeout->tv_sec), static_cast<long long>(timeout->tv_nsec));
     // The common case: a block this thread freed earlier (thread_cache.hpp), no lock.
     if (ThreadCache* cache = thread_cache_find(this, epoch());
-        cache != nullptr && caches_.alloc_from_cache(*cache, order, bytes, type, out))
+        cache != nullptr && caches_.alloc_from_cache(*cache, size_class, bytes, type, out))
         return DRAGON_SUCCESS;
+    const std::uint64_t block_bytes = heap_.class_bytes(size_class);
     timespec deadline{};
     if (blocking && timeout != nullptr) deadline = deadline_after(*timeout);
     for (;;) {
         // The lock is waited for until the call's own deadline, too (a stopped holder).
         if (dragonError_t rc = lock(blocking && timeout != nullptr ? &deadline : nullptr)) return rc;
         bool reported = false;  // a failure alloc_locked has explained: return it as is
-        dragonError_t failure = alloc_locked(bytes, type, order, out, reported);
+        dragonError_t failure = alloc_locked(bytes, type, block_bytes, out, reported);
         if (failure != DRAGON_SUCCESS && !reported) {
             // Blocks parked in thread caches (any thread's) are free memory: take them
             // back before saying there is none.
             if (caches_.take_back_all_cached_locked() > 0) {
+                // The pool is short of memory: this thread parks nothing more until it
+                // frees again (a parked block is a hole the heap cannot coalesce).
+                if (ThreadCache* cache = thread_cache_find(this, epoch())) stop_refills(*cache);
                 bool wake = caches_.announce_frees_locked();
-                failure = alloc_locked(bytes, type, order, out, reported);
+                failure = alloc_locked(bytes, type, block_bytes, out, reported);
                 if (wake) futex_wake_all(&header_->wake_seq);
             }
         }
         if (failure == DRAGON_SUCCESS) {
             if (ThreadCache* cache = caches_.cache_for_this_thread_locked(this, epoch()))
-                caches_.refill_locked(*cache, order);
+                caches_.refill_locked(*cache, size_class);
             unlock();
             return DRAGON_SUCCESS;
         }
@@ -693,7 +707,7 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
                       identity_->name, header_->live_count, manifest_.capacity(),
                       blocking ? "; timed out waiting for a free slot" : "");
             else
-                explain_no_block(bytes, order, code);
+                explain_no_block(bytes, block_bytes, code);
             unlock();
             return code;
         }
@@ -711,7 +725,7 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
     }
 }
 
-dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order,
+dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint64_t block_bytes,
                                         BlockInfo& out, bool& reported) {
     backing_.clear_failure();
     if (!manifest_.has_free_slot()) {
@@ -720,14 +734,14 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
             return explain_unbacked(bytes);
         }
         // Both full: report the heap, the limit users think of first.
-        return heap_.can_alloc(order) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
+        return heap_.can_alloc(block_bytes) ? DRAGON_OUT_OF_SPACE : DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE;
     }
-    std::uint64_t offset = heap_.alloc(order);
+    std::uint64_t offset = heap_.alloc(block_bytes);
     if (offset == k_heap_corrupt) {
         // A free block's header was overwritten (a write past an allocation's end).
         // The manifest still says what is allocated: rebuild the heap and retry.
         repair_pool(view());
-        offset = heap_.alloc(order);
+        offset = heap_.alloc(block_bytes);
         if (offset == k_heap_corrupt) {
             reported = true;
             return failf(DRAGON_FAILURE, "the heap of pool '{}' is corrupt and could not be repaired", identity_->name);
@@ -748,13 +762,13 @@ dragonError_t PoolMapping::alloc_locked(std::uint64_t bytes, std::uint64_t type,
                                                                   : manifest_.reserve_counters(1, counter, got);
     if (!have_id) {
         manifest_.give_back_slot(slot);
-        heap_.free(offset, order);
+        heap_.free(offset, block_bytes);
         reported = true;
         return failf(DRAGON_OUT_OF_SPACE, "pool '{}' has used up its id space", identity_->name);
     }
     const std::uint64_t id = manifest_.id_of(counter, slot);
     // Commit point: see Manifest::publish.
-    manifest_.publish(slot, id, offset, bytes, type);
+    manifest_.publish(slot, id, offset, bytes, type, heap_.class_of(block_bytes));
     header_->live_count += 1;
     header_->locked_allocs += 1;  // statistics, after the commit point
     if (header_->live_count > header_->max_live_count) header_->max_live_count = header_->live_count;
@@ -767,16 +781,19 @@ dragonError_t PoolMapping::free(std::uint64_t id) {
     ThreadCache* cache = thread_cache_find(this, epoch());
     if (cache != nullptr && caches_.free_to_cache(*cache, id)) return DRAGON_SUCCESS;
     if (dragonError_t rc = lock()) return rc;
-    int order = manifest_.find(id) == nullptr ? -1 : caches_.take_back_locked(manifest_.slot_of(id), id);
-    if (order < 0) {
+    const int size_class =
+        manifest_.find(id) == nullptr ? -1 : caches_.take_back_locked(manifest_.slot_of(id), id);
+    if (size_class < 0) {
         unlock();
         return failf(DRAGON_KEY_NOT_FOUND, "allocation id {} is not live in pool '{}' (already freed?)", id,
                      identity_->name);
     }
     header_->locked_frees += 1;  // statistics, after the commit point (take_back_locked)
     // The free could not be cached because this size's magazine is full: make room.
-    if (cache != nullptr && cache->mags[order].cap != 0 && cache->mags[order].count >= cache->mags[order].cap)
-        caches_.flush_magazine_locked(*cache, static_cast<std::uint32_t>(order));
+    if (const MagazineHead* mag =
+            cache != nullptr ? magazine_head(*cache, static_cast<std::uint32_t>(size_class)) : nullptr;
+        mag != nullptr && mag->cap != 0 && mag->count >= mag->cap)
+        caches_.flush_magazine_locked(*cache, static_cast<std::uint32_t>(size_class));
     bool wake = caches_.announce_frees_locked();
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
@@ -804,7 +821,7 @@ dragonError_t PoolMapping::list(std::optional<std::uint64_t> type, std::vector<A
         manifest_.for_each_live([&](std::uint64_t, const ManifestRecord& rec, std::uint64_t id) {
             if (type && rec.type != *type) return;
             out.push_back(AllocationInfo{id, rec.type, rec.offset, rec.requested_bytes,
-                                         std::uint64_t{1} << heap_.order_for(rec.requested_bytes)});
+                                         heap_.block_bytes_for(rec.requested_bytes)});
         });
     } catch (const std::bad_alloc&) {
         unlock();
@@ -838,10 +855,13 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out, bool who_is_alive) {
     out.manifest_bytes = h.free_map_offset - h.manifest_offset;
     out.manifest_record_bytes = h.record_bytes;
     out.reserved = h.fully_backed != 0;
-    out.heap_meta_bytes = sizeof(HeapState) + h.free_map_bytes;
+    out.heap_meta_bytes = k_heap_state_bytes + h.free_map_bytes;
     out.max_allocations = h.manifest_capacity;
-    out.free_bytes = h.heap.free_bytes;
-    out.utilization_pct = 100.0 * static_cast<double>(h.heap_bytes - h.heap.free_bytes) / static_cast<double>(h.heap_bytes);
+    out.free_bytes = heap_.free_bytes();
+    out.largest_free_block = heap_.largest_free_block().bytes;
+    out.largest_request = heap_.largest_request();
+    out.utilization_pct =
+        100.0 * static_cast<double>(h.heap_bytes - heap_.free_bytes()) / static_cast<double>(h.heap_bytes);
     out.live_allocations = h.live_count - cached_left;
     out.max_live_allocations = h.max_live_count;  // counts cached blocks too: the manifest's high-water mark
     out.waiters = h.has_waiters.load(std::memory_order_relaxed) != 0;
@@ -900,11 +920,11 @@ dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
     if (dragonError_t rc = check_usable("get_free_blocks")) return rc;
     if (dragonError_t rc = lock()) return rc;
     bool wake = caches_.take_back_all_cached_locked() > 0 && caches_.announce_frees_locked();
-    // Report the coalesced truth (what eager coalescing would show), computed aside so
-    // that looking does not throw away the deferred blocks (and the preallocations).
+    // Free blocks have any whole-granule size: counted by power of two, counts[k] holding
+    // those of [2^k, 2^(k+1)) bytes.
     std::vector<std::uint64_t> counts;
     try {
-        heap_.coalesced_counts(counts);
+        heap_.free_histogram(counts);
     } catch (const std::bad_alloc&) {
         unlock();
         return fail(DRAGON_INTERNAL_MALLOC_FAIL, "out of memory counting free blocks");
@@ -912,7 +932,7 @@ dragonError_t PoolMapping::free_blocks(std::vector<FreeBlockCount>& out) {
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
     out.clear();
-    for (std::uint32_t order = heap_.min_order(); order <= heap_.max_order(); ++order)
+    for (std::uint32_t order = header_->min_block_order; order <= header_->max_block_order; ++order)
         out.push_back(FreeBlockCount{std::size_t{1} << order, counts[order]});
     return DRAGON_SUCCESS;
 }

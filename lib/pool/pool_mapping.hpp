@@ -17,7 +17,7 @@
 // which costs the next free one futex call and then clears itself.
 #pragma once
 
-#include "pool/buddy_heap.hpp"
+#include "pool/tlsf_heap.hpp"
 #include "pool/manifest.hpp"
 #include "pool/pool_caches.hpp"
 #include "pool/pool_backing.hpp"
@@ -145,7 +145,10 @@ public:
 
     std::uint8_t* heap_base() const noexcept { return heap_base_; }
     std::uint64_t heap_bytes() const noexcept { return header_->heap_bytes; }
-    std::uint32_t order_for(std::uint64_t bytes) const noexcept { return heap_.order_for(bytes); }
+    // The block a request of `bytes` gets (0 for 0; a request past the heap, its size).
+    std::uint64_t block_bytes_for(std::uint64_t bytes) const noexcept {
+        return bytes == 0 || bytes > heap_bytes() ? bytes : heap_.block_bytes_for(bytes);
+    }
 
 private:
     PoolMapping() = default;
@@ -163,10 +166,10 @@ private:
     PoolView view() noexcept { return PoolView{*header_, manifest_, heap_}; }
     // One allocation from the heap, lock held. `reported`: the failure's message is set
     // and final (corrupt heap, ids used up); otherwise the caller explains it.
-    dragonError_t alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint32_t order, BlockInfo& out,
+    dragonError_t alloc_locked(std::uint64_t bytes, std::uint64_t type, std::uint64_t block_bytes, BlockInfo& out,
                                bool& reported);
     dragonError_t explain_unusable(const char* op) const;
-    dragonError_t explain_no_block(std::uint64_t bytes, std::uint32_t order, dragonError_t code);
+    dragonError_t explain_no_block(std::uint64_t bytes, std::uint64_t block_bytes, dragonError_t code);
     // An allocation failed because /dev/shm could not back a page the library needed.
     dragonError_t explain_unbacked(std::uint64_t bytes);
 
@@ -185,7 +188,7 @@ private:
     std::uint8_t* heap_base_ = nullptr;
     Backing backing_;                  // manifest_ and heap_ point to it
     Manifest manifest_;
-    BuddyHeap heap_;
+    TlsfHeap heap_;
     PoolCaches caches_;                // the thread caches' shared side (over the three above)
 };
 

@@ -21,7 +21,7 @@ namespace dragonmem::detail {
 void repair_pool(const PoolView& pool) noexcept {
     PoolHeader& header = pool.header;
     Manifest& manifest = pool.manifest;
-    BuddyHeap& heap = pool.heap;
+    TlsfHeap& heap = pool.heap;
     struct Live {
         std::uint64_t slot;
         std::uint64_t id;
@@ -62,11 +62,11 @@ void repair_pool(const PoolView& pool) noexcept {
             continue;
         }
         blocks.push_back(entry.block);
-        cursor = entry.block.offset + (std::uint64_t{1} << entry.block.order);
+        cursor = entry.block.offset + entry.block.bytes;
     }
     std::uint64_t secret = 0;
     if (!random_u64_now(secret))
-        secret = header.heap.tag_secret * 0x9E3779B97F4A7C15ULL + 1;
+        secret = heap.tag_secret() * 0x9E3779B97F4A7C15ULL + 1;
     heap.rebuild(blocks, secret);
     manifest.rebuild_free_slots();
     // Never lower: threads reserve counters beyond the last published id, without the

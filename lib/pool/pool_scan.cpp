@@ -31,7 +31,7 @@ dragonError_t PoolMapping::list_page(std::optional<std::uint64_t> type, std::uin
         if (type && rec_type != *type) continue;
         const std::uint64_t requested = rec.requested_bytes.load(std::memory_order_relaxed);
         out.push_back(AllocationInfo{id, rec_type, rec.offset.load(std::memory_order_relaxed), requested,
-                                     std::uint64_t{1} << heap_.order_for(requested)});
+                                     heap_.block_bytes_for(requested)});
     }
     unlock();
     cursor = slot;
@@ -44,7 +44,7 @@ dragonError_t PoolMapping::allocation_info(std::uint64_t id, AllocationInfo& out
     BlockInfo block;
     if (dragonError_t rc = lookup(id, block)) return rc;
     out = AllocationInfo{block.id, block.type, block.offset, block.requested_bytes,
-                         std::uint64_t{1} << heap_.order_for(block.requested_bytes)};
+                         heap_.block_bytes_for(block.requested_bytes)};
     return DRAGON_SUCCESS;
 }
 

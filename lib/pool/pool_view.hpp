@@ -2,7 +2,7 @@
 // the heap, nothing of the process that mapped it. Both run with the pool lock held.
 #pragma once
 
-#include "pool/buddy_heap.hpp"
+#include "pool/tlsf_heap.hpp"
 #include "pool/manifest.hpp"
 #include "pool/pool_layout.hpp"
 
@@ -13,7 +13,7 @@ namespace dragonmem::detail {
 struct PoolView {
     PoolHeader& header;
     Manifest& manifest;
-    BuddyHeap& heap;
+    TlsfHeap& heap;
 };
 
 // After a lock holder died, or the heap was found corrupt: rebuilds everything derived

@@ -71,7 +71,7 @@ int cmd_crash_point(int argc, char** argv) {
         records[slot].id.store(0, std::memory_order_release);  // the free's commit point
     } else if (mode == "scribble") {
         std::uint64_t junk = 0x0123456789ABCDEFULL;
-        auto* state = reinterpret_cast<std::uint64_t*>(&header->heap);
+        auto* state = reinterpret_cast<std::uint64_t*>(&heap_state_at(base));
         std::size_t words = offsetof(HeapState, tag_secret) / sizeof(std::uint64_t);
         for (std::size_t i = 0; i < words; ++i) {
             junk = junk * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -82,16 +82,17 @@ int cmd_crash_point(int argc, char** argv) {
     } else if (mode == "take-block") {
         // Unlink the head of the largest non-empty free list, as an alloc does before it
         // splits and publishes; die before anything else.
-        std::uint64_t mask = header->heap.free_mask;
-        if (mask == 0) {
+        HeapState& state = heap_state_at(base);
+        if (state.fl_mask == 0) {
             say("FAIL no free block to take");
             owner_lock_release(header->lock);
             return 3;
         }
-        unsigned order = 63 - static_cast<unsigned>(__builtin_clzll(mask));
-        std::uint64_t offset = header->heap.free_head[order];
+        unsigned fl = 63 - static_cast<unsigned>(__builtin_clzll(state.fl_mask));
+        unsigned list = fl * k_heap_sl_count + 31 - static_cast<unsigned>(__builtin_clz(state.sl_mask[fl]));
+        std::uint64_t offset = state.free_head[list];
         auto* block = reinterpret_cast<FreeBlockHeader*>(heap + offset);
-        header->heap.free_head[order] = block->next;
+        state.free_head[list] = block->next;
         block->tag = 0;
     } else if (mode == "stop") {
         say("holding");

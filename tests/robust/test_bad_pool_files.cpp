@@ -347,13 +347,13 @@ TEST_CASE("F8: garbage in the heap's lists and counters: check() reports it and 
         DetachedPool dp;
         {
             ShmView view(dp.name(), true);
-            auto* words = reinterpret_cast<std::uint64_t*>(&view.header()->heap);
+            auto* words = reinterpret_cast<std::uint64_t*>(&heap_state_at(view.base()));
             std::uint64_t x = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(trial + 1);
             for (int k = 0; k < 3; ++k) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                words[x % (offsetof(HeapState, tag_secret) / 8)] = trial % 2 ? x : (x % 65536) & ~31ULL;
+                words[x % (offsetof(HeapState, tag_secret) / 8)] = trial % 2 ? x : (x % 65536) & ~63ULL;
             }
         }
         count_bad_inputs();

@@ -4,6 +4,7 @@
 // Pool::check() (ok = false, a problem naming what is wrong) and by the C call
 // dragonmem_pool_check (DRAGON_FAILURE + message). Each corruption is undone afterwards
 // and check() must pass again, so the report is about that corruption and nothing else.
+#include "pool/tlsf_heap.hpp"
 #include "shm_view.hpp"
 #include "testing.hpp"
 
@@ -87,72 +88,88 @@ TEST_CASE("checker: a clean pool passes, with figures that add up") {
 TEST_CASE("checker: garbage written over a free block's header through the pool's base pointer") {
     ScopedPool scoped(64 * 1024, {}, "fb");
     Pool& pool = scoped.pool();
-    Memory a = pool.alloc(4096);  // at 0; the split leaves free blocks at 4K, 8K, 16K, 32K
+    Memory a = pool.alloc(4096);  // at 0; the rest of the heap is one free block at 4096
     REQUIRE(a.block_offset() == 0);
     auto* heap = static_cast<std::uint8_t*>(pool.base_pointer());
     {
-        Undo undo(heap + 8192, 32);
-        std::memset(heap + 8192, 0xEE, 32);
-        expect_problem(pool, {"8192", "bad header"}, "garbage over the free block at 8192");
+        Undo undo(heap + 4096, 32);
+        std::memset(heap + 4096, 0xEE, 32);
+        expect_problem(pool, {"4096", "bad header"}, "garbage over the free block at 4096");
     }
-    expect_ok(pool, "after restoring the free block at 8192");
+    expect_ok(pool, "after restoring the free block at 4096");
+    {
+        // The footer: the last 16 bytes of the heap, the end of the same free block.
+        Undo undo(heap + 64 * 1024 - 16, 16);
+        std::memset(heap + 64 * 1024 - 16, 0x42, 8);  // just the tag
+        expect_problem(pool, {"4096", "bad footer"}, "garbage over the free block's footer");
+    }
+    expect_ok(pool, "after restoring the footer");
 
-    // A freed block parked on a deferred (not yet coalesced) list.
+    // A freed block merged back with the free block after it: its header is the new one.
     Memory b = pool.alloc(4096);
     std::uint64_t b_offset = b.block_offset();
     b.free();
     {
         Undo undo(heap + b_offset, 32);
         std::memset(heap + b_offset, 0x42, 8);  // just the tag
-        expect_problem(pool, {std::to_string(b_offset), "bad header"}, "garbage over a deferred block's tag");
+        expect_problem(pool, {std::to_string(b_offset), "bad header"}, "garbage over a merged block's tag");
     }
-    expect_ok(pool, "after restoring the deferred block");
+    expect_ok(pool, "after restoring the merged block");
     a.free();
 }
 
-TEST_CASE("checker: free-list links and counters corrupted in the header") {
+TEST_CASE("checker: free-list links and counters corrupted in the heap state") {
     ScopedPool scoped(64 * 1024, {}, "fl");
     Pool& pool = scoped.pool();
     Memory a = pool.alloc(4096);
     ShmView view(scoped.name(), true);
     REQUIRE(view.ok());
     PoolHeader* h = view.header();
+    HeapState& state = heap_state_at(view.base());
     auto* heap = static_cast<std::uint8_t*>(pool.base_pointer());
-    const unsigned order_8k = 13;
-    REQUIRE(h->heap.free_head[order_8k] == 8192);
+    // The one free block: 61440 B = 960 granules, in list 14 * 16 + 14 (960 = 30 << 5).
+    const unsigned list = SizeClasses::list_of(960);
+    REQUIRE(state.free_head[list] == 4096);
 
     SUBCASE("a free block linked to itself (a cycle)") {
-        auto* block = reinterpret_cast<FreeBlockHeader*>(heap + 8192);
+        auto* block = reinterpret_cast<FreeBlockHeader*>(heap + 4096);
         Undo undo(block, sizeof *block);
-        block->next = 8192;
-        expect_problem(pool, {"8192"}, "self-linked free block");
+        block->next = 4096;
+        expect_problem(pool, {"4096"}, "self-linked free block");
     }
     SUBCASE("a link out of the heap") {
-        Undo undo(&h->heap.free_head[order_8k], 8);
-        h->heap.free_head[order_8k] = 1ULL << 40;
+        Undo undo(&state.free_head[list], 8);
+        state.free_head[list] = 1ULL << 40;
         expect_problem(pool, {"out of bounds or misaligned"}, "free list head out of the heap");
     }
     SUBCASE("a free block dropped from its list (lost bytes)") {
-        Undo undo(&h->heap, sizeof h->heap);
-        h->heap.free_head[order_8k] = k_nil;
-        h->heap.free_count[order_8k] = 0;
-        h->heap.free_mask &= ~(1ULL << order_8k);
-        expect_problem(pool, {"8192", "lost"}, "free block unlinked from its list");
+        Undo undo(&state, sizeof state);
+        state.free_head[list] = k_nil;
+        state.free_blocks = 0;
+        state.sl_mask[list / k_heap_sl_count] = 0;
+        state.fl_mask = 0;
+        expect_problem(pool, {"4096", "lost"}, "free block unlinked from its list");
     }
-    SUBCASE("free byte counter off by one block") {
-        Undo undo(&h->heap.free_bytes, 8);
-        h->heap.free_bytes += 32;
+    SUBCASE("free byte counter off by one granule") {
+        Undo undo(&state.free_bytes, 8);
+        state.free_bytes += 64;
         expect_problem(pool, {"free byte count"}, "free_bytes counter");
     }
-    SUBCASE("a list's block count") {
-        Undo undo(&h->heap.free_count[order_8k], 8);
-        h->heap.free_count[order_8k] = 5;
-        expect_problem(pool, {"count says 5"}, "free_count");
+    SUBCASE("the free-block count") {
+        Undo undo(&state.free_blocks, 8);
+        state.free_blocks = 5;
+        expect_problem(pool, {"count says 5"}, "free_blocks");
     }
     SUBCASE("a list's non-empty bit") {
-        Undo undo(&h->heap.free_mask, 8);
-        h->heap.free_mask &= ~(1ULL << order_8k);
-        expect_problem(pool, {"non-empty bit"}, "free_mask");
+        Undo undo(&state.sl_mask[list / k_heap_sl_count], 4);
+        state.sl_mask[list / k_heap_sl_count] &= ~(1u << (list % k_heap_sl_count));
+        expect_problem(pool, {"non-empty bit"}, "sl_mask");
+    }
+    SUBCASE("the free map bit of the free block's first granule") {
+        auto* map = reinterpret_cast<std::uint64_t*>(view.base() + h->free_map_offset);
+        Undo undo(&map[1], 8);
+        map[1] &= ~1ULL;  // granule 64 (offset 4096): word 1, bit 0
+        expect_problem(pool, {"free map", "4096"}, "free map bit cleared");
     }
     SUBCASE("the live allocation count") {
         Undo undo(&h->live_count, 8);
@@ -160,12 +177,47 @@ TEST_CASE("checker: free-list links and counters corrupted in the header") {
         expect_problem(pool, {"live count says 3"}, "live_count");
     }
     SUBCASE("a list for a block size the pool cannot have") {
-        Undo undo(&h->heap.free_head[40], 8);
-        h->heap.free_head[40] = 0;
-        expect_problem(pool, {"impossible block size"}, "list of 2^40 B blocks in a 64 KiB pool");
+        const unsigned huge = SizeClasses::list_of(1ULL << 30);
+        Undo undo(&state.free_head[huge], 8);
+        state.free_head[huge] = 0;
+        expect_problem(pool, {"impossible size class"}, "list of 64 GiB blocks in a 64 KiB pool");
     }
     expect_ok(pool, "after undoing the corruption");
     a.free();
+}
+
+TEST_CASE("checker: a free-map bit set at an allocated block's first or last granule") {
+    ScopedPool scoped(64 * 1024, {}, "fm");
+    Pool& pool = scoped.pool();
+    Memory a = pool.alloc(4096);  // granules 0..63: word 0 of the free map
+    Memory b = pool.alloc(4096);  // granules 64..127: word 1
+    REQUIRE(a.block_offset() == 0);
+    REQUIRE(b.block_offset() == 4096);
+    ShmView view(scoped.name(), true);
+    REQUIRE(view.ok());
+    auto* map = reinterpret_cast<std::uint64_t*>(view.base() + view.header()->free_map_offset);
+    expect_ok(pool, "two allocations, the rest one free block");
+    {
+        Undo undo(&map[0], 8);
+        map[0] |= 1ULL;  // a's first granule
+        expect_problem(pool, {"free map", "first granule", "allocation id " + std::to_string(a.id())},
+                       "bit set at an allocation's first granule");
+    }
+    {
+        Undo undo(&map[1], 8);
+        map[1] |= 1ULL << 63;  // b's last granule (127)
+        expect_problem(pool, {"free map", "last granule", "allocation id " + std::to_string(b.id()), "at 4096"},
+                       "bit set at an allocation's last granule");
+    }
+    {
+        Undo undo(&map[0], 8);
+        map[0] |= 1ULL << 5;  // inside a: interior bits mean nothing
+        expect_ok(pool, "a bit inside an allocated block");
+    }
+    expect_ok(pool, "after restoring the map");
+    a.free();
+    b.free();
+    expect_ok(pool, "all freed");
 }
 
 TEST_CASE("checker: manifest records edited through a mapping of /dev/shm/dragonmem.NAME") {
@@ -255,20 +307,20 @@ TEST_CASE("checker: random garbage over the whole heap state never crashes the c
     for (int i = 0; i < 30; i += 2) live[static_cast<std::size_t>(i)].free();
     ShmView view(scoped.name(), true);
     REQUIRE(view.ok());
-    PoolHeader* h = view.header();
+    HeapState& state = heap_state_at(view.base());
     std::uint64_t x = 0x9E3779B97F4A7C15ULL;
     int reported = 0;
     const int trials = 200;
     for (int trial = 0; trial < trials; ++trial) {
-        Undo undo(&h->heap, sizeof h->heap);
-        auto* words = reinterpret_cast<std::uint64_t*>(&h->heap);
+        Undo undo(&state, sizeof state);
+        auto* words = reinterpret_cast<std::uint64_t*>(&state);
         std::size_t n_words = offsetof(HeapState, tag_secret) / 8;
         // A few words garbage (small values too, so links land inside the heap).
         for (int k = 0; k < 1 + trial % 4; ++k) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            std::uint64_t value = (trial % 3 == 0) ? x : (x % pool.heap_bytes()) & ~31ULL;
+            std::uint64_t value = (trial % 3 == 0) ? x : (x % pool.heap_bytes()) & ~63ULL;
             words[x % n_words] = value;
         }
         Isolated r = run_isolated([&] {

@@ -383,6 +383,35 @@ TEST_CASE("crash point: killed after scribbling over the heap lists; repair rebu
     require_check_ok(pool, "at the end of the scribble test");
 }
 
+TEST_CASE("crash point: repair rebuilds the free lists and free map as the gaps between live blocks") {
+    CrashPointPool cp(1024 * 1024);
+    Pool& pool = cp.pool();
+    std::vector<Memory> live;
+    for (int i = 0; i < 40; ++i) live.push_back(pool.alloc(static_cast<std::size_t>(1000 + 777 * i)));
+    for (int i = 0; i < 40; i += 2) live[static_cast<std::size_t>(i)].free();  // a gap before each survivor
+    const auto before = pool.attributes();  // takes blocks parked in thread caches back
+    const auto report_before = pool.check();
+    REQUIRE(report_before.ok);
+    REQUIRE(report_before.free_blocks >= 20);
+
+    run_crash_point(cp.scoped.name(), "scribble");  // garbage over the heap state, then killed
+    const auto after = pool.attributes();           // the next lock taker repairs
+    CHECK(after.recoveries == before.recoveries + 1);
+    CHECK(after.free_bytes == before.free_bytes);
+    CHECK(after.largest_free_block == before.largest_free_block);
+    CHECK(after.largest_request == before.largest_request);
+    const auto report = pool.check();
+    CHECK(report.ok);
+    CHECK(report.free_blocks == report_before.free_blocks);  // coalescing is immediate: the gaps were maximal
+    // The rebuilt structure serves: the largest request, and every gap again.
+    Memory big = pool.alloc(after.largest_request);
+    big.free();
+    for (int i = 1; i < 40; i += 2) live[static_cast<std::size_t>(i)].free();
+    CHECK(pool.attributes().free_bytes == pool.heap_bytes());
+    CHECK(pool.check().free_blocks == 1);
+    require_check_ok(pool, "at the end of the rebuild test");
+}
+
 TEST_CASE("crash point: killed after unlinking a free block (half an alloc); the block is not lost") {
     CrashPointPool cp(64 * 1024);
     Pool& pool = cp.pool();

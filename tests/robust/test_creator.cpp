@@ -113,14 +113,14 @@ bool read_header(const std::string& name, PoolHeader& out) {
     return got >= 0;
 }
 
-// Starts a creator that formats for a long time (4 million preallocated 32 B blocks:
+// Starts a creator that formats for a long time (2 million preallocated 64 B blocks:
 // about half a second unloaded) and stops it (SIGSTOP) once it has recorded itself and
 // before it finished. Tries three times; nullptr if it was never caught mid-format.
 std::unique_ptr<Forked> stopped_creator(const std::string& name, std::string& why) {
     for (int attempt = 0; attempt < 3; ++attempt) {
         auto creator = std::make_unique<Forked>([name]() -> std::string {
             PoolOptions options;
-            options.preallocs = {4'000'000};
+            options.preallocs = {2'000'000};  // 32 B requests: one 64 B granule each
             Pool pool = Pool::create(name, 128 * MiB, 0, options);
             return "created";
         });
@@ -311,8 +311,8 @@ TEST_CASE("C5: a creation that runs out of memory (std::bad_alloc) leaves nothin
         std::string out;
         try {
             PoolOptions options;
-            options.preallocs = {2 * 1024 * 1024};  // the whole 64 MiB heap in 32 B blocks
-            Pool::create(name, 64 * MiB, 0, options);
+            options.preallocs = {2 * 1024 * 1024};  // the whole 128 MiB heap in 64 B granules
+            Pool::create(name, 128 * MiB, 0, options);
             out = "created";
         } catch (const dragonmem::Error& e) {
             out = "rc=" + std::to_string(static_cast<int>(e.code())) + " msg=" + e.what();

@@ -386,31 +386,33 @@ TEST_CASE("S6: backing through a reopened descriptor (kernels before 5.14) check
 }
 
 TEST_CASE("S7: a split whose heap pages have memory but whose free-map page has none fails cleanly") {
-    // The free map (one bit per 32 B block: a page of it per MiB of heap) is written
-    // under the lock when a split pushes its upper halves. Here the heap pages have
-    // memory (the program wrote them) but the backing map does not know it, and the
-    // free map's pages for them were never touched: the split must back those pages
-    // first, and on a full /dev/shm fail, not fault.
+    // The free map (one bit per 64 B granule: a page of it per 2 MiB of heap) is written
+    // under the lock where a split writes a free block's header. Here the heap pages have
+    // memory (the program wrote them) but the backing map does not know it, and the free
+    // map's page for them was never touched: the split must back that page first, and on
+    // a full /dev/shm fail, not fault.
     const std::string name = unique_pool_name("fmap");
     expect_verdict(in_small_shm(16, [&]() -> std::string {
         Verdict v;
         Pool pool = Pool::create(name, 8 * MiB);
-        Memory a = pool.alloc(4 * MiB);  // offset 0: the upper half goes back free
-        Memory b = pool.alloc(4 * MiB);  // offset 4 MiB: a's buddy, so a stays whole
-        v.check(a.block_offset() == 0 && b.block_offset() == 4 * MiB,
+        Memory a = pool.alloc(6 * MiB);  // [0, 6 MiB): the library backed its first and last pages
+        Memory b = pool.alloc(2 * MiB);  // [6, 8 MiB): a stays whole when freed
+        v.check(a.block_offset() == 0 && b.block_offset() == 6 * MiB,
                 "blocks at " + std::to_string(a.block_offset()) + " and " + std::to_string(b.block_offset()));
-        std::memset(a.pointer(), 0x3C, 4 * MiB);  // memory for a's pages, behind the library's back
+        std::memset(a.pointer(), 0x3C, 6 * MiB);  // memory for a's pages, behind the library's back
         v.check(fill_shm(0), "filled /dev/shm");
-        a.free();  // a deferred 4 MiB block at 0, its header in the heap's first page
+        a.free();  // a free 6 MiB block at 0: its header and footer in pages backed at its allocation
         PoolSnapshot before = snapshot(pool);
-        std::string msg = expect_error(v, DRAGON_OUT_OF_SPACE, "1 MiB from the freed 4 MiB block",
-                                       [&] { pool.alloc(MiB); });
+        // 3 MiB from it: the rest's header goes at 3 MiB, whose free-map page (2-4 MiB) was
+        // never backed.
+        std::string msg = expect_error(v, DRAGON_OUT_OF_SPACE, "3 MiB from the freed 6 MiB block",
+                                       [&] { pool.alloc(3 * MiB); });
         v.check(contains(msg, "free map") && contains(msg, "/dev/shm"), "the refusal names the free map: " + msg);
         v.check(snapshot(pool) == before, "the refused allocation left the pool as it was");
         v.check(pool.check().ok, "check() passes");
         ::unlink("/dev/shm/filler");
         try {
-            Memory m = pool.alloc(MiB);
+            Memory m = pool.alloc(3 * MiB);
             v.check(m.block_offset() == 0, "with room again the split is made: " + std::to_string(m.block_offset()));
             m.free();
         } catch (const dragonmem::Error& e) {

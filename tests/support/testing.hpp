@@ -67,6 +67,25 @@ inline std::size_t next_pow2(std::size_t n) {
     return p;
 }
 
+// The block a request of `bytes` (>= 1) takes in a pool of 64 B granules, by the rule
+// man 3 libdragonmem states: whole granules, rounded up to a size class (one granule
+// apart up to 32 granules, then 16 classes per power of two). Written from the rule,
+// not from the library's code, so that the tests check the library against it.
+inline std::size_t block_for(std::size_t bytes) {
+    std::size_t granules = (bytes + 63) / 64;
+    if (granules >= 32) {
+        std::size_t top = 1;
+        while (top * 2 <= granules) top *= 2;
+        const std::size_t step = top / 16;
+        granules = (granules + step - 1) / step * step;
+    }
+    return granules * 64;
+}
+// The alignment of such a block: its size when that is a power of two up to 4 KiB, else 64.
+inline std::size_t alignment_for(std::size_t block) {
+    return block <= 4096 && (block & (block - 1)) == 0 ? block : 64;
+}
+
 inline dragonMemoryPoolAttr_t default_attr() {
     dragonMemoryPoolAttr_t attr;
     dragon_memory_attr_init(&attr);

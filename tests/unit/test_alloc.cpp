@@ -72,8 +72,8 @@ TEST_CASE("alloc gives writable, block-aligned, non-overlapping memory of the re
         CHECK(mem_size(&mems[i]) == sizes[i]);
         auto* p = static_cast<char*>(mem_pointer(&mems[i]));
         REQUIRE(p != nullptr);
-        const std::size_t block = std::max<std::size_t>(32, next_pow2(sizes[i]));
-        CHECK(static_cast<std::size_t>(p - base) % block == 0);
+        const std::size_t block = block_for(sizes[i]);
+        CHECK(static_cast<std::size_t>(p - base) % alignment_for(block) == 0);
         CHECK(p + sizes[i] <= base + 65536);
         used += block;
         CHECK(free_bytes(pool.pd()) == 65536 - used);
@@ -195,13 +195,15 @@ TEST_CASE("no block free now: NOT_AVAILABLE, or TIMEOUT when blocking; the pool 
 TEST_CASE("a partly used pool refuses a block bigger than its largest free block with NOT_AVAILABLE") {
     TestPool pool(4096);
     dragonMemoryDescr_t small{};
-    DM_REQUIRE_OK(dragon_memory_alloc(&small, pool.pd(), 32));
+    DM_REQUIRE_OK(dragon_memory_alloc(&small, pool.pd(), 32));  // one 64 B granule at 0
     const PoolState before = pool_state(pool.pd());
+    // 4032 B are free in one block; the largest class that fits is 62 granules (3968 B):
+    // 3969 B round up to 64 granules.
     dragonMemoryDescr_t mem{};
     DM_CHECK_RC(dragon_memory_alloc(&mem, pool.pd(), 4096), DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE);
-    DM_CHECK_RC(dragon_memory_alloc(&mem, pool.pd(), 2049), DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE);
+    DM_CHECK_RC(dragon_memory_alloc(&mem, pool.pd(), 3969), DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE);
     CHECK(pool_state(pool.pd()) == before);
-    DM_CHECK_OK(dragon_memory_alloc(&mem, pool.pd(), 2048));
+    DM_CHECK_OK(dragon_memory_alloc(&mem, pool.pd(), 3968));
 }
 
 TEST_CASE("a full manifest is OUT_OF_SPACE; blocking calls wait for a slot, then OUT_OF_SPACE") {
@@ -211,7 +213,7 @@ TEST_CASE("a full manifest is OUT_OF_SPACE; blocking calls wait for a slot, then
     std::vector<dragonMemoryDescr_t> mems(5);
     for (auto& m : mems) DM_REQUIRE_OK(dragon_memory_alloc(&m, pool.pd(), 32));
     const PoolState before = pool_state(pool.pd());
-    CHECK(before.free_bytes == 4096 - 5 * 32);
+    CHECK(before.free_bytes == 4096 - 5 * 64);  // 32 B requests take a 64 B granule each
 
     dragonMemoryDescr_t extra{};
     DM_CHECK_RC(dragon_memory_alloc(&extra, pool.pd(), 32), DRAGON_OUT_OF_SPACE);

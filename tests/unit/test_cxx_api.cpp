@@ -271,15 +271,17 @@ TEST_CASE("attributes, free_blocks and check describe the pool") {
     attrs = p.pool.attributes();
     CHECK(attrs.live_allocations == 2);
     CHECK(attrs.max_live_allocations == 2);
-    CHECK(attrs.free_bytes == 131072 - 64 - 8192);
-    CHECK(attrs.utilization_pct == doctest::Approx(100.0 * (64 + 8192) / 131072));
+    CHECK(attrs.free_bytes == 131072 - 64 - 5120);  // 5000 B: 79 granules, rounded up to 80
+    CHECK(attrs.utilization_pct == doctest::Approx(100.0 * (64 + 5120) / 131072));
+    CHECK(attrs.largest_free_block == 131072 - 64 - 5120);
+    CHECK(attrs.largest_request == 122880);  // the largest class bound in 125888 B: 15 * 2^13
 
     const auto report = p.pool.check();
     CHECK(report.ok);
     CHECK(report.problems.empty());
     CHECK(report.heap_bytes == 131072);
     CHECK(report.free_bytes + report.used_bytes == 131072);
-    CHECK(report.used_bytes == 64 + 8192);
+    CHECK(report.used_bytes == 64 + 5120);
     CHECK(report.live_allocations == 2);
 }
 

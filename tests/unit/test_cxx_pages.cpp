@@ -51,7 +51,7 @@ TEST_CASE("allocations_page lists every live allocation once, page by page, of a
     pool.destroy();
 }
 
-TEST_CASE("allocation_info and block_bytes_for give the manifest's record and the buddy rule") {
+TEST_CASE("allocation_info and block_bytes_for give the manifest's record and the size-class rule") {
     ShmGuard guard(unique_pool_name());
     Pool pool = Pool::create(guard.name(), 1 << 20);
     Memory memory = pool.alloc(100, 7);
@@ -62,7 +62,9 @@ TEST_CASE("allocation_info and block_bytes_for give the manifest's record and th
     CHECK(info.block_bytes == 128);
     CHECK(info.offset == memory.block_offset());
     CHECK(pool.block_bytes_for(100) == 128);
-    CHECK(pool.block_bytes_for(1) == 32);
+    CHECK(pool.block_bytes_for(1) == 64);
+    CHECK(pool.block_bytes_for(2049) == 2176);  // 33 granules, rounded up to 34
+    CHECK(pool.block_bytes_for(5000) == 5120);
     CHECK(pool.block_bytes_for(0) == 0);
     const std::uint64_t id = memory.id();
     memory.free();

@@ -117,7 +117,7 @@ TEST_CASE("allocations_free and allocations_destroy release the arrays") {
 }
 
 TEST_CASE("a listing of many allocations is complete") {
-    TestPool pool(65536);
+    TestPool pool(131072);  // 2048 blocks of one 64 B granule
     std::vector<std::uint64_t> ids;
     for (int i = 0; i < 2048; ++i) {
         dragonMemoryDescr_t m{};

@@ -275,8 +275,7 @@ TEST_CASE("pool_get_pointer and pool_get_size frame every allocation") {
         auto* p = static_cast<char*>(mem_pointer(&mem));
         CHECK(p >= base);
         CHECK(p + bytes <= base + size);
-        const std::size_t block = std::max<std::size_t>(32, next_pow2(bytes));
-        CHECK(static_cast<std::size_t>(p - base) % block == 0);
+        CHECK(static_cast<std::size_t>(p - base) % alignment_for(block_for(bytes)) == 0);
     }
 }
 

@@ -6,7 +6,10 @@
 #include "os/error.hpp"
 #include "pool/pool_geometry.hpp"
 #include "pool/pool_name.hpp"
+#include "pool/thread_cache.hpp"
+#include "pool/tlsf_heap.hpp"
 
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -82,6 +85,33 @@ TEST_CASE("plan_geometry: options change the layout as asked") {
     CHECK(reserved.records_backed == reserved.capacity);
     // A small heap is page-aligned, never less.
     CHECK(plan_ok(4096).alignment == k_page_bytes);
+}
+
+TEST_CASE("plan_geometry: creation backs the free-map bits of every granule heap chunk 0 overlaps") {
+    // format() writes the bit of granule 0 (and Backing::back_heap_chunk counts a chunk's
+    // bits the same way): with a minimum block over a page, the granule is larger than the
+    // chunk, and the figure was 0 (the page written without being backed: SIGBUS when
+    // /dev/shm is full at that moment).
+    struct Case {
+        std::size_t heap;
+        std::size_t min_block;
+    };
+    for (const Case c : {Case{1 << 20, 32}, Case{1 << 20, 4096}, Case{1 << 20, 8192}, Case{std::size_t{1} << 30, 16384},
+                         Case{std::size_t{1} << 30, 1 << 20}, Case{std::size_t{1} << 34, 32}}) {
+        CAPTURE(c.heap);
+        CAPTURE(c.min_block);
+        PoolOptions options;
+        options.min_block_bytes = c.min_block;
+        options.max_allocations = 100;
+        const PoolGeometry g = plan_ok(c.heap, options);
+        const std::uint32_t granule_order = TlsfHeap::granule_order_for(g.min_order);
+        const std::uint64_t granules_in_chunk0 = ((g.first_chunk_bytes - 1) >> granule_order) + 1;
+        CHECK(g.first_free_map_bytes >= (granules_in_chunk0 + 7) / 8);
+        CHECK(g.first_free_map_bytes >= k_page_bytes);
+        CHECK(g.first_free_map_bytes % k_page_bytes == 0);
+        CHECK(g.first_free_map_bytes <= g.free_map_bytes);
+        CHECK(g.first_free_map_bytes < k_page_bytes + (granules_in_chunk0 + 7) / 8);  // no more than that
+    }
 }
 
 TEST_CASE("plan_geometry refuses bad sizes and options, naming the value") {
@@ -169,6 +199,83 @@ TEST_CASE("pool names: the rules and the shm name live in one place") {
     CHECK(shm_name_for("p1") == "dragonmem.p1");
     CHECK(base_name_of("dragonmem.p1") == "p1");
     CHECK(base_name_of("other.p1").empty());
+}
+
+// The heap's size rule is pure too (lib/pool/tlsf_heap.hpp): the cached paths' one-scan
+// class of a request must be the class of the block the locked path gives it, for every
+// request size and granule; and a block holds its request by less than 1/16 over whole
+// granules.
+TEST_CASE("size classes: class_for_request is the class of block_bytes_for, and a block wastes < 1/16") {
+    using dragonmem::detail::TlsfHeap;
+    for (std::uint32_t min_order : {5u, 6u, 7u, 12u}) {
+        const TlsfHeap heap(nullptr, nullptr, nullptr, min_order, std::uint64_t{1} << 40, nullptr);
+        const std::uint64_t granule = heap.granule_bytes();
+        auto check = [&](std::uint64_t r) {
+            const std::uint64_t block = heap.block_bytes_for(r);
+            const std::uint64_t whole = (r + granule - 1) / granule * granule;
+            CHECK_MESSAGE(heap.class_for_request(r) == heap.class_of(block), "request " << r << ", granule " << granule);
+            CHECK_MESSAGE(heap.class_bytes(heap.class_of(block)) == block, "request " << r);
+            CHECK_MESSAGE((block >= whole && block - whole < whole / 16 + granule), "request " << r << " block " << block);
+        };
+        for (std::uint64_t r = 1; r <= 70000; ++r) check(r);
+        for (std::uint64_t r = 70000; r < (std::uint64_t{1} << 40); r = r * 9 / 8 + 7) check(r);
+    }
+}
+
+// The cached allocation checks the block it pops against its class with the table of
+// class sizes (thread_cache.hpp, k_cached_class_granules): a request belongs to cached
+// class c exactly when it is over the block of class c - 1 and at most that of c.
+TEST_CASE("size classes: the cached classes' table gives each class exactly its requests") {
+    using dragonmem::detail::k_cached_class_granules;
+    using dragonmem::detail::k_cached_classes;
+    using dragonmem::detail::TlsfHeap;
+    for (std::uint32_t min_order : {6u, 7u, 12u}) {
+        const TlsfHeap heap(nullptr, nullptr, nullptr, min_order, std::uint64_t{1} << 40, nullptr);
+        const std::uint32_t g = heap.granule_order();
+        for (std::uint32_t c = 1; c < k_cached_classes; ++c) {
+            CHECK(heap.class_bytes(c) == std::uint64_t{k_cached_class_granules[c]} << g);
+            const std::uint64_t lower = std::uint64_t{k_cached_class_granules[c - 1]} << g;
+            const std::uint64_t upper = std::uint64_t{k_cached_class_granules[c]} << g;
+            for (std::uint64_t r : {lower, lower + 1, upper - 1, upper, upper + 1}) {
+                if (r == 0) continue;
+                const bool in_range = r > lower && r <= upper;
+                CHECK_MESSAGE((heap.class_for_request(r) == c) == in_range,
+                              "class " << c << ", request " << r << ", granule order " << g);
+            }
+        }
+    }
+}
+
+// The branch-free class arithmetic (SizeClasses) against its definition written out
+// plainly: lists 0-31 one granule apart, then 16 per power of two. The lists index
+// shared memory (HeapState::free_head), so the mapping must never change silently.
+TEST_CASE("size classes: the branch-free list_of, lower_bound, round_up and list_for match their definition") {
+    using dragonmem::detail::SizeClasses;
+    auto plain_list_of = [](std::uint64_t g) -> std::uint32_t {
+        if (g < 32) return static_cast<std::uint32_t>(g);
+        const auto f = static_cast<std::uint32_t>(std::bit_width(g) - 1);
+        return (f - 3) * 16 + static_cast<std::uint32_t>((g >> (f - 4)) & 15);
+    };
+    auto plain_lower_bound = [](std::uint32_t list) -> std::uint64_t {
+        if (list < 32) return list;
+        return (16 + std::uint64_t{list % 16}) << (list / 16 - 1);
+    };
+    auto check = [&](std::uint64_t g) {
+        const std::uint32_t list = plain_list_of(g);
+        CHECK_MESSAGE(SizeClasses::list_of(g) == list, "granules " << g);
+        CHECK_MESSAGE(SizeClasses::lower_bound(list) == plain_lower_bound(list), "list " << list);
+        // round_up: the smallest class bound >= g; list_for: its list.
+        const std::uint64_t up = plain_lower_bound(list) == g ? g : plain_lower_bound(list + 1);
+        CHECK_MESSAGE(SizeClasses::round_up(g) == up, "granules " << g);
+        CHECK_MESSAGE(SizeClasses::list_for(g) == plain_list_of(up), "granules " << g);
+    };
+    for (std::uint64_t g = 1; g <= 70000; ++g) check(g);
+    for (std::uint64_t g = 70000; g < (std::uint64_t{1} << 40); g = g * 9 / 8 + 7) check(g);
+    for (std::uint32_t f = 5; f < 40; ++f) {  // each power of two and its neighbours
+        check((std::uint64_t{1} << f) - 1);
+        check(std::uint64_t{1} << f);
+        check((std::uint64_t{1} << f) + 1);
+    }
 }
 
 TEST_SUITE_END();

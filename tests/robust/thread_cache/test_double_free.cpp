@@ -331,7 +331,7 @@ TEST_CASE("bad ids: ids with the cache bits set are never allocations, even wher
         std::vector<std::uint64_t> words;
         for (std::uint64_t slot = 0; slot < view.header()->slot_hwm; ++slot) words.push_back(view.records()[slot].id.load());
         words.push_back(view.header()->live_count);
-        words.push_back(view.header()->heap.free_bytes);
+        words.push_back(dragonmem::detail::heap_state_at(view.base()).free_bytes);
         words.push_back(view.header()->slot_free_head);
         for (unsigned e = 0; e < k_cache_entries; ++e) words.push_back(view.header()->cache_entries[e].owner.load());
         return words;

@@ -199,8 +199,8 @@ TEST_CASE("stealing: blocks cached by a live thread or process are never out of 
     }
 }
 
-TEST_CASE("thread exit: an exited thread's cached blocks stay parked under its entry until taken back; its entry is "
-          "swept when every entry is taken") {
+TEST_CASE("thread exit: an exited thread's cached blocks stay parked under its entry until taken back; the next "
+          "thread of the process to claim an entry sweeps it") {
     ScopedPool scoped(k_heap, small_options(), "te");
     Pool& pool = scoped.pool();
     ShmView view(scoped.name(), false);
@@ -252,36 +252,43 @@ TEST_CASE("thread exit: an exited thread's cached blocks stay parked under its e
         cached2 = checked(pool, "before the second thread exits").cached_blocks;
     });
     REQUIRE_MESSAGE(entry2 >= 0, "the second thread held no cache entry");
-    CHECK(entry2 != entry);  // the first thread's entry is still owned
     REQUIRE_MESSAGE(cached2 > 0, "the second thread cached nothing");
+    // Its claim swept the first thread's entry (an exited thread of this process): only
+    // the second thread's is owned now.
+    CHECK(owned_entries(view) == std::vector<unsigned>{static_cast<unsigned>(entry2)});
     CHECK(checked(pool, "after the second thread exited").cached_blocks == cached2);
     std::uint64_t free_sum = 0;
     for (const auto& fb : pool.free_blocks()) free_sum += fb.block_bytes * fb.count;
     CHECK(free_sum == k_heap);
     CHECK(checked(pool, "after free_blocks()").cached_blocks == 0);
-    CHECK(owned_entries(view).size() == 2);
+    CHECK(owned_entries(view).size() == 1);
 
-    // More threads, one after another, than there are entries: exited threads' entries
-    // stay owned until every entry is taken; the next thread then sweeps the dead owners'
-    // entries (freeing their blocks) and claims one. Every thread gets an entry.
+    // More threads, one after another, than there are entries: each one's claim takes
+    // back the blocks of the thread before it (exited) and releases its entry, so the
+    // pool never holds more than one exited thread's cache. (Before, exited threads'
+    // entries stayed owned, with their blocks parked, until every entry was taken: each
+    // new thread carved its cache from memory nobody had used yet.)
     const int sequential = static_cast<int>(k_cache_entries) + 36;
-    int without_entry = 0, sweeps = 0;
+    int without_entry = 0;
     std::size_t max_owned = owned_entries(view).size();
-    std::size_t last_owned = max_owned;
+    std::size_t max_parked_entries = 0;
     for (int i = 0; i < sequential; ++i) {
         in_new_thread([&] {
             warm(pool, 2, 4, {64, 256});
             if (my_entry(view) < 0) ++without_entry;
         });
-        const std::size_t owned = owned_entries(view).size();
-        max_owned = std::max(max_owned, owned);
-        if (owned < last_owned) ++sweeps;
-        last_owned = owned;
+        const std::vector<unsigned> owned = owned_entries(view);
+        max_owned = std::max(max_owned, owned.size());
+        std::size_t parked_entries = 0;
+        for (unsigned e = 0; e < k_cache_entries; ++e) parked_entries += records_of_entry(view, e) != 0 ? 1 : 0;
+        max_parked_entries = std::max(max_parked_entries, parked_entries);
     }
     CHECK_MESSAGE(without_entry == 0, without_entry << " of " << sequential << " threads got no cache entry");
-    CHECK_MESSAGE(max_owned == k_cache_entries,
-                  "at most " << max_owned << " entries were owned at once: exited threads' entries were released");
-    CHECK_MESSAGE(sweeps >= 1, "no thread swept the dead owners' entries");
+    CHECK_MESSAGE(max_owned == 1, "up to " << max_owned << " entries were owned at once: exited threads' entries "
+                                           "were not released by the next thread's claim");
+    CHECK_MESSAGE(max_parked_entries == 1,
+                  "blocks were parked under up to " << max_parked_entries << " entries at once: exited threads' "
+                                                       "blocks were not taken back by the next thread's claim");
     for (unsigned owned : owned_entries(view))
         CHECK_MESSAGE(wait_owner_dead(view, owned), "entry " << owned << " is owned by a live thread");
     checked(pool, "at the end");
@@ -291,6 +298,86 @@ TEST_CASE("thread exit: an exited thread's cached blocks stay parked under its e
     report = checked(pool, "after attributes() at the end");
     CHECK(report.cached_blocks == 0);
     CHECK(report.free_bytes == k_heap);
+}
+
+TEST_CASE("thread exit, many records: a claim sweeps exited threads' entries only once one scan of the used records "
+          "serves enough of them") {
+    // 66,000 live records: a sweep (one scan of them) waits for two exited threads.
+    constexpr std::size_t live = 66000;
+    ScopedPool scoped(8 << 20, small_options(live + 4096), "tm");
+    Pool& pool = scoped.pool();
+    ShmView view(scoped.name(), false);
+    REQUIRE(view.ok());
+    std::vector<Memory> held;
+    held.reserve(live);
+    for (std::size_t i = 0; i < live; ++i) held.push_back(pool.alloc(k_block));
+    const std::size_t ours = owned_entries(view).size();  // this (the test's) thread's entry, if it took one
+    int first = -1, second = -1, third = -1;
+    in_new_thread([&] {
+        warm(pool, 2, 4, {64, 256});
+        first = my_entry(view);
+    });
+    REQUIRE(first >= 0);
+    REQUIRE(wait_owner_dead(view, static_cast<unsigned>(first)));
+    const std::size_t parked = records_of_entry(view, static_cast<unsigned>(first));
+    REQUIRE(parked > 0);
+    in_new_thread([&] {
+        warm(pool, 2, 4, {64, 256});
+        second = my_entry(view);
+    });
+    REQUIRE(second >= 0);
+    CHECK(second != first);
+    // One exited thread, 66,000 records in use: not swept yet.
+    CHECK(records_of_entry(view, static_cast<unsigned>(first)) == parked);
+    CHECK(owned_entries(view).size() == ours + 2);
+    REQUIRE(wait_owner_dead(view, static_cast<unsigned>(second)));
+    in_new_thread([&] {
+        warm(pool, 2, 4, {64, 256});
+        third = my_entry(view);
+    });
+    REQUIRE(third >= 0);
+    // Two exited threads: one scan serves both.
+    const bool first_swept = first == third || records_of_entry(view, static_cast<unsigned>(first)) == 0;
+    CHECK(first_swept);
+    CHECK(owned_entries(view).size() == ours + 1);
+    const bool second_swept = second == third || records_of_entry(view, static_cast<unsigned>(second)) == 0;
+    CHECK(second_swept);
+    free_each(held);
+    checked(pool, "at the end");
+}
+
+TEST_CASE("thread exit, other processes: entries of dead threads of other processes stay owned until every entry is "
+          "taken; the next thread then sweeps them and gets one") {
+    ScopedPool scoped(k_heap, small_options(), "tx");
+    Pool& pool = scoped.pool();
+    ShmView view(scoped.name(), false);
+    REQUIRE(view.ok());
+    // Every entry claimed by a thread of another process, each killed with blocks
+    // cached: a claim in this process finds no exited thread of its own to sweep.
+    std::vector<Child> children;
+    for (unsigned i = 0; i < k_cache_entries; ++i) {
+        children.push_back(Child::spawn({child_program(), "cache-hold", "2", "2", "keep", "64", "256"},
+                                        {{"DMR_POOL", pool.serialize_base64()}}));
+        auto line = children.back().wait_line("holding", 30000);
+        REQUIRE_MESSAGE(line.has_value(), "cache-hold child " << i << ": " << children.back().output());
+    }
+    for (Child& child : children) child.kill_now(SIGKILL);
+    for (Child& child : children) (void)child.wait(10000);
+    REQUIRE(owned_entries(view).size() == k_cache_entries);
+    for (unsigned e = 0; e < k_cache_entries; ++e) REQUIRE(wait_owner_dead(view, e));
+    const auto parked = checked(pool, "with every entry held by a dead process").cached_blocks;
+    REQUIRE_MESSAGE(parked >= k_cache_entries, "the children cached only " << parked << " blocks");
+    int entry = -1;
+    in_new_thread([&] {
+        warm(pool, 2, 2, {64});
+        entry = my_entry(view);
+    });
+    CHECK_MESSAGE(entry >= 0, "the thread got no cache entry: the dead owners' entries were not swept");
+    CHECK(owned_entries(view).size() == 1);
+    checked(pool, "after the sweep");
+    auto attrs = pool.attributes();
+    CHECK(attrs.free_bytes == k_heap);
+    CHECK(attrs.live_allocations == 0);
 }
 
 TEST_CASE("detach: a process's last detach hands its threads' cached blocks back, while the process lives on") {
