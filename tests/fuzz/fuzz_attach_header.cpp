@@ -69,11 +69,13 @@ bool header_describes_a_heap_inside_the_object(const PoolHeader& h, std::uint64_
     if (h.manifest_offset > h.heap_offset) return false;
     if (h.manifest_capacity > (h.heap_offset - h.manifest_offset) / sizeof(ManifestRecord)) return false;
     if (h.max_block_order >= 64 || (std::uint64_t{1} << h.max_block_order) != h.heap_bytes) return false;
-    // The free map lies between the manifest and the heap, one bit per minimum block.
+    // The free map lies between the manifest and the heap, one bit per heap granule (64 B,
+    // or the minimum block when that is larger).
     if (h.free_map_offset < h.manifest_offset || h.free_map_offset > h.heap_offset) return false;
     if (h.heap_offset - h.free_map_offset != h.free_map_bytes) return false;
     if (h.manifest_capacity > (h.free_map_offset - h.manifest_offset) / sizeof(ManifestRecord)) return false;
-    if (h.min_block_order >= 64 || h.free_map_bytes < ((h.heap_bytes >> h.min_block_order) + 7) / 8) return false;
+    const std::uint32_t granule_order = h.min_block_order > 6 ? h.min_block_order : 6;
+    if (h.min_block_order >= 64 || h.free_map_bytes < ((h.heap_bytes >> granule_order) + 7) / 8) return false;
     return true;
 }
 

@@ -2,7 +2,7 @@
 //   decode_pool/    pool descriptors (several names, sizes, slot widths)
 //   decode_memory/  allocation descriptors (whole, views, zero-byte)
 //   attach_header/  header pages of a real pool: fresh, busy, lock held by a dead owner,
-//                   destroyed, a scribbled heap state
+//                   destroyed, a scribbled heap geometry
 // Descriptors get a fixed fake hostid so that fuzzing them never maps a pool of the
 // machine the corpus was made on. Run: fuzz_make_corpus OUTDIR (the three folders are
 // created under it).
@@ -94,12 +94,13 @@ int main(int argc, char** argv) {
             std::vector<std::uint8_t> destroyed = busy;
             reinterpret_cast<PoolHeader*>(destroyed.data())->destroyed.store(1);
             write(out + "/attach_header/destroyed", destroyed);
+            // The heap's free lists live on pages 4-5 now, out of the fuzzer's reach (it
+            // writes the header page); what the header says of the heap's geometry is in it.
             std::vector<std::uint8_t> scribbled = busy;
             auto* hs = reinterpret_cast<PoolHeader*>(scribbled.data());
-            hs->heap.free_head[12] = 4096 * 3;
-            hs->heap.free_count[5] = 9;
-            hs->heap.free_bytes = 12345;
-            write(out + "/attach_header/scribbled_heap_state", scribbled);
+            hs->free_map_bytes = 1;
+            hs->heap_chunk_shift = 40;
+            write(out + "/attach_header/scribbled_heap_geometry", scribbled);
             (void)h;
         }
         whole.free();
