@@ -56,9 +56,11 @@ Command add_serve(CLI::App& top) {
                 // connections linger in TIME_WAIT (SO_REUSEADDR). Set before UCX starts,
                 // while this process has one thread; a value in the environment wins.
                 ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);  // NOLINT(concurrency-mt-unsafe)
-                // Over TCP, UCX moves the agent's puts (remote reads) in messages of this
-                // size, each acknowledged: 64 KiB instead of 8 made remote reads 2-4 times
-                // faster in bench/remote_bench.sh (on the receive side 64 KiB is the default).
+                // Over TCP, UCX sends in messages of this size: 64 KiB instead of 8 made
+                // remote reads of 64 KiB 2 times faster and writes of 64-256 KiB about 4
+                // times in bench/remote_bench.sh (active messages, one run at load 5; with
+                // the earlier one-sided puts, reads 2-4 times). The receive side's default
+                // is 64 KiB already.
                 ::setenv("UCX_TCP_TX_SEG_SIZE", "64K", 0);  // NOLINT(concurrency-mt-unsafe)
                 AgentOptions options;
                 options.listen = args->listen;
