@@ -61,7 +61,7 @@ bool PoolCaches::alloc_from_cache(ThreadCache& cache, std::uint32_t size_class, 
     const std::uint32_t g = heap_->granule_order();
     const std::uint64_t block_bytes = std::uint64_t{k_cached_class_granules[size_class]} << g;
     const std::uint64_t lower = std::uint64_t{k_cached_class_granules[size_class - 1]} << g;
-    const std::uint64_t align_mask = heap_->alignment_of(block_bytes) - 1;
+    const std::uint64_t align_mask = heap_->alignment_mask_of(block_bytes);
     const std::uint64_t last_offset = heap_->heap_bytes() - block_bytes;
     while (mag.count != 0) {
         const std::uint32_t slot = magazine_pop(mag, slots);

@@ -246,6 +246,26 @@ TEST_CASE("size classes: the cached classes' table gives each class exactly its 
     }
 }
 
+// TlsfHeap::alignment_of is branch free (a branch on "a power of two" was mispredicted on
+// most cached allocations of a mixed-size workload): against its definition written out
+// plainly, for every class bound, under each granule.
+TEST_CASE("size classes: a block's alignment is its size for a power of two up to 4 KiB, else the granule") {
+    using dragonmem::detail::k_aligned_block_max;
+    using dragonmem::detail::k_heap_lists;
+    using dragonmem::detail::TlsfHeap;
+    for (std::uint32_t min_order : {6u, 7u, 12u, 13u}) {
+        const TlsfHeap heap(nullptr, nullptr, nullptr, min_order, std::uint64_t{1} << 40, nullptr);
+        for (std::uint32_t c = 1; c < k_heap_lists; ++c) {
+            const std::uint64_t bytes = heap.class_bytes(c);
+            if (bytes == 0 || bytes > heap.heap_bytes()) continue;
+            const bool natural = bytes <= k_aligned_block_max && (bytes & (bytes - 1)) == 0;
+            const std::uint64_t expected = natural ? bytes : heap.granule_bytes();
+            CHECK_MESSAGE(heap.alignment_of(bytes) == expected,
+                          "class " << c << ", block " << bytes << " B, granule " << heap.granule_bytes() << " B");
+        }
+    }
+}
+
 // The branch-free class arithmetic (SizeClasses) against its definition written out
 // plainly: lists 0-31 one granule apart, then 16 per power of two. The lists index
 // shared memory (HeapState::free_head), so the mapping must never change silently.
