@@ -182,13 +182,16 @@ void Client::drop(const std::string& agent) {
     connections_.erase(it);
 }
 
-// Drops the connection (which completes the `pending` requests, with an error; then
-// they are freed: no byte of this call lands in the caller's buffer after it) and
-// reports what failed.
+// Drops the connection and reports what failed. The `pending` requests (a write's send
+// from the caller's buffer, a read's receive into it) are complete and freed before this
+// returns, however long UCX takes (finish_request_now): no byte of the caller's buffer is
+// read or written by UCX once the call returned. The call's sequence is cleared first, so
+// that a reply UCX delivers while the endpoint closes posts no new receive.
 dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during,
                            std::initializer_list<ucs_status_ptr_t> pending) {
+    call_.sequence = 0;
     drop(agent);
-    for (ucs_status_ptr_t request : pending) finish_request(ucx_.worker(), request);
+    for (ucs_status_ptr_t request : pending) finish_request_now(ucx_.worker(), request);
     call_ = Call{};
     if (status == UCS_ERR_TIMED_OUT)
         return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);

@@ -124,6 +124,13 @@ void finish_request(ucp_worker_h worker, ucs_status_ptr_t request) {
     ucp_request_free(request);
 }
 
+void finish_request_now(ucp_worker_h worker, ucs_status_ptr_t request) {
+    if (request == nullptr || UCS_PTR_IS_ERR(request)) return;
+    if (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_request_cancel(worker, request);
+    while (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_worker_progress(worker);
+    ucp_request_free(request);
+}
+
 namespace {
 
 // One asynchronous lookup (getaddrinfo_a). Heap-held: a lookup that cannot be cancelled

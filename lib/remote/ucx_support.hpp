@@ -53,6 +53,12 @@ ucs_status_t wait_request(UcxWorker& ucx, ucs_status_ptr_t request, const std::o
 // endpoint was force-closed, which complete at once. Bounded all the same (10 s): a
 // request UCX never completes is left to it (not freed) rather than hanging the caller.
 void finish_request(ucp_worker_h worker, ucs_status_ptr_t request);
+// Progresses `worker` until `request` completes, then frees it, however long that takes:
+// for requests that read or write a caller's memory (a client's buffer), which must not
+// be left to UCX when the call returns. Callers force-close the request's endpoint first
+// (which completes it at once); a request not yet complete is cancelled
+// (ucp_request_cancel) before the wait.
+void finish_request_now(ucp_worker_h worker, ucs_status_ptr_t request);
 
 
 // "HOST:PORT" (agent_address.hpp) resolved to a socket address (the first getaddrinfo
