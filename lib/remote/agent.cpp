@@ -36,35 +36,30 @@ constexpr std::int64_t k_transfer_limit_ns = 30'000'000'000;
 // attach (ServedPool::backed).
 constexpr std::uint64_t k_backed_chunk_bytes = 64 << 10;
 
-// A pool this agent has attached. Its heap is registered with UCX once, for the agent's
-// own side of transfers (zero-copy sends and receives where the transport has them);
-// the registration's key is never packed or sent. Shared with the transfers that use
-// it: a pool dropped (destroyed) while a transfer runs stays mapped until that ends.
+// A pool this agent has attached. Its heap is not registered with UCX: a registration
+// handed to a send or receive is what UCX packs into the key of a rendezvous (on IB/RoCE
+// an RDMA key a peer may use for as long as the registration lives), and a whole-heap
+// one would give every client every allocation. Transfers are eager instead (serve()).
+// Shared with the transfers that use it: a pool dropped (destroyed) while a transfer runs
+// stays mapped until that ends.
 struct ServedPool {
-    ServedPool() = default;
-    ServedPool(const ServedPool&) = delete;
-    ServedPool& operator=(const ServedPool&) = delete;
-    ~ServedPool() {
-        if (registration != nullptr) ucp_mem_unmap(context, registration);
-    }
     PoolRef pool;
     const PoolIdentity* identity = nullptr;  // the mapping's: nonce, secret
     void* heap = nullptr;
     std::uint64_t heap_bytes = 0;
-    ucp_context_h context = nullptr;
-    ucp_mem_h registration = nullptr;
     // Chunks of the heap (k_backed_chunk_bytes) this agent has backed for remote writes.
     // Process-local: tmpfs never takes a page back from a live object (nothing in
     // dragonmem punches holes), so a chunk backed once stays backed while attached.
     std::vector<bool> backed;
 };
 
-// How a write's bytes wait in UCX while the agent checks the request.
+// How a write's bytes wait in UCX while the agent checks the request. Never by
+// rendezvous: receiving one would hand the client a key to the pool's memory where UCX
+// uses its put scheme (on_request refuses them).
 enum class DataHeld {
-    none,        // no bytes (a read), or already taken care of
-    rendezvous,  // still at the client: ucp_am_recv_data_nbx fetches them
-    eager,       // in a buffer of UCX's that persists until ucp_am_data_release
-    lent,        // in a buffer of UCX's only during the message handler
+    none,   // no bytes (a read), or already taken care of
+    eager,  // in a buffer of UCX's that persists until ucp_am_data_release
+    lent,   // in a buffer of UCX's only during the message handler
 };
 
 struct IncomingRequest {
@@ -73,20 +68,19 @@ struct IncomingRequest {
     std::string message;
     AccessRequest request;
     DataHeld held = DataHeld::none;
-    void* data = nullptr;            // UCX's: a rendezvous descriptor or its eager buffer
+    void* data = nullptr;            // UCX's: its eager buffer
     bool served_in_handler = false;  // an eager write done at once (rc and message say how)
     bool in_transfer = false;        // served by a transfer (transfers_), which replies
 };
 
-// A transfer in flight: a read's reply carrying the range (a send), or a write's bytes
-// being received into the pool.
+// A transfer in flight: a read's reply carrying the range, sent eagerly from the pool.
 struct Transfer {
     ucs_status_ptr_t op = nullptr;
     ucp_ep_h ep = nullptr;
     std::shared_ptr<ServedPool> pool;
     AccessRequest request;
     timespec deadline{};
-    std::array<std::uint8_t, k_reply_bytes> header{};  // a read's reply: alive until the send completes
+    std::array<std::uint8_t, k_reply_bytes> header{};  // alive until the send completes
 };
 
 struct OutgoingReply {
@@ -172,15 +166,20 @@ ucs_status_t Agent::on_request(void* arg, const void* header, std::size_t header
                             length);
     if (incoming.rc != DRAGON_SUCCESS) incoming.message = last_error_message();
     ucs_status_t keep = UCS_OK;  // UCS_OK: UCX drops the data (if any) when this returns
+    // A write's bytes by rendezvous are refused unreceived (UCX tells the client its send
+    // is done): receiving them could hand the client a key to the pool's memory.
+    if (incoming.rc == DRAGON_SUCCESS && length != 0 && (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) {
+        incoming.rc = failf(DRAGON_INVALID_ARGUMENT,
+                            "a write's {} B came by rendezvous: the agent takes a write's bytes only eagerly "
+                            "(UCP_AM_SEND_FLAG_EAGER), so that no key to its memory is ever handed out; nothing "
+                            "was written",
+                            length);
+        incoming.message = last_error_message();
+    }
     if (incoming.rc == DRAGON_SUCCESS && length != 0) {
         // A write's bytes stay where UCX has them until the request is checked (in the
-        // loop, out of UCX's progress); then they go straight into the pool, or are
-        // dropped.
-        if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) {
-            incoming.held = DataHeld::rendezvous;
-            incoming.data = data;
-            keep = UCS_INPROGRESS;
-        } else if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0) {
+        // loop, out of UCX's progress); then they are copied into the pool, or dropped.
+        if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0) {
             incoming.held = DataHeld::eager;
             incoming.data = data;
             keep = UCS_INPROGRESS;
@@ -284,8 +283,7 @@ void Agent::log_outcome(const AccessRequest& request, dragonError_t rc, const st
 }
 
 void Agent::release_data(IncomingRequest& incoming) {
-    if (incoming.held == DataHeld::rendezvous || incoming.held == DataHeld::eager)
-        ucp_am_data_release(ucx_.worker(), incoming.data);  // a rendezvous: the sender's send completes
+    if (incoming.held == DataHeld::eager) ucp_am_data_release(ucx_.worker(), incoming.data);
     incoming.held = DataHeld::none;
     incoming.data = nullptr;
 }
@@ -311,11 +309,11 @@ dragonError_t check_capability(const PoolIdentity& pool, const AccessRequest& re
     return check_capability(pool.name, pool.nonce, pool.secret, request);
 }
 
-// The pool `request` names, attached and registered for the agent's side of transfers.
+// The pool `request` names, attached.
 // The capability is checked first from the pool's header read without attaching
 // (peek_pool: a forged request does not make the agent attach, so enter itself in the
 // process table of, any pool its uid may read), then again on the attached pool (it may
-// have been made anew in between), before anything is registered (on RDMA: pinned).
+// have been made anew in between).
 dragonError_t Agent::attach_pool(const AccessRequest& request, std::shared_ptr<ServedPool>& out) {
     const std::string& name = request.pool_name;
     if (auto it = pools_.find(name); it != pools_.end()) {
@@ -333,16 +331,6 @@ dragonError_t Agent::attach_pool(const AccessRequest& request, std::shared_ptr<S
     served->identity = identity_of(served->pool);
     if (dragonError_t rc = check_capability(*served->identity, request)) return rc;  // detached on return
     if (dragonError_t rc = pool_heap(served->pool, "serve", served->heap, served->heap_bytes)) return rc;
-    ucp_mem_map_params_t map{};
-    map.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
-    map.address = served->heap;
-    map.length = served->heap_bytes;
-    if (ucs_status_t st = ucp_mem_map(ucx_.context(), &map, &served->registration); st != UCS_OK) {
-        served->registration = nullptr;
-        return failf(DRAGON_FAILURE, "serve: registering the {} B heap of pool '{}' with UCX failed: {}",
-                     served->heap_bytes, name, ucs_status_string(st));
-    }
-    served->context = ucx_.context();
     served->backed.assign((served->heap_bytes + k_backed_chunk_bytes - 1) / k_backed_chunk_bytes, false);
     event(fmt::format("attached pool '{}' ({} B heap)", name, served->heap_bytes));
     pools_[name] = served;
@@ -417,8 +405,17 @@ dragonError_t Agent::back_for_write(ServedPool& served, std::uint64_t heap_offse
 }
 
 // Serves a well-formed request: a read's reply goes out with the range as its data (a
-// transfer); a write's bytes go straight into the range (a rendezvous: received there by
-// a transfer; eager: one copy out of UCX's buffer). Refused: rc and message say why.
+// transfer); a write's bytes are copied into the range out of UCX's buffer. Refused: rc
+// and message say why.
+//
+// Both ways the bytes travel eagerly (UCP_AM_SEND_FLAG_EAGER; rendezvous writes are
+// refused in on_request), and no memory handle is given to UCX: a rendezvous sends the
+// peer a key to the buffer's registration (RTS for its get scheme, RTR for put), which on
+// IB/RoCE is an RDMA key valid as long as the registration, and UCX registers more than
+// the buffer (its registration cache rounds to pages and merges neighbours; the heap's
+// own registration covered every allocation). An eager transfer sends no key at all, on
+// any transport. The cost: UCX assembles a large message in a buffer of its own at the
+// receiver, one more copy there (design.md 3.4).
 void Agent::serve(IncomingRequest& incoming) {
     const AccessRequest& request = incoming.request;
     std::shared_ptr<ServedPool> served;
@@ -428,7 +425,7 @@ void Agent::serve(IncomingRequest& incoming) {
         incoming.message = last_error_message();
         return;
     }
-    if (request.access == Access::write && incoming.held != DataHeld::rendezvous) {
+    if (request.access == Access::write) {
         if (request.length != 0) std::memcpy(first, incoming.data, request.length);
         return;  // DRAGON_SUCCESS; the buffer is released by the caller
     }
@@ -438,38 +435,29 @@ void Agent::serve(IncomingRequest& incoming) {
     transfer->request = request;
     transfer->deadline = deadline_after_ns(k_transfer_limit_ns);
     ucp_request_param_t params{};
-    params.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;  // the pool's registration, made once at attach
-    params.memh = served->registration;
-    if (request.access == Access::read) {
-        AccessReply reply;
-        reply.sequence = request.sequence;
-        transfer->header = encode_reply(reply);
-        transfer->op = ucp_am_send_nbx(incoming.reply_ep, k_am_reply, transfer->header.data(), transfer->header.size(),
-                                       first, request.length, &params);
-    } else {
-        transfer->op = ucp_am_recv_data_nbx(ucx_.worker(), incoming.data, first, request.length, &params);
-        incoming.held = DataHeld::none;  // the descriptor is the receive's now
-        incoming.data = nullptr;
-    }
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    params.flags = UCP_AM_SEND_FLAG_EAGER;  // no rendezvous: no key (above)
+    AccessReply reply;
+    reply.sequence = request.sequence;
+    transfer->header = encode_reply(reply);
+    transfer->op = ucp_am_send_nbx(incoming.reply_ep, k_am_reply, transfer->header.data(), transfer->header.size(),
+                                   first, request.length, &params);
     if (UCS_PTR_IS_ERR(transfer->op)) {
-        incoming.rc = failf(DRAGON_FAILURE, "{} {} B of pool '{}' failed at once: {}",
-                            request.access == Access::read ? "sending" : "receiving", request.length,
+        incoming.rc = failf(DRAGON_FAILURE, "sending {} B of pool '{}' failed at once: {}", request.length,
                             request.pool_name, ucs_status_string(UCS_PTR_STATUS(transfer->op)));
         incoming.message = last_error_message();
         return;
     }
     if (transfer->op == nullptr) {  // done at once
-        if (request.access == Access::read) {
-            incoming.in_transfer = true;  // the reply went with the bytes
-            log_outcome(request, DRAGON_SUCCESS, {});
-        }
+        incoming.in_transfer = true;  // the reply went with the bytes
+        log_outcome(request, DRAGON_SUCCESS, {});
         return;
     }
     incoming.in_transfer = true;
     transfers_.push_back(std::move(transfer));
 }
 
-// Transfers that completed: freed, a write's reply sent, each logged. One past the limit
+// Transfers that completed: freed and logged (a read's reply went with its bytes). One past the limit
 // gets its connection closed (which completes it, with an error, on the next turn).
 void Agent::reap_transfers() {
     for (std::size_t i = 0; i < transfers_.size();) {
@@ -489,14 +477,11 @@ void Agent::reap_transfers() {
         dragonError_t rc = DRAGON_SUCCESS;
         std::string message;
         if (st != UCS_OK) {
-            rc = failf(DRAGON_FAILURE, "{} {} B of pool '{}' failed: {}",
-                       transfer.request.access == Access::read ? "sending" : "receiving", transfer.request.length,
+            rc = failf(DRAGON_FAILURE, "sending {} B of pool '{}' failed: {}", transfer.request.length,
                        transfer.request.pool_name, ucs_status_string(st));
             message = last_error_message();
         }
         log_outcome(transfer.request, rc, message);
-        if (transfer.request.access == Access::write && endpoints_.count(transfer.ep) != 0)
-            send_reply(transfer.ep, transfer.request.sequence, rc, message);
         transfers_.erase(transfers_.begin() + static_cast<std::ptrdiff_t>(i));
     }
 }

@@ -47,7 +47,6 @@ struct Call {
     bool replied = false;
     dragonError_t rc = DRAGON_SUCCESS;
     std::string message;
-    ucs_status_ptr_t receive = nullptr;  // a read's bytes being received into `buffer`
 };
 
 // The process's client: a static object, so that its endpoints, worker and context are
@@ -96,12 +95,19 @@ ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_
     if (decode_reply({static_cast<const std::uint8_t*>(header), header_bytes}, reply) != DRAGON_SUCCESS) return UCS_OK;
     if (call.sequence == 0 || reply.sequence != call.sequence || call.replied) return UCS_OK;
     call.replied = true;
-    const bool rendezvous = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    // Replies come eagerly (the agent sends them so): a rendezvous is refused unreceived
+    // (UCX then tells the sender its send is done). Receiving one would post a receive into
+    // the caller's buffer, and could hand the sender a key to it (UCX's put scheme).
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) {
+        call.rc = DRAGON_FAILURE;
+        call.message = fmt::format("its reply ({} B) came by rendezvous, not eagerly as the agent sends them; "
+                                   "refused, nothing was received",
+                                   length);
+        return UCS_OK;
+    }
     if (reply.rc != DRAGON_SUCCESS) {
         call.rc = reply.rc;
-        // A refusal's message is short and sent eagerly.
-        if (rendezvous) call.message = "(the agent's message did not come eagerly)";
-        else call.message.assign(static_cast<const char*>(data), std::min(length, k_reply_message_max));
+        call.message.assign(static_cast<const char*>(data), std::min(length, k_reply_message_max));
         return UCS_OK;
     }
     const std::uint64_t expected = call.access == Access::read ? call.length : 0;
@@ -111,19 +117,7 @@ ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_
         return UCS_OK;
     }
     if (length == 0) return UCS_OK;
-    if (rendezvous) {
-        // Still at the agent: received straight into the caller's buffer.
-        ucp_request_param_t params{};
-        ucs_status_ptr_t op = ucp_am_recv_data_nbx(self->ucx_.worker(), data, call.buffer, length, &params);
-        if (UCS_PTR_IS_ERR(op)) {
-            call.rc = DRAGON_FAILURE;
-            call.message = fmt::format("receiving {} B failed at once: {}", length, ucs_status_string(UCS_PTR_STATUS(op)));
-        } else {
-            call.receive = op;  // nullptr: received already
-        }
-        return UCS_OK;
-    }
-    // Eager: UCX delivered the bytes in a buffer of its own; this is their one copy.
+    // UCX delivered the bytes in a buffer of its own; this is their one copy.
     std::memcpy(call.buffer, data, length);
     return UCS_OK;
 }
@@ -182,11 +176,11 @@ void Client::drop(const std::string& agent) {
     connections_.erase(it);
 }
 
-// Drops the connection and reports what failed. The `pending` requests (a write's send
-// from the caller's buffer, a read's receive into it) are complete and freed before this
-// returns, however long UCX takes (finish_request_now): no byte of the caller's buffer is
-// read or written by UCX once the call returned. The call's sequence is cleared first, so
-// that a reply UCX delivers while the endpoint closes posts no new receive.
+// Drops the connection and reports what failed. The `pending` request (a write's send
+// from the caller's buffer) is complete and freed before this returns, however long UCX
+// takes (finish_request_now): UCX reads no byte of the caller's buffer once the call
+// returned. The call's sequence is cleared first, so that a reply UCX delivers while the
+// endpoint closes is not copied into the buffer.
 dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during,
                            std::initializer_list<ucs_status_ptr_t> pending) {
     call_.sequence = 0;
@@ -240,30 +234,28 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     call_.buffer = buffer;
     call_.length = range.length;
     // The request is the message's header; a write's bytes its data, sent from the
-    // caller's buffer (the agent checks the request before it takes them in).
+    // caller's buffer (the agent checks the request before it takes them in). Eagerly,
+    // always: the agent refuses a rendezvous (it could carry a key to the caller's memory).
     ucp_request_param_t send{};
     send.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-    send.flags = UCP_AM_SEND_FLAG_REPLY;  // the agent answers on the endpoint it got
-    if (access == Access::read) send.flags |= UCP_AM_SEND_FLAG_EAGER;
+    send.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;  // the agent answers on the endpoint it got
     const bool write = access == Access::write && range.length != 0;
     ucs_status_ptr_t sending = ucp_am_send_nbx(connection->ep, k_am_request, header.data(), header.size(),
                                                write ? buffer : nullptr, write ? range.length : 0, &send);
     if (UCS_PTR_IS_ERR(sending)) return lost(agent, UCS_PTR_STATUS(sending), "sending the request", {});
-    // Done when the request (and a write's bytes) left, the reply came, and a read's bytes
-    // are in the buffer. On a timeout or a lost agent the endpoint is force-closed before
-    // the call returns: nothing of the call is left running.
+    // Done when the request (and a write's bytes) left and the reply came (a read's bytes
+    // copied into the buffer by on_reply). On a timeout or a lost agent the endpoint is
+    // force-closed before the call returns: nothing of the call is left running.
     const char* during = write ? "sending the bytes" : "waiting for the reply";
     unsigned spins = 0;
     for (;;) {
         if (ucs_status_t st = take_if_done(sending); st != UCS_OK && st != UCS_INPROGRESS)
-            return lost(agent, st, during, {call_.receive});
-        if (ucs_status_t st = take_if_done(call_.receive); st != UCS_OK && st != UCS_INPROGRESS)
-            return lost(agent, st, "receiving the bytes", {sending});
-        if (sending == nullptr && call_.replied && call_.receive == nullptr) break;
-        if (connection->failure != UCS_OK) return lost(agent, connection->failure, during, {sending, call_.receive});
+            return lost(agent, st, during, {});
+        if (sending == nullptr && call_.replied) break;
+        if (connection->failure != UCS_OK) return lost(agent, connection->failure, during, {sending});
         ucx_.progress_or_sleep();
         if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
-            return lost(agent, UCS_ERR_TIMED_OUT, during, {sending, call_.receive});
+            return lost(agent, UCS_ERR_TIMED_OUT, during, {sending});
     }
     const Call done = std::exchange(call_, Call{});
     if (done.rc != DRAGON_SUCCESS) return failf(done.rc, "agent {}: {}", agent, done.message);

@@ -1,8 +1,11 @@
 // The client side of off-node access: one UCX worker per process, one endpoint per agent
 // (kept between calls). A transfer is one active message each way: the request (a
 // write's bytes as its data, sent from the caller's buffer), and the agent's reply (a
-// read's bytes as its data, received into the caller's buffer). No key or address of
-// either side's memory is exchanged, and neither side's UCX offers one-sided access.
+// read's bytes as its data, copied into the caller's buffer out of UCX's). Both are sent
+// eagerly, never by rendezvous (which hands the peer a key to the buffer's memory), so no
+// key or address of either side's memory is exchanged, and neither side's UCX offers
+// one-sided access. UCX's TCP transport is used only where the operator says the fabric
+// is trusted (ucx_support.hpp).
 #pragma once
 
 #include "remote/wire.hpp"

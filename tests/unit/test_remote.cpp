@@ -23,9 +23,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifdef DMTEST_HAVE_UCX
+#include <ucp/api/ucp.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <cstdlib>
 #include <cstring>
@@ -747,5 +752,272 @@ TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing
     CHECK(pool_state(pool.pd()) == before);
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
+
+#ifdef DMTEST_HAVE_UCX
+// ---- A bare UCX peer, as another implementation (or an attacker) would write one: its
+// own context and worker (active messages only), talking the agent's messages
+// (wire.hpp) with whatever UCX flags it likes.
+namespace {
+
+struct RawMessage {
+    bool arrived = false;
+    std::uint64_t recv_attr = 0;
+    std::vector<std::uint8_t> header;
+    std::vector<std::uint8_t> data;  // eager data only (a rendezvous is not received)
+    std::size_t length = 0;          // the data's length, as announced
+    ucp_ep_h reply_ep = nullptr;
+};
+
+class RawPeer {
+public:
+    RawPeer() {
+        ucp_config_t* config = nullptr;
+        REQUIRE(ucp_config_read(nullptr, nullptr, &config) == UCS_OK);
+        ucp_params_t params{};
+        params.field_mask = UCP_PARAM_FIELD_FEATURES;
+        params.features = UCP_FEATURE_AM;
+        const ucs_status_t st = ucp_init(&params, config, &context_);
+        ucp_config_release(config);
+        REQUIRE(st == UCS_OK);
+        ucp_worker_params_t worker_params{};
+        worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+        worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;
+        REQUIRE(ucp_worker_create(context_, &worker_params, &worker_) == UCS_OK);
+        for (unsigned id : {dd::k_am_request, dd::k_am_reply}) {
+            ucp_am_handler_param_t handler{};
+            handler.field_mask =
+                UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+            handler.id = id;
+            handler.cb = &RawPeer::on_message;
+            handler.arg = this;
+            REQUIRE(ucp_worker_set_am_recv_handler(worker_, &handler) == UCS_OK);
+        }
+    }
+    RawPeer(const RawPeer&) = delete;
+    RawPeer& operator=(const RawPeer&) = delete;
+    ~RawPeer() {
+        for (ucp_ep_h ep : endpoints_) {
+            ucp_request_param_t params{};
+            params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+            params.flags = UCP_EP_CLOSE_FLAG_FORCE;
+            wait(ucp_ep_close_nbx(ep, &params), std::chrono::seconds(10));
+        }
+        if (listener_ != nullptr) ucp_listener_destroy(listener_);
+        ucp_worker_destroy(worker_);
+        ucp_cleanup(context_);
+    }
+    ucp_ep_h connect(const std::string& address) {
+        const auto colon = address.rfind(':');
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        REQUIRE(::inet_pton(AF_INET, address.substr(0, colon).c_str(), &to.sin_addr) == 1);
+        to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+        ucp_ep_params_t params{};
+        params.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+        params.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+        params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&to);
+        params.sockaddr.addrlen = sizeof to;
+        params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+        ucp_ep_h ep = nullptr;
+        REQUIRE(ucp_ep_create(worker_, &params, &ep) == UCS_OK);
+        endpoints_.push_back(ep);
+        return ep;
+    }
+    // Listens on 127.0.0.1 (a free port), accepting every connection: "127.0.0.1:PORT".
+    std::string listen() {
+        sockaddr_in at{};
+        at.sin_family = AF_INET;
+        at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ucp_listener_params_t params{};
+        params.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
+        params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&at);
+        params.sockaddr.addrlen = sizeof at;
+        params.conn_handler.cb = &RawPeer::on_connection;
+        params.conn_handler.arg = this;
+        REQUIRE(ucp_listener_create(worker_, &params, &listener_) == UCS_OK);
+        ucp_listener_attr_t attr{};
+        attr.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR;
+        REQUIRE(ucp_listener_query(listener_, &attr) == UCS_OK);
+        return "127.0.0.1:" + std::to_string(ntohs(reinterpret_cast<const sockaddr_in*>(&attr.sockaddr)->sin_port));
+    }
+    // Sends an active message (`flags`: UCP_AM_SEND_FLAG_*), waits until it left.
+    void send(ucp_ep_h ep, unsigned id, std::span<const std::uint8_t> header, std::span<const std::uint8_t> data,
+              std::uint32_t flags) {
+        ucp_request_param_t params{};
+        params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+        params.flags = flags;
+        REQUIRE(wait(ucp_am_send_nbx(ep, id, header.data(), header.size(), data.data(), data.size(), &params),
+                     std::chrono::seconds(30)) == UCS_OK);
+    }
+    // Progresses until a message came (or `limit` passed); the oldest one not taken.
+    RawMessage next(std::chrono::seconds limit) {
+        const auto end = std::chrono::steady_clock::now() + limit;
+        while (messages_.empty() && std::chrono::steady_clock::now() < end) progress();
+        if (messages_.empty()) return {};
+        RawMessage m = std::move(messages_.front());
+        messages_.erase(messages_.begin());
+        return m;
+    }
+    void progress() {
+        ucp_worker_progress(worker_);
+        for (ucp_conn_request_h request : std::exchange(connections_, {})) {
+            ucp_ep_params_t params{};
+            params.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST;
+            params.conn_request = request;
+            ucp_ep_h ep = nullptr;
+            if (ucp_ep_create(worker_, &params, &ep) == UCS_OK) endpoints_.push_back(ep);
+        }
+    }
+
+private:
+    static void on_connection(ucp_conn_request_h request, void* arg) {
+        static_cast<RawPeer*>(arg)->connections_.push_back(request);
+    }
+    static ucs_status_t on_message(void* arg, const void* header, std::size_t header_bytes, void* data,
+                                   std::size_t length, const ucp_am_recv_param_t* param) {
+        RawMessage m;
+        m.arrived = true;
+        m.recv_attr = param->recv_attr;
+        const auto* h = static_cast<const std::uint8_t*>(header);
+        m.header.assign(h, h + header_bytes);
+        m.length = length;
+        if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) == 0 && length != 0) {
+            const auto* d = static_cast<const std::uint8_t*>(data);
+            m.data.assign(d, d + length);
+        }
+        if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0) m.reply_ep = param->reply_ep;
+        static_cast<RawPeer*>(arg)->messages_.push_back(std::move(m));
+        return UCS_OK;  // a rendezvous is dropped unreceived
+    }
+    ucs_status_t wait(ucs_status_ptr_t request, std::chrono::seconds limit) {
+        if (request == nullptr) return UCS_OK;
+        if (UCS_PTR_IS_ERR(request)) return UCS_PTR_STATUS(request);
+        const auto end = std::chrono::steady_clock::now() + limit;
+        ucs_status_t st = UCS_INPROGRESS;
+        while ((st = ucp_request_check_status(request)) == UCS_INPROGRESS && std::chrono::steady_clock::now() < end)
+            progress();
+        if (st == UCS_INPROGRESS) return st;  // left to UCX
+        ucp_request_free(request);
+        return st;
+    }
+
+    ucp_context_h context_ = nullptr;
+    ucp_worker_h worker_ = nullptr;
+    ucp_listener_h listener_ = nullptr;
+    std::vector<ucp_conn_request_h> connections_;
+    std::vector<ucp_ep_h> endpoints_;
+    std::vector<RawMessage> messages_;
+};
+
+// An access request for `length` bytes of `mem` from byte `offset`, as the client encodes it.
+std::vector<std::uint8_t> raw_request(const dd::PoolIdentity& pool, dragonMemoryDescr_t* mem, dd::Access access,
+                                      std::uint64_t offset, std::uint64_t length, std::uint64_t sequence) {
+    dd::AccessRequest request;
+    request.access = access;
+    request.sequence = sequence;
+    request.nonce = pool.nonce;
+    request.id = mem_id(mem);
+    request.offset = offset;
+    request.length = length;
+    request.secret = pool.secret;
+    request.pool_name = pool.name;
+    return dd::encode_request(request);
+}
+
+dd::AccessReply decoded_reply(const RawMessage& m) {
+    dd::AccessReply reply;
+    REQUIRE(m.arrived);
+    REQUIRE(dd::decode_reply(m.header, reply) == DRAGON_SUCCESS);
+    return reply;
+}
+
+}  // namespace
+
+TEST_CASE("the agent sends a read's bytes eagerly, whatever their size: no rendezvous, so no key to its memory") {
+    TestPool pool(32 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t mem{};
+    const std::size_t size = (9 << 20) + 5;  // past UCX's rendezvous threshold on every transport
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), size));
+    auto* p = static_cast<unsigned char*>(mem_pointer(&mem));
+    for (std::size_t i = 0; i < size; ++i) p[i] = static_cast<unsigned char>(i * 7 + (i >> 12));
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    RawPeer peer;
+    ucp_ep_h ep = peer.connect(agent.address());
+    peer.send(ep, dd::k_am_request, raw_request(identity, &mem, dd::Access::read, 0, size, 1), {},
+              UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER);
+    const RawMessage m = peer.next(std::chrono::seconds(60));
+    const dd::AccessReply reply = decoded_reply(m);
+    CHECK(reply.rc == DRAGON_SUCCESS);
+    CHECK(reply.sequence == 1);
+    CHECK((m.recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) == 0);  // a rendezvous would carry a key
+    CHECK(m.length == size);
+    CHECK((m.data.size() == size && std::memcmp(m.data.data(), p, size) == 0));
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("a write whose bytes come by rendezvous is refused unreceived; the allocation is unchanged") {
+    TestPool pool(4 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t mem{};
+    const std::size_t size = 1 << 20;
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), size));
+    auto* p = static_cast<unsigned char*>(mem_pointer(&mem));
+    std::memset(p, 0x11, size);
+    const PoolState before = pool_state(pool.pd());
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    const std::vector<std::uint8_t> data(size, 0xCD);
+    RawPeer peer;
+    ucp_ep_h ep = peer.connect(agent.address());
+    peer.send(ep, dd::k_am_request, raw_request(identity, &mem, dd::Access::write, 0, size, 7), data,
+              UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV);
+    const RawMessage refused = peer.next(std::chrono::seconds(60));
+    CHECK(decoded_reply(refused).rc == DRAGON_INVALID_ARGUMENT);
+    const std::string message(refused.data.begin(), refused.data.end());
+    CHECK(message.find("came by rendezvous") != std::string::npos);
+    CHECK(std::all_of(p, p + size, [](unsigned char c) { return c == 0x11; }));
+    CHECK(pool_state(pool.pd()) == before);
+    // The same bytes sent eagerly are written (the refusal is about how they came).
+    peer.send(ep, dd::k_am_request, raw_request(identity, &mem, dd::Access::write, 0, size, 8), data,
+              UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER);
+    CHECK(decoded_reply(peer.next(std::chrono::seconds(60))).rc == DRAGON_SUCCESS);
+    CHECK(std::all_of(p, p + size, [](unsigned char c) { return c == 0xCD; }));
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("a reply that comes by rendezvous is refused by the client; the caller's buffer is untouched") {
+    TestPool pool(1 << 20);
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 65536));
+    // A fake agent in a thread: it answers the first request with 64 KiB by rendezvous.
+    std::promise<std::string> listening;
+    std::atomic<bool> stop{false};
+    std::thread fake([&] {
+        RawPeer agent;
+        listening.set_value(agent.listen());
+        RawMessage request;
+        while (!stop && !request.arrived) request = agent.next(std::chrono::seconds(1));
+        if (stop) return;
+        dd::AccessRequest decoded;
+        if (dd::decode_request(request.header, decoded) != DRAGON_SUCCESS) return;  // (no REQUIRE off the main thread)
+        dd::AccessReply reply;
+        reply.sequence = decoded.sequence;
+        const std::vector<std::uint8_t> bytes(decoded.length, 0xAB);
+        agent.send(request.reply_ep, dd::k_am_reply, dd::encode_reply(reply), bytes, UCP_AM_SEND_FLAG_RNDV);
+        while (!stop) agent.progress();
+    });
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), listening.get_future().get());
+    std::vector<unsigned char> buffer(65536, 0xEE);
+    const timespec_t limit{10, 0};
+    const dragonError_t rc = dd::remote_transfer(identity, {mem_id(&mem), 0, buffer.size()}, buffer.data(),
+                                                 dd::Access::read, &limit);
+    stop = true;
+    fake.join();
+    CHECK(rc == DRAGON_FAILURE);
+    CHECK(last_error().find("came by rendezvous") != std::string::npos);
+    CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+#endif  // DMTEST_HAVE_UCX
 
 TEST_SUITE_END();
