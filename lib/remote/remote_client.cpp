@@ -58,12 +58,7 @@ public:
     Client() = default;
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
-    ~Client() {
-        while (!connections_.empty()) {
-            const std::string agent = connections_.begin()->first;  // drop() erases the key
-            drop(agent);
-        }
-    }
+    ~Client() { close(); }
     dragonError_t transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
                            const std::optional<timespec>& deadline);
 
@@ -71,6 +66,7 @@ private:
     static ucs_status_t on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
                                  std::size_t length, const ucp_am_recv_param_t* param);
     dragonError_t open();
+    void close();
     dragonError_t connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out);
     void drop(const std::string& agent);
     dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
@@ -122,18 +118,35 @@ ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_
     return UCS_OK;
 }
 
+// Opens the worker, unless open already with the TCP opt-in as the environment states it
+// now (DRAGONMEM_REMOTE_TRUSTED_TCP is read at each call: a context made under the other
+// statement is closed, with its connections, and made anew).
 dragonError_t Client::open() {
-    if (open_) return DRAGON_SUCCESS;
+    bool trusted = false;
+    if (dragonError_t rc = trusted_tcp_now(trusted)) return rc;
+    if (open_ && trusted == ucx_.trusted_tcp()) return DRAGON_SUCCESS;
+    close();
     if (dragonError_t rc = ucx_.open(false, "remote access")) return rc;
     ucp_am_handler_param_t handler{};
     handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
     handler.id = k_am_reply;
     handler.cb = &Client::on_reply;
     handler.arg = this;
-    if (ucs_status_t st = ucp_worker_set_am_recv_handler(ucx_.worker(), &handler); st != UCS_OK)
+    if (ucs_status_t st = ucp_worker_set_am_recv_handler(ucx_.worker(), &handler); st != UCS_OK) {
+        ucx_.close();
         return failf(DRAGON_FAILURE, "remote access: setting the reply handler failed: {}", ucs_status_string(st));
+    }
     open_ = true;
     return DRAGON_SUCCESS;
+}
+
+void Client::close() {
+    while (!connections_.empty()) {
+        const std::string agent = connections_.begin()->first;  // drop() erases the key
+        drop(agent);
+    }
+    ucx_.close();
+    open_ = false;
 }
 
 dragonError_t Client::connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out) {

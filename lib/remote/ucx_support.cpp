@@ -10,9 +10,12 @@
 #include <poll.h>
 #include <sched.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <sstream>
+#include <vector>
 
 namespace dragonmem::detail {
 
@@ -21,20 +24,54 @@ constexpr std::int64_t k_finish_limit_ns = 10'000'000'000;
 constexpr unsigned k_idle_turns_before_sleep = 16;
 }  // namespace
 
-UcxWorker::~UcxWorker() {
+void UcxWorker::close() noexcept {
     if (worker_ != nullptr) ucp_worker_destroy(worker_);
     if (context_ != nullptr) ucp_cleanup(context_);
+    worker_ = nullptr;
+    context_ = nullptr;
+    event_fd_ = -1;
+    idle_turns_ = 0;
 }
 
-dragonError_t UcxWorker::open(bool agent, const char* who) {
-    std::string transports;
-    if (agent) {
-        if (dragonError_t rc = agent_transports(std::getenv("UCX_TLS"), transports)) return rc;  // NOLINT(concurrency-mt-unsafe)
+dragonError_t trusted_tcp_now(bool& out) {
+    return trusted_tcp_from(std::getenv(k_trusted_tcp_env), out);  // NOLINT(concurrency-mt-unsafe)
+}
+
+namespace {
+
+// The transports of `context` ("transport/device"), from the listing UCX prints of it
+// (the one place UCX 1.13 says which of its resources a context kept).
+std::vector<std::string> context_transports(ucp_context_h context) {
+    char* text = nullptr;
+    std::size_t size = 0;
+    FILE* stream = ::open_memstream(&text, &size);
+    if (stream == nullptr) return {};
+    ucp_context_print_info(context, stream);
+    std::fclose(stream);
+    std::vector<std::string> out;
+    std::istringstream lines(std::string(text, size));
+    std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): open_memstream's buffer
+    // "#      resource 2  :  md 1  dev 2  flags -- tcp/eth0": the last word.
+    for (std::string line; std::getline(lines, line);) {
+        if (line.find(" resource ") == std::string::npos) continue;
+        const std::size_t last = line.find_last_of(' ');
+        if (last != std::string::npos && last + 1 < line.size()) out.push_back(line.substr(last + 1));
     }
+    return out;
+}
+
+}  // namespace
+
+dragonError_t UcxWorker::open(bool agent, const char* who) {
+    close();
+    bool trusted = false;
+    if (dragonError_t rc = trusted_tcp_now(trusted)) return rc;
+    std::string transports;
+    if (dragonError_t rc = ucx_transports(std::getenv("UCX_TLS"), agent, trusted, who, transports)) return rc;  // NOLINT(concurrency-mt-unsafe)
     ucp_config_t* config = nullptr;
     if (ucs_status_t st = ucp_config_read(nullptr, nullptr, &config); st != UCS_OK)
         return failf(DRAGON_FAILURE, "{}: reading the UCX configuration failed: {}", who, ucs_status_string(st));
-    if (agent) {
+    if (!transports.empty()) {
         if (ucs_status_t st = ucp_config_modify(config, "TLS", transports.c_str()); st != UCS_OK) {
             ucp_config_release(config);
             return failf(DRAGON_INVALID_ARGUMENT, "{}: UCX refuses the transports '{}': {}", who, transports,
@@ -54,22 +91,31 @@ dragonError_t UcxWorker::open(bool agent, const char* who) {
     ucp_config_release(config);
     if (init != UCS_OK) {
         context_ = nullptr;
+        if (!trusted) return check_network_transports({}, false, who);  // (TCP left out) says why
         return failf(DRAGON_FAILURE, "{}: ucp_init failed: {}", who, ucs_status_string(init));
     }
+    if (dragonError_t rc = check_network_transports(context_transports(context_), trusted, who)) {
+        close();
+        return rc;
+    }
+    trusted_tcp_ = trusted;
     ucp_worker_params_t worker_params{};
     worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
     worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // one thread at a time (callers hold a lock or own it)
     if (ucs_status_t st = ucp_worker_create(context_, &worker_params, &worker_); st != UCS_OK) {
         worker_ = nullptr;
+        close();
         return failf(DRAGON_FAILURE, "{}: ucp_worker_create failed: {}", who, ucs_status_string(st));
     }
     if (ucp_worker_get_efd(worker_, &event_fd_) != UCS_OK) event_fd_ = -1;
     // A request travels as an active message's header: every transport must carry it.
     ucp_worker_attr_t attr{};
     attr.field_mask = UCP_WORKER_ATTR_FIELD_MAX_AM_HEADER;
-    if (ucp_worker_query(worker_, &attr) == UCS_OK && attr.max_am_header < k_request_max_bytes)
+    if (ucp_worker_query(worker_, &attr) == UCS_OK && attr.max_am_header < k_request_max_bytes) {
+        close();
         return failf(DRAGON_FAILURE, "{}: UCX carries active-message headers of {} B at most; a request has up to {}",
                      who, attr.max_am_header, k_request_max_bytes);
+    }
     return DRAGON_SUCCESS;
 }
 

@@ -20,14 +20,19 @@ namespace dragonmem::detail {
 // A UCP context with one single-threaded worker; both released together. Features:
 // active messages (requests, replies and the bytes) and wake-up (an event file
 // descriptor to sleep on when idle); no one-sided access (RMA), on purpose (.cpp).
-// `agent` leaves out UCX's shared-memory transports (agent_transports()).
+// Transports (agent_transports.hpp): `agent` leaves out UCX's shared-memory ones; TCP
+// only with DRAGONMEM_REMOTE_TRUSTED_TCP=1 (read at open); a context without a transport
+// that reaches another node is INVALID_OPERATION saying why (nothing is kept open).
 class UcxWorker {
 public:
     UcxWorker() = default;
     UcxWorker(const UcxWorker&) = delete;
     UcxWorker& operator=(const UcxWorker&) = delete;
-    ~UcxWorker();
+    ~UcxWorker() { close(); }
     dragonError_t open(bool agent, const char* who);
+    void close() noexcept;  // the worker and context released (open may be called again)
+    // Whether it was opened with DRAGONMEM_REMOTE_TRUSTED_TCP=1 (TCP allowed).
+    bool trusted_tcp() const noexcept { return trusted_tcp_; }
     ucp_context_h context() const noexcept { return context_; }
     ucp_worker_h worker() const noexcept { return worker_; }
     // Progresses the worker once; after a few turns that found nothing to do, sleeps on
@@ -39,9 +44,13 @@ public:
 private:
     int event_fd_ = -1;  // -1: none (then the CPU is yielded instead)
     unsigned idle_turns_ = 0;
+    bool trusted_tcp_ = false;
     ucp_context_h context_ = nullptr;
     ucp_worker_h worker_ = nullptr;
 };
+
+// DRAGONMEM_REMOTE_TRUSTED_TCP as now set in the environment (trusted_tcp_from).
+dragonError_t trusted_tcp_now(bool& out);
 
 // Progresses `ucx`'s worker (progress_or_sleep) until `request` (the return of a
 // *_nbx call) completes or `deadline` (nullopt: none) passes. Returns the request's status (and frees it), or

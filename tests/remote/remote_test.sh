@@ -39,8 +39,14 @@ cleanup() {
 trap cleanup EXIT
 
 # Host A (the pools' node, no namespace needed to reach /dev/shm) and host B (clients).
-inA() { ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA "$@"; }
-inB() { ip netns exec "$NB" env POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB "$@"; }
+# Over UCX's TCP transport, which dragonmem uses only with DRAGONMEM_REMOTE_TRUSTED_TCP=1
+# (these two "hosts" are the only ones on the veth pair); the rows below check that
+# without it the agent and the client refuse, saying why.
+TRUST=DRAGONMEM_REMOTE_TRUSTED_TCP=1
+inA() { ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA $TRUST "$@"; }
+inB() { ip netns exec "$NB" env POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB $TRUST "$@"; }
+# As inB, without the opt-in.
+inB_untrusted() { ip netns exec "$NB" env -u DRAGONMEM_REMOTE_TRUSTED_TCP POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB "$@"; }
 # new_pool VAR SUFFIX: a unique pool name in VAR, remembered for the cleanup.
 new_pool() { printf -v "$1" '%s' "dmr${TAG}_$2"; POOLS+=("dmr${TAG}_$2"); }
 json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -87,6 +93,20 @@ if "$D" serve --listen 127.0.0.1:bad 2>&1 | grep -q "without UCX"; then skip "dr
 # The agent runs on no shared-memory transport (a client's key there names local memory).
 if UCX_TLS=tcp,cma "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/tls.err"; then bad "serve ran with UCX_TLS=tcp,cma"
 else grep -q "UCX_TLS 'tcp,cma' names 'cma'" "$WORK/tls.err" && ok "serve refuses UCX_TLS naming cma" || bad "serve with cma: $(cat "$WORK/tls.err")"; fi
+# UCX's TCP transport only with DRAGONMEM_REMOTE_TRUSTED_TCP=1: named in UCX_TLS, or the
+# only network transport here (no verbs device), serve refuses without it, saying why.
+untrusted_serve() {  # untrusted_serve ROW EXPECTED_MESSAGE_PART [VAR=VALUE...]
+  local row=$1 part=$2
+  shift 2
+  if env -u DRAGONMEM_REMOTE_TRUSTED_TCP -u UCX_TLS "$@" timeout 20 "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/tcp.err"; then
+    bad "$row: serve ran"
+  elif [ "$(error_code "$WORK/tcp.err")" = DRAGON_INVALID_OPERATION ] && grep -q -- "$part" "$WORK/tcp.err" &&
+       grep -q "DRAGONMEM_REMOTE_TRUSTED_TCP=1" "$WORK/tcp.err"; then ok "$row: DRAGON_INVALID_OPERATION"
+  else bad "$row: $(cat "$WORK/tcp.err")"; fi
+}
+untrusted_serve "serve refuses UCX_TLS=tcp without DRAGONMEM_REMOTE_TRUSTED_TCP" "UCX_TLS 'tcp' names 'tcp'" UCX_TLS=tcp
+if [ -n "$(ls /sys/class/infiniband 2>/dev/null)" ]; then echo "skip the no-verbs row: this host has verbs devices"
+else untrusted_serve "serve refuses to run over TCP, the only transport here, without DRAGONMEM_REMOTE_TRUSTED_TCP" "only TCP, which is not used"; fi
 ip netns add "$NA" 2>"$WORK/netns.err" || skip "cannot create network namespaces: $(cat "$WORK/netns.err")"
 ip netns add "$NB" || skip "cannot create a second network namespace"
 ip link add "$VA" type veth peer name "$VB" 2>"$WORK/veth.err" || skip "cannot create a veth pair: $(cat "$WORK/veth.err")"
@@ -100,7 +120,7 @@ start_agent() {
   local log=$1 port=${2:-0}
   shift 2 2>/dev/null || shift
   # exec all the way down: $! is the agent itself, which the fault rows kill.
-  (exec ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA "$@" "$D" serve --listen "$IPA:$port" \
+  (exec ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA $TRUST "$@" "$D" serve --listen "$IPA:$port" \
      >"$log" 2>&1) &
   AGENT_PID=$!
   AGENTS+=("$AGENT_PID")
@@ -135,6 +155,11 @@ inB timeout 60 "$D" read --serial "$S1" --timeout 10 >"$WORK/back" 2>"$WORK/r.er
 cmp -s "$WORK/data" "$WORK/back" && ok "B reads 1 MiB" || bad "remote read: $(cat "$WORK/r.err")"
 inB timeout 60 "$D" read --serial "$S1" --offset 1000 --length 100 --timeout 10 >"$WORK/part" 2>/dev/null
 cmp -s "$WORK/part" <(tail -c +1001 "$WORK/data" | head -c 100) && ok "B reads bytes [1000, 1100)" || bad "remote range read"
+# The client without the opt-in: refused before anything is sent, saying why.
+inB_untrusted timeout 60 "$D" read --serial "$S1" --timeout 10 >"$WORK/untrusted" 2>"$WORK/err"
+if [ "$(error_code "$WORK/err")" = DRAGON_INVALID_OPERATION ] && grep -q "DRAGONMEM_REMOTE_TRUSTED_TCP=1" "$WORK/err" && [ ! -s "$WORK/untrusted" ]
+then ok "a client without DRAGONMEM_REMOTE_TRUSTED_TCP refuses TCP: DRAGON_INVALID_OPERATION"
+else bad "client without the opt-in: $(cat "$WORK/err")"; fi
 
 # The agent backs a range for remote writes once (MADV_POPULATE_WRITE walks every page
 # each time otherwise): 1 MiB written twice, one "backed" event, the bytes right.

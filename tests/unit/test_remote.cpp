@@ -17,6 +17,7 @@
 #include <dragonmem/remote.hpp>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -36,6 +37,7 @@
 #include <cstring>
 #include <span>
 #include <thread>
+#include <tuple>
 
 using namespace dmtest;
 namespace dd = dragonmem::detail;
@@ -44,23 +46,37 @@ TEST_SUITE_BEGIN("remote");
 
 namespace {
 
-// Sets (or, with nullptr, unsets) DRAGONMEM_AGENT for one test, then puts it back.
-class AgentEnv {
+// Sets (or, with nullptr, unsets) environment variable `name` for one test, then puts it back.
+class ScopedEnv {
 public:
-    explicit AgentEnv(const char* value) {
-        if (const char* old = std::getenv("DRAGONMEM_AGENT")) saved_ = old;
-        if (value != nullptr) ::setenv("DRAGONMEM_AGENT", value, 1);
-        else ::unsetenv("DRAGONMEM_AGENT");
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) saved_ = old;
+        if (value != nullptr) ::setenv(name, value, 1);
+        else ::unsetenv(name);
     }
-    AgentEnv(const AgentEnv&) = delete;
-    AgentEnv& operator=(const AgentEnv&) = delete;
-    ~AgentEnv() {
-        if (saved_) ::setenv("DRAGONMEM_AGENT", saved_->c_str(), 1);
-        else ::unsetenv("DRAGONMEM_AGENT");
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+    ~ScopedEnv() {
+        if (saved_) ::setenv(name_.c_str(), saved_->c_str(), 1);
+        else ::unsetenv(name_.c_str());
     }
 
 private:
+    std::string name_;
     std::optional<std::string> saved_;
+};
+
+// DRAGONMEM_AGENT for one test.
+class AgentEnv : public ScopedEnv {
+public:
+    explicit AgentEnv(const char* value) : ScopedEnv("DRAGONMEM_AGENT", value) {}
+};
+
+// DRAGONMEM_REMOTE_TRUSTED_TCP=1 for one test: these tests run over UCX's TCP transport
+// on 127.0.0.1 (agent_transports.hpp says why it takes the operator's word).
+class TrustedTcp : public ScopedEnv {
+public:
+    TrustedTcp() : ScopedEnv(dd::k_trusted_tcp_env, "1") {}
 };
 
 dd::PoolIdentity decoded_pool(const std::vector<std::uint8_t>& bytes) {
@@ -264,6 +280,7 @@ TEST_CASE("read_bytes and write_bytes (C++) on a local allocation") {
 }
 
 TEST_CASE("remote descriptors that name no agent, or carry no secret, cannot be read; with one, the error is clear") {
+    TrustedTcp trusted;
     TestPool pool(65536);
     dragonMemoryDescr_t mem{};
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 100));
@@ -348,6 +365,7 @@ private:
 
 TEST_CASE("a remote call's timeout holds while another thread's call to a hung agent runs") {
     if (dragonmem_remote_available() == 0) return;  // built without UCX: nothing is waited for
+    TrustedTcp trusted;
     TestPool pool(65536);
     dragonMemoryDescr_t mem{};
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 100));
@@ -475,22 +493,89 @@ TEST_CASE("peek_pool reads a pool's instance and secret without attaching; anyth
 
 TEST_CASE("the agent leaves out UCX's shared-memory transports") {
     std::string tls;
-    DM_CHECK_OK(dd::agent_transports(nullptr, tls));
-    CHECK(tls == "^shm");
-    DM_CHECK_OK(dd::agent_transports("", tls));
-    CHECK(tls == "^shm");
-    DM_CHECK_OK(dd::agent_transports("^ib", tls));
-    CHECK(tls == "^ib,shm");
-    DM_CHECK_OK(dd::agent_transports("tcp", tls));
-    CHECK(tls == "tcp");
-    DM_CHECK_OK(dd::agent_transports("rc_x,tcp,self", tls));
-    CHECK(tls == "rc_x,tcp,self");
-    for (const char* bad : {"tcp,cma", "all", "posix", "sm,tcp", "tcp,sysv", "xpmem", "knem", "mm", "shm"}) {
-        CAPTURE(bad);
-        DM_CHECK_RC(dd::agent_transports(bad, tls), DRAGON_INVALID_ARGUMENT);
-        CHECK(last_error().find("UCX_TLS") != std::string::npos);
-        CHECK(last_error().find(bad) != std::string::npos);
+    for (bool trusted : {true, false}) {
+        CAPTURE(trusted);
+        const std::string tcp = trusted ? "" : ",tcp";
+        DM_CHECK_OK(dd::ucx_transports(nullptr, true, trusted, "serve", tls));
+        CHECK(tls == "^shm" + tcp);
+        DM_CHECK_OK(dd::ucx_transports("", true, trusted, "serve", tls));
+        CHECK(tls == "^shm" + tcp);
+        DM_CHECK_OK(dd::ucx_transports("^ib", true, trusted, "serve", tls));
+        CHECK(tls == "^ib,shm" + tcp);
+        DM_CHECK_OK(dd::ucx_transports("rc_x,ud,self", true, trusted, "serve", tls));
+        CHECK(tls == "rc_x,ud,self");
+        for (const char* bad : {"tcp,cma", "all", "posix", "sm,tcp", "tcp,sysv", "xpmem", "knem", "mm", "shm"}) {
+            CAPTURE(bad);
+            DM_CHECK_RC(dd::ucx_transports(bad, true, trusted, "serve", tls), DRAGON_INVALID_ARGUMENT);
+            CHECK(last_error().find("UCX_TLS") != std::string::npos);
+            CHECK(last_error().find(bad) != std::string::npos);
+        }
     }
+    DM_CHECK_OK(dd::ucx_transports("tcp", true, true, "serve", tls));
+    CHECK(tls == "tcp");
+}
+
+TEST_CASE("UCX's TCP transport only with DRAGONMEM_REMOTE_TRUSTED_TCP=1; verbs transports without it") {
+    bool trusted = true;
+    DM_CHECK_OK(dd::trusted_tcp_from(nullptr, trusted));
+    CHECK_FALSE(trusted);
+    DM_CHECK_OK(dd::trusted_tcp_from("", trusted));
+    CHECK_FALSE(trusted);
+    DM_CHECK_OK(dd::trusted_tcp_from("0", trusted));
+    CHECK_FALSE(trusted);
+    DM_CHECK_OK(dd::trusted_tcp_from("1", trusted));
+    CHECK(trusted);
+    for (const char* bad : {"yes", "true", "2", " 1", "1 "}) {
+        CAPTURE(bad);
+        DM_CHECK_RC(dd::trusted_tcp_from(bad, trusted), DRAGON_INVALID_ARGUMENT);
+        CHECK(last_error().find(std::string("DRAGONMEM_REMOTE_TRUSTED_TCP='") + bad + "'") != std::string::npos);
+    }
+    // The client: UCX's configuration kept when trusted; tcp left out otherwise, and a
+    // list naming it refused, naming it and the variable.
+    std::string tls;
+    DM_CHECK_OK(dd::ucx_transports(nullptr, false, true, "remote access", tls));
+    CHECK(tls.empty());
+    DM_CHECK_OK(dd::ucx_transports("tcp,self", false, true, "remote access", tls));
+    CHECK(tls == "tcp,self");
+    DM_CHECK_OK(dd::ucx_transports(nullptr, false, false, "remote access", tls));
+    CHECK(tls == "^tcp");
+    DM_CHECK_OK(dd::ucx_transports("^cuda", false, false, "remote access", tls));
+    CHECK(tls == "^cuda,tcp");
+    DM_CHECK_OK(dd::ucx_transports("rc,ud", false, false, "remote access", tls));
+    CHECK(tls == "rc,ud");
+    for (bool agent : {false, true}) {
+        for (const char* named : {"tcp", "rc,tcp", "all"}) {
+            CAPTURE(agent);
+            CAPTURE(named);
+            const dragonError_t rc = dd::ucx_transports(named, agent, false, "who", tls);
+            if (agent && std::string(named) == "all") {
+                CHECK(rc == DRAGON_INVALID_ARGUMENT);  // a shared-memory transport, said first
+                continue;
+            }
+            CHECK(rc == DRAGON_INVALID_OPERATION);
+            CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
+            CHECK(last_error().find(std::string("UCX_TLS '") + named + "'") != std::string::npos);
+            CHECK(last_error().find("write anywhere") != std::string::npos);
+        }
+    }
+    // What the context kept: a verbs transport reaches other nodes without the opt-in,
+    // TCP only with it.
+    const std::vector<std::string> verbs{"self/memory", "rc_mlx5/mlx5_0:1", "ud_mlx5/mlx5_0:1"};
+    const std::vector<std::string> dc{"self/memory", "dc_mlx5/mlx5_0:1"};
+    const std::vector<std::string> tcp_only{"self/memory", "tcp/eth0", "cma/memory"};
+    const std::vector<std::string> local_only{"self/memory", "cma/memory", "posix/memory"};
+    for (bool opt_in : {false, true}) {
+        DM_CHECK_OK(dd::check_network_transports(verbs, opt_in, "serve"));
+        DM_CHECK_OK(dd::check_network_transports(dc, opt_in, "serve"));
+    }
+    DM_CHECK_OK(dd::check_network_transports(tcp_only, true, "serve"));
+    DM_CHECK_RC(dd::check_network_transports(tcp_only, false, "serve"), DRAGON_INVALID_OPERATION);
+    DM_CHECK_RC(dd::check_network_transports(local_only, false, "serve"), DRAGON_INVALID_OPERATION);
+    CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
+    CHECK(last_error().find("self/memory, cma/memory, posix/memory") != std::string::npos);
+    DM_CHECK_RC(dd::check_network_transports(local_only, true, "serve"), DRAGON_INVALID_OPERATION);
+    CHECK(last_error().find("no transport here that reaches another node") != std::string::npos);
+    DM_CHECK_RC(dd::check_network_transports({}, true, "serve"), DRAGON_INVALID_OPERATION);
 }
 
 // `dragonmem serve` in a thread of this process, on a free port of 127.0.0.1: the pool
@@ -533,6 +618,7 @@ public:
     const std::string& address() const { return address_; }
 
 private:
+    TrustedTcp trusted_;  // first: the agent's UCX reads it when it starts, the client at each call
     dragonmem::AgentOptions options_;
     std::atomic<bool> stop_{false};
     std::mutex mutex_;
@@ -750,6 +836,87 @@ TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing
     const auto* p = static_cast<const unsigned char*>(mem_pointer(&mem));
     CHECK(std::all_of(p, p + 256, [](unsigned char c) { return c == 0x44; }));
     CHECK(pool_state(pool.pd()) == before);
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+namespace {
+
+// Whether this machine has an InfiniBand/RoCE device (then UCX would use verbs, which need
+// no opt-in, and nothing is refused).
+bool has_verbs_device() {
+    DIR* dir = ::opendir("/sys/class/infiniband");
+    if (dir == nullptr) return false;
+    bool any = false;
+    while (const dirent* entry = ::readdir(dir))
+        if (entry->d_name[0] != '.') any = true;
+    ::closedir(dir);
+    return any;
+}
+
+// What serve() throws (or "" when it ran: `stop` is set before, so it returns at once).
+std::pair<dragonError_t, std::string> serve_outcome() {
+    std::atomic<bool> stop{true};
+    dragonmem::AgentOptions options;
+    options.listen = "127.0.0.1:0";
+    options.stop = &stop;
+    try {
+        dragonmem::serve(options);
+    } catch (const dragonmem::Error& e) {
+        return {e.code(), e.what()};
+    }
+    return {DRAGON_SUCCESS, ""};
+}
+
+}  // namespace
+
+TEST_CASE("without DRAGONMEM_REMOTE_TRUSTED_TCP=1 the agent and the client refuse UCX's TCP transport, saying why") {
+    if (dragonmem_remote_available() == 0) return;
+    if (has_verbs_device()) return;  // verbs would be used: nothing to refuse here
+    ScopedEnv tls("UCX_TLS", nullptr);
+    {
+        ScopedEnv untrusted(dd::k_trusted_tcp_env, nullptr);
+        auto [rc, message] = serve_outcome();
+        CHECK(rc == DRAGON_INVALID_OPERATION);
+        CHECK(message.find("only TCP, which is not used") != std::string::npos);
+        CHECK(message.find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
+        CHECK(message.find("write anywhere") != std::string::npos);
+        ScopedEnv tcp("UCX_TLS", "tcp");
+        std::tie(rc, message) = serve_outcome();
+        CHECK(rc == DRAGON_INVALID_OPERATION);
+        CHECK(message.find("UCX_TLS 'tcp' names 'tcp'") != std::string::npos);
+        ScopedEnv bad(dd::k_trusted_tcp_env, "yes");
+        std::tie(rc, message) = serve_outcome();
+        CHECK(rc == DRAGON_INVALID_ARGUMENT);
+        CHECK(message.find("DRAGONMEM_REMOTE_TRUSTED_TCP='yes'") != std::string::npos);
+    }
+    {
+        ScopedEnv trusted(dd::k_trusted_tcp_env, "1");
+        CHECK(serve_outcome().first == DRAGON_SUCCESS);  // the control: with it, serve runs
+    }
+    // The client: served over TCP while the opt-in is set; its calls refused, with nothing
+    // moved, while it is not (read at each call); served again once it is back.
+    TestPool pool(1 << 20);
+    InProcessAgent agent;
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 4096));
+    auto* p = static_cast<unsigned char*>(mem_pointer(&mem));
+    std::memset(p, 0x66, 4096);
+    RemoteView remote(&mem, agent.address());
+    std::vector<unsigned char> buffer(4096, 0xEE);
+    DM_CHECK_OK(dragonmem_memory_read(remote.get(), 0, buffer.data(), 16, &k_limit));
+    CHECK(buffer[0] == 0x66);
+    std::fill(buffer.begin(), buffer.end(), 0xEE);
+    for (const char* value : {static_cast<const char*>(nullptr), "0"}) {
+        ScopedEnv untrusted(dd::k_trusted_tcp_env, value);
+        DM_CHECK_RC(dragonmem_memory_read(remote.get(), 0, buffer.data(), 4096, &k_limit), DRAGON_INVALID_OPERATION);
+        CHECK(last_error().find("remote access: UCX has no verbs transport") != std::string::npos);
+        CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
+        DM_CHECK_RC(dragonmem_memory_write(remote.get(), 0, buffer.data(), 4096, &k_limit), DRAGON_INVALID_OPERATION);
+    }
+    CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
+    CHECK(std::all_of(p, p + 4096, [](unsigned char c) { return c == 0x66; }));
+    DM_CHECK_OK(dragonmem_memory_read(remote.get(), 0, buffer.data(), 4096, &k_limit));
+    CHECK(buffer[4095] == 0x66);
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
@@ -986,6 +1153,7 @@ TEST_CASE("a write whose bytes come by rendezvous is refused unreceived; the all
 }
 
 TEST_CASE("a reply that comes by rendezvous is refused by the client; the caller's buffer is untouched") {
+    TrustedTcp trusted;
     TestPool pool(1 << 20);
     dragonMemoryDescr_t mem{};
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 65536));
