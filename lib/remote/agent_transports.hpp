@@ -10,7 +10,7 @@
 // any peer that connects to its port (the listener's, and the one every worker opens) by
 // copying the peer's bytes to the address the peer names, whatever the UCP features asked
 // for (uct_tcp_ep_handle_put_req: no key, no bounds): any host that can reach the port
-// can write anywhere in the process. dragonmem
+// can write anywhere in the process (tests/remote/raw_put.cpp shows it). dragonmem
 // cannot fix that in UCX; it refuses to run over TCP unless told that only trusted hosts
 // can reach these ports. The verbs transports (rc, ud, dc: InfiniBand, RoCE) need no
 // opt-in.

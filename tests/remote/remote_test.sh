@@ -3,14 +3,17 @@
 # pair, each with its own POD_UID (so its own hostid). The agent (`dragonmem serve`) runs
 # in host A next to the pools; every client runs in host B and holds nothing but
 # descriptors serialized in A. tests/README.md ("Two hosts") lists the rows.
-#   remote_test.sh DRAGONMEM [RAW_GET]  exit 0 all passed, 1 a failure, 77 SKIP (says why)
+#   remote_test.sh DRAGONMEM [RAW_GET [RAW_PUT]]  exit 0 all passed, 1 a failure, 77 SKIP (says why)
 # RAW_GET (tests/remote/raw_get.cpp, built with UCX): a raw UCX client with one-sided
-# access, which must get no byte of the agent's memory.
+# access, which must get no byte of the agent's memory. RAW_PUT (raw_put.cpp): a raw UCT
+# TCP peer whose put, with no key or secret, lands in a pool the agent has mapped: the
+# UCX flaw for which TCP needs DRAGONMEM_REMOTE_TRUSTED_TCP=1.
 # Needs root, iproute2 and a dragonmem built with UCX. Cleans up its namespaces, its
 # agents and its pools whatever happens.
 set -u
 D=$(realpath "$1")
 RAW_GET=${2:+$(realpath "$2")}
+RAW_PUT=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOOL="python3 $HERE/descriptor_tool.py"
 TAG=$$
@@ -199,6 +202,47 @@ if [ -n "$RAW_GET" ]; then
   kill -0 "$AGENT_PID" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" &&
     ok "after the raw get the agent is alive and serves" || bad "agent died or stopped serving after the raw get"
 else echo "skip the raw get rows: no RAW_GET program given"; fi
+
+# ---- Why TCP needs DRAGONMEM_REMOTE_TRUSTED_TCP=1: a raw UCT peer in B, presenting no
+# secret and no key, connects to the TCP interface port of the agent's UCX worker (the
+# port next to its listener) and puts 64 bytes at the address where the agent maps an
+# allocation of a pool it serves. UCX 1.13 copies them there. If this row fails because
+# the bytes no longer land, UCX was fixed: README.md, "Trusted fabric", must change.
+if [ -n "$RAW_PUT" ]; then
+  new_pool PP put
+  POD_UID=$HA "$D" create "$PP" --size 1M >/dev/null
+  SP=$(POD_UID=$HA DRAGONMEM_AGENT=$AGENT "$D" alloc "$PP" --size 4096 --serialized | json_field 'd["allocations"][0]["serialized"]')
+  IDP=$($TOOL field "$SP" id)
+  head -c 4096 /dev/urandom >"$WORK/put.before"
+  POD_UID=$HA "$D" write "$PP" "$IDP" <"$WORK/put.before" >/dev/null
+  inB timeout 60 "$D" read --serial "$SP" --timeout 10 >/dev/null 2>&1 || bad "raw put: the agent did not serve $PP"
+  # Where the allocation lies in the pool's object, and where the agent maps that.
+  TARGET=$(python3 - "/dev/shm/dragonmem.$PP" "$WORK/put.before" "/proc/$AGENT_PID/maps" <<'PY'
+import sys
+obj, pattern, maps = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read(), sys.argv[3]
+at = obj.find(pattern)
+for line in open(maps):
+    f = line.split()
+    if at >= 0 and len(f) >= 6 and f[5] == sys.argv[1]:
+        lo, hi = (int(x, 16) for x in f[0].split('-'))
+        off = int(f[2], 16)
+        if off <= at < off + hi - lo:
+            print(hex(lo + at - off)); break
+PY
+)
+  IFPORT=$(ip netns exec "$NA" ss -Htlnp | grep "pid=$AGENT_PID," | awk '{print $4}' | sed 's/.*://' | grep -vx "$AGENT_PORT" | head -1)
+  if [ -z "$TARGET" ] || [ -z "$IFPORT" ]; then bad "raw put: no target ($TARGET) or interface port ($IFPORT) found"
+  else
+    inB env ASAN_OPTIONS=detect_leaks=0 timeout 60 "$RAW_PUT" "$VB" "$IPA" "$IFPORT" "$TARGET" >"$WORK/put.out" 2>&1
+    rc=$?
+    POD_UID=$HA "$D" read "$PP" "$IDP" >"$WORK/put.after"
+    if [ $rc = 1 ] && head -c 55 "$WORK/put.after" | grep -q "raw_put: written by a peer with no secret, over UCX TCP"; then
+      ok "UCX's TCP hole: a raw UCT peer with no secret put 64 B into pool $PP at $TARGET through the agent's TCP port $IFPORT (why TCP needs DRAGONMEM_REMOTE_TRUSTED_TCP=1)"
+    else bad "raw put at $TARGET (port $IFPORT): rc $rc: $(cat "$WORK/put.out"); the pool's bytes $(cmp -s "$WORK/put.before" "$WORK/put.after" && echo unchanged || echo changed)"; fi
+  fi
+  kill -0 "$AGENT_PID" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" &&
+    ok "after the raw put the agent is alive and serves" || bad "agent died or stopped serving after the raw put"
+else echo "skip the raw put rows: no RAW_PUT program given"; fi
 
 # ---- Forged: a wrong secret. Nothing is read, nothing written.
 FORGED=$($TOOL forge "$S1" flip_secret=1)
