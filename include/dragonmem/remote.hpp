@@ -19,7 +19,9 @@ namespace dragonmem {
 // `memory`'s view from byte `offset` into `out` (all of it, or an Error): local views are
 // copied, remote ones read from their node's agent. `timeout` (relative; nullptr: none)
 // bounds a remote read. Throws Error: INVALID_ARGUMENT (out of the view), the agent's
-// refusal (wrong secret, allocation not live, pool gone), TIMEOUT, FAILURE (agent lost),
+// refusal (wrong secret, allocation not live, pool gone; EAGAIN: the agent is busy, try
+// again), TIMEOUT, FAILURE (agent lost or connection rejected), INVALID_OPERATION (only
+// UCX's TCP transport here and no DRAGONMEM_REMOTE_TRUSTED_TCP=1),
 // MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL (a remote descriptor that names no agent),
 // NOT_IMPLEMENTED (a remote one, in a library built without UCX).
 void read_bytes(const Memory& memory, std::size_t offset, std::span<std::byte> out, const timespec* timeout = nullptr);
@@ -33,8 +35,19 @@ bool remote_available() noexcept;
 // its configuration from the environment (UCX_TLS, UCX_NET_DEVICES, ...); a port still
 // held by connections of a previous run (TIME_WAIT) is taken again only with
 // UCX_TCP_CM_REUSEADDR=y, which `dragonmem serve` sets unless it is set already.
+// What the agent holds at once, each bounded so that clients cannot make it grow without
+// end: past a bound it refuses (DRAGON_EAGAIN replies saying which bound, a connection
+// rejected, or a client that does not read its replies disconnected), never queues more.
+// Each must be at least 1 (serve: INVALID_ARGUMENT naming it).
+struct AgentLimits {
+    std::size_t connections = 1024;        // client connections open; one more is rejected
+    std::size_t requests_per_turn = 1024;  // requests taken in before the agent serves them; more: EAGAIN
+    std::size_t transfers = 256;           // reads whose bytes are being sent; one more: EAGAIN
+    std::size_t unread_replies = 64;       // replies to one client still being sent; one more: it is disconnected
+};
 struct AgentOptions {
     std::string listen;                     // "HOST:PORT" to listen on (port 0: any free port)
+    AgentLimits limits;
     const std::atomic<bool>* stop = nullptr;  // polled at least every 100 ms; nullptr: forever
     // Called once, with the address actually listened on, when requests can come.
     std::function<void(const std::string& address)> on_ready;

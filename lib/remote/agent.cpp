@@ -85,6 +85,7 @@ struct Transfer {
 
 struct OutgoingReply {
     ucs_status_ptr_t request = nullptr;
+    ucp_ep_h ep = nullptr;  // its client (AgentLimits::unread_replies counts per client)
     std::array<std::uint8_t, k_reply_bytes> header{};
     std::string message;  // the data: a refusal's text
 };
@@ -158,6 +159,19 @@ ucs_status_t Agent::on_request(void* arg, const void* header, std::size_t header
     IncomingRequest incoming;
     incoming.reply_ep = param->reply_ep;
     incoming.rc = decode_request({static_cast<const std::uint8_t*>(header), header_bytes}, incoming.request);
+    // Past the bound: refused, its data dropped at once. The loop stops taking messages
+    // from UCX at the bound, so these refusals are only what one progress call delivered
+    // beyond it (a refusal holds no data).
+    const std::size_t most = self->options_.limits.requests_per_turn;
+    if (incoming.rc == DRAGON_SUCCESS && self->requests_.size() >= most) {
+        incoming.rc = failf(DRAGON_EAGAIN,
+                            "the agent has {} requests waiting to be served (its most, AgentLimits::requests_per_turn); "
+                            "nothing was moved; try again",
+                            most);
+        incoming.message = last_error_message();
+        self->requests_.push_back(std::move(incoming));
+        return UCS_OK;
+    }
     const AccessRequest& request = incoming.request;
     if (incoming.rc == DRAGON_SUCCESS && request.access == Access::read && length != 0)
         incoming.rc = failf(DRAGON_INVALID_ARGUMENT, "a read request carries {} B of data (none expected)", length);
@@ -230,6 +244,13 @@ dragonError_t Agent::listen() {
 
 void Agent::accept_connections() {
     for (ucp_conn_request_h request : std::exchange(connection_requests_, {})) {
+        if (endpoints_.size() >= options_.limits.connections) {
+            // The client's endpoint fails with UCS_ERR_REJECTED (remote_client.cpp says so).
+            const ucs_status_t st = ucp_listener_reject(listener_, request);
+            event(fmt::format("connection rejected: {} connections open (the most, AgentLimits::connections){}",
+                              endpoints_.size(), st == UCS_OK ? "" : fmt::format(" ({})", ucs_status_string(st))));
+            continue;
+        }
         ucp_ep_params_t params{};
         params.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                             UCP_EP_PARAM_FIELD_ERR_HANDLER;
@@ -429,6 +450,14 @@ void Agent::serve(IncomingRequest& incoming) {
         if (request.length != 0) std::memcpy(first, incoming.data, request.length);
         return;  // DRAGON_SUCCESS; the buffer is released by the caller
     }
+    if (transfers_.size() >= options_.limits.transfers) {
+        incoming.rc = failf(DRAGON_EAGAIN,
+                            "the agent is sending {} reads (its most, AgentLimits::transfers); nothing was moved; try "
+                            "again",
+                            transfers_.size());
+        incoming.message = last_error_message();
+        return;
+    }
     auto transfer = std::make_unique<Transfer>();
     transfer->ep = incoming.reply_ep;
     transfer->pool = served;
@@ -500,9 +529,20 @@ void Agent::drop_destroyed_pools() {
     for (const std::string& name : gone) drop_pool(name, "destroyed");
 }
 
-// The reply (header) and, for a refusal, its message (data), sent eagerly.
+// The reply (header) and, for a refusal, its message (data), sent eagerly. A client with
+// AgentLimits::unread_replies replies still being sent to it does not read them: its
+// connection is closed instead (which completes those, with an error).
 void Agent::send_reply(ucp_ep_h ep, std::uint64_t sequence, dragonError_t rc, const std::string& message) {
+    const auto unread = static_cast<std::size_t>(
+        std::count_if(replies_.begin(), replies_.end(), [ep](const auto& reply) { return reply->ep == ep; }));
+    if (unread >= options_.limits.unread_replies) {
+        event(fmt::format("closing a connection: {} replies to it unread (the most, AgentLimits::unread_replies)",
+                          unread));
+        close_endpoint(ep);
+        return;
+    }
     auto reply = std::make_unique<OutgoingReply>();
+    reply->ep = ep;
     AccessReply header;
     header.sequence = sequence;
     header.rc = rc;
@@ -537,7 +577,10 @@ dragonError_t Agent::run() {
     if (options_.on_ready) options_.on_ready(address_);
     timespec next_check = deadline_after_ns(k_pool_check_ns);
     while (!stopping()) {
-        while (ucp_worker_progress(ucx_.worker()) != 0) {
+        // Until UCX has nothing more, or the requests taken in reach their bound (the rest
+        // waits in UCX and the sockets: clients sending faster than the agent serves are
+        // slowed, not queued without end here).
+        while (requests_.size() < options_.limits.requests_per_turn && ucp_worker_progress(ucx_.worker()) != 0) {
         }
         accept_connections();
         close_failed_endpoints();
@@ -581,6 +624,13 @@ void Agent::shut_down() {
 }  // namespace
 
 dragonError_t run_agent(const AgentOptions& options) {
+    const AgentLimits& limits = options.limits;
+    for (const auto& [name, value] : {std::pair{"connections", limits.connections},
+                                      std::pair{"requests_per_turn", limits.requests_per_turn},
+                                      std::pair{"transfers", limits.transfers},
+                                      std::pair{"unread_replies", limits.unread_replies}})
+        if (value == 0)
+            return failf(DRAGON_INVALID_ARGUMENT, "serve: AgentLimits::{} is 0: the agent could serve nothing", name);
     try {
         Agent agent(options);
         return agent.run();

@@ -202,6 +202,11 @@ dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const 
     call_ = Call{};
     if (status == UCS_ERR_TIMED_OUT)
         return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);
+    if (status == UCS_ERR_REJECTED)
+        return failf(DRAGON_FAILURE,
+                     "agent {}: it rejected the connection: it has as many client connections as it takes (its "
+                     "log says so); nothing was moved",
+                     agent);
     return failf(DRAGON_FAILURE, "agent {}: {} failed: {} (is `dragonmem serve` running there?)", agent, during,
                  ucs_status_string(status));
 }

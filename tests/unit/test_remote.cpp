@@ -32,6 +32,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <future>
+#include <map>
+#include <set>
 #include <mutex>
 #include <cstdlib>
 #include <cstring>
@@ -583,9 +585,14 @@ TEST_CASE("UCX's TCP transport only with DRAGONMEM_REMOTE_TRUSTED_TCP=1; verbs t
 // with the test.
 class InProcessAgent {
 public:
-    InProcessAgent() {
+    explicit InProcessAgent(const dragonmem::AgentLimits& limits = {}) {
         options_.listen = "127.0.0.1:0";
+        options_.limits = limits;
         options_.stop = &stop_;
+        options_.on_event = [this](const std::string& line) {
+            const std::lock_guard lock(mutex_);
+            events_.push_back(line);
+        };
         options_.on_ready = [this](const std::string& address) {
             const std::lock_guard lock(mutex_);
             address_ = address;
@@ -616,6 +623,13 @@ public:
         thread_.join();
     }
     const std::string& address() const { return address_; }
+    // How many of its events so far contain `part`.
+    std::size_t events_with(const std::string& part) {
+        const std::lock_guard lock(mutex_);
+        return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [&](const std::string& line) {
+            return line.find(part) != std::string::npos;
+        }));
+    }
 
 private:
     TrustedTcp trusted_;  // first: the agent's UCX reads it when it starts, the client at each call
@@ -625,6 +639,7 @@ private:
     std::condition_variable ready_;
     std::string address_;
     std::string failure_;
+    std::vector<std::string> events_;
     std::thread thread_;
 };
 
@@ -1184,6 +1199,183 @@ TEST_CASE("a reply that comes by rendezvous is refused by the client; the caller
     CHECK(rc == DRAGON_FAILURE);
     CHECK(last_error().find("came by rendezvous") != std::string::npos);
     CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+// A small read through `peer`, waited for: the connection is wired up after it, so that
+// the requests sent next go out at once (no progress, so no reply is read meanwhile).
+void warm_up(RawPeer& peer, ucp_ep_h ep, const dd::PoolIdentity& pool, dragonMemoryDescr_t* mem) {
+    peer.send(ep, dd::k_am_request, raw_request(pool, mem, dd::Access::read, 0, 4, 1000), {},
+              UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER);
+    REQUIRE(decoded_reply(peer.next(std::chrono::seconds(60))).rc == DRAGON_SUCCESS);
+}
+
+// Sends a request without progressing (UCX sends a small one at once on a wired-up
+// endpoint); REQUIREs that it went.
+void send_now(ucp_ep_h ep, const std::vector<std::uint8_t>& header) {
+    ucp_request_param_t params{};
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    params.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;
+    const ucs_status_ptr_t sent = ucp_am_send_nbx(ep, dd::k_am_request, header.data(), header.size(), nullptr, 0, &params);
+    REQUIRE(sent == nullptr);
+}
+
+TEST_CASE("AgentLimits of 0 are refused, naming the limit") {
+    for (int which = 0; which < 4; ++which) {
+        CAPTURE(which);
+        dragonmem::AgentOptions options;
+        options.listen = "127.0.0.1:0";
+        std::atomic<bool> stop{true};
+        options.stop = &stop;
+        const char* names[] = {"connections", "requests_per_turn", "transfers", "unread_replies"};
+        std::size_t* limits[] = {&options.limits.connections, &options.limits.requests_per_turn,
+                                 &options.limits.transfers, &options.limits.unread_replies};
+        *limits[which] = 0;
+        try {
+            dragonmem::serve(options);
+            FAIL("serve took a limit of 0");
+        } catch (const dragonmem::Error& e) {
+            CHECK(e.code() == DRAGON_INVALID_ARGUMENT);
+            CHECK(std::string(e.what()).find(std::string("AgentLimits::") + names[which] + " is 0") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with EAGAIN; the one in flight completes") {
+    TestPool pool(80 << 20);
+    dragonmem::AgentLimits limits;
+    limits.transfers = 1;
+    InProcessAgent agent(limits);
+    dragonMemoryDescr_t mem{};
+    const std::size_t size = 32 << 20;  // far more than the sockets hold: in flight until the peer reads
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), size));
+    auto* p = static_cast<unsigned char*>(mem_pointer(&mem));
+    for (std::size_t i = 0; i < size; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    RawPeer peer;
+    ucp_ep_h ep = peer.connect(agent.address());
+    warm_up(peer, ep, identity, &mem);
+    for (std::uint64_t sequence : {1, 2, 3}) send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, sequence));
+    std::map<std::uint64_t, RawMessage> replies;
+    for (int i = 0; i < 3; ++i) {
+        RawMessage m = peer.next(std::chrono::seconds(60));
+        REQUIRE(m.arrived);
+        replies[decoded_reply(m).sequence] = std::move(m);
+    }
+    REQUIRE(replies.size() == 3);
+    CHECK(decoded_reply(replies[1]).rc == DRAGON_SUCCESS);
+    CHECK((replies[1].data.size() == size && std::memcmp(replies[1].data.data(), p, size) == 0));
+    for (std::uint64_t refused : {2, 3}) {
+        CAPTURE(refused);
+        CHECK(decoded_reply(replies[refused]).rc == DRAGON_EAGAIN);
+        const std::string message(replies[refused].data.begin(), replies[refused].data.end());
+        CHECK(message.find("AgentLimits::transfers") != std::string::npos);
+    }
+    // Once it is sent, the agent serves reads again.
+    RemoteView remote(&mem, agent.address());
+    std::vector<unsigned char> buffer(4096);
+    DM_CHECK_OK(dragonmem_memory_read(remote.get(), 0, buffer.data(), buffer.size(), &k_limit));
+    CHECK(buffer[0] == p[0]);
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("a client that does not read its replies is disconnected at AgentLimits::unread_replies; others are served") {
+    TestPool pool(80 << 20);
+    dragonmem::AgentLimits limits;
+    limits.unread_replies = 1;
+    InProcessAgent agent(limits);
+    dragonMemoryDescr_t mem{};
+    const std::size_t size = 32 << 20;
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), size));
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    dd::PoolIdentity forged = identity;
+    forged.secret[0] ^= 1;
+    {
+        RawPeer peer;
+        ucp_ep_h ep = peer.connect(agent.address());
+        warm_up(peer, ep, identity, &mem);
+        // A read whose bytes fill the connection, then refusals queued behind them: the
+        // first is one reply unread, the second finds the bound.
+        send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, 1));
+        for (std::uint64_t sequence : {2, 3, 4}) send_now(ep, raw_request(forged, &mem, dd::Access::read, 0, 4, sequence));
+        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (agent.events_with("replies to it unread") == 0 && std::chrono::steady_clock::now() < end)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(agent.events_with("closing a connection: 1 replies to it unread (the most, AgentLimits::unread_replies)") == 1);
+    RemoteView remote(&mem, agent.address());
+    std::vector<unsigned char> buffer(4096, 0xEE);
+    DM_CHECK_OK(dragonmem_memory_read(remote.get(), 0, buffer.data(), buffer.size(), &k_limit));
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("past AgentLimits::connections a connection is rejected, and the client says so; one closed makes room") {
+    TestPool pool(1 << 20);
+    dragonmem::AgentLimits limits;
+    limits.connections = 1;
+    InProcessAgent agent(limits);
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 4096));
+    std::memset(mem_pointer(&mem), 0x77, 4096);
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    std::vector<unsigned char> buffer(4096, 0xEE);
+    {
+        RawPeer holder;  // the one connection the agent takes
+        warm_up(holder, holder.connect(agent.address()), identity, &mem);
+        DM_CHECK_RC(dd::remote_transfer(identity, {mem_id(&mem), 0, 4096}, buffer.data(), dd::Access::read, &k_limit),
+                    DRAGON_FAILURE);
+        CHECK(last_error().find("rejected the connection") != std::string::npos);
+        CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
+        CHECK(agent.events_with("connection rejected: 1 connections open (the most, AgentLimits::connections)") >= 1);
+    }
+    // The holder gone (the agent notices its endpoint failed), the client connects again.
+    dragonError_t rc = DRAGON_FAILURE;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (rc != DRAGON_SUCCESS && std::chrono::steady_clock::now() < end) {
+        rc = dd::remote_transfer(identity, {mem_id(&mem), 0, 4096}, buffer.data(), dd::Access::read, &k_limit);
+        if (rc != DRAGON_SUCCESS) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(rc == DRAGON_SUCCESS);
+    CHECK(buffer[0] == 0x77);
+    DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+TEST_CASE("requests past AgentLimits::requests_per_turn are refused with EAGAIN; every request is answered once") {
+    TestPool pool(1 << 20);
+    dragonmem::AgentLimits limits;
+    limits.requests_per_turn = 2;
+    InProcessAgent agent(limits);
+    dragonMemoryDescr_t mem{};
+    DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 4096));
+    const dd::PoolIdentity identity = remote_identity(pool.pd(), agent.address());
+    RawPeer peer;
+    ucp_ep_h ep = peer.connect(agent.address());
+    warm_up(peer, ep, identity, &mem);
+    // Bursts of 64 requests sent faster than the agent wakes: it takes 2 from UCX, then
+    // refuses what the same progress call delivered beyond them. (A burst the agent
+    // happens to take in pieces is served whole: up to 10 bursts until one is refused.)
+    std::size_t refused = 0;
+    std::uint64_t sequence = 1;
+    for (int burst = 0; burst < 10 && refused == 0; ++burst) {
+        const std::uint64_t first = sequence;
+        for (int i = 0; i < 64; ++i) send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, 4, sequence++));
+        std::set<std::uint64_t> answered;
+        for (int i = 0; i < 64; ++i) {
+            const RawMessage m = peer.next(std::chrono::seconds(60));
+            REQUIRE(m.arrived);
+            const dd::AccessReply reply = decoded_reply(m);
+            CHECK((reply.sequence >= first && reply.sequence < sequence));
+            CHECK(answered.insert(reply.sequence).second);  // once
+            if (reply.rc == DRAGON_EAGAIN) {
+                ++refused;
+                CHECK(std::string(m.data.begin(), m.data.end()).find("AgentLimits::requests_per_turn") != std::string::npos);
+            } else {
+                CHECK(reply.rc == DRAGON_SUCCESS);
+            }
+        }
+    }
+    MESSAGE("refused with EAGAIN: ", refused);
+    CHECK(refused > 0);
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 #endif  // DMTEST_HAVE_UCX
