@@ -17,8 +17,10 @@ extern "C" {
  * `timeout` (relative; NULL: none) bounds a remote read: DRAGON_TIMEOUT when it
  * passes. Remote failures: the agent's refusal with its code (a wrong secret or an
  * allocation not live: DRAGON_INVALID_ARGUMENT / DRAGON_KEY_NOT_FOUND; a pool destroyed
- * since: DRAGON_OBJECT_DESTROYED or DRAGON_MEMORY_ERRNO), DRAGON_FAILURE when the agent
- * cannot be reached or goes away, DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL for a
+ * since: DRAGON_OBJECT_DESTROYED or DRAGON_MEMORY_ERRNO; DRAGON_EAGAIN: the agent is busy,
+ * try again), DRAGON_FAILURE when the agent cannot be reached, goes away or rejects the
+ * connection, DRAGON_INVALID_OPERATION where UCX offers only TCP and
+ * DRAGONMEM_REMOTE_TRUSTED_TCP is not 1, DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL for a
  * descriptor that names no agent, DRAGON_NOT_IMPLEMENTED in a library built without
  * UCX. dragon_getlasterrstr() says which. */
 dragonError_t dragonmem_memory_read(const dragonMemoryDescr_t* mem_descr, size_t offset, void* buffer, size_t bytes,
