@@ -1256,6 +1256,11 @@ TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with E
     ucp_ep_h ep = peer.connect(agent.address());
     warm_up(peer, ep, identity, &mem);
     for (std::uint64_t sequence : {1, 2, 3}) send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, sequence));
+    // Not reading (no progress) until the agent has taken all three: the first read stays
+    // in flight meanwhile, however late the agent's thread runs on a loaded machine.
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (agent.events_with("AgentLimits::transfers") < 2 && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::map<std::uint64_t, RawMessage> replies;
     for (int i = 0; i < 3; ++i) {
         RawMessage m = peer.next(std::chrono::seconds(60));
