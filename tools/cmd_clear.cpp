@@ -35,15 +35,15 @@ Command add_clear(CLI::App& top) {
                 const std::string name = memory->pool().name();
                 const std::size_t end = std::min(to, memory->size());
                 // The bytes zeroed, kept so that exit 1 (stdout unwritable) can mean nothing changed.
+                // Through the API: a GPU pool's bytes are device memory.
                 auto before = std::make_shared<std::vector<std::byte>>();
-                std::byte* at = nullptr;
                 if (from < end) {
-                    at = memory->bytes().data() + from;
-                    before->assign(at, at + (end - from));
+                    before->resize(end - from);
+                    memory->read(from, *before);
                 }
                 memory->clear(from, to);  // checks start and stop itself
-                std::function<std::string()> undo = [memory, before, at, name] {
-                    if (!before->empty()) std::memcpy(at, before->data(), before->size());
+                std::function<std::string()> undo = [memory, before, from, name] {
+                    if (!before->empty()) memory->write(from, *before);
                     return fmt::format("the {} B cleared in allocation {} of pool '{}' were restored: nothing changed",
                                        before->size(), memory->id(), name);
                 };

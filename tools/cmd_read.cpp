@@ -40,7 +40,10 @@ Command add_read(CLI::App& top) {
                 const Memory memory = std::move(open_allocations(args->target).front());
                 const Memory view = view_of(memory, start, bytes, "read");
                 if (view.is_local()) {
-                    write_raw(view.bytes());
+                    // Through a host buffer: a GPU pool's bytes are device memory.
+                    std::vector<std::byte> bytes_read(view.size());
+                    view.read(0, bytes_read);
+                    write_raw(bytes_read);
                 } else {
                     // Off-node: fetched from the node's agent, then printed.
                     std::vector<std::byte> fetched(view.size());

@@ -95,21 +95,22 @@ Command add_write(CLI::App& top) {
                 const std::string name = memory->pool().name();
                 const Memory view = view_of(*memory, start, std::nullopt, "write");
                 if (!view.is_local()) return write_remote(view, *memory, start, limit);
-                const auto destination = view.bytes();
-                const std::vector<std::byte> input = read_stdin(destination.size() + 1);
+                const std::size_t room = view.size();
+                const std::vector<std::byte> input = read_stdin(room + 1);
                 // Checked before anything is copied: a failed write leaves the allocation as it was.
-                if (input.size() > destination.size())
+                if (input.size() > room)
                     throw Error(DRAGON_INVALID_ARGUMENT,
                                 fmt::format("stdin holds more than the {} B that allocation {} of pool '{}' has room "
                                             "for ({} B from offset {}); nothing was written",
-                                            destination.size(), memory->id(), name, memory->size(), start));
+                                            room, memory->id(), name, memory->size(), start));
                 // The bytes replaced, kept so that exit 1 (stdout unwritable) can mean nothing changed.
-                auto replaced = std::make_shared<const std::vector<std::byte>>(
-                    destination.begin(), destination.begin() + static_cast<std::ptrdiff_t>(input.size()));
-                if (!input.empty()) std::memcpy(destination.data(), input.data(), input.size());
-                std::function<std::string()> undo = [memory, replaced, at = destination.data(), name] {
-                    // `memory` keeps the pool mapped, so `at` is still valid.
-                    if (!replaced->empty()) std::memcpy(at, replaced->data(), replaced->size());
+                // Read and written through the API (a GPU pool's bytes are device memory).
+                auto replaced = std::make_shared<std::vector<std::byte>>(input.size());
+                view.read(0, *replaced);
+                view.write(0, input);
+                std::function<std::string()> undo = [memory, replaced, start, name] {
+                    // `memory` keeps the pool mapped.
+                    if (!replaced->empty()) memory->write(start, *replaced);
                     return fmt::format("the {} B written to allocation {} of pool '{}' were restored: nothing changed",
                                        replaced->size(), memory->id(), name);
                 };

@@ -43,6 +43,8 @@ struct Outcome {
     // (stdout unwritable): exit 1 must mean nothing changed. Returns what it did, for the
     // error message. Empty for commands that change nothing (or cannot be undone).
     std::function<std::string()> undo;
+    // Runs once the document is printed (create --hold); its result is the exit status.
+    std::function<int()> after;
 };
 
 struct Command {

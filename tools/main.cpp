@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
             }
             if (outcome.failure)
                 return failed(outcome.failure->code, outcome.failure->message, pretty, outcome.failure->errno_value);
+            if (outcome.after) return outcome.after();
             return 0;
         }
         return usage_error("a command is required: create, attach, alloc, free, ls, dump, serialize, "

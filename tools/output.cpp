@@ -111,6 +111,8 @@ json pool_json(const dragonmem::Pool& pool) {
         {"waiters", a.waiters},
         {"recoveries", a.recoveries},
         {"numa_node", a.numa_node},
+        {"gpu_device", a.gpu_device_id},
+        {"ipc_handle_bytes", a.ipc_handle_bytes},
         {"process_local", a.process_local},
         {"owner_pid", a.process_local ? json(a.owner_pid) : json(nullptr)},
         {"owner_alive", a.process_local ? json(a.owner_alive) : json(nullptr)},

@@ -21,8 +21,9 @@ extern "C" {
 static const int DRAGON_MEMORY_TEMPORARY_TIMEOUT_SECS = DRAGON_MEMORY_TEMPORARY_TIMEOUT_CONST;
 static const timespec_t DRAGON_MEMORY_TEMPORARY_TIMEOUT = {DRAGON_MEMORY_TEMPORARY_TIMEOUT_CONST, 0};
 
-/* SHM and HUGEPAGE (the heap in a hugetlbfs file) are backed here; the others are
- * rejected by pool_create with DRAGON_MEMORY_ILLEGAL_MEMTYPE. */
+/* SHM, HUGEPAGE (the heap in a hugetlbfs file) and GPU (the data in CUDA device memory,
+ * when the library is built with CUDA) are backed here; FILE and PRIVATE are rejected by
+ * pool_create with DRAGON_MEMORY_ILLEGAL_MEMTYPE. */
 typedef enum dragonMemoryPoolType_st {
     DRAGON_MEMORY_TYPE_SHM = 0,
     DRAGON_MEMORY_TYPE_HUGEPAGE,
@@ -65,11 +66,11 @@ typedef struct dragonMemoryPoolAttr_st {
     size_t max_size;                   /* recorded; pools do not grow */
     size_t max_allocatable_block_size; /* read-only: largest block of the empty pool */
     size_t n_segments;                 /* must be 0 */
-    dragonULInt gpu_device_id;         /* recorded; GPU pools are not backed here */
-    size_t ipc_handle_size;            /* read-only: 0 (no GPU IPC handle) */
+    dragonULInt gpu_device_id;         /* GPU pools: the CUDA device (ordinal) of the data; recorded for others */
+    size_t ipc_handle_size;            /* read-only: a GPU pool's CUDA IPC handle size (64), else 0 */
     int numa_node;                     /* node the pool's pages are bound to; -1: no preference */
     dragonLockKind_t lock_type;        /* recorded; one crash-safe lock kind is used */
-    dragonMemoryPoolType_t mem_type;   /* DRAGON_MEMORY_TYPE_SHM or DRAGON_MEMORY_TYPE_HUGEPAGE */
+    dragonMemoryPoolType_t mem_type;   /* DRAGON_MEMORY_TYPE_SHM, _HUGEPAGE or _GPU */
     dragonMemoryPoolGrowthType_t growth_type; /* recorded */
     mode_t mode;                       /* permission bits of the pool (default 0600, umask ignored; 0 means 0600) */
     size_t npre_allocs;                /* entries in pre_allocs */
@@ -203,6 +204,11 @@ dragonError_t dragon_create_process_local_pool(dragonMemoryPoolDescr_t* pool, si
                                                dragonMemoryPoolAttr_t* attr, const timespec_t* timeout);
 dragonError_t dragon_register_process_local_pool(dragonMemoryPoolDescr_t* pool, const timespec_t* timeout);
 dragonError_t dragon_deregister_process_local_pool(dragonMemoryPoolDescr_t* pool, const timespec_t* timeout);
+/* Page-lock a local host pool's heap for GPU transfers in this process (cudaHostRegister,
+ * for the pool's gpu_device_id), and undo it. Every page of the heap gets memory. Needs a
+ * library built with CUDA; a GPU pool is refused (its bytes are device memory already). */
+dragonError_t dragon_memory_pool_process_local_register_with_gpu(dragonMemoryPoolDescr_t* pool_descr);
+dragonError_t dragon_memory_pool_process_local_unregister_with_gpu(dragonMemoryPoolDescr_t* pool_descr);
 
 /* Not provided: dragon_memory_manifest_info and dragon_memory_set_debug_flag (Dragon's
  * internal debugging), and the GPU registration calls

@@ -37,8 +37,14 @@ public:
     std::uint64_t type() const;
     std::size_t size() const;          // this view's bytes
     std::uint64_t block_offset() const;
-    void* pointer() const;             // nullptr for a zero-byte allocation
-    std::span<std::byte> bytes() const;
+    // nullptr for a zero-byte allocation. In a GPU pool (on_device()), a device pointer:
+    // give it to CUDA, never dereference it on the host; read() and write() move bytes.
+    void* pointer() const;
+    std::span<std::byte> bytes() const;   // host memory only (fails in a GPU pool)
+    bool on_device() const;               // in a DRAGON_MEMORY_TYPE_GPU pool
+    // Host bytes out of / into this view at `offset` (cudaMemcpy for a GPU pool's).
+    void read(std::size_t offset, std::span<std::byte> to) const;
+    void write(std::size_t offset, std::span<const std::byte> from) const;
 
     Memory clone(std::ptrdiff_t offset = 0, std::optional<std::size_t> length = std::nullopt) const;
     void modify_size(std::size_t bytes, const timespec* timeout = nullptr);

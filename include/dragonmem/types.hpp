@@ -32,6 +32,10 @@ struct PoolOptions {
     // The NUMA node the pool's pages are bound to (mbind, MPOL_BIND), whoever touches them
     // first; -1: no preference (the toucher's policy). A node that is not online fails.
     int numa_node = -1;
+    // The CUDA device (an ordinal among the devices this process sees) of a
+    // DRAGON_MEMORY_TYPE_GPU pool's data; recorded for other pools (register_with_gpu
+    // pins them for it).
+    std::uint64_t gpu_device_id = 0;
     // Back the whole pool with memory at creation (posix_fallocate): creation fails if
     // /dev/shm cannot hold it, and nothing in the pool can fault later. Costs about
     // 0.2 s per GiB. Without it, the pool's pages get memory when first touched: the
@@ -78,6 +82,8 @@ struct PoolAttributes {
     std::uint64_t recoveries = 0;       // times a survivor repaired the pool after a crash
     bool reserved = false;              // created with PoolOptions::reserve: all its memory backed
     int numa_node = -1;                 // bound to this node; -1: no preference
+    std::uint64_t gpu_device_id = 0;    // a GPU pool's device; recorded for others
+    std::size_t ipc_handle_bytes = 0;   // a GPU pool's CUDA IPC handle (64 B); 0 for others
     // Process-local pools (Pool::create_process_local): destroyed when the owner exits
     // normally. `owner_alive` false with `process_local` true: the owner died without
     // destroying it (an orphan). pid 0 and alive false when not process-local.

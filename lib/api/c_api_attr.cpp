@@ -89,8 +89,8 @@ dragonError_t dragon_memory_get_attr(dragonMemoryPoolDescr_t* pool_descr, dragon
         attr->max_size = a.max_size;
         attr->max_allocatable_block_size = a.max_block_bytes;
         attr->n_segments = 0;
-        attr->gpu_device_id = 0;
-        attr->ipc_handle_size = 0;
+        attr->gpu_device_id = a.gpu_device_id;
+        attr->ipc_handle_size = a.ipc_handle_bytes;
         attr->numa_node = a.numa_node;
         attr->lock_type = a.lock_type;
         attr->mem_type = a.mem_type;

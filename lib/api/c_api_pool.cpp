@@ -43,6 +43,7 @@ dragonError_t options_from_attr(const dragonMemoryPoolAttr_t* attr, const char* 
     out.max_size = attr->max_size;
     out.preallocs.assign(attr->pre_allocs, attr->pre_allocs + attr->npre_allocs);
     out.numa_node = attr->numa_node;  // -1 (attr_init): no preference
+    out.gpu_device_id = attr->gpu_device_id;
     if (attr->max_allocations != 0 && attr->max_allocations < 5)
         return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': max_allocations {} is below the minimum of 5", name,
                      attr->max_allocations);
@@ -286,9 +287,8 @@ dragonError_t dragon_memory_pool_get_total_size(dragonMemoryPoolDescr_t* pool_de
         PoolRef* pool = nullptr;
         if (dragonError_t rc = local_pool(pool_descr, "pool_get_total_size", pool)) return rc;
         if (total_size == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_total_size: total_size is NULL");
-        void* base = nullptr;
         std::uint64_t bytes = 0;
-        if (dragonError_t rc = pool_heap(*pool, "pool_get_total_size", base, bytes)) return rc;
+        if (dragonError_t rc = pool_heap(*pool, "pool_get_total_size", nullptr, bytes)) return rc;
         *total_size = bytes;
         return DRAGON_SUCCESS;
     });
@@ -339,7 +339,7 @@ dragonError_t dragon_memory_pool_get_pointer(const dragonMemoryPoolDescr_t* pool
         if (dragonError_t rc = local_pool(pool_descr, "pool_get_pointer", pool)) return rc;
         if (base_ptr == nullptr) return fail(DRAGON_INVALID_ARGUMENT, "pool_get_pointer: base_ptr is NULL");
         std::uint64_t bytes = 0;
-        if (dragonError_t rc = pool_heap(*pool, "pool_get_pointer", *base_ptr, bytes)) return rc;
+        if (dragonError_t rc = pool_heap(*pool, "pool_get_pointer", base_ptr, bytes)) return rc;
         return DRAGON_SUCCESS;
     });
 }

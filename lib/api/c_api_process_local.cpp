@@ -62,4 +62,20 @@ dragonError_t dragon_deregister_process_local_pool(dragonMemoryPoolDescr_t* pool
     });
 }
 
+dragonError_t dragon_memory_pool_process_local_register_with_gpu(dragonMemoryPoolDescr_t* pool_descr) {
+    return c_call("process_local_register_with_gpu", [&] {
+        PoolRef* ref = nullptr;
+        if (dragonError_t rc = find_pool(pool_descr, "process_local_register_with_gpu", ref)) return rc;
+        return pool_register_with_gpu(*ref, true);
+    });
+}
+
+dragonError_t dragon_memory_pool_process_local_unregister_with_gpu(dragonMemoryPoolDescr_t* pool_descr) {
+    return c_call("process_local_unregister_with_gpu", [&] {
+        PoolRef* ref = nullptr;
+        if (dragonError_t rc = find_pool(pool_descr, "process_local_unregister_with_gpu", ref)) return rc;
+        return pool_register_with_gpu(*ref, false);
+    });
+}
+
 }  // extern "C"

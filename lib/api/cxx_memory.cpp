@@ -42,7 +42,28 @@ void* Memory::pointer() const {
     return out;
 }
 
-std::span<std::byte> Memory::bytes() const { return {static_cast<std::byte*>(pointer()), size()}; }
+std::span<std::byte> Memory::bytes() const {
+    if (on_device())
+        throw_if_failed(detail::failf(DRAGON_INVALID_OPERATION,
+                                      "bytes: allocation id {} is in a GPU pool: its bytes are device memory, not host "
+                                      "memory (use read/write, or give pointer() to CUDA)",
+                                      id()));
+    return {static_cast<std::byte*>(pointer()), size()};
+}
+
+bool Memory::on_device() const {
+    bool out = false;
+    throw_if_failed(detail::mem_on_device(ref_, out));
+    return out;
+}
+
+void Memory::read(std::size_t offset, std::span<std::byte> to) const {
+    throw_if_failed(detail::mem_read(ref_, offset, to.data(), to.size()));
+}
+
+void Memory::write(std::size_t offset, std::span<const std::byte> from) const {
+    throw_if_failed(detail::mem_write(ref_, offset, from.data(), from.size()));
+}
 
 Memory Memory::clone(std::ptrdiff_t offset, std::optional<std::size_t> length) const {
     detail::MemoryRef ref;

@@ -176,7 +176,7 @@ CheckReport Pool::check() const {
 void* Pool::base_pointer() const {
     void* base = nullptr;
     std::uint64_t bytes = 0;
-    throw_if_failed(detail::pool_heap(ref_, "get_pointer", base, bytes));
+    throw_if_failed(detail::pool_heap(ref_, "get_pointer", &base, bytes));
     return base;
 }
 

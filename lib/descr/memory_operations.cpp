@@ -133,9 +133,11 @@ dragonError_t mem_pointer(const MemoryRef& mem, void*& out) {
         return DRAGON_SUCCESS;
     }
     // The block comes from the manifest record, whatever the descriptor says.
-    std::uint8_t* block = mapping->live_block(mem.id, mem.requested_bytes);
-    if (block == nullptr) return explain_no_pointer(*mapping, mem);
-    out = block + mem.view_offset;
+    std::uint64_t offset = 0;
+    if (!mapping->live_block(mem.id, mem.requested_bytes, offset)) return explain_no_pointer(*mapping, mem);
+    std::uint8_t* base = nullptr;
+    if (dragonError_t rc = mapping->data_base("get_pointer", base)) return rc;
+    out = base + offset + mem.view_offset;
     return DRAGON_SUCCESS;
 }
 

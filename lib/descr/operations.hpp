@@ -56,8 +56,13 @@ dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optiona
                                std::vector<AllocationInfo>& out);  // by id
 dragonError_t pool_free_blocks(const PoolRef& pool, const char* op, std::vector<FreeBlockCount>& out);
 dragonError_t pool_check(const PoolRef& pool, const char* op, CheckReport& out);
-// The heap's start in this process and its size.
-dragonError_t pool_heap(const PoolRef& pool, const char* op, void*& base, std::uint64_t& bytes);
+// Whether a local pool is a GPU pool (its bytes device memory).
+dragonError_t pool_on_gpu(const PoolRef& pool, const char* op, bool& out);
+// Page-locks a local host pool's heap for GPU transfers (on) or undoes it (PoolMapping).
+dragonError_t pool_register_with_gpu(const PoolRef& pool, bool on);
+// The heap's size, and (when `base` is not null) where its bytes start in this process: a
+// GPU pool's device region is opened for that (PoolMapping::data_base).
+dragonError_t pool_heap(const PoolRef& pool, const char* op, void** base, std::uint64_t& bytes);
 // Whether allocation `id` is live (id 0, the zero-byte allocation, never is).
 dragonError_t pool_allocation_exists(const PoolRef& pool, const char* op, std::uint64_t id, bool& out);
 // Up to `max` live allocations from manifest slot `cursor` on (advanced past them), holding

@@ -78,10 +78,29 @@ dragonError_t pool_check(const PoolRef& pool, const char* op, CheckReport& out) 
     return mapping->check(out);
 }
 
-dragonError_t pool_heap(const PoolRef& pool, const char* op, void*& base, std::uint64_t& bytes) {
+dragonError_t pool_on_gpu(const PoolRef& pool, const char* op, bool& out) {
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
-    base = mapping->heap_base();
+    out = mapping->on_gpu();
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t pool_register_with_gpu(const PoolRef& pool, bool on) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(
+            pool, on ? "process_local_register_with_gpu" : "process_local_unregister_with_gpu", mapping))
+        return rc;
+    return mapping->register_with_gpu(on);
+}
+
+dragonError_t pool_heap(const PoolRef& pool, const char* op, void** base, std::uint64_t& bytes) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    if (base != nullptr) {
+        std::uint8_t* start = nullptr;
+        if (dragonError_t rc = mapping->data_base(op, start)) return rc;
+        *base = start;
+    }
     bytes = mapping->heap_bytes();
     return DRAGON_SUCCESS;
 }

@@ -4,6 +4,7 @@
 
 #include "descr/checksum.hpp"
 #include "os/host_identity.hpp"
+#include "pool/device_region.hpp"
 
 #include <pthread.h>
 
@@ -23,15 +24,19 @@ void before_fork() noexcept {
     registry_lock_for_fork();
     graveyard_lock_for_fork();
     handle_tables_lock_for_fork();
+    device_regions_lock_for_fork();
 }
 
 void after_fork_in_parent() noexcept {
+    device_regions_unlock_after_fork();
     handle_tables_unlock_after_fork();
     graveyard_unlock_after_fork();
     registry_unlock_after_fork();
 }
 
 void after_fork_in_child() noexcept {
+    device_regions_unlock_after_fork();
+    device_regions_forget_after_fork();
     handle_tables_unlock_after_fork();
     graveyard_unlock_after_fork();
     registry_unlock_after_fork();

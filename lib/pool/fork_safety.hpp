@@ -9,14 +9,17 @@
 //            initialised by another thread would likewise stay "in progress" in the
 //            child), then takes every lock, in one fixed order: the mapping registry,
 //            the graveyard of retired mappings, the pool descriptor table, the memory
-//            descriptor table. Where one of these is ever held while another is taken,
-//            it is in this order (registry_attach: registry, then graveyard in make()),
+//            descriptor table, the table of GPU pools' device regions. Where one of
+//            these is ever held while another is taken, it is in this order
+//            (registry_attach: registry, then graveyard in make(); registry_create: the
+//            registry, then the device regions for a GPU pool),
 //            so taking them all cannot deadlock against a thread of the library;
 //   parent:  releases them, in reverse order;
 //   child:   releases them likewise (the child's copies were taken by this very thread),
 //            then forgets what belonged to the parent's threads: this thread's cached
-//            owner word (the child's thread has another id) and its thread caches (their
-//            entries and blocks are the parent's; see pool_caches.cpp).
+//            owner word (the child's thread has another id), its thread caches (their
+//            entries and blocks are the parent's; see pool_caches.cpp) and the GPU
+//            device regions the parent opened or allocated (device_region.hpp).
 // Locks in shared memory (each pool's lock) are not process-local: a parent thread
 // holding one at the fork releases it as usual, and the child waits for that.
 //
@@ -36,6 +39,7 @@ void graveyard_lock_for_fork() noexcept;  // pool_mapping.cpp
 void graveyard_unlock_after_fork() noexcept;
 void handle_tables_lock_for_fork() noexcept;  // c_api_handles.cpp
 void handle_tables_unlock_after_fork() noexcept;
+// device_regions_lock_for_fork and the rest: device_region.hpp.
 
 // One-time initialisations to finish before a fork, and what a child forgets.
 void thread_caches_settle_for_fork() noexcept;  // thread_cache.cpp

@@ -260,7 +260,7 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     const std::uint32_t group_index = size_class / k_heap_sl_count;
     if (group_index >= k_cache_groups) return;  // blocks this large are never cached
     MagazineGroup*& group = cache.groups[group_index];
-    MagazineHead* const heads = &cache.heads[group_index * k_heap_sl_count];
+    MagazineHead* const heads = &cache.heads[std::size_t{group_index} * k_heap_sl_count];
     if (group == nullptr) {
         group = new (std::nothrow) MagazineGroup();
         if (group == nullptr) return;  // no memory: this class stays uncached

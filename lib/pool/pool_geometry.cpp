@@ -33,11 +33,17 @@ std::uint32_t bits_for_slots(std::uint64_t capacity) {
 
 dragonError_t check_size_and_type(std::string_view name, std::size_t bytes, const PoolOptions& options) {
     if (bytes == 0) return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': size 0 bytes; a pool needs a size", name);
-    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM && options.mem_type != DRAGON_MEMORY_TYPE_HUGEPAGE)
+    if (options.mem_type != DRAGON_MEMORY_TYPE_SHM && options.mem_type != DRAGON_MEMORY_TYPE_HUGEPAGE &&
+        options.mem_type != DRAGON_MEMORY_TYPE_GPU)
         return failf(DRAGON_MEMORY_ILLEGAL_MEMTYPE,
-                     "pool '{}': memory type {} is not supported; DRAGON_MEMORY_TYPE_SHM (0) and "
-                     "DRAGON_MEMORY_TYPE_HUGEPAGE (1) are",
+                     "pool '{}': memory type {} is not supported; DRAGON_MEMORY_TYPE_SHM (0), "
+                     "DRAGON_MEMORY_TYPE_HUGEPAGE (1) and DRAGON_MEMORY_TYPE_GPU (2) are",
                      name, static_cast<int>(options.mem_type));
+    if (options.mem_type == DRAGON_MEMORY_TYPE_GPU && options.reserve)
+        return failf(DRAGON_INVALID_ARGUMENT,
+                     "pool '{}': reserve backs a pool's host memory; a GPU pool's data is device memory, given in "
+                     "full at creation (leave reserve off)",
+                     name);
     return DRAGON_SUCCESS;
 }
 
@@ -118,7 +124,9 @@ dragonError_t plan_geometry(std::string_view name, std::size_t bytes, const Pool
     // (its footer) with its free-map page.
     const std::uint64_t metadata_now = k_procs_offset + k_procs_bytes + 2 * k_page_bytes + k_heap_state_bytes +
                                        g.first_records_bytes + g.first_free_map_bytes + 2 * k_page_bytes;
-    g.needed_bytes = g.reserve_all ? g.object_bytes : heap_bytes + metadata_now;
+    // A GPU pool's heap range holds no user bytes (device_region.hpp): only its metadata counts.
+    const std::uint64_t user_bytes = options.mem_type == DRAGON_MEMORY_TYPE_GPU ? 0 : heap_bytes;
+    g.needed_bytes = g.reserve_all ? g.object_bytes : user_bytes + metadata_now;
     out = g;
     return DRAGON_SUCCESS;
 }
@@ -170,6 +178,9 @@ dragonError_t validate_header(const PoolHeader& h, std::uint64_t magic, std::uin
     if (h.record_bytes != sizeof(ManifestRecord))
         return bad(fmt::format("manifest records of {} B (this library's are {} B)", h.record_bytes,
                                sizeof(ManifestRecord)));
+    if (h.mem_type > DRAGON_MEMORY_TYPE_GPU) return bad(fmt::format("memory type {}", h.mem_type));
+    if ((h.mem_type == DRAGON_MEMORY_TYPE_GPU) != (h.ipc_handle_bytes == k_ipc_handle_bytes))
+        return bad(fmt::format("memory type {} with a {} B IPC handle", h.mem_type, h.ipc_handle_bytes));
     if (h.total_bytes != object_bytes)
         return bad(fmt::format("header says {} bytes but the object has {}", h.total_bytes, object_bytes));
     if (h.min_block_order < k_min_block_order_floor || h.max_block_order > k_max_heap_order ||

@@ -25,6 +25,7 @@
 // extent grows.
 #pragma once
 
+#include "os/cuda_device.hpp"
 #include "pool/robust_lock.hpp"
 
 #include <atomic>
@@ -54,9 +55,12 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // record carries its block's size class (ManifestRecord::size_class, a hint for thread
 // caches, in what were reserved bytes). A version-7 process would read the heap as buddy
 // lists and corrupt it.
-// 9: the pool's secret (PoolHeader::secret), which descriptors carry and the remote agent
-// checks (lib/remote/); a version-8 process would serialize descriptors without it.
-inline constexpr std::uint32_t k_layout_version = 9;
+// 9: GPU pools (device_region.hpp): the device, the CUDA IPC handle and the device id
+// asked for (PoolHeader's placement fields). A version-8 process would take a GPU pool's
+// host-side shadow heap for its data.
+// 10: the pool's secret (PoolHeader::secret), which descriptors carry and the remote
+// agent checks (lib/remote/); a version-9 process would serialize descriptors without it.
+inline constexpr std::uint32_t k_layout_version = 10;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr std::uint64_t k_nil = ~0ULL;              // "no block" in a free list link
@@ -221,6 +225,15 @@ struct PoolHeader {
     std::uint64_t heap_file_dev;
     std::uint64_t heap_file_ino;
     char heap_file[k_heap_file_capacity];       // NUL-terminated
+    // DRAGON_MEMORY_TYPE_GPU pools (device_region.hpp): the heap's bytes are in a region of
+    // GPU `gpu_device_id` (a CUDA device ordinal of the creating process), which other
+    // processes open through `ipc_handle`; this object's heap range is a sparse host-side
+    // shadow holding the free blocks' headers and footers only. Any other pool records the
+    // device id asked for (Dragon's attribute; register_with_gpu uses it) and no handle.
+    std::uint64_t gpu_device_id;
+    std::uint32_t ipc_handle_bytes;             // k_ipc_handle_bytes for a GPU pool, else 0
+    std::uint32_t reserved4;
+    unsigned char ipc_handle[k_ipc_handle_bytes];
 
     // ---- process-local pools (lib/descr/process_local.cpp). `local_owner` is the owning
     // process's word, (start stamp << 32) | pid (robust_lock.hpp current_process_word), 0

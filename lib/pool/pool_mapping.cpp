@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstddef>
+#include <limits>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -52,6 +53,23 @@ Graveyard& graveyard() {
 
 }  // namespace
 
+namespace {
+
+// Whether a live process other than this one has the pool mapped (or one may: the
+// table overflowed, or there was no memory to read it).
+bool others_attached(const ProcessTable& table) noexcept {
+    try {
+        const ProcessCensus census = process_table_census(table);
+        const auto me = static_cast<std::uint32_t>(::getpid());
+        return census.untracked != 0 || std::any_of(census.live_pids.begin(), census.live_pids.end(),
+                                                    [me](std::uint32_t pid) { return pid != me; });
+    } catch (...) {
+        return true;
+    }
+}
+
+}  // namespace
+
 void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
 
 void graveyard_unlock_after_fork() noexcept { graveyard().mutex.unlock(); }
@@ -72,6 +90,7 @@ PoolMapping* PoolMapping::make() {
     object->refs_.store(1, std::memory_order_release);
     object->unmapped_.store(false, std::memory_order_relaxed);
     object->caches_.forget_claims();
+    object->device_.reset();
     object->registered_pid_ = 0;
     object->epoch_.store(g.next_epoch++, std::memory_order_release);
     return object;
@@ -91,6 +110,16 @@ void PoolMapping::release() noexcept {
     // claimed entries reads its header here (one whose attach failed has none).
     if (caches_.holds_claims())
         caches_.hand_back_process_caches(unmapped_.load(std::memory_order_acquire) || destroyed_elsewhere());
+    // A GPU pool's device region: closed, or freed by its creator when the pool is gone
+    // and nobody else has it mapped (device_region.hpp). Before our process-table entry
+    // goes, so the census below does not count this process.
+    if (gpu_registered_) {
+        (void)cuda_host_unregister(gpu_device(), heap_base_, "release");
+        gpu_registered_ = false;
+    }
+    if (on_gpu_)
+        device_.release(header_->nonce, destroyed_elsewhere() || unmapped_.load(std::memory_order_acquire),
+                        others_attached(process_table_of(mapping_.base)));
     // Our process-table entry (one CAS; process_table.hpp has the crash argument). Not a
     // forked child's: the entry is its parent's.
     if (registered_pid_ != 0 && registered_pid_ == static_cast<std::uint32_t>(::getpid()))
@@ -124,6 +153,7 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     mapping_ = mapping;
     header_ = reinterpret_cast<PoolHeader*>(mapping_.base);
     heap_base_ = mapping_.base + header_->heap_offset;
+    on_gpu_ = header_->mem_type == DRAGON_MEMORY_TYPE_GPU;
     backing_ = Backing(header_, mapping_, shm_name_, object);
     manifest_ = Manifest(header_, reinterpret_cast<ManifestRecord*>(mapping_.base + header_->manifest_offset),
                          reinterpret_cast<IdBlock*>(mapping_.base + k_id_blocks_offset), &backing_);
@@ -158,6 +188,7 @@ struct CreationUndo {
     std::string heap_file;        // a hugepage pool's heap file, once made
     ShmObjectId heap_object;
     int heap_fd = -1;
+    std::uint64_t device_nonce = 0;  // a GPU pool's instance, once its device region exists
 
     CreationUndo() = default;
     CreationUndo(const CreationUndo&) = delete;
@@ -168,6 +199,7 @@ struct CreationUndo {
             shm_unmap(mapping);
             if (object.known()) shm_unlink_if_same(shm_name, object);
             if (!heap_file.empty()) hugepage_unlink_if_same(heap_file.c_str(), heap_object);
+            if (device_nonce != 0) device_region_discard(device_nonce);
         }
         if (fd >= 0) ::close(fd);
         if (heap_fd >= 0) ::close(heap_fd);
@@ -334,6 +366,15 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     }
     PoolGeometry g;
     if (dragonError_t rc = plan_geometry(name, bytes, options, g)) return rc;
+    const bool gpu = options.mem_type == DRAGON_MEMORY_TYPE_GPU;
+    if (gpu) {
+        // CUDA starts here (the first GPU pool of the process), before anything is made.
+        if (options.gpu_device_id > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
+            return failf(DRAGON_INVALID_ARGUMENT, "pool '{}': GPU device {} is not a device number", name,
+                         options.gpu_device_id);
+        if (dragonError_t rc = cuda_check_device(static_cast<int>(options.gpu_device_id), fmt::format("pool '{}'", name)))
+            return rc;
+    }
     std::uint64_t shm_free = 0, shm_total = 0;
     if (shm_space(shm_free, shm_total) && g.needed_bytes > shm_free)
         return failf(DRAGON_OUT_OF_SPACE,
@@ -412,6 +453,18 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
             return creation_unbacked(name, err, g.first_chunk_bytes, "the heap's first chunk");
     }
 
+    // A GPU pool's data: the device region, freed again by the undo if creation fails.
+    const std::uint64_t nonce = random_u64();
+    IpcHandle ipc_handle{};
+    if (gpu) {
+        if (dragonError_t rc = device_region_allocate(nonce, static_cast<int>(options.gpu_device_id), g.heap_bytes,
+                                                      ipc_handle, fmt::format("pool '{}'", name))) {
+            const std::string why = last_error_message();
+            return failf(rc, "{}; nothing was created", why);
+        }
+        undo.device_nonce = nonce;
+    }
+
     // Formatting. Until `magic` is stored (last), attachers see "not ready" and wait while
     // the creator lives; a creator killed before that leaves an object that attach
     // reports as abandoned and `destroy --force` removes.
@@ -421,7 +474,7 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->m_uid = m_uid;
     h->hostid = this_hostid();
     h->rt_uid = this_rt_uid();
-    h->nonce = random_u64();
+    h->nonce = nonce;
     // The capability (pool_layout.hpp, PoolHeader::secret): kernel randomness only.
     if (int err = random_fill(h->secret, sizeof h->secret))
         return fail_errno(DRAGON_MEMORY_ERRNO, err,
@@ -439,6 +492,11 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
         std::memcpy(h->heap_file, heap_file.c_str(), heap_file.size() + 1);
     }
     h->numa_node = options.numa_node;
+    h->gpu_device_id = options.gpu_device_id;
+    if (gpu) {
+        h->ipc_handle_bytes = k_ipc_handle_bytes;
+        std::memcpy(h->ipc_handle, ipc_handle.bytes, k_ipc_handle_bytes);
+    }
     h->manifest_backed.store(g.records_backed, std::memory_order_relaxed);
     if (!g.reserve_all) {
         // The map's first page, heap chunk 0 and its free-map page were backed above (the
@@ -875,6 +933,8 @@ dragonError_t PoolMapping::attributes(PoolAttributes& out, bool who_is_alive) {
         out.frees_total += block.frees.load(std::memory_order_relaxed);
     }
     out.numa_node = h.numa_node;
+    out.gpu_device_id = h.gpu_device_id;
+    out.ipc_handle_bytes = h.ipc_handle_bytes;
     unlock();
     if (wake) futex_wake_all(&header_->wake_seq);
     // Copies that may throw (out of memory) are made without the lock: an exception must
@@ -996,6 +1056,46 @@ dragonError_t PoolMapping::destroy(bool without_lock) {
     registry_forget(this);
     if (err != 0 && err != ENOENT)
         return fail_errno(DRAGON_MEMORY_ERRNO, err, fmt::format("shm_unlink('{}')", shm_name_));
+    return DRAGON_SUCCESS;
+}
+
+dragonError_t PoolMapping::device_base(const char* op, std::uint8_t*& out) {
+    if (device_.cached(out)) [[likely]]
+        return DRAGON_SUCCESS;
+    IpcHandle handle;
+    std::memcpy(handle.bytes, header_->ipc_handle, k_ipc_handle_bytes);
+    const dragonError_t rc =
+        device_.open(header_->nonce, gpu_device(), handle,
+                     fmt::format("{}: GPU pool '{}' (created by pid {})", op, identity_->name, header_->creator.pid), out);
+    if (rc == DRAGON_SUCCESS || rc == DRAGON_INVALID_OPERATION) return rc;
+    // The usual cause, said plainly: CUDA freed the region with its creator's context.
+    if (process_word_is_dead(process_table_of(mapping_.base).creator_process))
+        return failf(DRAGON_OBJECT_DESTROYED,
+                     "{}: GPU pool '{}': its device memory is gone: the process that created the pool (pid {}) has "
+                     "exited, and a GPU pool's bytes live only as long as that process (keep it running, e.g. "
+                     "'dragonmem create --hold'); destroy the pool",
+                     op, identity_->name, header_->creator.pid);
+    return rc;
+}
+
+dragonError_t PoolMapping::register_with_gpu(bool on) {
+    const char* op = on ? "process_local_register_with_gpu" : "process_local_unregister_with_gpu";
+    if (dragonError_t rc = check_usable(op)) return rc;
+    if (on_gpu_)
+        return failf(DRAGON_INVALID_OPERATION, "{}: pool '{}' is a GPU pool: its bytes are device memory already", op,
+                     identity_->name);
+    std::lock_guard guard(gpu_registration_mutex_);
+    if (on == gpu_registered_)
+        return failf(DRAGON_INVALID_OPERATION, "{}: pool '{}' is {} registered with the GPU in this process", op,
+                     identity_->name, on ? "already" : "not");
+    const std::string who = fmt::format("{}: pool '{}'", op, identity_->name);
+    if (on) {
+        // Pinning gives every heap page memory: /dev/shm must hold the whole heap.
+        if (dragonError_t rc = cuda_host_register(gpu_device(), heap_base_, header_->heap_bytes, who)) return rc;
+    } else {
+        if (dragonError_t rc = cuda_host_unregister(gpu_device(), heap_base_, who)) return rc;
+    }
+    gpu_registered_ = on;
     return DRAGON_SUCCESS;
 }
 

@@ -17,6 +17,7 @@
 // which costs the next free one futex call and then clears itself.
 #pragma once
 
+#include "pool/device_region.hpp"
 #include "pool/tlsf_heap.hpp"
 #include "pool/manifest.hpp"
 #include "pool/pool_caches.hpp"
@@ -36,6 +37,7 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,16 +98,34 @@ public:
         HeapBlock block{};
         return heap_.block_of(requested_bytes, offset, block);
     }
-    // get_pointer's whole check: the start of live allocation `id`'s block, taken from
+    // get_pointer's whole check: the offset of live allocation `id`'s block, taken from
     // its manifest record (never from a descriptor), when that record holds exactly
-    // `requested_bytes` in a block inside the heap; nullptr otherwise. A descriptor's view
+    // `requested_bytes` in a block inside the heap; false otherwise. A descriptor's view
     // lies within its requested size, so the pointer and size it yields stay in the block.
-    std::uint8_t* live_block(std::uint64_t id, std::uint64_t requested_bytes) const noexcept {
+    bool live_block(std::uint64_t id, std::uint64_t requested_bytes, std::uint64_t& offset) const noexcept {
         Manifest::LiveFields rec;
-        if (!manifest_.read_live(id, rec) || rec.requested_bytes != requested_bytes) return nullptr;
-        if (!plausible_block(rec.requested_bytes, rec.offset)) return nullptr;  // a damaged record
-        return heap_base_ + rec.offset;
+        if (!manifest_.read_live(id, rec) || rec.requested_bytes != requested_bytes) return false;
+        if (!plausible_block(rec.requested_bytes, rec.offset)) return false;  // a damaged record
+        offset = rec.offset;
+        return true;
     }
+    // Where the heap's bytes are in this process: the heap in the mapping, or a GPU
+    // pool's device region (device_region.hpp), opened at the first call (which may fail,
+    // MEMORY_ERRNO saying why; `op` names the call).
+    dragonError_t data_base(const char* op, std::uint8_t*& out) {
+        if (!on_gpu_) [[likely]] {
+            out = heap_base_;
+            return DRAGON_SUCCESS;
+        }
+        return device_base(op, out);
+    }
+    // Page-locks the heap for GPU transfers in this process (cuMemHostRegister) or undoes
+    // it; undone at the mapping's last release too. INVALID_OPERATION for a GPU pool, for
+    // registering twice, and for unregistering what is not registered.
+    dragonError_t register_with_gpu(bool on);
+    // A GPU pool (DRAGON_MEMORY_TYPE_GPU): its bytes are device memory of gpu_device().
+    bool on_gpu() const noexcept { return on_gpu_; }
+    int gpu_device() const noexcept { return static_cast<int>(header_->gpu_device_id); }
     dragonError_t list(std::optional<std::uint64_t> type, std::vector<AllocationInfo>& out);
     // One page of a listing that does not hold the lock between pages (pool_scan.cpp):
     // the live allocations of manifest slots [cursor, ...), at most `max`, of `type` when
@@ -172,6 +192,7 @@ private:
     dragonError_t explain_no_block(std::uint64_t bytes, std::uint64_t block_bytes, dragonError_t code);
     // An allocation failed because /dev/shm could not back a page the library needed.
     dragonError_t explain_unbacked(std::uint64_t bytes);
+    dragonError_t device_base(const char* op, std::uint8_t*& out);
 
     // This process's entry in the process table: the process that made it (0: none yet,
     // or inherited through fork), its word and slot (-1: counted as untracked).
@@ -186,6 +207,10 @@ private:
     ShmMapping mapping_;
     PoolHeader* header_ = nullptr;
     std::uint8_t* heap_base_ = nullptr;
+    bool on_gpu_ = false;
+    DeviceRegion device_;              // a GPU pool's data in this process
+    std::mutex gpu_registration_mutex_;
+    bool gpu_registered_ = false;      // register_with_gpu(true) holds the heap page-locked
     Backing backing_;                  // manifest_ and heap_ point to it
     Manifest manifest_;
     TlsfHeap heap_;

@@ -351,7 +351,16 @@ dragonError_t Agent::attach_pool(const AccessRequest& request, std::shared_ptr<S
     if (dragonError_t rc = pool_attach_local(served->pool, name)) return rc;
     served->identity = identity_of(served->pool);
     if (dragonError_t rc = check_capability(*served->identity, request)) return rc;  // detached on return
-    if (dragonError_t rc = pool_heap(served->pool, "serve", served->heap, served->heap_bytes)) return rc;
+    // A GPU pool's bytes are device memory, which the agent does not serve (yet): refused
+    // before anything of it is opened.
+    bool on_gpu = false;
+    if (dragonError_t rc = pool_on_gpu(served->pool, "serve", on_gpu)) return rc;
+    if (on_gpu)
+        return failf(DRAGON_NOT_IMPLEMENTED,
+                     "pool '{}' is a GPU pool (DRAGON_MEMORY_TYPE_GPU): its bytes are device memory, which remote "
+                     "reads and writes do not reach; nothing was moved",
+                     name);
+    if (dragonError_t rc = pool_heap(served->pool, "serve", &served->heap, served->heap_bytes)) return rc;
     served->backed.assign((served->heap_bytes + k_backed_chunk_bytes - 1) / k_backed_chunk_bytes, false);
     event(fmt::format("attached pool '{}' ({} B heap)", name, served->heap_bytes));
     pools_[name] = served;

@@ -1,6 +1,7 @@
 // Byte ranges of allocations, local or remote (byte_range.hpp).
 #include "remote/byte_range.hpp"
 
+#include "descr/memory_copy.hpp"
 #include "descr/operations.hpp"
 #include "os/error.hpp"
 #include "remote/remote_client.hpp"
@@ -25,13 +26,8 @@ dragonError_t transfer(const MemoryRef& mem, std::size_t offset, void* buffer, s
         return failf(DRAGON_INVALID_ARGUMENT, "{}: timeout {{{}, {}}} is not a valid timespec", op, timeout->tv_sec,
                      timeout->tv_nsec);
     if (mem.mapping != nullptr || pool_is_local(mem.pool)) {
-        void* base = nullptr;
-        if (dragonError_t rc = mem_pointer(mem, base)) return rc;  // the manifest's block, or why not
-        if (bytes == 0) return DRAGON_SUCCESS;
-        std::byte* at = static_cast<std::byte*>(base) + offset;
-        if (access == Access::read) std::memcpy(buffer, at, bytes);
-        else std::memcpy(at, buffer, bytes);
-        return DRAGON_SUCCESS;
+        // The manifest's block, or why not; a GPU pool's through a CUDA copy (memory_copy.hpp).
+        return access == Access::read ? mem_read(mem, offset, buffer, bytes) : mem_write(mem, offset, buffer, bytes);
     }
     const PoolIdentity& pool = *identity_of(mem.pool);
     if (std::all_of(pool.secret.begin(), pool.secret.end(), [](std::uint8_t b) { return b == 0; }))

@@ -895,8 +895,40 @@ test_copy() {
             '.message | test("NUMA node 1 is not online")'
         check "nothing is left of it" gone "${P}n1"
     fi
-    run create "${P}n2" --size 64K --mem-type gpu
-    usage "create --mem-type gpu is bad usage"
+    # A gpu pool (issue 13): without a usable GPU, a clear error naming what is missing
+    # and nothing created; with one, tests/gpu/run_on_gpu.sh drives the CLI on it.
+    if ! nvidia-smi -L >/dev/null 2>&1; then
+        run create "${P}n2" --size 64K --mem-type gpu --gpu 0
+        fails "create --mem-type gpu without a usable GPU fails naming why" 1 "DRAGON_MEMORY_ERRNO|DRAGON_MEMORY_ILLEGAL_MEMTYPE" \
+            '(.code == "DRAGON_MEMORY_ERRNO" and (.message | test("no CUDA (driver|device)")))
+             or (.code == "DRAGON_MEMORY_ILLEGAL_MEMTYPE" and (.message | test("built without CUDA")))'
+        check "nothing is left of it" gone "${P}n2"
+    fi
+    # create --hold (a gpu pool's device memory lives as long as its creator): the
+    # holder stays until the pool is destroyed elsewhere, and SIGTERM destroys it.
+    local hold_out
+    hold_out="$WORK/hold_out"
+    "$BIN" create "${P}h" --size 64K --hold >"$hold_out" 2>&1 &
+    local holder=$!
+    for _ in $(seq 100); do [ -s "$hold_out" ] && break; sleep 0.1; done
+    check "create --hold prints the pool" jq -e '.pool.name == "'"${P}h"'"' "$hold_out"
+    check "the holder stays while the pool lives" kill -0 "$holder"
+    run destroy "${P}h"
+    ok "destroy the held pool" '.destroyed == ["'"${P}h"'"]'
+    check "the holder exits 0 once the pool is destroyed" wait "$holder"
+    : >"$hold_out"
+    "$BIN" create "${P}h" --size 64K --hold >"$hold_out" 2>&1 &
+    holder=$!
+    for _ in $(seq 100); do [ -s "$hold_out" ] && break; sleep 0.1; done
+    kill -TERM "$holder"
+    check "SIGTERM: the holder exits 0" wait "$holder"
+    check "SIGTERM: the holder destroyed its pool" gone "${P}h"
+    rm -f "$hold_out"
+    run create "${P}n2" --size 64K --mem-type file
+    usage "create --mem-type file is bad usage" '.message | test("not shm, hugepage or gpu")'
+    run create "${P}n2" --size 64K --gpu 1
+    usage "create --gpu without --mem-type gpu is bad usage" '.message | test("--gpu")'
+    check "nothing is left of them" gone "${P}n2"
 
     run destroy "${P}c1" "${P}c2"
     ok "destroy the copy pools"

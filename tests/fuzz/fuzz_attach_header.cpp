@@ -25,6 +25,7 @@
 #include <dragon/managed_memory.h>
 #include <dragonmem/dragonmem.hpp>
 
+#include "pool/pool_backing.hpp"
 #include "pool/pool_layout.hpp"
 
 #include <dirent.h>
@@ -74,8 +75,9 @@ bool header_describes_a_heap_inside_the_object(const PoolHeader& h, std::uint64_
     if (h.free_map_offset < h.manifest_offset || h.free_map_offset > h.heap_offset) return false;
     if (h.heap_offset - h.free_map_offset != h.free_map_bytes) return false;
     if (h.manifest_capacity > (h.free_map_offset - h.manifest_offset) / sizeof(ManifestRecord)) return false;
-    const std::uint32_t granule_order = h.min_block_order > 6 ? h.min_block_order : 6;
-    if (h.min_block_order >= 64 || h.free_map_bytes < ((h.heap_bytes >> granule_order) + 7) / 8) return false;
+    if (h.min_block_order >= 64 ||
+        h.free_map_bytes < ((h.heap_bytes >> granule_order_of(h.min_block_order)) + 7) / 8)
+        return false;
     return true;
 }
 

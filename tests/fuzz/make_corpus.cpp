@@ -16,8 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,12 +27,10 @@ using namespace dragonmem::detail;
 
 namespace {
 
+// Throws on failure, so that the pool being read is destroyed on the way out.
 void write(const std::string& path, const std::vector<std::uint8_t>& bytes) {
     FILE* f = std::fopen(path.c_str(), "wb");
-    if (f == nullptr) {
-        std::perror(path.c_str());
-        std::exit(1);
-    }
+    if (f == nullptr) throw std::runtime_error(path + ": " + std::strerror(errno));
     std::fwrite(bytes.data(), 1, bytes.size(), f);
     std::fclose(f);
 }
@@ -47,8 +47,9 @@ std::vector<std::uint8_t> header_page(const std::string& name) {
     std::string path = "/dev/shm/dragonmem." + name;
     int fd = ::open(path.c_str(), O_RDONLY);
     std::vector<std::uint8_t> page(k_page_bytes);
-    if (fd < 0 || ::pread(fd, page.data(), page.size(), 0) != static_cast<ssize_t>(page.size())) std::exit(1);
-    ::close(fd);
+    const bool read = fd >= 0 && ::pread(fd, page.data(), page.size(), 0) == static_cast<ssize_t>(page.size());
+    if (fd >= 0) ::close(fd);
+    if (!read) throw std::runtime_error(path + ": cannot read its header page");
     return page;
 }
 
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string out = argv[1];
+    ::mkdir(out.c_str(), 0755);  // an existing OUTDIR is fine; a missing parent fails at the first write
     for (const char* sub : {"/decode_pool", "/decode_memory", "/attach_header"}) ::mkdir((out + sub).c_str(), 0755);
     int n = 0;
     const std::string prefix = "dmcorpus" + std::to_string(::getpid());
@@ -68,44 +70,61 @@ int main(int argc, char** argv) {
         std::size_t bytes;
         std::size_t max_allocations;
     };
-    for (const Shape& shape : {Shape{"a", 64 * 1024, 0}, Shape{"_long.name-x", 1 << 20, 5},
-                               Shape{"b", 4096, 1 << 20}}) {
-        std::string name = (prefix + shape.suffix).substr(0, 29);
-        dragonmem::PoolOptions options;
-        options.max_allocations = shape.max_allocations;
-        dragonmem::Pool pool = dragonmem::Pool::create(name, shape.bytes, 42 + n, options);
-        write(out + "/decode_pool/pool_" + std::to_string(n), foreign(pool.serialize()));
-        dragonmem::Memory whole = pool.alloc(100, 3);
-        write(out + "/decode_memory/mem_" + std::to_string(n) + "_whole", foreign(whole.serialize()));
-        dragonmem::Memory view = whole.clone(10, 20);
-        write(out + "/decode_memory/mem_" + std::to_string(n) + "_view", foreign(view.serialize()));
-        dragonmem::Memory zero = pool.alloc(0);
-        write(out + "/decode_memory/mem_" + std::to_string(n) + "_zero", foreign(zero.serialize()));
-        if (n == 0) {
-            write(out + "/attach_header/fresh_with_allocations", header_page(name));
-            dragonmem::Memory more = pool.alloc(3000, 7);
-            more.free();  // a deferred block
-            std::vector<std::uint8_t> busy = header_page(name);
-            write(out + "/attach_header/busy", busy);
-            auto* h = reinterpret_cast<PoolHeader*>(busy.data());
-            std::vector<std::uint8_t> dead_owner = busy;
-            reinterpret_cast<PoolHeader*>(dead_owner.data())->lock.word.store((std::uint64_t{1} << 32) | 4194300u);
-            write(out + "/attach_header/lock_held_by_dead_owner", dead_owner);
-            std::vector<std::uint8_t> destroyed = busy;
-            reinterpret_cast<PoolHeader*>(destroyed.data())->destroyed.store(1);
-            write(out + "/attach_header/destroyed", destroyed);
-            // The heap's free lists live on pages 4-5 now, out of the fuzzer's reach (it
-            // writes the header page); what the header says of the heap's geometry is in it.
-            std::vector<std::uint8_t> scribbled = busy;
-            auto* hs = reinterpret_cast<PoolHeader*>(scribbled.data());
-            hs->free_map_bytes = 1;
-            hs->heap_chunk_shift = 40;
-            write(out + "/attach_header/scribbled_heap_geometry", scribbled);
-            (void)h;
+    try {
+        for (const Shape& shape :
+             {Shape{"a", 64 * 1024, 0}, Shape{"_long.name-x", 1 << 20, 5}, Shape{"b", 4096, 1 << 20}}) {
+            std::string name = (prefix + shape.suffix).substr(0, 29);
+            dragonmem::PoolOptions options;
+            options.max_allocations = shape.max_allocations;
+            dragonmem::Pool pool = dragonmem::Pool::create(name, shape.bytes, 42 + n, options);
+            // A failed write leaves nothing in /dev/shm: the pool goes with the error.
+            struct DestroyUnlessDone {
+                dragonmem::Pool& pool;
+                bool done = false;
+                ~DestroyUnlessDone() {
+                    if (!done) try {
+                            pool.destroy();
+                        } catch (const dragonmem::Error&) {
+                        }
+                }
+            } cleanup{pool};
+            write(out + "/decode_pool/pool_" + std::to_string(n), foreign(pool.serialize()));
+            dragonmem::Memory whole = pool.alloc(100, 3);
+            write(out + "/decode_memory/mem_" + std::to_string(n) + "_whole", foreign(whole.serialize()));
+            dragonmem::Memory view = whole.clone(10, 20);
+            write(out + "/decode_memory/mem_" + std::to_string(n) + "_view", foreign(view.serialize()));
+            dragonmem::Memory zero = pool.alloc(0);
+            write(out + "/decode_memory/mem_" + std::to_string(n) + "_zero", foreign(zero.serialize()));
+            if (n == 0) {
+                write(out + "/attach_header/fresh_with_allocations", header_page(name));
+                dragonmem::Memory more = pool.alloc(3000, 7);
+                more.free();  // a deferred block
+                std::vector<std::uint8_t> busy = header_page(name);
+                write(out + "/attach_header/busy", busy);
+                auto* h = reinterpret_cast<PoolHeader*>(busy.data());
+                std::vector<std::uint8_t> dead_owner = busy;
+                reinterpret_cast<PoolHeader*>(dead_owner.data())->lock.word.store((std::uint64_t{1} << 32) | 4194300u);
+                write(out + "/attach_header/lock_held_by_dead_owner", dead_owner);
+                std::vector<std::uint8_t> destroyed = busy;
+                reinterpret_cast<PoolHeader*>(destroyed.data())->destroyed.store(1);
+                write(out + "/attach_header/destroyed", destroyed);
+                // The heap's free lists live on pages 4-5 now, out of the fuzzer's reach (it
+                // writes the header page); what the header says of the heap's geometry is in it.
+                std::vector<std::uint8_t> scribbled = busy;
+                auto* hs = reinterpret_cast<PoolHeader*>(scribbled.data());
+                hs->free_map_bytes = 1;
+                hs->heap_chunk_shift = 40;
+                write(out + "/attach_header/scribbled_heap_geometry", scribbled);
+                (void)h;
+            }
+            whole.free();
+            pool.destroy();
+            cleanup.done = true;
+            ++n;
         }
-        whole.free();
-        pool.destroy();
-        ++n;
+    } catch (const std::exception& e) {  // dragonmem::Error included
+        std::fprintf(stderr, "fuzz_make_corpus: %s\n", e.what());
+        return 1;
     }
     std::printf("corpus written under %s\n", out.c_str());
     return 0;

@@ -50,6 +50,17 @@ std::vector<Memory> heap_fit_fragment(Pool& pool, std::mt19937& rng, int count) 
     return kept;
 }
 
+// What "one whole free block" means, from both the statistics and the checker.
+void check_one_free_block(const Pool& pool, std::size_t heap) {
+    auto attrs = pool.attributes();
+    CHECK(attrs.free_bytes == heap);
+    CHECK(attrs.largest_free_block == heap);
+    CHECK(attrs.largest_request == heap);
+    auto report = pool.check();
+    CHECK(report.ok);
+    CHECK(report.free_blocks == 1);
+}
+
 }  // namespace
 
 TEST_CASE("a fresh pool fills to 100 % with equal power-of-two blocks and is one free block after") {
@@ -71,13 +82,7 @@ TEST_CASE("a fresh pool fills to 100 % with equal power-of-two blocks and is one
         std::mt19937 rng(static_cast<unsigned>(size));
         std::shuffle(live.begin(), live.end(), rng);
         for (Memory& m : live) m.free();
-        auto empty = p.pool.attributes();
-        CHECK(empty.free_bytes == heap);
-        CHECK(empty.largest_free_block == heap);
-        CHECK(empty.largest_request == heap);
-        auto report = p.pool.check();
-        CHECK(report.ok);
-        CHECK(report.free_blocks == 1);
+        check_one_free_block(p.pool, heap);
     }
 }
 
@@ -172,13 +177,7 @@ TEST_CASE("preallocations: the pool serves its whole heap, blocking or not, and 
     dragonmem::PoolOptions options;
     options.preallocs = {16, 3, 0, 5};  // blocks of the 32 B minimum block, 64 B and 256 B
     FitPool p(heap, options);
-    auto fresh = p.pool.attributes();
-    CHECK(fresh.free_bytes == heap);
-    CHECK(fresh.largest_free_block == heap);
-    CHECK(fresh.largest_request == heap);
-    auto report = p.pool.check();
-    CHECK(report.ok);
-    CHECK(report.free_blocks == 1);
+    check_one_free_block(p.pool, heap);
     Memory whole = p.pool.alloc(heap);
     CHECK(whole.block_offset() == 0);
     whole.free();
@@ -186,10 +185,7 @@ TEST_CASE("preallocations: the pool serves its whole heap, blocking or not, and 
     std::vector<Memory> live;
     for (int i = 0; i < 40; ++i) live.push_back(p.pool.alloc(i % 2 == 0 ? 32 : 256));
     for (Memory& m : live) m.free();
-    CHECK(p.pool.attributes().largest_request == heap);
-    report = p.pool.check();
-    CHECK(report.ok);
-    CHECK(report.free_blocks == 1);
+    check_one_free_block(p.pool, heap);
     // A blocking request for the whole heap has nothing to wait for (it waited for ever
     // when the preallocated blocks stayed apart; the timeout ends the test if it does).
     const timespec timeout{5, 0};

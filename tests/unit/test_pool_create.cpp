@@ -146,9 +146,10 @@ TEST_CASE("n_segments other than 0 is INVALID_ARGUMENT") {
     }
 }
 
-TEST_CASE("memory types other than SHM and HUGEPAGE are rejected with ILLEGAL_MEMTYPE") {
-    // HUGEPAGE pools: tests/hugepage (they need a hugetlbfs mount and reserved pages).
-    for (auto type : {DRAGON_MEMORY_TYPE_GPU, DRAGON_MEMORY_TYPE_FILE, DRAGON_MEMORY_TYPE_PRIVATE}) {
+TEST_CASE("memory types other than SHM, HUGEPAGE and GPU are rejected with ILLEGAL_MEMTYPE") {
+    // HUGEPAGE pools: tests/hugepage (they need a hugetlbfs mount and reserved pages);
+    // GPU pools: tests/gpu (a GPU, or the error without one).
+    for (auto type : {DRAGON_MEMORY_TYPE_FILE, DRAGON_MEMORY_TYPE_PRIVATE}) {
         CAPTURE(static_cast<int>(type));
         ShmGuard guard(unique_pool_name());
         dragonMemoryPoolAttr_t attr = default_attr();
