@@ -8,7 +8,7 @@
 # and without it UCX would take shared memory and never touch the link. Everything here
 # (dragonmem's agent and client, both ucx_perftest sides) runs with
 # UCX_TCP_TX_SEG_SIZE=64K, which `dragonmem serve` sets for itself, and dragonmem's with
-# DRAGONMEM_REMOTE_TRUSTED_TCP=1 (only these two namespaces are on the link).
+# DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 (only these two namespaces are on the link).
 set -eu
 BUILD=$(realpath "$1")
 BUDGET=${2:-1}
@@ -36,10 +36,10 @@ ip link set "$VA" netns "$NA"; ip link set "$VB" netns "$NB"
 ip -n "$NA" addr add "$IPA/24" dev "$VA"; ip -n "$NB" addr add "$IPB/24" dev "$VB"
 for ns in "$NA" "$NB"; do ip -n "$ns" link set lo up; done
 ip -n "$NA" link set "$VA" up; ip -n "$NB" link set "$VB" up
-inA() { ip netns exec "$NA" env POD_UID=benchA DRAGONMEM_REMOTE_TRUSTED_TCP=1 UCX_TLS=tcp UCX_NET_DEVICES=$VA UCX_TCP_TX_SEG_SIZE=64K "$@"; }
-inB() { ip netns exec "$NB" env POD_UID=benchB DRAGONMEM_REMOTE_TRUSTED_TCP=1 UCX_TLS=tcp UCX_NET_DEVICES=$VB UCX_TCP_TX_SEG_SIZE=64K "$@"; }
+inA() { ip netns exec "$NA" env POD_UID=benchA DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 UCX_TLS=tcp UCX_NET_DEVICES=$VA UCX_TCP_TX_SEG_SIZE=64K "$@"; }
+inB() { ip netns exec "$NB" env POD_UID=benchB DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 UCX_TLS=tcp UCX_NET_DEVICES=$VB UCX_TCP_TX_SEG_SIZE=64K "$@"; }
 
-(exec ip netns exec "$NA" env POD_UID=benchA DRAGONMEM_REMOTE_TRUSTED_TCP=1 UCX_TLS=tcp UCX_NET_DEVICES=$VA "$D" serve --listen "$IPA:0" --quiet \
+(exec ip netns exec "$NA" env POD_UID=benchA DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 UCX_TLS=tcp UCX_NET_DEVICES=$VA "$D" serve --listen "$IPA:0" --quiet \
    >"$OUT/agent.log" 2>&1) &
 AGENT_PID=$!
 for _ in $(seq 1 100); do grep -q listening "$OUT/agent.log" && break; sleep 0.1; done

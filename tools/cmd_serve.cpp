@@ -43,10 +43,13 @@ Command add_serve(CLI::App& top) {
     cmd->add_flag("--quiet", args->quiet, "Print only the line saying where it listens, not one per request");
     cmd->footer("Prints {\"listening\": \"HOST:PORT\"} once ready, then one {\"event\": ...} line per request.\n"
                 "Descriptors serialized with DRAGONMEM_AGENT=HOST:PORT name this agent.\n"
-                "UCX's TCP transport is used only with DRAGONMEM_REMOTE_TRUSTED_TCP=1: over it, any host\n"
-                "that can connect to this process's UCX ports can write anywhere in its memory (a UCX\n"
-                "1.13 flaw); verbs transports (InfiniBand, RoCE) need no opt-in.\n"
-                "Example:\n  dragonmem serve --listen 10.0.0.1:7070 &\n"
+                "For trusted fabrics only, on every transport: serve (and every client) refuses unless\n"
+                "DRAGONMEM_REMOTE_TRUSTED_FABRIC=1. UCX 1.13 executes remote memory writes from any peer\n"
+                "on its software transports (TCP: uct_tcp_ep_handle_put_req; UD, also used under rc/dc:\n"
+                "uct_ud_ep_rx_put) and its reassembly of large messages trusts the peer's offsets\n"
+                "(ucp_am.c): any host that reaches these UCX ports could write anywhere in this process.\n"
+                "A descriptor's secret stops honest mistakes, not someone running code on the fabric.\n"
+                "Example:\n  DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 dragonmem serve --listen 10.0.0.1:7070 &\n"
                 "  DRAGONMEM_AGENT=10.0.0.1:7070 dragonmem alloc p1 --size 1M --serialized");
 
     return {cmd, [=] {

@@ -19,8 +19,9 @@ extern "C" {
  * allocation not live: DRAGON_INVALID_ARGUMENT / DRAGON_KEY_NOT_FOUND; a pool destroyed
  * since: DRAGON_OBJECT_DESTROYED or DRAGON_MEMORY_ERRNO; DRAGON_EAGAIN: the agent is busy,
  * try again), DRAGON_FAILURE when the agent cannot be reached, goes away or rejects the
- * connection, DRAGON_INVALID_OPERATION where UCX offers only TCP and
- * DRAGONMEM_REMOTE_TRUSTED_TCP is not 1, DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL for a
+ * connection, DRAGON_INVALID_OPERATION where DRAGONMEM_REMOTE_TRUSTED_FABRIC is not 1
+ * (remote access over UCX is for trusted fabrics only; DRAGON_INVALID_ARGUMENT where it is
+ * set to anything but 1 or 0), DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL for a
  * descriptor that names no agent, DRAGON_NOT_IMPLEMENTED in a library built without
  * UCX. dragon_getlasterrstr() says which. */
 dragonError_t dragonmem_memory_read(const dragonMemoryDescr_t* mem_descr, size_t offset, void* buffer, size_t bytes,

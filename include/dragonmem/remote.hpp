@@ -20,8 +20,8 @@ namespace dragonmem {
 // copied, remote ones read from their node's agent. `timeout` (relative; nullptr: none)
 // bounds a remote read. Throws Error: INVALID_ARGUMENT (out of the view), the agent's
 // refusal (wrong secret, allocation not live, pool gone; EAGAIN: the agent is busy, try
-// again), TIMEOUT, FAILURE (agent lost or connection rejected), INVALID_OPERATION (only
-// UCX's TCP transport here and no DRAGONMEM_REMOTE_TRUSTED_TCP=1),
+// again), TIMEOUT, FAILURE (agent lost or connection rejected), INVALID_OPERATION
+// (DRAGONMEM_REMOTE_TRUSTED_FABRIC is not 1: trusted fabrics only),
 // MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL (a remote descriptor that names no agent),
 // NOT_IMPLEMENTED (a remote one, in a library built without UCX).
 void read_bytes(const Memory& memory, std::size_t offset, std::span<std::byte> out, const timespec* timeout = nullptr);

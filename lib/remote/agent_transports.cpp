@@ -14,7 +14,10 @@ namespace dragonmem::detail {
 
 namespace {
 
+// UCX_TLS names (transports and aliases) of shared-memory transports.
 constexpr std::array<std::string_view, 9> k_shared{"all", "shm", "sm", "mm", "posix", "sysv", "xpmem", "cma", "knem"};
+// Transports a context lists that move bytes between processes of one node by address.
+constexpr std::array<std::string_view, 7> k_shared_opened{"posix", "sysv", "xpmem", "cma", "knem", "cuda_ipc", "rocm_ipc"};
 
 // The comma-separated names of `list`.
 std::vector<std::string_view> names_of(std::string_view list) {
@@ -29,13 +32,18 @@ std::vector<std::string_view> names_of(std::string_view list) {
     return names;
 }
 
-constexpr const char* k_tcp_hole =
-    "UCX's TCP transport lets any host that connects to this process's UCX ports write anywhere in "
-    "its memory (UCX 1.13 copies a peer's PUT request to the address the peer names, unchecked)";
+// "tcp" of "tcp/eth0".
+std::string_view transport_of(const std::string& resource) {
+    return std::string_view(resource).substr(0, resource.find('/'));
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
 
 }  // namespace
 
-dragonError_t trusted_tcp_from(const char* value, bool& out) {
+dragonError_t trusted_fabric_from(const char* value, bool& out) {
     const std::string_view given = value == nullptr ? "" : value;
     if (given.empty() || given == "0") {
         out = false;
@@ -46,59 +54,66 @@ dragonError_t trusted_tcp_from(const char* value, bool& out) {
         return DRAGON_SUCCESS;
     }
     return failf(DRAGON_INVALID_ARGUMENT,
-                 "{}='{}': expected 1 (the fabric is trusted: UCX's TCP transport may be used) or 0 (it may not)",
-                 k_trusted_tcp_env, given);
+                 "{}='{}': expected 1 (every host on the fabric is trusted: remote access over UCX may be used) or 0 "
+                 "(it may not)",
+                 k_trusted_fabric_env, given);
 }
 
-dragonError_t ucx_transports(const char* tls, bool agent, bool trusted_tcp, const char* who, std::string& out) {
+dragonError_t refuse_untrusted_fabric(const char* who) {
+    return failf(DRAGON_INVALID_OPERATION,
+                 "{}: remote access over UCX is for trusted fabrics only, and {} is not 1: UCX executes remote memory "
+                 "writes from any peer on its software transports (TCP, UD: uct_tcp_ep_handle_put_req, "
+                 "uct_ud_ep_rx_put) and its message reassembly trusts peers (ucp_am.c), so any host that reaches this "
+                 "one's UCX ports could write anywhere in this process; set {}=1 only on a fabric where every host "
+                 "is trusted",
+                 who, k_trusted_fabric_env, k_trusted_fabric_env);
+}
+
+dragonError_t ucx_transports(const char* tls, bool agent, const char* who, std::string& out) {
     const std::string given = tls == nullptr ? "" : tls;
-    std::string left_out;  // what this process adds to an exclusion list
-    if (agent) left_out += ",shm";
-    if (!trusted_tcp) left_out += ",tcp";
+    if (!agent) {
+        out = given;
+        return DRAGON_SUCCESS;
+    }
     if (given.empty()) {
-        out = left_out.empty() ? "" : "^" + left_out.substr(1);
+        out = "^shm";
         return DRAGON_SUCCESS;
     }
     if (given[0] == '^') {
-        out = given + left_out;
+        out = given + ",shm";
         return DRAGON_SUCCESS;
     }
-    const std::vector<std::string_view> names = names_of(given);
-    for (std::string_view name : names)
-        if (agent && std::find(k_shared.begin(), k_shared.end(), name) != k_shared.end())
+    for (std::string_view name : names_of(given))
+        if (std::find(k_shared.begin(), k_shared.end(), name) != k_shared.end())
             return failf(DRAGON_INVALID_ARGUMENT,
                          "{}: UCX_TLS '{}' names '{}': the agent uses no shared-memory transport (a client's key "
                          "over one names local memory of the client's choosing); name network transports (tcp, rc, "
                          "ud, dc, ...) or unset UCX_TLS",
                          who, given, name);
-    for (std::string_view name : names) {
-        if (!trusted_tcp && (name == "tcp" || name == "all"))
-            return failf(DRAGON_INVALID_OPERATION,
-                         "{}: UCX_TLS '{}' names '{}', and {}; set {}=1 only where every host that can reach this "
-                         "one is trusted, or name verbs transports (rc, ud, dc)",
-                         who, given, name, k_tcp_hole, k_trusted_tcp_env);
-    }
     out = given;
     return DRAGON_SUCCESS;
 }
 
-dragonError_t check_network_transports(const std::vector<std::string>& resources, bool trusted_tcp, const char* who) {
-    for (const std::string& resource : resources) {
-        const std::string_view transport = std::string_view(resource).substr(0, resource.find('/'));
-        if (transport == "tcp" && trusted_tcp) return DRAGON_SUCCESS;
-        for (std::string_view verbs : {"rc_", "ud_", "dc_"})
-            if (transport.substr(0, verbs.size()) == verbs) return DRAGON_SUCCESS;
-    }
+dragonError_t check_opened_transports(const std::vector<std::string>& resources, bool agent, const char* who) {
     const std::string found = resources.empty() ? "none" : fmt::format("{}", fmt::join(resources, ", "));
-    if (trusted_tcp)
-        return failf(DRAGON_INVALID_OPERATION,
-                     "{}: UCX has no transport here that reaches another node (found: {}); check UCX_TLS and "
-                     "UCX_NET_DEVICES",
-                     who, found);
+    if (agent) {
+        for (const std::string& resource : resources)
+            if (std::find(k_shared_opened.begin(), k_shared_opened.end(), transport_of(resource)) != k_shared_opened.end())
+                return failf(DRAGON_INVALID_OPERATION,
+                             "{}: UCX opened the shared-memory transport '{}' (opened: {}); the agent uses none "
+                             "(a local peer would name memory for it to read or write): check UCX_TLS",
+                             who, resource, found);
+    }
+    for (const std::string& resource : resources) {
+        const std::string_view transport = transport_of(resource);
+        if (transport == "tcp") return DRAGON_SUCCESS;
+        for (std::string_view verbs : {"rc_", "ud_", "dc_"})
+            if (starts_with(transport, verbs)) return DRAGON_SUCCESS;
+    }
     return failf(DRAGON_INVALID_OPERATION,
-                 "{}: UCX has no verbs transport (InfiniBand, RoCE) here, only TCP, which is not used: {}; set {}=1 "
-                 "only where every host that can reach this one is trusted (found without TCP: {})",
-                 who, k_tcp_hole, k_trusted_tcp_env, found);
+                 "{}: UCX has no transport here that reaches another node (opened: {}); check UCX_TLS and "
+                 "UCX_NET_DEVICES",
+                 who, found);
 }
 
 }  // namespace dragonmem::detail

@@ -118,13 +118,17 @@ ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_
     return UCS_OK;
 }
 
-// Opens the worker, unless open already with the TCP opt-in as the environment states it
-// now (DRAGONMEM_REMOTE_TRUSTED_TCP is read at each call: a context made under the other
-// statement is closed, with its connections, and made anew).
+// Opens the worker, unless open already. DRAGONMEM_REMOTE_TRUSTED_FABRIC is read at each
+// call: once it no longer says 1, the worker is closed, with its connections, and the call
+// refused (agent_transports.hpp says why).
 dragonError_t Client::open() {
     bool trusted = false;
-    if (dragonError_t rc = trusted_tcp_now(trusted)) return rc;
-    if (open_ && trusted == ucx_.trusted_tcp()) return DRAGON_SUCCESS;
+    if (dragonError_t rc = trusted_fabric_now(trusted)) return rc;
+    if (!trusted) {
+        close();
+        return refuse_untrusted_fabric("remote access");
+    }
+    if (open_) return DRAGON_SUCCESS;
     close();
     if (dragonError_t rc = ucx_.open(false, "remote access")) return rc;
     ucp_am_handler_param_t handler{};

@@ -4,8 +4,8 @@
 // read's bytes as its data, copied into the caller's buffer out of UCX's). Both are sent
 // eagerly, never by rendezvous (which hands the peer a key to the buffer's memory), so no
 // key or address of either side's memory is exchanged, and neither side's UCX offers
-// one-sided access. UCX's TCP transport is used only where the operator says the fabric
-// is trusted (ucx_support.hpp).
+// one-sided access. UCX is opened only where the operator says the fabric is trusted
+// (DRAGONMEM_REMOTE_TRUSTED_FABRIC=1, agent_transports.hpp says why).
 #pragma once
 
 #include "remote/wire.hpp"

@@ -33,8 +33,8 @@ void UcxWorker::close() noexcept {
     idle_turns_ = 0;
 }
 
-dragonError_t trusted_tcp_now(bool& out) {
-    return trusted_tcp_from(std::getenv(k_trusted_tcp_env), out);  // NOLINT(concurrency-mt-unsafe)
+dragonError_t trusted_fabric_now(bool& out) {
+    return trusted_fabric_from(std::getenv(k_trusted_fabric_env), out);  // NOLINT(concurrency-mt-unsafe)
 }
 
 namespace {
@@ -65,9 +65,10 @@ std::vector<std::string> context_transports(ucp_context_h context) {
 dragonError_t UcxWorker::open(bool agent, const char* who) {
     close();
     bool trusted = false;
-    if (dragonError_t rc = trusted_tcp_now(trusted)) return rc;
+    if (dragonError_t rc = trusted_fabric_now(trusted)) return rc;
+    if (!trusted) return refuse_untrusted_fabric(who);
     std::string transports;
-    if (dragonError_t rc = ucx_transports(std::getenv("UCX_TLS"), agent, trusted, who, transports)) return rc;  // NOLINT(concurrency-mt-unsafe)
+    if (dragonError_t rc = ucx_transports(std::getenv("UCX_TLS"), agent, who, transports)) return rc;  // NOLINT(concurrency-mt-unsafe)
     ucp_config_t* config = nullptr;
     if (ucs_status_t st = ucp_config_read(nullptr, nullptr, &config); st != UCS_OK)
         return failf(DRAGON_FAILURE, "{}: reading the UCX configuration failed: {}", who, ucs_status_string(st));
@@ -77,6 +78,15 @@ dragonError_t UcxWorker::open(bool agent, const char* who) {
             return failf(DRAGON_INVALID_ARGUMENT, "{}: UCX refuses the transports '{}': {}", who, transports,
                          ucs_status_string(st));
         }
+    }
+    // No zero-copy sends: with a threshold of infinity UCX copies every eager fragment
+    // into its own bounce buffers, and never registers the memory being sent (a pool's
+    // heap, a caller's buffer) with the network device (ucp_ep.c sets the eager zcopy
+    // thresholds from ZCOPY_THRESH; UCX_PROTO_ENABLE=n, 1.13's default protocol selection).
+    // Set after the environment is read: UCX_ZCOPY_THRESH cannot turn it back on.
+    if (ucs_status_t st = ucp_config_modify(config, "ZCOPY_THRESH", "inf"); st != UCS_OK) {
+        ucp_config_release(config);
+        return failf(DRAGON_FAILURE, "{}: UCX refuses ZCOPY_THRESH=inf: {}", who, ucs_status_string(st));
     }
 
     ucp_params_t params{};
@@ -91,14 +101,14 @@ dragonError_t UcxWorker::open(bool agent, const char* who) {
     ucp_config_release(config);
     if (init != UCS_OK) {
         context_ = nullptr;
-        if (!trusted) return check_network_transports({}, false, who);  // (TCP left out) says why
         return failf(DRAGON_FAILURE, "{}: ucp_init failed: {}", who, ucs_status_string(init));
     }
-    if (dragonError_t rc = check_network_transports(context_transports(context_), trusted, who)) {
+    // What UCX opened, not what UCX_TLS asked for: aliases and auxiliary transports
+    // (rc pulls in ud) make names a poor guide.
+    if (dragonError_t rc = check_opened_transports(context_transports(context_), agent, who)) {
         close();
         return rc;
     }
-    trusted_tcp_ = trusted;
     ucp_worker_params_t worker_params{};
     worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
     worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // one thread at a time (callers hold a lock or own it)
@@ -172,6 +182,8 @@ void finish_request(ucp_worker_h worker, ucs_status_ptr_t request) {
 
 void finish_request_now(ucp_worker_h worker, ucs_status_ptr_t request) {
     if (request == nullptr || UCS_PTR_IS_ERR(request)) return;
+    // A no-op for a send in UCX 1.13 (the forced close before this completes those); kept
+    // for a receive, which it does cancel.
     if (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_request_cancel(worker, request);
     while (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_worker_progress(worker);
     ucp_request_free(request);

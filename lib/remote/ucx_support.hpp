@@ -20,9 +20,11 @@ namespace dragonmem::detail {
 // A UCP context with one single-threaded worker; both released together. Features:
 // active messages (requests, replies and the bytes) and wake-up (an event file
 // descriptor to sleep on when idle); no one-sided access (RMA), on purpose (.cpp).
-// Transports (agent_transports.hpp): `agent` leaves out UCX's shared-memory ones; TCP
-// only with DRAGONMEM_REMOTE_TRUSTED_TCP=1 (read at open); a context without a transport
-// that reaches another node is INVALID_OPERATION saying why (nothing is kept open).
+// Opened only with DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 (read at open; INVALID_OPERATION
+// saying why otherwise, agent_transports.hpp). Transports: `agent` leaves out UCX's
+// shared-memory ones; the transports UCX opened are checked after ucp_init, and a context
+// with a shared-memory one (the agent) or none that reaches another node is
+// INVALID_OPERATION naming them (nothing is kept open). Zero-copy sends are off (.cpp).
 class UcxWorker {
 public:
     UcxWorker() = default;
@@ -31,8 +33,6 @@ public:
     ~UcxWorker() { close(); }
     dragonError_t open(bool agent, const char* who);
     void close() noexcept;  // the worker and context released (open may be called again)
-    // Whether it was opened with DRAGONMEM_REMOTE_TRUSTED_TCP=1 (TCP allowed).
-    bool trusted_tcp() const noexcept { return trusted_tcp_; }
     ucp_context_h context() const noexcept { return context_; }
     ucp_worker_h worker() const noexcept { return worker_; }
     // Progresses the worker once; after a few turns that found nothing to do, sleeps on
@@ -44,13 +44,12 @@ public:
 private:
     int event_fd_ = -1;  // -1: none (then the CPU is yielded instead)
     unsigned idle_turns_ = 0;
-    bool trusted_tcp_ = false;
     ucp_context_h context_ = nullptr;
     ucp_worker_h worker_ = nullptr;
 };
 
-// DRAGONMEM_REMOTE_TRUSTED_TCP as now set in the environment (trusted_tcp_from).
-dragonError_t trusted_tcp_now(bool& out);
+// DRAGONMEM_REMOTE_TRUSTED_FABRIC as now set in the environment (trusted_fabric_from).
+dragonError_t trusted_fabric_now(bool& out);
 
 // Progresses `ucx`'s worker (progress_or_sleep) until `request` (the return of a
 // *_nbx call) completes or `deadline` (nullopt: none) passes. Returns the request's status (and frees it), or
@@ -64,9 +63,10 @@ ucs_status_t wait_request(UcxWorker& ucx, ucs_status_ptr_t request, const std::o
 void finish_request(ucp_worker_h worker, ucs_status_ptr_t request);
 // Progresses `worker` until `request` completes, then frees it, however long that takes:
 // for requests that read or write a caller's memory (a client's buffer), which must not
-// be left to UCX when the call returns. Callers force-close the request's endpoint first
-// (which completes it at once); a request not yet complete is cancelled
-// (ucp_request_cancel) before the wait.
+// be left to UCX when the call returns. What completes a send is its endpoint's forced
+// close, which callers do first (ucp_ep_close_nbx with UCP_EP_CLOSE_FLAG_FORCE completes
+// every request still on the endpoint, with an error); ucp_request_cancel, called on a
+// request still running, cancels only receives in UCX 1.13 and does nothing for a send.
 void finish_request_now(ucp_worker_h worker, ucs_status_ptr_t request);
 
 

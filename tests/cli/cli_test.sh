@@ -676,9 +676,12 @@ test_serve() {
         fails "serve --listen '$bad' is refused, naming it" 1 "DRAGON_INVALID_ARGUMENT|DRAGON_NOT_IMPLEMENTED" \
             '.message | contains("'"$bad"'")'
     done
-    DRAGONMEM_REMOTE_TRUSTED_TCP=yes run serve --listen 127.0.0.1:0
-    fails "DRAGONMEM_REMOTE_TRUSTED_TCP=yes: serve refuses it, naming it" 1 "DRAGON_INVALID_ARGUMENT|DRAGON_NOT_IMPLEMENTED" \
-        '.message | contains("DRAGONMEM_REMOTE_TRUSTED_TCP") or contains("without UCX")'
+    DRAGONMEM_REMOTE_TRUSTED_FABRIC=yes run serve --listen 127.0.0.1:0
+    fails "DRAGONMEM_REMOTE_TRUSTED_FABRIC=yes: serve refuses it, naming it" 1 "DRAGON_INVALID_ARGUMENT|DRAGON_NOT_IMPLEMENTED" \
+        '.message | contains("DRAGONMEM_REMOTE_TRUSTED_FABRIC='"'yes'"'") or contains("without UCX")'
+    DRAGONMEM_REMOTE_TRUSTED_FABRIC= run serve --listen 127.0.0.1:0
+    fails "serve without DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 refuses, saying why" 1 "DRAGON_INVALID_OPERATION|DRAGON_NOT_IMPLEMENTED" \
+        '.message | (contains("trusted fabrics only") and contains("DRAGONMEM_REMOTE_TRUSTED_FABRIC=1")) or contains("without UCX")'
     local pool="${P}srv" id
     run create "$pool" --size 64K
     run alloc "$pool" --size 64

@@ -3,7 +3,7 @@
 // to the agent's own listener) and sends one PUT of 64 bytes (k_marker) to ADDRESS in that
 // process, with no key: UCX 1.13's TCP transport copies it there
 // (uct_tcp_ep_handle_put_req), whatever UCP features the process asked for. This is why
-// dragonmem uses UCX's TCP transport only with DRAGONMEM_REMOTE_TRUSTED_TCP=1
+// dragonmem uses UCX only with DRAGONMEM_REMOTE_TRUSTED_FABRIC=1
 // (lib/remote/agent_transports.hpp). remote_test.sh checks that the bytes land in a pool
 // the agent has mapped, with no secret presented.
 //   raw_put DEVICE HOST PORT ADDRESS   DEVICE: this host's network device to send from;

@@ -6,8 +6,8 @@
 #   remote_test.sh DRAGONMEM [RAW_GET [RAW_PUT]]  exit 0 all passed, 1 a failure, 77 SKIP (says why)
 # RAW_GET (tests/remote/raw_get.cpp, built with UCX): a raw UCX client with one-sided
 # access, which must get no byte of the agent's memory. RAW_PUT (raw_put.cpp): a raw UCT
-# TCP peer whose put, with no key or secret, lands in a pool the agent has mapped: the
-# UCX flaw for which TCP needs DRAGONMEM_REMOTE_TRUSTED_TCP=1.
+# TCP peer whose put, with no key or secret, lands in a pool the agent has mapped: one of
+# the UCX flaws for which remote access needs DRAGONMEM_REMOTE_TRUSTED_FABRIC=1.
 # Needs root, iproute2 and a dragonmem built with UCX. Cleans up its namespaces, its
 # agents and its pools whatever happens.
 set -u
@@ -42,14 +42,14 @@ cleanup() {
 trap cleanup EXIT
 
 # Host A (the pools' node, no namespace needed to reach /dev/shm) and host B (clients).
-# Over UCX's TCP transport, which dragonmem uses only with DRAGONMEM_REMOTE_TRUSTED_TCP=1
+# Over UCX's TCP transport. dragonmem uses UCX only with DRAGONMEM_REMOTE_TRUSTED_FABRIC=1
 # (these two "hosts" are the only ones on the veth pair); the rows below check that
-# without it the agent and the client refuse, saying why.
-TRUST=DRAGONMEM_REMOTE_TRUSTED_TCP=1
+# without it the agent and the client refuse, saying why, whatever the transport.
+TRUST=DRAGONMEM_REMOTE_TRUSTED_FABRIC=1
 inA() { ip netns exec "$NA" env POD_UID=$HA UCX_TLS=tcp UCX_NET_DEVICES=$VA $TRUST "$@"; }
 inB() { ip netns exec "$NB" env POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB $TRUST "$@"; }
 # As inB, without the opt-in.
-inB_untrusted() { ip netns exec "$NB" env -u DRAGONMEM_REMOTE_TRUSTED_TCP POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB "$@"; }
+inB_untrusted() { ip netns exec "$NB" env -u DRAGONMEM_REMOTE_TRUSTED_FABRIC POD_UID=$HB UCX_TLS=tcp UCX_NET_DEVICES=$VB "$@"; }
 # new_pool VAR SUFFIX: a unique pool name in VAR, remembered for the cleanup.
 new_pool() { printf -v "$1" '%s' "dmr${TAG}_$2"; POOLS+=("dmr${TAG}_$2"); }
 json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -94,22 +94,25 @@ secret_checks
 command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
 if "$D" serve --listen 127.0.0.1:bad 2>&1 | grep -q "without UCX"; then skip "dragonmem was built without UCX"; fi
 # The agent runs on no shared-memory transport (a client's key there names local memory).
-if UCX_TLS=tcp,cma "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/tls.err"; then bad "serve ran with UCX_TLS=tcp,cma"
+if env $TRUST UCX_TLS=tcp,cma "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/tls.err"; then bad "serve ran with UCX_TLS=tcp,cma"
 else grep -q "UCX_TLS 'tcp,cma' names 'cma'" "$WORK/tls.err" && ok "serve refuses UCX_TLS naming cma" || bad "serve with cma: $(cat "$WORK/tls.err")"; fi
-# UCX's TCP transport only with DRAGONMEM_REMOTE_TRUSTED_TCP=1: named in UCX_TLS, or the
-# only network transport here (no verbs device), serve refuses without it, saying why.
-untrusted_serve() {  # untrusted_serve ROW EXPECTED_MESSAGE_PART [VAR=VALUE...]
-  local row=$1 part=$2
-  shift 2
-  if env -u DRAGONMEM_REMOTE_TRUSTED_TCP -u UCX_TLS "$@" timeout 20 "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/tcp.err"; then
+# Without DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 serve refuses, saying why, on every transport
+# (TCP, or verbs named in UCX_TLS: UD executes peers' puts too, and UCX's reassembly of
+# large messages trusts peers on all of them); a value other than 1 or 0 is named.
+untrusted_serve() {  # untrusted_serve ROW CODE MESSAGE_PART [VAR=VALUE...]
+  local row=$1 code=$2 part=$3
+  shift 3
+  if env -u DRAGONMEM_REMOTE_TRUSTED_FABRIC -u UCX_TLS "$@" timeout 20 "$D" serve --listen 127.0.0.1:0 >/dev/null 2>"$WORK/trust.err"; then
     bad "$row: serve ran"
-  elif [ "$(error_code "$WORK/tcp.err")" = DRAGON_INVALID_OPERATION ] && grep -q -- "$part" "$WORK/tcp.err" &&
-       grep -q "DRAGONMEM_REMOTE_TRUSTED_TCP=1" "$WORK/tcp.err"; then ok "$row: DRAGON_INVALID_OPERATION"
-  else bad "$row: $(cat "$WORK/tcp.err")"; fi
+  elif [ "$(error_code "$WORK/trust.err")" = "$code" ] && grep -q -- "$part" "$WORK/trust.err"; then ok "$row: $code"
+  else bad "$row: $(cat "$WORK/trust.err")"; fi
 }
-untrusted_serve "serve refuses UCX_TLS=tcp without DRAGONMEM_REMOTE_TRUSTED_TCP" "UCX_TLS 'tcp' names 'tcp'" UCX_TLS=tcp
-if [ -n "$(ls /sys/class/infiniband 2>/dev/null)" ]; then echo "skip the no-verbs row: this host has verbs devices"
-else untrusted_serve "serve refuses to run over TCP, the only transport here, without DRAGONMEM_REMOTE_TRUSTED_TCP" "only TCP, which is not used"; fi
+for tls in "" tcp "rc,ud" "ud_verbs"; do
+  untrusted_serve "serve refuses without DRAGONMEM_REMOTE_TRUSTED_FABRIC (UCX_TLS='$tls')" DRAGON_INVALID_OPERATION \
+    "for trusted fabrics only.*DRAGONMEM_REMOTE_TRUSTED_FABRIC=1" ${tls:+UCX_TLS=$tls}
+done
+untrusted_serve "serve refuses DRAGONMEM_REMOTE_TRUSTED_FABRIC=yes, naming it" DRAGON_INVALID_ARGUMENT \
+  "DRAGONMEM_REMOTE_TRUSTED_FABRIC='yes'" DRAGONMEM_REMOTE_TRUSTED_FABRIC=yes
 ip netns add "$NA" 2>"$WORK/netns.err" || skip "cannot create network namespaces: $(cat "$WORK/netns.err")"
 ip netns add "$NB" || skip "cannot create a second network namespace"
 ip link add "$VA" type veth peer name "$VB" 2>"$WORK/veth.err" || skip "cannot create a veth pair: $(cat "$WORK/veth.err")"
@@ -160,8 +163,8 @@ inB timeout 60 "$D" read --serial "$S1" --offset 1000 --length 100 --timeout 10 
 cmp -s "$WORK/part" <(tail -c +1001 "$WORK/data" | head -c 100) && ok "B reads bytes [1000, 1100)" || bad "remote range read"
 # The client without the opt-in: refused before anything is sent, saying why.
 inB_untrusted timeout 60 "$D" read --serial "$S1" --timeout 10 >"$WORK/untrusted" 2>"$WORK/err"
-if [ "$(error_code "$WORK/err")" = DRAGON_INVALID_OPERATION ] && grep -q "DRAGONMEM_REMOTE_TRUSTED_TCP=1" "$WORK/err" && [ ! -s "$WORK/untrusted" ]
-then ok "a client without DRAGONMEM_REMOTE_TRUSTED_TCP refuses TCP: DRAGON_INVALID_OPERATION"
+if [ "$(error_code "$WORK/err")" = DRAGON_INVALID_OPERATION ] && grep -q "DRAGONMEM_REMOTE_TRUSTED_FABRIC=1" "$WORK/err" && [ ! -s "$WORK/untrusted" ]
+then ok "a client without DRAGONMEM_REMOTE_TRUSTED_FABRIC refuses: DRAGON_INVALID_OPERATION"
 else bad "client without the opt-in: $(cat "$WORK/err")"; fi
 
 # The agent backs a range for remote writes once (MADV_POPULATE_WRITE walks every page
@@ -203,7 +206,7 @@ if [ -n "$RAW_GET" ]; then
     ok "after the raw get the agent is alive and serves" || bad "agent died or stopped serving after the raw get"
 else echo "skip the raw get rows: no RAW_GET program given"; fi
 
-# ---- Why TCP needs DRAGONMEM_REMOTE_TRUSTED_TCP=1: a raw UCT peer in B, presenting no
+# ---- Why remote access needs DRAGONMEM_REMOTE_TRUSTED_FABRIC=1: a raw UCT peer in B, presenting no
 # secret and no key, connects to the TCP interface port of the agent's UCX worker (the
 # port next to its listener) and puts 64 bytes at the address where the agent maps an
 # allocation of a pool it serves. UCX 1.13 copies them there. If this row fails because
@@ -237,7 +240,7 @@ PY
     rc=$?
     POD_UID=$HA "$D" read "$PP" "$IDP" >"$WORK/put.after"
     if [ $rc = 1 ] && head -c 55 "$WORK/put.after" | grep -q "raw_put: written by a peer with no secret, over UCX TCP"; then
-      ok "UCX's TCP hole: a raw UCT peer with no secret put 64 B into pool $PP at $TARGET through the agent's TCP port $IFPORT (why TCP needs DRAGONMEM_REMOTE_TRUSTED_TCP=1)"
+      ok "UCX's TCP hole: a raw UCT peer with no secret put 64 B into pool $PP at $TARGET through the agent's TCP port $IFPORT (why UCX needs DRAGONMEM_REMOTE_TRUSTED_FABRIC=1)"
     else bad "raw put at $TARGET (port $IFPORT): rc $rc: $(cat "$WORK/put.out"); the pool's bytes $(cmp -s "$WORK/put.before" "$WORK/put.after" && echo unchanged || echo changed)"; fi
   fi
   kill -0 "$AGENT_PID" 2>/dev/null && inB timeout 60 "$D" read --serial "$S1" --timeout 10 | cmp -s - "$WORK/data" &&

@@ -17,7 +17,6 @@
 #include <dragonmem/remote.hpp>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -25,11 +24,14 @@
 #include <unistd.h>
 
 #ifdef DMTEST_HAVE_UCX
+#include "remote/ucx_support.hpp"
+
 #include <ucp/api/ucp.h>
 #endif
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -74,11 +76,11 @@ public:
     explicit AgentEnv(const char* value) : ScopedEnv("DRAGONMEM_AGENT", value) {}
 };
 
-// DRAGONMEM_REMOTE_TRUSTED_TCP=1 for one test: these tests run over UCX's TCP transport
-// on 127.0.0.1 (agent_transports.hpp says why it takes the operator's word).
-class TrustedTcp : public ScopedEnv {
+// DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 for one test: UCX is used only on a fabric the
+// operator states trusted (agent_transports.hpp says why); these tests run on 127.0.0.1.
+class TrustedFabric : public ScopedEnv {
 public:
-    TrustedTcp() : ScopedEnv(dd::k_trusted_tcp_env, "1") {}
+    TrustedFabric() : ScopedEnv(dd::k_trusted_fabric_env, "1") {}
 };
 
 dd::PoolIdentity decoded_pool(const std::vector<std::uint8_t>& bytes) {
@@ -282,7 +284,7 @@ TEST_CASE("read_bytes and write_bytes (C++) on a local allocation") {
 }
 
 TEST_CASE("remote descriptors that name no agent, or carry no secret, cannot be read; with one, the error is clear") {
-    TrustedTcp trusted;
+    TrustedFabric trusted;
     TestPool pool(65536);
     dragonMemoryDescr_t mem{};
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 100));
@@ -367,7 +369,7 @@ private:
 
 TEST_CASE("a remote call's timeout holds while another thread's call to a hung agent runs") {
     if (dragonmem_remote_available() == 0) return;  // built without UCX: nothing is waited for
-    TrustedTcp trusted;
+    TrustedFabric trusted;
     TestPool pool(65536);
     dragonMemoryDescr_t mem{};
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 100));
@@ -495,89 +497,74 @@ TEST_CASE("peek_pool reads a pool's instance and secret without attaching; anyth
 
 TEST_CASE("the agent leaves out UCX's shared-memory transports") {
     std::string tls;
-    for (bool trusted : {true, false}) {
-        CAPTURE(trusted);
-        const std::string tcp = trusted ? "" : ",tcp";
-        DM_CHECK_OK(dd::ucx_transports(nullptr, true, trusted, "serve", tls));
-        CHECK(tls == "^shm" + tcp);
-        DM_CHECK_OK(dd::ucx_transports("", true, trusted, "serve", tls));
-        CHECK(tls == "^shm" + tcp);
-        DM_CHECK_OK(dd::ucx_transports("^ib", true, trusted, "serve", tls));
-        CHECK(tls == "^ib,shm" + tcp);
-        DM_CHECK_OK(dd::ucx_transports("rc_x,ud,self", true, trusted, "serve", tls));
-        CHECK(tls == "rc_x,ud,self");
-        for (const char* bad : {"tcp,cma", "all", "posix", "sm,tcp", "tcp,sysv", "xpmem", "knem", "mm", "shm"}) {
-            CAPTURE(bad);
-            DM_CHECK_RC(dd::ucx_transports(bad, true, trusted, "serve", tls), DRAGON_INVALID_ARGUMENT);
-            CHECK(last_error().find("UCX_TLS") != std::string::npos);
-            CHECK(last_error().find(bad) != std::string::npos);
-        }
-    }
-    DM_CHECK_OK(dd::ucx_transports("tcp", true, true, "serve", tls));
+    DM_CHECK_OK(dd::ucx_transports(nullptr, true, "serve", tls));
+    CHECK(tls == "^shm");
+    DM_CHECK_OK(dd::ucx_transports("", true, "serve", tls));
+    CHECK(tls == "^shm");
+    DM_CHECK_OK(dd::ucx_transports("^ib", true, "serve", tls));
+    CHECK(tls == "^ib,shm");
+    DM_CHECK_OK(dd::ucx_transports("rc_x,ud,self", true, "serve", tls));
+    CHECK(tls == "rc_x,ud,self");
+    DM_CHECK_OK(dd::ucx_transports("tcp", true, "serve", tls));
     CHECK(tls == "tcp");
+    for (const char* bad : {"tcp,cma", "all", "posix", "sm,tcp", "tcp,sysv", "xpmem", "knem", "mm", "shm"}) {
+        CAPTURE(bad);
+        DM_CHECK_RC(dd::ucx_transports(bad, true, "serve", tls), DRAGON_INVALID_ARGUMENT);
+        CHECK(last_error().find("UCX_TLS") != std::string::npos);
+        CHECK(last_error().find(bad) != std::string::npos);
+    }
+    // The client keeps UCX's configuration.
+    DM_CHECK_OK(dd::ucx_transports(nullptr, false, "remote access", tls));
+    CHECK(tls.empty());
+    DM_CHECK_OK(dd::ucx_transports("tcp,self", false, "remote access", tls));
+    CHECK(tls == "tcp,self");
 }
 
-TEST_CASE("UCX's TCP transport only with DRAGONMEM_REMOTE_TRUSTED_TCP=1; verbs transports without it") {
+TEST_CASE("remote access only with DRAGONMEM_REMOTE_TRUSTED_FABRIC=1, on every transport") {
     bool trusted = true;
-    DM_CHECK_OK(dd::trusted_tcp_from(nullptr, trusted));
+    DM_CHECK_OK(dd::trusted_fabric_from(nullptr, trusted));
     CHECK_FALSE(trusted);
-    DM_CHECK_OK(dd::trusted_tcp_from("", trusted));
+    DM_CHECK_OK(dd::trusted_fabric_from("", trusted));
     CHECK_FALSE(trusted);
-    DM_CHECK_OK(dd::trusted_tcp_from("0", trusted));
+    DM_CHECK_OK(dd::trusted_fabric_from("0", trusted));
     CHECK_FALSE(trusted);
-    DM_CHECK_OK(dd::trusted_tcp_from("1", trusted));
+    DM_CHECK_OK(dd::trusted_fabric_from("1", trusted));
     CHECK(trusted);
     for (const char* bad : {"yes", "true", "2", " 1", "1 "}) {
         CAPTURE(bad);
-        DM_CHECK_RC(dd::trusted_tcp_from(bad, trusted), DRAGON_INVALID_ARGUMENT);
-        CHECK(last_error().find(std::string("DRAGONMEM_REMOTE_TRUSTED_TCP='") + bad + "'") != std::string::npos);
+        DM_CHECK_RC(dd::trusted_fabric_from(bad, trusted), DRAGON_INVALID_ARGUMENT);
+        CHECK(last_error().find(std::string("DRAGONMEM_REMOTE_TRUSTED_FABRIC='") + bad + "'") != std::string::npos);
     }
-    // The client: UCX's configuration kept when trusted; tcp left out otherwise, and a
-    // list naming it refused, naming it and the variable.
-    std::string tls;
-    DM_CHECK_OK(dd::ucx_transports(nullptr, false, true, "remote access", tls));
-    CHECK(tls.empty());
-    DM_CHECK_OK(dd::ucx_transports("tcp,self", false, true, "remote access", tls));
-    CHECK(tls == "tcp,self");
-    DM_CHECK_OK(dd::ucx_transports(nullptr, false, false, "remote access", tls));
-    CHECK(tls == "^tcp");
-    DM_CHECK_OK(dd::ucx_transports("^cuda", false, false, "remote access", tls));
-    CHECK(tls == "^cuda,tcp");
-    DM_CHECK_OK(dd::ucx_transports("rc,ud", false, false, "remote access", tls));
-    CHECK(tls == "rc,ud");
-    for (bool agent : {false, true}) {
-        for (const char* named : {"tcp", "rc,tcp", "all"}) {
-            CAPTURE(agent);
-            CAPTURE(named);
-            const dragonError_t rc = dd::ucx_transports(named, agent, false, "who", tls);
-            if (agent && std::string(named) == "all") {
-                CHECK(rc == DRAGON_INVALID_ARGUMENT);  // a shared-memory transport, said first
-                continue;
-            }
-            CHECK(rc == DRAGON_INVALID_OPERATION);
-            CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
-            CHECK(last_error().find(std::string("UCX_TLS '") + named + "'") != std::string::npos);
-            CHECK(last_error().find("write anywhere") != std::string::npos);
-        }
-    }
-    // What the context kept: a verbs transport reaches other nodes without the opt-in,
-    // TCP only with it.
+    DM_CHECK_RC(dd::refuse_untrusted_fabric("remote access"), DRAGON_INVALID_OPERATION);
+    CHECK(last_error().find("remote access: ") == 0);
+    CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_FABRIC=1") != std::string::npos);
+    CHECK(last_error().find("executes remote memory writes from any peer") != std::string::npos);
+    CHECK(last_error().find("reassembly trusts peers") != std::string::npos);
+}
+
+TEST_CASE("the transports UCX opened are checked: one that reaches another node; none of shared memory for the agent") {
     const std::vector<std::string> verbs{"self/memory", "rc_mlx5/mlx5_0:1", "ud_mlx5/mlx5_0:1"};
     const std::vector<std::string> dc{"self/memory", "dc_mlx5/mlx5_0:1"};
-    const std::vector<std::string> tcp_only{"self/memory", "tcp/eth0", "cma/memory"};
+    const std::vector<std::string> tcp{"self/memory", "tcp/eth0"};
+    const std::vector<std::string> tcp_cma{"self/memory", "tcp/eth0", "cma/memory"};
     const std::vector<std::string> local_only{"self/memory", "cma/memory", "posix/memory"};
-    for (bool opt_in : {false, true}) {
-        DM_CHECK_OK(dd::check_network_transports(verbs, opt_in, "serve"));
-        DM_CHECK_OK(dd::check_network_transports(dc, opt_in, "serve"));
+    for (bool agent : {false, true}) {
+        CAPTURE(agent);
+        DM_CHECK_OK(dd::check_opened_transports(verbs, agent, "serve"));
+        DM_CHECK_OK(dd::check_opened_transports(dc, agent, "serve"));
+        DM_CHECK_OK(dd::check_opened_transports(tcp, agent, "serve"));
+        DM_CHECK_RC(dd::check_opened_transports(local_only, agent, "serve"), DRAGON_INVALID_OPERATION);
+        CHECK(last_error().find("self/memory, cma/memory, posix/memory") != std::string::npos);
+        DM_CHECK_RC(dd::check_opened_transports({}, agent, "serve"), DRAGON_INVALID_OPERATION);
+        CHECK(last_error().find("no transport here that reaches another node (opened: none)") != std::string::npos);
     }
-    DM_CHECK_OK(dd::check_network_transports(tcp_only, true, "serve"));
-    DM_CHECK_RC(dd::check_network_transports(tcp_only, false, "serve"), DRAGON_INVALID_OPERATION);
-    DM_CHECK_RC(dd::check_network_transports(local_only, false, "serve"), DRAGON_INVALID_OPERATION);
-    CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
-    CHECK(last_error().find("self/memory, cma/memory, posix/memory") != std::string::npos);
-    DM_CHECK_RC(dd::check_network_transports(local_only, true, "serve"), DRAGON_INVALID_OPERATION);
-    CHECK(last_error().find("no transport here that reaches another node") != std::string::npos);
-    DM_CHECK_RC(dd::check_network_transports({}, true, "serve"), DRAGON_INVALID_OPERATION);
+    DM_CHECK_OK(dd::check_opened_transports(tcp_cma, false, "remote access"));
+    for (const char* shared : {"cma/memory", "posix/memory", "sysv/memory", "xpmem/memory", "knem/memory",
+                               "cuda_ipc/cuda"}) {
+        CAPTURE(shared);
+        DM_CHECK_RC(dd::check_opened_transports({"tcp/eth0", shared}, true, "serve"), DRAGON_INVALID_OPERATION);
+        CHECK(last_error().find(std::string("shared-memory transport '") + shared + "'") != std::string::npos);
+    }
 }
 
 // `dragonmem serve` in a thread of this process, on a free port of 127.0.0.1: the pool
@@ -632,7 +619,7 @@ public:
     }
 
 private:
-    TrustedTcp trusted_;  // first: the agent's UCX reads it when it starts, the client at each call
+    TrustedFabric trusted_;  // first: the agent's UCX reads it when it starts, the client at each call
     dragonmem::AgentOptions options_;
     std::atomic<bool> stop_{false};
     std::mutex mutex_;
@@ -856,18 +843,6 @@ TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing
 
 namespace {
 
-// Whether this machine has an InfiniBand/RoCE device (then UCX would use verbs, which need
-// no opt-in, and nothing is refused).
-bool has_verbs_device() {
-    DIR* dir = ::opendir("/sys/class/infiniband");
-    if (dir == nullptr) return false;
-    bool any = false;
-    while (const dirent* entry = ::readdir(dir))
-        if (entry->d_name[0] != '.') any = true;
-    ::closedir(dir);
-    return any;
-}
-
 // What serve() throws (or "" when it ran: `stop` is set before, so it returns at once).
 std::pair<dragonError_t, std::string> serve_outcome() {
     std::atomic<bool> stop{true};
@@ -884,32 +859,30 @@ std::pair<dragonError_t, std::string> serve_outcome() {
 
 }  // namespace
 
-TEST_CASE("without DRAGONMEM_REMOTE_TRUSTED_TCP=1 the agent and the client refuse UCX's TCP transport, saying why") {
+TEST_CASE("without DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 the agent and the client refuse UCX, saying why") {
     if (dragonmem_remote_available() == 0) return;
-    if (has_verbs_device()) return;  // verbs would be used: nothing to refuse here
-    ScopedEnv tls("UCX_TLS", nullptr);
-    {
-        ScopedEnv untrusted(dd::k_trusted_tcp_env, nullptr);
+    for (const char* tls : {static_cast<const char*>(nullptr), "tcp", "rc,ud"}) {
+        CAPTURE(tls != nullptr ? tls : "(unset)");
+        ScopedEnv transports("UCX_TLS", tls);  // whatever the transports: refused before UCX is opened
+        for (const char* value : {static_cast<const char*>(nullptr), "", "0"}) {
+            ScopedEnv untrusted(dd::k_trusted_fabric_env, value);
+            auto [rc, message] = serve_outcome();
+            CHECK(rc == DRAGON_INVALID_OPERATION);
+            CHECK(message.find("serve: remote access over UCX is for trusted fabrics only") != std::string::npos);
+            CHECK(message.find("DRAGONMEM_REMOTE_TRUSTED_FABRIC=1") != std::string::npos);
+        }
+        ScopedEnv bad(dd::k_trusted_fabric_env, "yes");
         auto [rc, message] = serve_outcome();
-        CHECK(rc == DRAGON_INVALID_OPERATION);
-        CHECK(message.find("only TCP, which is not used") != std::string::npos);
-        CHECK(message.find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
-        CHECK(message.find("write anywhere") != std::string::npos);
-        ScopedEnv tcp("UCX_TLS", "tcp");
-        std::tie(rc, message) = serve_outcome();
-        CHECK(rc == DRAGON_INVALID_OPERATION);
-        CHECK(message.find("UCX_TLS 'tcp' names 'tcp'") != std::string::npos);
-        ScopedEnv bad(dd::k_trusted_tcp_env, "yes");
-        std::tie(rc, message) = serve_outcome();
         CHECK(rc == DRAGON_INVALID_ARGUMENT);
-        CHECK(message.find("DRAGONMEM_REMOTE_TRUSTED_TCP='yes'") != std::string::npos);
+        CHECK(message.find("DRAGONMEM_REMOTE_TRUSTED_FABRIC='yes'") != std::string::npos);
     }
     {
-        ScopedEnv trusted(dd::k_trusted_tcp_env, "1");
+        ScopedEnv trusted(dd::k_trusted_fabric_env, "1");
+        ScopedEnv tls("UCX_TLS", nullptr);
         CHECK(serve_outcome().first == DRAGON_SUCCESS);  // the control: with it, serve runs
     }
-    // The client: served over TCP while the opt-in is set; its calls refused, with nothing
-    // moved, while it is not (read at each call); served again once it is back.
+    // The client: served while the opt-in is set; its calls refused, with nothing moved,
+    // while it is not (read at each call); served again once it is back.
     TestPool pool(1 << 20);
     InProcessAgent agent;
     dragonMemoryDescr_t mem{};
@@ -922,11 +895,16 @@ TEST_CASE("without DRAGONMEM_REMOTE_TRUSTED_TCP=1 the agent and the client refus
     CHECK(buffer[0] == 0x66);
     std::fill(buffer.begin(), buffer.end(), 0xEE);
     for (const char* value : {static_cast<const char*>(nullptr), "0"}) {
-        ScopedEnv untrusted(dd::k_trusted_tcp_env, value);
+        ScopedEnv untrusted(dd::k_trusted_fabric_env, value);
         DM_CHECK_RC(dragonmem_memory_read(remote.get(), 0, buffer.data(), 4096, &k_limit), DRAGON_INVALID_OPERATION);
-        CHECK(last_error().find("remote access: UCX has no verbs transport") != std::string::npos);
-        CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_TCP=1") != std::string::npos);
+        CHECK(last_error().find("remote access: remote access over UCX is for trusted fabrics only") != std::string::npos);
+        CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_FABRIC=1") != std::string::npos);
         DM_CHECK_RC(dragonmem_memory_write(remote.get(), 0, buffer.data(), 4096, &k_limit), DRAGON_INVALID_OPERATION);
+    }
+    {
+        ScopedEnv bad(dd::k_trusted_fabric_env, "yes");
+        DM_CHECK_RC(dragonmem_memory_read(remote.get(), 0, buffer.data(), 4096, &k_limit), DRAGON_INVALID_ARGUMENT);
+        CHECK(last_error().find("DRAGONMEM_REMOTE_TRUSTED_FABRIC='yes'") != std::string::npos);
     }
     CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
     CHECK(std::all_of(p, p + 4096, [](unsigned char c) { return c == 0x66; }));
@@ -1168,7 +1146,7 @@ TEST_CASE("a write whose bytes come by rendezvous is refused unreceived; the all
 }
 
 TEST_CASE("a reply that comes by rendezvous is refused by the client; the caller's buffer is untouched") {
-    TrustedTcp trusted;
+    TrustedFabric trusted;
     TestPool pool(1 << 20);
     dragonMemoryDescr_t mem{};
     DM_REQUIRE_OK(dragon_memory_alloc(&mem, pool.pd(), 65536));
@@ -1382,6 +1360,49 @@ TEST_CASE("requests past AgentLimits::requests_per_turn are refused with EAGAIN;
     MESSAGE("refused with EAGAIN: ", refused);
     CHECK(refused > 0);
     DM_CHECK_OK(dragon_memory_free(&mem));
+}
+
+// The protocols UCX chose for active messages on an endpoint, as ucp_ep_print_info lists
+// them ("am_send: 0..<egr/short>..8185..<egr/bcopy>..(inf)").
+std::string am_send_protocols(ucp_ep_h ep) {
+    char* text = nullptr;
+    std::size_t size = 0;
+    FILE* stream = ::open_memstream(&text, &size);
+    REQUIRE(stream != nullptr);
+    ucp_ep_print_info(ep, stream);
+    std::fclose(stream);
+    std::string all(text, size);
+    std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): open_memstream's buffer
+    const std::size_t at = all.find("am_send:");
+    return at == std::string::npos ? "" : all.substr(at, all.find('\n', at) - at);
+}
+
+TEST_CASE("UCX sends without zero copy (no pool or caller memory registered for a send), whatever UCX_ZCOPY_THRESH says") {
+    TrustedFabric trusted;
+    ScopedEnv tls("UCX_TLS", "tcp");  // a transport with zero-copy sends (TCP's start at 8 KiB by default)
+    ScopedEnv zcopy("UCX_ZCOPY_THRESH", "0");
+    for (bool agent : {false, true}) {
+        CAPTURE(agent);
+        dd::UcxWorker ucx;
+        DM_REQUIRE_OK(ucx.open(agent, "zcopy test"));
+        ucp_address_t* address = nullptr;
+        std::size_t address_bytes = 0;
+        REQUIRE(ucp_worker_get_address(ucx.worker(), &address, &address_bytes) == UCS_OK);
+        ucp_ep_params_t params{};
+        params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
+        params.address = address;
+        ucp_ep_h ep = nullptr;
+        REQUIRE(ucp_ep_create(ucx.worker(), &params, &ep) == UCS_OK);
+        const std::string protocols = am_send_protocols(ep);
+        CAPTURE(protocols);
+        CHECK(protocols.find("egr/bcopy") != std::string::npos);
+        CHECK(protocols.find("zcopy") == std::string::npos);
+        ucp_request_param_t close{};
+        close.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+        close.flags = UCP_EP_CLOSE_FLAG_FORCE;
+        dd::finish_request(ucx.worker(), ucp_ep_close_nbx(ep, &close));
+        ucp_worker_release_address(ucx.worker(), address);
+    }
 }
 #endif  // DMTEST_HAVE_UCX
 
