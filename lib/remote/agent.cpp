@@ -310,14 +310,15 @@ void Agent::release_data(IncomingRequest& incoming) {
 }
 
 // Whether `request` names this instance of pool `name` (instance `nonce`) and presents
-// its secret.
+// its secret. The refusal names no instance number (the pool's is not the requester's to
+// learn, and a descriptor's own it has).
 dragonError_t check_capability(const std::string& name, std::uint64_t nonce,
                                const std::array<std::uint8_t, 16>& secret, const AccessRequest& request) {
     if (nonce != request.nonce)
         return failf(DRAGON_OBJECT_DESTROYED,
-                     "pool '{}' here is instance {:#x}, the descriptor's was {:#x}: that pool was destroyed (and a "
-                     "pool of the same name made since)",
-                     name, nonce, request.nonce);
+                     "pool '{}' here is another instance than the descriptor's: that pool was destroyed (and a pool "
+                     "of the same name made since); nothing was moved",
+                     name);
     if (!same_secret(secret, request.secret))
         return failf(DRAGON_INVALID_ARGUMENT,
                      "the secret presented for pool '{}' is wrong: the descriptor is forged or damaged; nothing was "

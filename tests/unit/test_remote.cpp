@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cinttypes>
 #include <cstdio>
 #include <condition_variable>
 #include <future>
@@ -834,6 +835,14 @@ TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing
     other.nonce ^= 1;
     DM_CHECK_RC(dd::remote_transfer(other, {mem_id(&mem), 0, 256}, buffer.data(), dd::Access::write, &k_limit),
                 DRAGON_OBJECT_DESTROYED);
+    // The refusal names neither instance number (the pool's is not the requester's to learn).
+    for (std::uint64_t nonce : {other.nonce, other.nonce ^ 1}) {
+        std::array<char, 24> hex{};
+        std::snprintf(hex.data(), hex.size(), "%" PRIx64, nonce);
+        CHECK(last_error().find(hex.data()) == std::string::npos);
+        CHECK(last_error().find(std::to_string(nonce)) == std::string::npos);
+    }
+    CHECK(last_error().find("another instance") != std::string::npos);
     CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
     const auto* p = static_cast<const unsigned char*>(mem_pointer(&mem));
     CHECK(std::all_of(p, p + 256, [](unsigned char c) { return c == 0x44; }));
