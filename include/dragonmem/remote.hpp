@@ -31,14 +31,20 @@ void write_bytes(const Memory& memory, std::size_t offset, std::span<const std::
 // Whether this library can reach other nodes (built with UCX).
 bool remote_available() noexcept;
 
-// The agent: serves this node's pools to other nodes until `stop` becomes true. UCX reads
-// its configuration from the environment (UCX_TLS, UCX_NET_DEVICES, ...); a port still
-// held by connections of a previous run (TIME_WAIT) is taken again only with
+// The agent: serves this node's pools to other nodes until `stop` becomes true. For
+// trusted fabrics only: it refuses to start (INVALID_OPERATION) unless
+// DRAGONMEM_REMOTE_TRUSTED_FABRIC=1, because any peer that reaches its UCX ports can write
+// into its memory through UCX itself (software put on TCP and UD, and the reassembly of
+// large messages on every transport; README "Trusted fabric"). GPU pools are not served
+// (NOT_IMPLEMENTED). UCX reads its configuration from the environment (UCX_TLS,
+// UCX_NET_DEVICES: without it UCX listens on every interface, ...); a port still held by
+// connections of a previous run (TIME_WAIT) is taken again only with
 // UCX_TCP_CM_REUSEADDR=y, which `dragonmem serve` sets unless it is set already.
-// What the agent holds at once, each bounded so that clients cannot make it grow without
-// end: past a bound it refuses (DRAGON_EAGAIN replies saying which bound, a connection
-// rejected, or a client that does not read its replies disconnected), never queues more.
-// Each must be at least 1 (serve: INVALID_ARGUMENT naming it).
+// What the agent itself holds at once, each bounded: past a bound it refuses
+// (DRAGON_EAGAIN replies saying which bound, a connection rejected, or a client that does
+// not read its replies disconnected), never queues more. UCX's own buffers are not
+// bounded by these: it allocates each incoming message at the size its sender announces,
+// before the agent sees it. Each must be at least 1 (serve: INVALID_ARGUMENT naming it).
 struct AgentLimits {
     std::size_t connections = 1024;        // client connections open; one more is rejected
     std::size_t requests_per_turn = 1024;  // requests taken in before the agent serves them; more: EAGAIN

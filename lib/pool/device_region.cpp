@@ -2,6 +2,7 @@
 #include "pool/device_region.hpp"
 
 #include "os/error.hpp"
+#include "pool/process_table.hpp"
 
 #include <unordered_map>
 
@@ -14,6 +15,7 @@ struct Region {
     int device = 0;
     bool owned = false;         // allocated here (the creator): freed, never closed
     std::uint32_t holders = 0;  // mappings of this process whose base() returned it
+    ShmMapping kept;            // a destroyed pool's mapping, kept until no one else is attached
 };
 
 struct RegionTable {
@@ -29,6 +31,21 @@ RegionTable& table() {
 // Whether the process this one was forked from (or one before it) had started CUDA
 // (cuda_started(): any GPU call, a failed one included): CUDA cannot be used in such a child.
 bool g_cuda_inherited = false;
+
+// Frees the regions of destroyed pools that no other live process has attached any more
+// (their mappings were kept for the process table), table lock held.
+void sweep_locked(RegionTable& t) noexcept {
+    for (auto it = t.regions.begin(); it != t.regions.end();) {
+        Region& region = it->second;
+        if (region.kept.base == nullptr || process_table_others_attached(process_table_of(region.kept.base))) {
+            ++it;
+            continue;
+        }
+        cuda_free(region.device, region.ptr);
+        shm_unmap(region.kept);
+        it = t.regions.erase(it);
+    }
+}
 
 dragonError_t refuse_inherited(const std::string& who) {
     return failf(DRAGON_INVALID_OPERATION,
@@ -49,8 +66,9 @@ dragonError_t device_region_allocate(std::uint64_t nonce, int device, std::uint6
     if (dragonError_t rc = cuda_alloc_shared(device, bytes, ptr, handle, who)) return rc;
     RegionTable& t = table();
     std::lock_guard guard(t.mutex);
+    sweep_locked(t);
     try {
-        t.regions[nonce] = Region{ptr, device, true, 0};
+        t.regions[nonce] = Region{ptr, device, true, 0, ShmMapping{}};
     } catch (...) {
         cuda_free(device, ptr);
         throw;
@@ -102,6 +120,7 @@ dragonError_t DeviceRegion::open(std::uint64_t nonce, const GpuUuid& uuid, const
         if (dragonError_t rc = cuda_prepare(device, who)) return rc;
     }
     std::lock_guard guard(t.mutex);
+    sweep_locked(t);
     if (released_)
         return failf(DRAGON_MAP_KEY_NOT_FOUND, "{}: the pool was detached from this process meanwhile", who);
     const std::uint64_t now = current_generation();
@@ -116,7 +135,7 @@ dragonError_t DeviceRegion::open(std::uint64_t nonce, const GpuUuid& uuid, const
         void* ptr = nullptr;
         if (dragonError_t rc = cuda_open_shared(device, handle, ptr, who)) return rc;
         try {
-            it = t.regions.emplace(nonce, Region{ptr, device, false, 0}).first;
+            it = t.regions.emplace(nonce, Region{ptr, device, false, 0, ShmMapping{}}).first;
         } catch (...) {
             cuda_close_shared(device, ptr);
             throw;
@@ -131,26 +150,33 @@ dragonError_t DeviceRegion::open(std::uint64_t nonce, const GpuUuid& uuid, const
     return DRAGON_SUCCESS;
 }
 
-void DeviceRegion::release(std::uint64_t nonce, bool destroyed, bool others_attached) noexcept {
+bool DeviceRegion::release(std::uint64_t nonce, bool destroyed, bool others_attached,
+                           const ShmMapping& mapping) noexcept {
     RegionTable& t = table();
     std::lock_guard guard(t.mutex);
+    sweep_locked(t);
     const bool held = base_.load(std::memory_order_relaxed) != nullptr &&
                       generation_.load(std::memory_order_relaxed) == current_generation();
     reset();
     released_ = true;
     auto it = t.regions.find(nonce);
-    if (it == t.regions.end()) return;
+    if (it == t.regions.end()) return false;
     Region& region = it->second;
     if (held && region.holders > 0) --region.holders;
-    if (region.holders > 0) return;
+    if (region.holders > 0) return false;
     if (!region.owned) {
         cuda_close_shared(region.device, region.ptr);
         t.regions.erase(it);
     } else if (destroyed && !others_attached) {
         cuda_free(region.device, region.ptr);
         t.regions.erase(it);
+    } else if (destroyed) {
+        region.kept = mapping;  // freed by a later sweep, once the others are gone
+        return true;
     }
-    // else: the creator's region stays for the pool's other processes (device_region.hpp).
+    // else (not destroyed): the creator's region stays for the pool's other processes,
+    // and for this process's next attach of it.
+    return false;
 }
 
 }  // namespace dragonmem::detail

@@ -15,11 +15,13 @@
 // first pointer request (base()), and closes it when its last mapping of the pool goes.
 // The creator frees the region when its last mapping of the pool goes after the pool
 // was destroyed, if no other live process is attached then (freeing memory that another
-// process has open is undefined in CUDA). Otherwise the region stays allocated until the
-// creating process exits, and the creator's own exit always ends it: CUDA frees a
-// process's allocations with its context, whatever other processes have open. A GPU
-// pool's bytes therefore live as long as its creating process; after that, opening the
-// handle fails with a message that says so.
+// process has open is undefined in CUDA). Otherwise the table keeps the region and that
+// mapping (for its process table), and frees both at the first sweep that finds no
+// other live process attached: sweeps run at this process's next GPU pool creation,
+// region opening and mapping release. The creator's exit always ends the region: CUDA
+// frees a process's allocations with its context, whatever other processes have open. A
+// GPU pool's bytes therefore live as long as its creating process; after that, opening
+// the handle fails with a message that says so.
 //
 // This process's regions are kept in one table, keyed by pool instance (the header's
 // nonce): a pool mapped again (detach then attach) finds its region there, and the
@@ -30,6 +32,7 @@
 #pragma once
 
 #include "os/cuda_device.hpp"
+#include "os/shm_segment.hpp"
 
 #include <dragon/return_codes.h>
 
@@ -84,8 +87,9 @@ public:
     // The mapping's last release: gives up this mapping's hold, and frees (creator) or
     // closes (others) the region when that was the last one and the rules above allow.
     // `destroyed`: the pool was destroyed; `others_attached`: another live process has
-    // the pool mapped (process table).
-    void release(std::uint64_t nonce, bool destroyed, bool others_attached) noexcept;
+    // the pool mapped (process table). True when the table kept `mapping` (a destroyed
+    // pool's region waiting for the others): the caller must not unmap it.
+    bool release(std::uint64_t nonce, bool destroyed, bool others_attached, const ShmMapping& mapping) noexcept;
 
 private:
     static std::uint64_t current_generation() noexcept {

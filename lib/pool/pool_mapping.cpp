@@ -53,23 +53,6 @@ Graveyard& graveyard() {
 
 }  // namespace
 
-namespace {
-
-// Whether a live process other than this one has the pool mapped (or one may: the
-// table overflowed, or there was no memory to read it).
-bool others_attached(const ProcessTable& table) noexcept {
-    try {
-        const ProcessCensus census = process_table_census(table);
-        const auto me = static_cast<std::uint32_t>(::getpid());
-        return census.untracked != 0 || std::any_of(census.live_pids.begin(), census.live_pids.end(),
-                                                    [me](std::uint32_t pid) { return pid != me; });
-    } catch (...) {
-        return true;
-    }
-}
-
-}  // namespace
-
 void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
 
 void graveyard_unlock_after_fork() noexcept { graveyard().mutex.unlock(); }
@@ -117,9 +100,13 @@ void PoolMapping::release() noexcept {
     if (gpu_registered_pid_ != 0 && gpu_registered_pid_ == static_cast<std::uint32_t>(::getpid()))
         (void)cuda_host_unregister(gpu_device(), heap_base_, "release");
     gpu_registered_pid_ = 0;
+    // The region table may keep the mapping (a destroyed pool whose region waits for the
+    // other processes to detach: device_region.hpp); then it unmaps it, not us.
+    bool mapping_kept = false;
     if (on_gpu_)
-        device_.release(header_->nonce, destroyed_elsewhere() || unmapped_.load(std::memory_order_acquire),
-                        others_attached(process_table_of(mapping_.base)));
+        mapping_kept = device_.release(header_->nonce,
+                                       destroyed_elsewhere() || unmapped_.load(std::memory_order_acquire),
+                                       process_table_others_attached(process_table_of(mapping_.base)), mapping_);
     // Our process-table entry (one CAS; process_table.hpp has the crash argument). Not a
     // forked child's: the entry is its parent's.
     if (registered_pid_ != 0 && registered_pid_ == static_cast<std::uint32_t>(::getpid()))
@@ -130,7 +117,10 @@ void PoolMapping::release() noexcept {
     std::lock_guard guard(g.mutex);
     epoch_.store(g.next_epoch++, std::memory_order_release);  // borrowed pointers now see "gone"
     unmapped_.store(true, std::memory_order_release);
-    shm_unmap(mapping_);
+    if (mapping_kept)
+        mapping_ = ShmMapping{};
+    else
+        shm_unmap(mapping_);
     header_ = nullptr;
     identity_.reset();
     shm_name_.clear();

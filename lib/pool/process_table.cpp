@@ -80,4 +80,15 @@ ProcessCensus process_table_census(const ProcessTable& table) {
     return census;
 }
 
+bool process_table_others_attached(const ProcessTable& table) noexcept {
+    try {
+        const ProcessCensus census = process_table_census(table);
+        const auto me = static_cast<std::uint32_t>(::getpid());
+        return census.untracked != 0 || std::any_of(census.live_pids.begin(), census.live_pids.end(),
+                                                    [me](std::uint32_t pid) { return pid != me; });
+    } catch (...) {
+        return true;
+    }
+}
+
 }  // namespace dragonmem::detail

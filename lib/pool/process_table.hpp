@@ -64,6 +64,9 @@ struct ProcessCensus {
 };
 ProcessCensus process_table_census(const ProcessTable& table);
 
+// Whether a live process other than this one has the pool mapped, or may have: the table
+// overflowed, or there was no memory to read it.
+bool process_table_others_attached(const ProcessTable& table) noexcept;
 // Whether the process a process word names is gone (0 counts as gone).
 bool process_word_is_dead(std::uint64_t word) noexcept;
 

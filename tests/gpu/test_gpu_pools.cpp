@@ -144,6 +144,21 @@ int child_main(int argc, char** argv) {
             return 0;
         }
     }
+    //   hold-open SERIAL MS: attaches the pool descriptor, opens its region (a pointer
+    //     request), prints "ready", keeps it MS milliseconds, exits 0.
+    if (mode == "hold-open" && argc == 5) {
+        try {
+            Pool pool = Pool::attach_base64(argv[3]);
+            (void)pool.base_pointer();
+            std::printf("ready\n");
+            std::fflush(stdout);
+            ::usleep(static_cast<useconds_t>(std::stoul(argv[4]) * 1000));
+            return 0;
+        } catch (const Error& e) {
+            std::printf("FAIL %s\n", e.what());
+            return 3;
+        }
+    }
     std::printf("FAIL unknown child mode %s\n", mode.c_str());
     return 2;
 }
@@ -435,6 +450,29 @@ TEST_CASE("destroy gives the device memory back") {
     }
     CHECK(device_free_bytes() + 64 * MiB >= before);  // and given back
     CHECK_FALSE(dmtest::shm_exists(name));
+}
+
+TEST_CASE("destroyed while another process has it open: the region is freed once that process is gone") {
+    REQUIRE_GPU();
+    const std::string name = dmtest::unique_pool_name("held");
+    const std::string next = dmtest::unique_pool_name("next");
+    dmtest::ShmGuard guard(name), next_guard(next);
+    const std::size_t bytes = 1024 * MiB;
+    const std::size_t before = device_free_bytes();
+    Child holder;
+    {
+        Pool pool = make_gpu_pool(name, bytes);
+        holder = Child::spawn({self_path(), "--child", "hold-open", pool.serialize_base64(), "3000"});
+        REQUIRE_MESSAGE(holder.wait_for_output("ready", 60000), holder.output());
+        pool.destroy();
+    }  // this process's last mapping goes while the holder has the region open: kept
+    CHECK(device_free_bytes() + bytes <= before + 64 * MiB);
+    const auto held = holder.wait(60000);
+    REQUIRE_MESSAGE(held.exited_with(0), held.describe());
+    // The next GPU call here sweeps: the holder is gone, the region is freed.
+    Pool other = make_gpu_pool(next, MiB);
+    CHECK(device_free_bytes() + 64 * MiB >= before);
+    other.destroy();
 }
 
 TEST_CASE("bad input: a device that does not exist, reserve; nothing is created") {
