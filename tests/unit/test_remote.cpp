@@ -568,6 +568,8 @@ TEST_CASE("the transports UCX opened are checked: one that reaches another node;
     }
 }
 
+namespace {
+
 // `dragonmem serve` in a thread of this process, on a free port of 127.0.0.1: the pool
 // is local to it, and remote to a descriptor said to come from another host. Stopped
 // with the test.
@@ -630,6 +632,8 @@ private:
     std::vector<std::string> events_;
     std::thread thread_;
 };
+
+}  // namespace
 
 // `mem` as another host sees it: a descriptor naming `agent`, attached as remote.
 class RemoteView {
