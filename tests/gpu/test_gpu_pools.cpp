@@ -35,7 +35,7 @@ namespace {
 std::string g_no_gpu;
 dragonError_t g_no_gpu_code = DRAGON_SUCCESS;
 
-std::string self_path() {
+[[maybe_unused]] std::string self_path() {
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
@@ -62,14 +62,14 @@ void probe_gpu() {
         }                                                 \
     } while (0)
 
-Pool make_gpu_pool(const std::string& name, std::size_t bytes, std::uint64_t device = 0) {
+[[maybe_unused]] Pool make_gpu_pool(const std::string& name, std::size_t bytes, std::uint64_t device = 0) {
     PoolOptions options;
     options.mem_type = DRAGON_MEMORY_TYPE_GPU;
     options.gpu_device_id = device;
     return Pool::create(name, bytes, 0, options);
 }
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+[[maybe_unused]] std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     std::vector<std::byte> out(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::byte>((i * 131 + seed) & 0xff);
     return out;

@@ -285,7 +285,10 @@ TEST_CASE("bad ids: ids with the cache bits set are never allocations, even wher
     dragonMemoryPoolDescr_t pd;
     REQUIRE(dragon_memory_pool_attach(&pd, &s) == DRAGON_SUCCESS);
     const std::vector<std::uint8_t> live_serial = live.serialize();
-    const std::size_t id_at = 58 + live_serial[57];  // lib/descr/descriptor_codec.hpp: the memory fields follow the name
+    // lib/descr/descriptor_codec.hpp: the memory fields follow the name and, in format 2,
+    // the pool's secret (16 B) and the agent's address (its length byte, then the address).
+    std::size_t id_at = 58 + live_serial[57];
+    if (live_serial[4] == 2) id_at += 16 + 1 + live_serial[id_at + 16];
 
     auto try_all = [&](const std::string& who) {
         for (const auto& entry : bad_ids) {
