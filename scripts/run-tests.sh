@@ -39,7 +39,8 @@ run_suite() {  # label, dir, meson test args...
 # keep them warnings); unity builds, a few sources per compiler run (about 45 % less
 # compile time on 2 cores; scripts/run-tidy.sh still parses every source of lib/ and
 # tools/ alone); line tables only for debug information (-g1: backtraces keep file and
-# line; about 20 % less compile time than -g).
+# line; about 20 % less compile time than -g). UCX is required here (setup.sh test installs
+# libucx-dev), so that off-node access is always built and tested (tests/remote).
 # A build that fails ends the run, one failed case counted, with nothing left running
 # (clang-tidy may be, in the background: it is waited for).
 tidy_pid=""
@@ -49,7 +50,7 @@ stop_early() {  # what failed
   echo "0 passed, 1 failed"
   exit 1
 }
-normal_args=(-Dlong_tests=$long -Dwerror=true -Dunity=on -Dcpp_args=-g1 -Dc_args=-g1)
+normal_args=(-Dlong_tests=$long -Dwerror=true -Dunity=on -Dcpp_args=-g1 -Dc_args=-g1 -Ducx=enabled)
 [ -f build/build.ninja ] && { quietly meson configure build "${normal_args[@]}" \
   || stop_early build; }
 configure build "${normal_args[@]}" || stop_early build

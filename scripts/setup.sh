@@ -13,7 +13,10 @@ packages=(meson ninja-build g++ pkg-config cmake dpkg-dev libcli11-dev nlohmann-
 # llvm: llvm-symbolizer, without which TSan reports cannot name functions; clang-tidy for
 # the lint step of the test run; python3-jsonschema: the CLI tests validate every output
 # against docs/schema/. cmake (above) is for tests/packaging's CMake consumer.
-[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm clang-tidy python3-jsonschema)
+# libucx-dev: off-node access (lib/remote, `dragonmem serve`); iproute2: the two-host tests
+# (tests/remote: network namespaces and a veth pair); ucx-utils: ucx_perftest, the peer of
+# bench/remote_bench.sh. A demo build without them is built without UCX.
+[ "${1:-}" = test ] && packages+=(clang libclang-rt-14-dev llvm clang-tidy python3-jsonschema libucx-dev iproute2 ucx-utils)
 
 missing=()
 for p in "${packages[@]}"; do

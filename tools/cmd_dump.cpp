@@ -97,6 +97,7 @@ Command add_dump(CLI::App& top) {
                 "  dragonmem dump p1 --svg heap.svg && rsvg-convert heap.svg -o heap.png");
 
     return {cmd, [=] {
+                withhold_secrets();  // a listing: descriptors without the pool's secret
                 if (id->count() == 0 && (args->hex || args->raw)) throw UsageError("--hex and --raw need --id");
                 if (id->count() != 0 && args->listing.jsonl) throw UsageError("--jsonl lists a pool: not with --id");
                 if (args->table && (id->count() != 0 || args->listing.jsonl || args->listing.serialized))

@@ -33,6 +33,7 @@ Command add_info(CLI::App& top) {
                 "  dragonmem info p1 --table");
 
     return {cmd, [=] {
+                withhold_secrets();  // a listing: descriptors without the pool's secret
                 const Pool pool = open_pool(*target);
                 const json pool_object = pool_json(pool);
                 // The largest block free now, and the largest request it can serve.

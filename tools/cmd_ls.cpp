@@ -57,7 +57,7 @@ void list_type_across_pools(JsonStream& out, std::uint64_t type, bool serialized
                     more = pool.allocations_page(at, 4096, page, type);
                     for (const AllocationInfo& info : page) {
                         std::optional<std::string> descriptor;
-                        if (serialized) descriptor = pool.from_id(info.id).serialize_base64();
+                        if (serialized) descriptor = printed_descriptor(pool.from_id(info.id));
                         out.element(json{{"pool", name}, {"allocation", allocation_json(info, descriptor)}});
                     }
                 }
@@ -101,6 +101,7 @@ Command add_ls(CLI::App& top) {
                 "  dragonmem ls --table");
 
     return {cmd, [=] {
+                withhold_secrets();  // a listing: descriptors without the pool's secret
                 const bool whole_host = args->target.name.empty() && args->target.serial.empty();
                 std::optional<std::uint64_t> only;
                 if (type->count() != 0) only = parse_type(args->type, "--type");

@@ -63,6 +63,7 @@ Command add_stat(CLI::App& top) {
                 "  dragonmem stat p1 --interval 5 | jq --unbuffered -r '\"\\(.time) \\(.live_allocations)\"'");
 
     return {cmd, [=] {
+                withhold_secrets();  // a listing: descriptors without the pool's secret
                 const double interval = parse_seconds(args->interval, "--interval");
                 if (!(interval > 0) || interval > k_max_interval_s)
                     throw UsageError(fmt::format("--interval: '{}' must be more than 0 and at most {} seconds",

@@ -3,6 +3,7 @@
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
+#include <dragonmem/remote.hpp>
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -34,26 +36,65 @@ std::vector<std::byte> read_stdin(std::size_t limit_bytes) {
     return input;
 }
 
+// An allocation on another node: written through its agent. The bytes replaced are read
+// first, so that an unwritable stdout can still mean nothing changed.
+Outcome write_remote(const Memory& view, const Memory& memory, std::size_t start, std::optional<timespec> limit) {
+    const timespec* timeout = limit ? &*limit : nullptr;
+    const std::vector<std::byte> input = read_stdin(view.size() + 1);
+    const Pool pool = memory.pool();
+    if (input.size() > view.size())
+        throw Error(DRAGON_INVALID_ARGUMENT,
+                    fmt::format("stdin holds more than the {} B that allocation {} of pool '{}' has room for ({} B "
+                                "from offset {}); nothing was written",
+                                view.size(), memory.id(), pool.name(), memory.size(), start));
+    auto replaced = std::make_shared<std::vector<std::byte>>(input.size());
+    read_bytes(view, 0, *replaced, timeout);
+    write_bytes(view, 0, input, timeout);
+    auto target = std::make_shared<const Memory>(view.clone(0));
+    std::function<std::string()> undo = [target, replaced, limit, name = pool.name(), id = memory.id()] {
+        write_bytes(*target, 0, *replaced, limit ? &*limit : nullptr);
+        return fmt::format("the {} B written to allocation {} of pool '{}' were restored: nothing changed",
+                           replaced->size(), id, name);
+    };
+    AllocationInfo info;
+    info.id = memory.id();
+    info.type = memory.type();
+    info.offset = memory.block_offset();
+    info.size = memory.size();
+    json allocation = allocation_json(info, std::nullopt);
+    allocation["block_size"] = nullptr;  // the pool's block sizes are not known off-node
+    json document{{"pool", pool_json(pool)}, {"allocation", allocation}, {"offset", start},
+                  {"bytes_written", input.size()}};
+    return Outcome{document, std::nullopt, undo};
+}
+
 }  // namespace
 
 Command add_write(CLI::App& top) {
     struct Args {
         AllocationTarget target;
-        std::string offset;
+        std::string offset, timeout;
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = top.add_subcommand("write", "Copy stdin into an allocation");
     add_allocation_target(*cmd, args->target, false);
     auto* offset = cmd->add_option("--offset", args->offset, "Start this many bytes into the allocation (a size)")
                        ->type_name("SIZE");
-    cmd->footer("Example:\n  echo hello | dragonmem write p1 3 | jq .bytes_written");
+    auto* timeout = cmd->add_option("--timeout", args->timeout,
+                                    "An allocation on another node (--serial): give up after SEC seconds")
+                        ->type_name("SEC");
+    cmd->footer("Example:\n  echo hello | dragonmem write p1 3 | jq .bytes_written\n"
+                "  echo hello | dragonmem write --serial \"$DESCRIPTOR_FROM_ANOTHER_NODE\" --timeout 5");
 
     return {cmd, [=] {
                 const std::size_t start = offset->count() != 0 ? parse_size(args->offset, "--offset") : 0;
                 if (args->target.ids.size() > 1) throw UsageError("write takes one ID");
+                std::optional<timespec> limit;
+                if (timeout->count() != 0) limit = parse_timeout(args->timeout, "--timeout");
                 auto memory = std::make_shared<const Memory>(std::move(open_allocations(args->target).front()));
                 const std::string name = memory->pool().name();
                 const Memory view = view_of(*memory, start, std::nullopt, "write");
+                if (!view.is_local()) return write_remote(view, *memory, start, limit);
                 const std::size_t room = view.size();
                 const std::vector<std::byte> input = read_stdin(room + 1);
                 // Checked before anything is copied: a failed write leaves the allocation as it was.

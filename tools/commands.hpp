@@ -60,6 +60,7 @@ Command add_ls(CLI::App& top);
 Command add_dump(CLI::App& top);
 Command add_serialize(CLI::App& top);
 Command add_destroy(CLI::App& top);
+Command add_serve(CLI::App& top);
 Command add_write(CLI::App& top);
 Command add_read(CLI::App& top);
 Command add_check(CLI::App& top);

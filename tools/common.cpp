@@ -147,6 +147,14 @@ double parse_seconds(std::string_view text, std::string_view what) {
     return seconds;
 }
 
+timespec parse_timeout(std::string_view text, std::string_view what) {
+    const double seconds = parse_seconds(text, what);
+    // Beyond what time_t holds: as good as forever (the library saturates its deadline).
+    if (seconds >= 9.0e18) return timespec{std::numeric_limits<time_t>::max(), 0};
+    const auto whole = static_cast<time_t>(seconds);
+    return timespec{whole, static_cast<long>((seconds - static_cast<double>(whole)) * 1e9)};
+}
+
 unsigned parse_mode(std::string_view text, std::string_view what) {
     const bool octal = !text.empty() && text.size() <= 5 && text.find_first_not_of("01234567") == std::string_view::npos;
     unsigned mode = 0;
@@ -235,7 +243,7 @@ dragonmem::AllocationInfo info_of(const dragonmem::Memory& memory, const dragonm
 
 std::optional<std::string> serialized_if(bool wanted, const dragonmem::Memory& memory) {
     if (!wanted) return std::nullopt;
-    return memory.serialize_base64();
+    return printed_descriptor(memory);
 }
 
 void add_listing_options(CLI::App& cmd, ListingOptions& options) {
@@ -259,7 +267,7 @@ void stream_allocations(JsonStream& out, const dragonmem::Pool& pool, std::optio
             }
             std::string descriptor;
             try {
-                descriptor = pool.from_id(info.id).serialize_base64();
+                descriptor = printed_descriptor(pool.from_id(info.id));
             } catch (const dragonmem::Error& e) {
                 if (e.code() == DRAGON_KEY_NOT_FOUND) continue;  // freed since the page was read
                 throw;

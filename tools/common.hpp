@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <stdexcept>
 #include <span>
@@ -42,6 +43,8 @@ std::uint64_t parse_id(std::string_view text, std::string_view what);
 std::string id_text(std::uint64_t id);
 // Non-negative seconds, fractions allowed ("0.25").
 double parse_seconds(std::string_view text, std::string_view what);
+// The same as a relative timespec (remote reads and writes take one).
+timespec parse_timeout(std::string_view text, std::string_view what);
 // Permission bits in octal ("0600", "644").
 unsigned parse_mode(std::string_view text, std::string_view what);
 // data|channel|channel_buffer|bootstrap or any unsigned integer.

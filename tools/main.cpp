@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
         add_ls(app),     add_dump(app),      add_serialize(app), add_destroy(app),
         add_write(app),  add_read(app),      add_check(app),     add_info(app),
         add_copy(app),   add_clear(app),     add_hash(app),    add_equal(app),
-        add_stat(app),
+        add_stat(app),   add_serve(app),
     };
 
     if (const auto word = unknown_command(argc, argv, app))
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         return usage_error("a command is required: create, attach, alloc, free, ls, dump, serialize, "
-                           "destroy, write, read, check or info (see --help)", pretty);
+                           "destroy, write, read, check, info or serve (see --help)", pretty);
     } catch (const UsageError& e) {
         return usage_error(e.what(), pretty);
     } catch (const dragonmem::Error& e) {

@@ -54,9 +54,23 @@ void write_stdout(const void* data, std::size_t bytes) {
 
 }  // namespace
 
+namespace {
+bool secrets_withheld = false;
+}  // namespace
+
+void withhold_secrets() { secrets_withheld = true; }
+
+std::string printed_descriptor(const dragonmem::Pool& pool) {
+    return secrets_withheld ? pool.serialize_base64_without_secret() : pool.serialize_base64();
+}
+
+std::string printed_descriptor(const dragonmem::Memory& memory) {
+    return secrets_withheld ? memory.serialize_base64_without_secret() : memory.serialize_base64();
+}
+
 json descriptor_json(const dragonmem::Pool& pool) {
     return json{{"name", pool.name()},     {"m_uid", pool.m_uid()},   {"hostid", hex_u64(pool.hostid())},
-                {"rt_uid", pool.rt_uid()}, {"local", pool.is_local()}, {"serialized", pool.serialize_base64()}};
+                {"rt_uid", pool.rt_uid()}, {"local", pool.is_local()}, {"serialized", printed_descriptor(pool)}};
 }
 
 std::string utc_text(std::uint64_t ns) {
@@ -139,7 +153,7 @@ json allocation_json(const dragonmem::AllocationInfo& info, const std::optional<
 json allocations_json(const dragonmem::Pool& pool, std::optional<std::uint64_t> type) {
     json list = json::array();
     for (const dragonmem::AllocationInfo& info : pool.allocations(type))
-        list.push_back(allocation_json(info, pool.from_id(info.id).serialize_base64()));
+        list.push_back(allocation_json(info, printed_descriptor(pool.from_id(info.id))));
     return list;
 }
 

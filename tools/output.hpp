@@ -24,6 +24,15 @@ using json = nlohmann::ordered_json;
 // attribute and live figure.
 json pool_json(const dragonmem::Pool& pool);
 json descriptor_json(const dragonmem::Pool& pool);
+// The listing commands (ls, dump, info, stat) call it first: the descriptors they print
+// are then without the pool's secret (format 1: they attach on this node, grant nothing
+// off it). The commands that hand descriptors out (create, alloc, serialize, copy)
+// print them whole: a descriptor with its secret is a capability (README.md, "Off-node
+// data").
+void withhold_secrets();
+// A pool's or an allocation's base64 descriptor as this command prints it.
+std::string printed_descriptor(const dragonmem::Pool& pool);
+std::string printed_descriptor(const dragonmem::Memory& memory);
 // The allocation object (docs/schema/allocation.json): id, type, type_name, offset, size,
 // block_size, and serialized when given.
 json allocation_json(const dragonmem::AllocationInfo& info, const std::optional<std::string>& serialized);

@@ -53,6 +53,8 @@ public:
     Pool pool() const;
     std::vector<std::uint8_t> serialize() const;
     std::string serialize_base64() const;
+    // Without the pool's secret (and agent), as Pool::serialize_base64_without_secret.
+    std::string serialize_base64_without_secret() const;
 
     // The bytes (Dragon's copy, clear, hash, equal, is). Sizes are checked before any byte
     // moves: a failure changes nothing.

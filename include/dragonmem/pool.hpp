@@ -75,6 +75,9 @@ public:
     std::uint64_t rt_uid() const;
     std::vector<std::uint8_t> serialize() const;
     std::string serialize_base64() const;
+    // The descriptor without the pool's secret (and agent): it attaches on this node but
+    // grants no off-node access (<dragonmem/remote.hpp>). What listings should print.
+    std::string serialize_base64_without_secret() const;
 
     // Allocation. type is any integer (DRAGON_MEMORY_ALLOC_DATA etc. are named ones).
     Memory alloc(std::size_t bytes, std::uint64_t type = DRAGON_MEMORY_ALLOC_DATA) const;

@@ -101,6 +101,12 @@ std::vector<std::uint8_t> Memory::serialize() const {
 
 std::string Memory::serialize_base64() const { return detail::base64_encode(serialize()); }
 
+std::string Memory::serialize_base64_without_secret() const {
+    std::vector<std::uint8_t> out;
+    throw_if_failed(detail::mem_serialize(ref_, out, false));
+    return detail::base64_encode(out);
+}
+
 void Memory::copy_to(const Memory& to, std::optional<std::size_t> bytes) const {
     throw_if_failed(detail::mem_require_valid(ref_, "copy (source)"));
     throw_if_failed(detail::mem_copy(ref_, to.ref_, bytes.value_or(ref_.view_bytes)));

@@ -118,6 +118,12 @@ std::vector<std::uint8_t> Pool::serialize() const {
 
 std::string Pool::serialize_base64() const { return detail::base64_encode(serialize()); }
 
+std::string Pool::serialize_base64_without_secret() const {
+    std::vector<std::uint8_t> out;
+    throw_if_failed(detail::pool_serialize(ref_, out, false));
+    return detail::base64_encode(out);
+}
+
 Memory Pool::alloc(std::size_t bytes, std::uint64_t type) const {
     detail::MemoryRef ref;
     throw_if_failed(detail::mem_alloc_inline(ref, ref_, bytes, type, false, nullptr));

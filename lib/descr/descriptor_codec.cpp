@@ -1,10 +1,12 @@
 // Encoding and strict decoding of pool and memory descriptors (format in the header).
 #include "descr/descriptor_codec.hpp"
 
+#include "descr/agent_address.hpp"
 #include "descr/checksum.hpp"
 #include "os/error.hpp"
 #include "pool/pool_name.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -13,7 +15,8 @@ namespace dragonmem::detail {
 namespace {
 
 constexpr std::uint32_t k_magic = 0x53444D44;  // "DMDS" little-endian
-constexpr std::uint16_t k_version = 1;
+constexpr std::uint16_t k_version_plain = 1;   // no secret, no agent
+constexpr std::uint16_t k_version = 2;
 constexpr std::uint16_t k_kind_pool = 1;
 constexpr std::uint16_t k_kind_memory = 2;
 constexpr std::size_t k_crc_at = 12;
@@ -46,6 +49,10 @@ std::uint32_t crc_of(std::span<const std::uint8_t> bytes) {
     return ~state;
 }
 
+bool has_secret(const PoolIdentity& pool) {
+    return std::any_of(pool.secret.begin(), pool.secret.end(), [](std::uint8_t b) { return b != 0; });
+}
+
 void encode_pool_fields(Writer& out, const PoolIdentity& pool) {
     put<std::uint64_t>(out, pool.hostid);
     put<std::uint64_t>(out, pool.rt_uid);
@@ -56,11 +63,18 @@ void encode_pool_fields(Writer& out, const PoolIdentity& pool) {
     put<std::uint8_t>(out, static_cast<std::uint8_t>(pool.name.size()));
     std::memcpy(out.bytes + out.size, pool.name.data(), pool.name.size());
     out.size += pool.name.size();
+    if (!has_secret(pool)) return;  // version 1
+    std::memcpy(out.bytes + out.size, pool.secret.data(), pool.secret.size());
+    out.size += pool.secret.size();
+    const std::size_t agent_len = std::min(pool.agent.size(), k_agent_address_max);  // validated where set
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(agent_len));
+    std::memcpy(out.bytes + out.size, pool.agent.data(), agent_len);
+    out.size += agent_len;
 }
 
-void start(Writer& out, std::uint16_t kind) {
+void start(Writer& out, std::uint16_t kind, const PoolIdentity& pool) {
     put<std::uint32_t>(out, k_magic);
-    put<std::uint16_t>(out, k_version);
+    put<std::uint16_t>(out, has_secret(pool) ? k_version : k_version_plain);
     put<std::uint16_t>(out, kind);
     put<std::uint32_t>(out, 0);  // length, patched by seal()
     put<std::uint32_t>(out, 0);  // crc, patched by seal()
@@ -89,9 +103,10 @@ dragonError_t decode_envelope(std::span<const std::uint8_t> bytes, std::uint16_t
     if (std::uint32_t magic = get<std::uint32_t>(bytes, 0); magic != k_magic)
         return failf(DRAGON_INVALID_ARGUMENT, "serialized {} has wrong magic {:#010x} (expected {:#010x})", what, magic,
                      k_magic);
-    if (std::uint16_t version = get<std::uint16_t>(bytes, 4); version != k_version)
-        return failf(DRAGON_INVALID_ARGUMENT, "serialized {} has format version {}; this library reads version {}", what,
-                     version, k_version);
+    const std::uint16_t version = get<std::uint16_t>(bytes, 4);
+    if (version != k_version && version != k_version_plain)
+        return failf(DRAGON_INVALID_ARGUMENT, "serialized {} has format version {}; this library reads versions {} and {}",
+                     what, version, k_version_plain, k_version);
     if (std::uint16_t kind = get<std::uint16_t>(bytes, 6); kind != want_kind)
         return failf(DRAGON_INVALID_ARGUMENT, "serialized {} has kind {} (1 = pool, 2 = memory; expected {})", what,
                      kind, want_kind);
@@ -120,6 +135,24 @@ dragonError_t decode_envelope(std::span<const std::uint8_t> bytes, std::uint16_t
     if (pool.id_slot_bits == 0 || pool.id_slot_bits > 32)
         return failf(DRAGON_INVALID_ARGUMENT, "serialized {} has impossible id slot bits {}", what, pool.id_slot_bits);
     end = 58 + name_len;
+    pool.secret = {};
+    pool.agent.clear();
+    if (version == k_version_plain) return DRAGON_SUCCESS;
+    if (end + pool.secret.size() + 1 > bytes.size())
+        return failf(DRAGON_INVALID_ARGUMENT, "serialized {} is truncated: no room for the pool's secret", what);
+    std::memcpy(pool.secret.data(), bytes.data() + end, pool.secret.size());
+    end += pool.secret.size();
+    if (!has_secret(pool))
+        return failf(DRAGON_INVALID_ARGUMENT, "serialized {} (format {}) has an all-zero secret", what, version);
+    const std::size_t agent_len = bytes[end++];
+    if (agent_len > k_agent_address_max || end + agent_len > bytes.size())
+        return failf(DRAGON_INVALID_ARGUMENT, "serialized {} is truncated: agent address of {} bytes does not fit", what,
+                     agent_len);
+    pool.agent.assign(reinterpret_cast<const char*>(bytes.data() + end), agent_len);
+    end += agent_len;
+    if (agent_len != 0) {
+        if (dragonError_t rc = validate_agent_address(pool.agent, "the descriptor's agent address")) return rc;
+    }
     return DRAGON_SUCCESS;
 }
 
@@ -127,14 +160,14 @@ dragonError_t decode_envelope(std::span<const std::uint8_t> bytes, std::uint16_t
 
 std::vector<std::uint8_t> encode_pool(const PoolIdentity& pool) {
     Writer out;
-    start(out, k_kind_pool);
+    start(out, k_kind_pool, pool);
     encode_pool_fields(out, pool);
     return seal(out);
 }
 
 std::vector<std::uint8_t> encode_memory(const DecodedMemory& memory) {
     Writer out;
-    start(out, k_kind_memory);
+    start(out, k_kind_memory, memory.pool);
     encode_pool_fields(out, memory.pool);
     put<std::uint64_t>(out, memory.id);
     put<std::uint64_t>(out, memory.type);

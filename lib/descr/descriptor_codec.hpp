@@ -2,7 +2,7 @@
 //
 //   offset size field
 //   0      4    magic "DMDS"
-//   4      2    format version (1)
+//   4      2    format version (2; version 1 is still read)
 //   6      2    kind: 1 pool, 2 memory
 //   8      4    total length in bytes
 //   12     4    CRC-32C of the whole descriptor, these four bytes read as zero
@@ -10,8 +10,16 @@
 //   56     1    id slot bits
 //   57     1    name length n (1..29)
 //   58     n    name
+//   version 2 only:
+//   58+n   16   the pool's secret (never all zero)
+//   74+n   1    agent address length a (0..63; 0: no agent known)
+//   75+n   a    agent address, "HOST:PORT" (agent_address.hpp)
 //   memory descriptors continue with u64 id, type, block_offset, requested_bytes,
 //   view_offset, view_bytes.
+//
+// Version 1 (before pools had a secret) has no secret and no agent: it decodes with both
+// empty and works as before, and a descriptor whose secret is unknown is written as
+// version 1 again, so re-serializing an old descriptor gives the same bytes.
 //
 // Decoding is strict: any length, magic, version, kind, checksum or field that is off
 // gives INVALID_ARGUMENT with a message; nothing is read past the given bytes.
@@ -27,8 +35,9 @@
 
 namespace dragonmem::detail {
 
-inline constexpr std::size_t k_pool_serial_min = 59;
-inline constexpr std::size_t k_pool_serial_max = 58 + 29;
+inline constexpr std::size_t k_pool_serial_min = 59;                 // version 1, one-char name
+inline constexpr std::size_t k_agent_address_max = 63;
+inline constexpr std::size_t k_pool_serial_max = 58 + 29 + 16 + 1 + k_agent_address_max;
 inline constexpr std::size_t k_memory_serial_max = k_pool_serial_max + 48;
 
 struct DecodedMemory {

@@ -1,6 +1,7 @@
 // Allocation descriptor operations shared by the C and C++ APIs. A descriptor is a view
 // [view_offset, view_offset + view_bytes) of one allocation; views share the record,
 // so freeing through any of them frees the allocation.
+#include "descr/agent_address.hpp"
 #include "descr/alloc_fast_path.hpp"
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
@@ -156,7 +157,7 @@ dragonError_t mem_clone(MemoryRef& out, const MemoryRef& mem, std::ptrdiff_t off
     return DRAGON_SUCCESS;
 }
 
-dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out) {
+dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out, bool with_secret) {
     if (dragonError_t rc = mem_require_valid(mem, "serialize")) return rc;
     const PoolIdentity* identity = identity_of(mem.pool);
     if (mem.mapping != nullptr) {
@@ -165,7 +166,8 @@ dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out
         identity = mapping->identity().get();
     }
     DecodedMemory fields;
-    fields.pool = *identity;
+    const bool local = mem.mapping != nullptr || static_cast<bool>(mem.pool.mapping);
+    if (dragonError_t rc = identity_to_serialize(*identity, local, with_secret, fields.pool)) return rc;
     fields.id = mem.id;
     fields.type = mem.id == 0 ? 0 : mem.type;
     fields.block_offset = mem.block_offset;

@@ -42,7 +42,9 @@ dragonError_t pool_attach_env(PoolRef& out, const char* env_var);
 dragonError_t pool_attach_local(PoolRef& out, std::string_view name);
 dragonError_t pool_list_local(std::vector<std::string>& names);
 dragonError_t pool_force_remove(std::string_view name);
-dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out);
+// `with_secret` false: the format-1 form, without the pool's secret and agent (attaches
+// on this node, grants nothing off it): what listings print.
+dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out, bool with_secret = true);
 dragonError_t pool_destroy(PoolRef& pool);  // empties `pool` on success
 dragonError_t pool_clone(PoolRef& out, const PoolRef& pool);
 
@@ -54,6 +56,8 @@ dragonError_t pool_allocations(const PoolRef& pool, const char* op, std::optiona
                                std::vector<AllocationInfo>& out);  // by id
 dragonError_t pool_free_blocks(const PoolRef& pool, const char* op, std::vector<FreeBlockCount>& out);
 dragonError_t pool_check(const PoolRef& pool, const char* op, CheckReport& out);
+// Whether a local pool is a GPU pool (its bytes device memory).
+dragonError_t pool_on_gpu(const PoolRef& pool, const char* op, bool& out);
 // Page-locks a local host pool's heap for GPU transfers (on) or undoes it (PoolMapping).
 dragonError_t pool_register_with_gpu(const PoolRef& pool, bool on);
 // The heap's size, and (when `base` is not null) where its bytes start in this process: a
@@ -83,7 +87,7 @@ dragonError_t mem_pool(const MemoryRef& mem, const char* op, PoolRef& out);
 dragonError_t mem_free(const MemoryRef& mem);
 dragonError_t mem_pointer(const MemoryRef& mem, void*& out);
 dragonError_t mem_clone(MemoryRef& out, const MemoryRef& mem, std::ptrdiff_t offset, const std::size_t* length);
-dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out);
+dragonError_t mem_serialize(const MemoryRef& mem, std::vector<std::uint8_t>& out, bool with_secret = true);
 dragonError_t mem_attach(MemoryRef& out, std::span<const std::uint8_t> serialized);
 dragonError_t mem_attach_base64(MemoryRef& out, std::string_view base64);
 dragonError_t mem_from_id(MemoryRef& out, const PoolRef& pool, std::uint64_t id, std::uint64_t offset,

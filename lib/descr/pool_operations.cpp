@@ -1,4 +1,5 @@
 // The operations layer's pool calls (operations.hpp), shared by the C and C++ APIs.
+#include "descr/agent_address.hpp"
 #include "descr/base64.hpp"
 #include "descr/descriptor_codec.hpp"
 #include "os/error.hpp"
@@ -75,6 +76,13 @@ dragonError_t pool_check(const PoolRef& pool, const char* op, CheckReport& out) 
     PoolMapping* mapping = nullptr;
     if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
     return mapping->check(out);
+}
+
+dragonError_t pool_on_gpu(const PoolRef& pool, const char* op, bool& out) {
+    PoolMapping* mapping = nullptr;
+    if (dragonError_t rc = pool_require_local(pool, op, mapping)) return rc;
+    out = mapping->on_gpu();
+    return DRAGON_SUCCESS;
 }
 
 dragonError_t pool_register_with_gpu(const PoolRef& pool, bool on) {
@@ -223,12 +231,16 @@ dragonError_t pool_force_remove(std::string_view name) {
     return DRAGON_SUCCESS;
 }
 
-dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out) {
+dragonError_t pool_serialize(const PoolRef& pool, std::vector<std::uint8_t>& out, bool with_secret) {
     if (dragonError_t rc = pool_require_valid(pool, "pool_serialize")) return rc;
     if (pool.mapping) {
         if (dragonError_t rc = pool.mapping.get()->check_usable("pool_serialize")) return rc;
     }
-    out = encode_pool(*identity_of(pool));
+    PoolIdentity identity;
+    if (dragonError_t rc =
+            identity_to_serialize(*identity_of(pool), static_cast<bool>(pool.mapping), with_secret, identity))
+        return rc;
+    out = encode_pool(identity);
     return DRAGON_SUCCESS;
 }
 

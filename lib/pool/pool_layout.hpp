@@ -58,7 +58,9 @@ inline constexpr std::uint64_t k_pool_magic = 0x4D454D4E47415244ULL;  // "DRAGNM
 // 9: GPU pools (device_region.hpp): the device (its UUID), the CUDA IPC handle and the
 // device id asked for (PoolHeader's placement fields). A version-8 process would take a GPU pool's
 // host-side shadow heap for its data.
-inline constexpr std::uint32_t k_layout_version = 9;
+// 10: the pool's secret (PoolHeader::secret), which descriptors carry and the remote
+// agent checks (lib/remote/); a version-9 process would serialize descriptors without it.
+inline constexpr std::uint32_t k_layout_version = 10;
 inline constexpr std::uint32_t k_pool_ready = 0x52454459;  // "READY": creation committed
 inline constexpr std::size_t k_page_bytes = 4096;
 inline constexpr std::uint64_t k_nil = ~0ULL;              // "no block" in a free list link
@@ -77,6 +79,7 @@ inline constexpr std::uint64_t k_heap_state_bytes = 2 * k_page_bytes;
 inline constexpr std::uint64_t k_backing_map_offset = 6 * k_page_bytes;
 inline constexpr std::uint32_t k_bits_per_page = 8 * k_page_bytes;  // 32768
 inline constexpr std::size_t k_heap_file_capacity = 192;           // a hugepage pool's heap file path
+inline constexpr std::size_t k_secret_bytes = 16;                  // the pool's capability secret
 
 // The heap's free lists (tlsf_heap.hpp: two-level segregated fit). Block sizes are whole
 // granules; list i holds free blocks of at least lower_bound(i) granules and less than
@@ -247,6 +250,13 @@ struct PoolHeader {
     // operation's commit point: a holder killed in between misses one, nothing else.
     alignas(64) std::uint64_t locked_allocs;
     std::uint64_t locked_frees;
+
+    // ---- the capability: written once by the creator before `ready` (getrandom), never
+    // changed. Every descriptor of the pool carries it (descriptor_codec.hpp) and the
+    // remote agent serves only requests that present it (lib/remote/agent.cpp). Anyone
+    // who can map the pool can read it: it protects the pool from those who cannot.
+    // On the statistics' line (read only at attach): the header has no line to spare.
+    std::uint8_t secret[k_secret_bytes];
 };
 
 // A manifest record: one per allocated block. `id` is the commit point and says what the
@@ -316,6 +326,7 @@ static_assert(sizeof(BitPage) == k_page_bytes, "a bit page is one page");
 static_assert(sizeof(IdBlock) == 64 && k_cache_entries * sizeof(IdBlock) == k_page_bytes,
               "one cache line per entry's id block, one page in all");
 static_assert(sizeof(CreatorRecord) == 32);
+static_assert(k_secret_bytes == 16, "128 random bits: a secret cannot be guessed over the network");
 static_assert(offsetof(PoolHeader, creator) % 8 == 0, "the creator's owner word is read as one aligned word");
 static_assert(k_procs_offset == k_backing_dir_offset + k_page_bytes &&
               k_id_blocks_offset == k_procs_offset + k_procs_bytes &&

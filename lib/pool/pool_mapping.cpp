@@ -159,6 +159,7 @@ void PoolMapping::attach_views(ShmMapping mapping, ShmObjectId object) {
     identity->nonce = header_->nonce;
     identity->heap_bytes = header_->heap_bytes;
     identity->id_slot_bits = header_->id_slot_bits;
+    std::memcpy(identity->secret.data(), header_->secret, identity->secret.size());
     identity_ = std::move(identity);
 }
 
@@ -465,6 +466,10 @@ dragonError_t PoolMapping::create_pool(std::string_view name, std::size_t bytes,
     h->hostid = this_hostid();
     h->rt_uid = this_rt_uid();
     h->nonce = nonce;
+    // The capability (pool_layout.hpp, PoolHeader::secret): kernel randomness only.
+    if (int err = random_fill(h->secret, sizeof h->secret))
+        return fail_errno(DRAGON_MEMORY_ERRNO, err,
+                          fmt::format("pool '{}': drawing its secret (getrandom) failed; nothing was created", name));
     h->lock_type = static_cast<std::uint32_t>(options.lock_type);
     h->mem_type = static_cast<std::uint32_t>(options.mem_type);
     h->growth_type = static_cast<std::uint32_t>(options.growth_type);

@@ -635,8 +635,17 @@ test_listing_options() {
     local first serial
     first=$(jq_out '.allocations[0].id')
     serial=$(jq_out '.allocations[0].serialized')
+    # A listing's descriptor names the allocation but carries no secret (format 1, README
+    # "Off-node data"); serialize hands out the whole one.
+    printf 'named-by-ls' >"$WORK/ls_descriptor"
+    IN="$WORK/ls_descriptor" run write "$l" "$first"
+    run read --serial "$serial" --length 11
+    check "ls POOL --serialized's descriptor names the allocation" test "$OUT" = "named-by-ls"
+    check "ls POOL --serialized's descriptor is format 1 (no secret)" \
+        test "$(printf '%s' "$serial" | base64 -d | od -An -tu1 -j4 -N1 | tr -d ' ')" = 1
     run serialize "$l" --id "$first"
-    ok "ls POOL --serialized's descriptor is serialize's" '.serialized == "'"$serial"'"'
+    check "serialize's descriptor is format 2 (the secret)" \
+        test "$(jq_out .serialized | base64 -d | od -An -tu1 -j4 -N1 | tr -d ' ')" = 2
     run ls "$l" --jsonl
     check "ls POOL --jsonl prints one allocation a line" test "$(wc -l <"$WORK/out")" -eq 7
     check "ls POOL --jsonl lines are allocation objects" jq -e -s 'length == 7 and all(has("id") and has("block_size"))' "$WORK/out"
@@ -655,6 +664,40 @@ test_listing_options() {
     run dump "$l" --id 1 --jsonl
     usage "dump --id --jsonl is bad usage"
     run destroy "$l"
+}
+
+# ---- serve, and read/write off-node: bad input (tests/remote runs two hosts) -------------
+test_serve() {
+    run serve
+    usage "serve without --listen is bad usage"
+    local bad
+    for bad in nohost host: :7070 host:65536 "a b:1"; do
+        run serve --listen "$bad"
+        fails "serve --listen '$bad' is refused, naming it" 1 "DRAGON_INVALID_ARGUMENT|DRAGON_NOT_IMPLEMENTED" \
+            '.message | contains("'"$bad"'")'
+    done
+    DRAGONMEM_REMOTE_TRUSTED_FABRIC=yes run serve --listen 127.0.0.1:0
+    fails "DRAGONMEM_REMOTE_TRUSTED_FABRIC=yes: serve refuses it, naming it" 1 "DRAGON_INVALID_ARGUMENT|DRAGON_NOT_IMPLEMENTED" \
+        '.message | contains("DRAGONMEM_REMOTE_TRUSTED_FABRIC='"'yes'"'") or contains("without UCX")'
+    DRAGONMEM_REMOTE_TRUSTED_FABRIC= run serve --listen 127.0.0.1:0
+    fails "serve without DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 refuses, saying why" 1 "DRAGON_INVALID_OPERATION|DRAGON_NOT_IMPLEMENTED" \
+        '.message | (contains("trusted fabrics only") and contains("DRAGONMEM_REMOTE_TRUSTED_FABRIC=1")) or contains("without UCX")'
+    local pool="${P}srv" id
+    run create "$pool" --size 64K
+    run alloc "$pool" --size 64
+    id=$(jq_out '.allocations[0].id')
+    DRAGONMEM_AGENT=bad run serialize "$pool" --id "$id"
+    fails "DRAGONMEM_AGENT=bad: serialize refuses it, naming it" 1 DRAGON_INVALID_ARGUMENT \
+        '.message | contains("DRAGONMEM_AGENT") and contains("bad")'
+    run read "$pool" "$id" --timeout soon
+    usage "read --timeout soon is bad usage"
+    # Another host's descriptor that names no agent: the clear error, nothing read.
+    local serial
+    serial=$(POD_UID=cli-other-host "$BIN" serialize "$pool" --id "$id" | jq -r .serialized)
+    POD_UID=cli-elsewhere run read --serial "$serial"
+    fails "read --serial of another host's descriptor without an agent" 1 DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL \
+        '.message | contains("names no agent")'
+    run destroy "$pool"
 }
 
 # ---- ls ---------------------------------------------------------------------------------
@@ -1597,6 +1640,7 @@ test_table
 test_ls
 test_bytes
 test_copy
+test_serve
 test_exit_means_unchanged
 test_dump
 test_attach

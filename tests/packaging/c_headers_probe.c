@@ -6,8 +6,9 @@
 #include <dragon/shared_lock.h>
 #include <dragonmem/c_extensions.h>
 #include <dragonmem/lock_wait.h>
+#include <dragonmem/remote.h>
 #include <dragonmem/version.h>
 
 int main(void) {
-    return dragon_memory_pool_max_serialized_len() > 0 && DRAGONMEM_VERSION_NUMBER >= 0 ? 0 : 1;
+    return dragon_memory_pool_max_serialized_len() > 0 && DRAGONMEM_VERSION_NUMBER >= 0 && dragonmem_remote_available() >= 0 ? 0 : 1;
 }

@@ -148,13 +148,14 @@ symbols)
   # dragonmem::detail, std:: or fmt:: template code instantiated inside the library.
   grep '^_Z' "$work/exported" | c++filt >"$work/exported_cxx" || true
   name_of() { sed -e 's/^typeinfo name for //' -e 's/^typeinfo for //' -e 's/^vtable for //' -e 's/(.*//'; }
-  bad=$(name_of <"$work/exported_cxx" | grep -Ev '^dragonmem::(Pool|Memory|ThreadLockWaitLimit|Error|abi)::|^dragonmem::(set_lock_wait_limit|lock_wait_limit|version)$|^dragonmem::(System)?Error$' || true)
+  bad=$(name_of <"$work/exported_cxx" | grep -Ev '^dragonmem::(Pool|Memory|ThreadLockWaitLimit|Error|abi)::|^dragonmem::(set_lock_wait_limit|lock_wait_limit|version|read_bytes|write_bytes|remote_available|serve)$|^dragonmem::(System)?Error$' || true)
   [ -z "$bad" ] || fail "exported C++ symbols outside the public API: $(echo "$bad" | head -20)"
   if name_of <"$work/exported_cxx" | grep -q 'detail::'; then fail "a detail:: symbol is exported"; fi
   # And the public C++ API is all there: each public class's members the headers name.
   for want in 'dragonmem::Pool::create' 'dragonmem::Pool::alloc' 'dragonmem::Memory::attach_base64' \
               'dragonmem::Memory::free' 'dragonmem::set_lock_wait_limit' 'dragonmem::version' \
-              'dragonmem::abi::mapping_add_ref' 'dragonmem::abi::mapping_release' 'typeinfo for dragonmem::Error'; do
+              'dragonmem::abi::mapping_add_ref' 'dragonmem::abi::mapping_release' 'typeinfo for dragonmem::Error' \
+              'dragonmem::read_bytes' 'dragonmem::write_bytes' 'dragonmem::serve'; do
     grep -q "^$want" "$work/exported_cxx" || fail "$want is not exported"
   done
   echo "exported C++ symbols: $(wc -l <"$work/exported_cxx"), none outside the public API"

@@ -17,12 +17,19 @@ TEST_SUITE_BEGIN("bad_descriptors");
 
 namespace {
 
-// Serialized layout (lib/descr/descriptor_codec.hpp): envelope 16 B, pool fields, name, then
-// the allocation fields of a memory descriptor.
+// Serialized layout (lib/descr/descriptor_codec.hpp): envelope 16 B, pool fields, name,
+// in format 2 the secret (16 B) and the agent address (length byte + bytes), then the
+// allocation fields of a memory descriptor.
 constexpr std::size_t k_version_at = 4, k_kind_at = 6, k_hostid_at = 16, k_nonce_at = 40, k_heap_at = 48,
-                      k_slot_bits_at = 56, k_name_len_at = 57, k_name_at = 58;
+                      k_slot_bits_at = 56, k_name_len_at = 57, k_name_at = 58, k_secret_bytes = 16;
 
-std::size_t mem_fields_at(const std::vector<std::uint8_t>& d) { return k_name_at + d[k_name_len_at]; }
+// Where the pool part's tail (format 2: the secret) starts, and where it ends.
+std::size_t name_end(const std::vector<std::uint8_t>& d) { return k_name_at + d[k_name_len_at]; }
+std::size_t mem_fields_at(const std::vector<std::uint8_t>& d) {
+    if (d[k_version_at] == 1) return name_end(d);
+    const std::size_t agent_len_at = name_end(d) + k_secret_bytes;
+    return agent_len_at + 1 + d[agent_len_at];
+}
 
 void put64(std::vector<std::uint8_t>& d, std::size_t at, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) d[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
@@ -171,7 +178,8 @@ TEST_CASE("D5-D7: wrong magic, wrong version, wrong kind (with a valid checksum)
         std::vector<std::uint8_t> b = *d;
         b[0] = 'X';
         rejected(b, "D5 wrong magic");
-        for (std::uint16_t version : {0, 2, 0xFFFF}) {
+        // 1: a format-2 body read as format 1 (no secret, no agent) has bytes left over.
+        for (std::uint16_t version : {0, 1, 3, 0xFFFF}) {
             b = *d;
             b[k_version_at] = static_cast<std::uint8_t>(version);
             b[k_version_at + 1] = static_cast<std::uint8_t>(version >> 8);
@@ -276,9 +284,11 @@ TEST_CASE("D9-D13: field checks behind a valid checksum (names, hostid, instance
     };
     // D9: names that cannot be pool names.
     auto set_name = [&](std::vector<std::uint8_t>& b, const std::string& name) {
+        const std::vector<std::uint8_t> tail(b.begin() + static_cast<std::ptrdiff_t>(name_end(b)), b.end());
         b.resize(k_name_at);
         b[k_name_len_at] = static_cast<std::uint8_t>(name.size());
         b.insert(b.end(), name.begin(), name.end());
+        b.insert(b.end(), tail.begin(), tail.end());  // the secret and agent stay
     };
     for (std::string name : {std::string(""), std::string(30, 'a'), std::string("a/b"), std::string(".hidden"),
                              std::string("-dash"), std::string("sp ace"), std::string("nul\0x", 5), std::string("é")})

@@ -16,7 +16,7 @@ _dragonmem() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     }
-    local commands="create attach alloc free ls dump serialize destroy write read check info copy clear hash equal stat"
+    local commands="create attach alloc free ls dump serialize destroy write read check info copy clear hash equal stat serve"
     local global="--pretty --lock-timeout --version -V --help"
     local command="" i
     for ((i = 1; i < cword; i++)); do
@@ -34,7 +34,7 @@ _dragonmem() {
     --type) mapfile -t COMPREPLY < <(compgen -W "data channel channel_buffer bootstrap" -- "$cur"); return ;;
     --size | --min-block | --max-allocations | --uid | --mode | --prealloc | --count | --timeout | \
         --lock-timeout | --offset | --length | --id | --serial | --env | --start | --stop | --with-id | --numa-node | \
-        --interval)
+        --interval | --listen)
         return ;;
     esac
 
@@ -52,8 +52,9 @@ _dragonmem() {
     dump) options="--serial --id --hex --raw --serialized --jsonl --table --svg" ;;
     serialize) options="--serial --id" ;;
     destroy) options="--serial --all-mine --orphaned --force --dry-run" ;;
-    write) options="--serial --offset" ;;
-    read) options="--serial --offset --length" ;;
+    write) options="--serial --offset --timeout" ;;
+    read) options="--serial --offset --length --timeout" ;;
+    serve) options="--listen --quiet" ;;
     check) options="--serial" ;;
     info) options="--serial --table" ;;
     stat) options="--serial --interval --count" ;;
@@ -64,7 +65,7 @@ _dragonmem() {
     esac
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$options --pretty --lock-timeout --help" -- "$cur")
-    elif [ "$command" != attach ]; then
+    elif [ "$command" != attach ] && [ "$command" != serve ]; then
         mapfile -t COMPREPLY < <(compgen -W "$(_dragonmem_pools)" -- "$cur")
     fi
 }

@@ -4,6 +4,7 @@
 
 #include <dragonmem/detail/require_cxx20.hpp>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +34,11 @@ struct PoolIdentity {
     std::uint64_t nonce = 0;   // random per pool instance: a recreated pool never matches
     std::uint64_t heap_bytes = 0;
     std::uint32_t id_slot_bits = 0;  // ids carry the manifest slot in their low bits
+    // The pool's capability secret (all zero: unknown, as in a format-1 descriptor), and
+    // the address ("HOST:PORT") of the agent that serves the pool off-node, empty when
+    // none was known where the descriptor was serialized.
+    std::array<std::uint8_t, 16> secret{};
+    std::string agent;
 };
 
 // A counted reference to a PoolMapping; the mapping is unmapped when the last one goes.

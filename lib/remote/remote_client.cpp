@@ -1,0 +1,299 @@
+// The off-node client (remote_client.hpp): endpoints to agents, requests and replies,
+// the bytes as active-message data.
+#include "remote/remote_client.hpp"
+
+#include "os/deadline.hpp"
+#include "os/error.hpp"
+#include "remote/ucx_support.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <chrono>
+#include <cstring>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dragonmem::detail {
+
+namespace {
+
+constexpr std::int64_t k_forever_ns = 1'000'000'000'000'000'000;  // a lock wait this long is no limit
+
+struct Connection {
+    std::string agent;
+    ucp_ep_h ep = nullptr;
+    ucs_status_t failure = UCS_OK;  // set by UCX's error callback: the agent went away
+};
+
+void on_endpoint_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
+    static_cast<Connection*>(arg)->failure = status;
+}
+
+// The call in progress (calls are serialized): what its reply must match, where a
+// read's bytes go, and the outcome the reply handler recorded.
+struct Call {
+    std::uint64_t sequence = 0;  // 0: no call awaits a reply
+    Access access = Access::read;
+    void* buffer = nullptr;
+    std::uint64_t length = 0;
+    bool replied = false;
+    dragonError_t rc = DRAGON_SUCCESS;
+    std::string message;
+};
+
+// The process's client: a static object, so that its endpoints, worker and context are
+// released at exit (UCX keeps its objects in memory of its own, which leak checkers do not
+// scan: a client left alive at exit reads as leaks). Remote calls must not run while the
+// process exits.
+class Client {
+public:
+    Client() = default;
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+    ~Client() { close(); }
+    dragonError_t transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                           const std::optional<timespec>& deadline);
+
+private:
+    static ucs_status_t on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
+                                 std::size_t length, const ucp_am_recv_param_t* param);
+    dragonError_t open();
+    void close();
+    dragonError_t connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out);
+    void drop(const std::string& agent);
+    dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
+                       std::initializer_list<ucs_status_ptr_t> pending);
+
+    // Timed: a call waits for another thread's call only within its own timeout.
+    std::timed_mutex mutex_;
+    UcxWorker ucx_;
+    bool open_ = false;
+    std::map<std::string, std::unique_ptr<Connection>> connections_;
+    std::uint64_t next_sequence_ = 1;
+    Call call_;
+};
+
+ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
+                              std::size_t length, const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<Client*>(arg);
+    Call& call = self->call_;
+    AccessReply reply;
+    // Not the agent's, or a late reply to a call that timed out (an older sequence
+    // number): dropped, with its data.
+    if (decode_reply({static_cast<const std::uint8_t*>(header), header_bytes}, reply) != DRAGON_SUCCESS) return UCS_OK;
+    if (call.sequence == 0 || reply.sequence != call.sequence || call.replied) return UCS_OK;
+    call.replied = true;
+    // Replies come eagerly (the agent sends them so): a rendezvous is refused unreceived
+    // (UCX then tells the sender its send is done). Receiving one would post a receive into
+    // the caller's buffer, and could hand the sender a key to it (UCX's put scheme).
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0) {
+        call.rc = DRAGON_FAILURE;
+        call.message = fmt::format("its reply ({} B) came by rendezvous, not eagerly as the agent sends them; "
+                                   "refused, nothing was received",
+                                   length);
+        return UCS_OK;
+    }
+    if (reply.rc != DRAGON_SUCCESS) {
+        call.rc = reply.rc;
+        call.message.assign(static_cast<const char*>(data), std::min(length, k_reply_message_max));
+        return UCS_OK;
+    }
+    const std::uint64_t expected = call.access == Access::read ? call.length : 0;
+    if (length != expected) {
+        call.rc = DRAGON_FAILURE;
+        call.message = fmt::format("its reply carries {} B where {} were expected", length, expected);
+        return UCS_OK;
+    }
+    if (length == 0) return UCS_OK;
+    // UCX delivered the bytes in a buffer of its own; this is their one copy.
+    std::memcpy(call.buffer, data, length);
+    return UCS_OK;
+}
+
+// Opens the worker, unless open already. DRAGONMEM_REMOTE_TRUSTED_FABRIC is read at each
+// call: once it no longer says 1, the worker is closed, with its connections, and the call
+// refused (agent_transports.hpp says why).
+dragonError_t Client::open() {
+    bool trusted = false;
+    if (dragonError_t rc = trusted_fabric_now(trusted)) return rc;
+    if (!trusted) {
+        close();
+        return refuse_untrusted_fabric("remote access");
+    }
+    if (open_) return DRAGON_SUCCESS;
+    close();
+    if (dragonError_t rc = ucx_.open(false, "remote access")) return rc;
+    ucp_am_handler_param_t handler{};
+    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+    handler.id = k_am_reply;
+    handler.cb = &Client::on_reply;
+    handler.arg = this;
+    if (ucs_status_t st = ucp_worker_set_am_recv_handler(ucx_.worker(), &handler); st != UCS_OK) {
+        ucx_.close();
+        return failf(DRAGON_FAILURE, "remote access: setting the reply handler failed: {}", ucs_status_string(st));
+    }
+    open_ = true;
+    return DRAGON_SUCCESS;
+}
+
+void Client::close() {
+    while (!connections_.empty()) {
+        const std::string agent = connections_.begin()->first;  // drop() erases the key
+        drop(agent);
+    }
+    ucx_.close();
+    open_ = false;
+}
+
+dragonError_t Client::connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out) {
+    if (auto it = connections_.find(agent); it != connections_.end()) {
+        if (it->second->failure == UCS_OK) {
+            out = it->second.get();
+            return DRAGON_SUCCESS;
+        }
+        drop(agent);  // the agent went away since: try a new connection (it may be back)
+    }
+    sockaddr_storage address{};
+    socklen_t address_len = 0;
+    if (dragonError_t rc = resolve_agent_address(agent, "the descriptor's agent", false, deadline, address, address_len)) return rc;
+    auto connection = std::make_unique<Connection>();
+    connection->agent = agent;
+    ucp_ep_params_t params{};
+    params.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    params.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+    params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);
+    params.sockaddr.addrlen = address_len;
+    // Peer failure mode: a dead agent fails our requests instead of leaving them pending.
+    params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    params.err_handler.cb = &on_endpoint_error;
+    params.err_handler.arg = connection.get();
+    if (ucs_status_t st = ucp_ep_create(ucx_.worker(), &params, &connection->ep); st != UCS_OK)
+        return failf(DRAGON_FAILURE, "agent {}: connecting failed: {}", agent, ucs_status_string(st));
+    out = connection.get();
+    connections_[agent] = std::move(connection);
+    return DRAGON_SUCCESS;
+}
+
+void Client::drop(const std::string& agent) {
+    auto it = connections_.find(agent);
+    if (it == connections_.end()) return;
+    ucp_request_param_t params{};
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    params.flags = UCP_EP_CLOSE_FLAG_FORCE;  // completes every request still on it, with an error
+    finish_request(ucx_.worker(), ucp_ep_close_nbx(it->second->ep, &params));
+    connections_.erase(it);
+}
+
+// Drops the connection and reports what failed. The `pending` request (a write's send
+// from the caller's buffer) is complete and freed before this returns, however long UCX
+// takes (finish_request_now): UCX reads no byte of the caller's buffer once the call
+// returned. The call's sequence is cleared first, so that a reply UCX delivers while the
+// endpoint closes is not copied into the buffer.
+dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during,
+                           std::initializer_list<ucs_status_ptr_t> pending) {
+    call_.sequence = 0;
+    drop(agent);
+    for (ucs_status_ptr_t request : pending) finish_request_now(ucx_.worker(), request);
+    call_ = Call{};
+    if (status == UCS_ERR_TIMED_OUT)
+        return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);
+    if (status == UCS_ERR_REJECTED)
+        return failf(DRAGON_FAILURE,
+                     "agent {}: it rejected the connection: it has as many client connections as it takes (its "
+                     "log says so); nothing was moved",
+                     agent);
+    return failf(DRAGON_FAILURE, "agent {}: {} failed: {} (is `dragonmem serve` running there?)", agent, during,
+                 ucs_status_string(status));
+}
+
+// Frees `request` if it completed; its status, or UCS_INPROGRESS (kept).
+ucs_status_t take_if_done(ucs_status_ptr_t& request) {
+    if (request == nullptr) return UCS_OK;
+    const ucs_status_t st = ucp_request_check_status(request);
+    if (st == UCS_INPROGRESS) return st;
+    ucp_request_free(request);
+    request = nullptr;
+    return st;
+}
+
+dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                               const std::optional<timespec>& deadline) {
+    std::unique_lock lock(mutex_, std::defer_lock);
+    // Beyond ~30 years is forever (a saturated deadline): now + that would overflow the clock.
+    const std::int64_t wait_ns = deadline ? ns_between(now_monotonic(), *deadline) : INT64_MAX;
+    if (wait_ns >= k_forever_ns) lock.lock();
+    else if (!lock.try_lock_for(std::chrono::nanoseconds(wait_ns)))
+        return failf(DRAGON_TIMEOUT,
+                     "agent {}: timed out waiting for another thread's remote call in this process; nothing was sent",
+                     pool.agent);
+    if (dragonError_t rc = open()) return rc;
+    Connection* connection = nullptr;
+    if (dragonError_t rc = connect(pool.agent, deadline, connection)) return rc;
+    const std::string agent = pool.agent;  // `connection` goes with drop()
+
+    AccessRequest request;
+    request.access = access;
+    request.sequence = next_sequence_++;
+    request.nonce = pool.nonce;
+    request.id = range.id;
+    request.offset = range.offset;
+    request.length = range.length;
+    request.secret = pool.secret;
+    request.pool_name = pool.name;
+    const std::vector<std::uint8_t> header = encode_request(request);
+    call_ = Call{};
+    call_.sequence = request.sequence;
+    call_.access = access;
+    call_.buffer = buffer;
+    call_.length = range.length;
+    // The request is the message's header; a write's bytes its data, sent from the
+    // caller's buffer (the agent checks the request before it takes them in). Eagerly,
+    // always: the agent refuses a rendezvous (it could carry a key to the caller's memory).
+    ucp_request_param_t send{};
+    send.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    send.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;  // the agent answers on the endpoint it got
+    const bool write = access == Access::write && range.length != 0;
+    ucs_status_ptr_t sending = ucp_am_send_nbx(connection->ep, k_am_request, header.data(), header.size(),
+                                               write ? buffer : nullptr, write ? range.length : 0, &send);
+    if (UCS_PTR_IS_ERR(sending)) return lost(agent, UCS_PTR_STATUS(sending), "sending the request", {});
+    // Done when the request (and a write's bytes) left and the reply came (a read's bytes
+    // copied into the buffer by on_reply). On a timeout or a lost agent the endpoint is
+    // force-closed before the call returns: nothing of the call is left running.
+    const char* during = write ? "sending the bytes" : "waiting for the reply";
+    unsigned spins = 0;
+    for (;;) {
+        if (ucs_status_t st = take_if_done(sending); st != UCS_OK && st != UCS_INPROGRESS)
+            return lost(agent, st, during, {});
+        if (sending == nullptr && call_.replied) break;
+        if (connection->failure != UCS_OK) return lost(agent, connection->failure, during, {sending});
+        ucx_.progress_or_sleep();
+        if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
+            return lost(agent, UCS_ERR_TIMED_OUT, during, {sending});
+    }
+    const Call done = std::exchange(call_, Call{});
+    if (done.rc != DRAGON_SUCCESS) return failf(done.rc, "agent {}: {}", agent, done.message);
+    return DRAGON_SUCCESS;
+}
+
+}  // namespace
+
+dragonError_t remote_transfer(const PoolIdentity& pool, const RemoteRange& range, void* buffer, Access access,
+                              const timespec* timeout) {
+    static Client client;
+    std::optional<timespec> deadline;
+    if (timeout != nullptr) deadline = deadline_after(*timeout);
+    return client.transfer(pool, range, buffer, access, deadline);
+}
+
+bool remote_built_in() noexcept { return true; }
+
+}  // namespace dragonmem::detail
