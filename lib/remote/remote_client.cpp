@@ -119,11 +119,14 @@ ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_
 }
 
 // Opens the worker, unless open already. DRAGONMEM_REMOTE_TRUSTED_FABRIC is read at each
-// call: once it no longer says 1, the worker is closed, with its connections, and the call
-// refused (agent_transports.hpp says why).
+// call: once it no longer says 1 (unset, 0, or a value that is not valid), the worker is
+// closed, with its connections, and the call refused (agent_transports.hpp says why).
 dragonError_t Client::open() {
     bool trusted = false;
-    if (dragonError_t rc = trusted_fabric_now(trusted)) return rc;
+    if (dragonError_t rc = trusted_fabric_now(trusted)) {
+        close();  // sets no error: the message names the value
+        return rc;
+    }
     if (!trusted) {
         close();
         return refuse_untrusted_fabric("remote access");

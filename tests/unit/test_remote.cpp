@@ -17,6 +17,7 @@
 #include <dragonmem/remote.hpp>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -83,6 +84,20 @@ class TrustedFabric : public ScopedEnv {
 public:
     TrustedFabric() : ScopedEnv(dd::k_trusted_fabric_env, "1") {}
 };
+
+// Whether UCX can reach another node from here, decided once: UCX's TCP transport finds
+// its interfaces in /sys/class/net, and a machine without /sys (a chroot that mounts only
+// /proc and /dev) has no transport that leaves the node, so no agent starts. The cases that
+// need one are skipped there (doctest::skip); the refusal itself is checked by "remote
+// descriptors that name no agent..." below, whichever way this goes.
+bool network_missing() {
+    static const bool missing = [] {
+        DIR* net = ::opendir("/sys/class/net");
+        if (net != nullptr) ::closedir(net);
+        return net == nullptr;
+    }();
+    return missing;
+}
 
 dd::PoolIdentity decoded_pool(const std::vector<std::uint8_t>& bytes) {
     dd::PoolIdentity identity;
@@ -314,7 +329,12 @@ TEST_CASE("remote descriptors that name no agent, or carry no secret, cannot be 
     attach_remote(from_other_host(serialize_mem(&mem)), remote);
     const timespec_t limit{10, 0};
     const dragonError_t rc = dragonmem_memory_read(&remote, 0, buffer, 4, &limit);
-    if (dragonmem_remote_available() != 0) {
+    if (dragonmem_remote_available() != 0 && network_missing()) {
+        MESSAGE("no /sys/class/net: UCX opens no transport that reaches another node, and says so; "
+                "the cases that need an agent are skipped");
+        CHECK(rc == DRAGON_INVALID_OPERATION);
+        CHECK(last_error().find("no transport here that reaches another node") != std::string::npos);
+    } else if (dragonmem_remote_available() != 0) {
         CHECK((rc == DRAGON_FAILURE || rc == DRAGON_TIMEOUT));
         CHECK(last_error().find("agent 127.0.0.1:1") != std::string::npos);
     } else {
@@ -324,7 +344,7 @@ TEST_CASE("remote descriptors that name no agent, or carry no secret, cannot be 
     // Out of the view is refused before anything is sent.
     DM_CHECK_RC(dragonmem_memory_read(&remote, 98, buffer, 4, &limit), DRAGON_INVALID_ARGUMENT);
     DM_CHECK_OK(dragon_memory_detach(&remote));
-    if (dragonmem_remote_available() == 0) return;
+    if (dragonmem_remote_available() == 0 || network_missing()) return;
     // A host name goes through the bounded lookup (getaddrinfo_a): a clear error either
     // way, within the call's timeout.
     for (const char* named : {"localhost:1", "no-such-host.invalid:7070"}) {
@@ -368,7 +388,7 @@ private:
     unsigned port_ = 0;
 };
 
-TEST_CASE("a remote call's timeout holds while another thread's call to a hung agent runs") {
+TEST_CASE("a remote call's timeout holds while another thread's call to a hung agent runs" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;  // built without UCX: nothing is waited for
     TrustedFabric trusted;
     TestPool pool(65536);
@@ -663,7 +683,7 @@ dd::PoolIdentity remote_identity(dragonMemoryPoolDescr_t* pool, const std::strin
 
 const timespec_t k_limit{30, 0};
 
-TEST_CASE("through an in-process agent, remote writes and reads move the allocation's bytes") {
+TEST_CASE("through an in-process agent, remote writes and reads move the allocation's bytes" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;
     TestPool pool(32 << 20);
     InProcessAgent agent;
@@ -692,7 +712,7 @@ TEST_CASE("through an in-process agent, remote writes and reads move the allocat
     }
 }
 
-TEST_CASE("a remote request reaching past the allocation's size is refused; the pool is unchanged") {
+TEST_CASE("a remote request reaching past the allocation's size is refused; the pool is unchanged" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;
     TestPool pool(1 << 20);
     InProcessAgent agent;
@@ -753,7 +773,7 @@ TEST_CASE("a remote request reaching past the allocation's size is refused; the 
     DM_CHECK_OK(dragon_memory_free(&b));
 }
 
-TEST_CASE("a freed allocation is stale remotely, also once its block is reused: the new bytes are neither read nor written") {
+TEST_CASE("a freed allocation is stale remotely, also once its block is reused: the new bytes are neither read nor written" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;
     TestPool pool(1 << 20);
     InProcessAgent agent;
@@ -785,7 +805,7 @@ TEST_CASE("a freed allocation is stale remotely, also once its block is reused: 
     DM_CHECK_OK(dragon_memory_free(&new_mem));
 }
 
-TEST_CASE("offsets that would point outside the heap are refused, and the agent keeps serving") {
+TEST_CASE("offsets that would point outside the heap are refused, and the agent keeps serving" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;
     TestPool pool(1 << 20);
     InProcessAgent agent;
@@ -819,7 +839,7 @@ TEST_CASE("offsets that would point outside the heap are refused, and the agent 
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
-TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing moves") {
+TEST_CASE("a forged secret, or another instance of the pool, is refused; nothing moves" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;
     TestPool pool(1 << 20);
     InProcessAgent agent;
@@ -872,7 +892,7 @@ std::pair<dragonError_t, std::string> serve_outcome() {
 
 }  // namespace
 
-TEST_CASE("without DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 the agent and the client refuse UCX, saying why") {
+TEST_CASE("without DRAGONMEM_REMOTE_TRUSTED_FABRIC=1 the agent and the client refuse UCX, saying why" * doctest::skip(network_missing())) {
     if (dragonmem_remote_available() == 0) return;
     for (const char* tls : {static_cast<const char*>(nullptr), "tcp", "rc,ud"}) {
         CAPTURE(tls != nullptr ? tls : "(unset)");
@@ -946,6 +966,9 @@ public:
     RawPeer() {
         ucp_config_t* config = nullptr;
         REQUIRE(ucp_config_read(nullptr, nullptr, &config) == UCS_OK);
+        // It talks only to agents on 127.0.0.1: its UCX ports stay on the loopback device
+        // instead of every interface of the machine the tests run on.
+        REQUIRE(ucp_config_modify(config, "NET_DEVICES", "lo") == UCS_OK);
         ucp_params_t params{};
         params.field_mask = UCP_PARAM_FIELD_FEATURES;
         params.features = UCP_FEATURE_AM;
@@ -1106,7 +1129,7 @@ dd::AccessReply decoded_reply(const RawMessage& m) {
 
 }  // namespace
 
-TEST_CASE("the agent sends a read's bytes eagerly, whatever their size: no rendezvous, so no key to its memory") {
+TEST_CASE("the agent sends a read's bytes eagerly, whatever their size: no rendezvous, so no key to its memory" * doctest::skip(network_missing())) {
     TestPool pool(32 << 20);
     InProcessAgent agent;
     dragonMemoryDescr_t mem{};
@@ -1129,7 +1152,7 @@ TEST_CASE("the agent sends a read's bytes eagerly, whatever their size: no rende
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
-TEST_CASE("a write whose bytes come by rendezvous is refused unreceived; the allocation is unchanged") {
+TEST_CASE("a write whose bytes come by rendezvous is refused unreceived; the allocation is unchanged" * doctest::skip(network_missing())) {
     TestPool pool(4 << 20);
     InProcessAgent agent;
     dragonMemoryDescr_t mem{};
@@ -1158,7 +1181,7 @@ TEST_CASE("a write whose bytes come by rendezvous is refused unreceived; the all
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
-TEST_CASE("a reply that comes by rendezvous is refused by the client; the caller's buffer is untouched") {
+TEST_CASE("a reply that comes by rendezvous is refused by the client; the caller's buffer is untouched" * doctest::skip(network_missing())) {
     TrustedFabric trusted;
     TestPool pool(1 << 20);
     dragonMemoryDescr_t mem{};
@@ -1232,7 +1255,7 @@ TEST_CASE("AgentLimits of 0 are refused, naming the limit") {
     }
 }
 
-TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with EAGAIN; the one in flight completes") {
+TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with EAGAIN; the one in flight completes" * doctest::skip(network_missing())) {
     TestPool pool(80 << 20);
     dragonmem::AgentLimits limits;
     limits.transfers = 1;
@@ -1275,7 +1298,7 @@ TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with E
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
-TEST_CASE("a client that does not read its replies is disconnected at AgentLimits::unread_replies; others are served") {
+TEST_CASE("a client that does not read its replies is disconnected at AgentLimits::unread_replies; others are served" * doctest::skip(network_missing())) {
     TestPool pool(80 << 20);
     dragonmem::AgentLimits limits;
     limits.unread_replies = 1;
@@ -1305,7 +1328,7 @@ TEST_CASE("a client that does not read its replies is disconnected at AgentLimit
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
-TEST_CASE("past AgentLimits::connections a connection is rejected, and the client says so; one closed makes room") {
+TEST_CASE("past AgentLimits::connections a connection is rejected, and the client says so; one closed makes room" * doctest::skip(network_missing())) {
     TestPool pool(1 << 20);
     dragonmem::AgentLimits limits;
     limits.connections = 1;
@@ -1336,7 +1359,7 @@ TEST_CASE("past AgentLimits::connections a connection is rejected, and the clien
     DM_CHECK_OK(dragon_memory_free(&mem));
 }
 
-TEST_CASE("requests past AgentLimits::requests_per_turn are refused with EAGAIN; every request is answered once") {
+TEST_CASE("requests past AgentLimits::requests_per_turn are refused with EAGAIN; every request is answered once" * doctest::skip(network_missing())) {
     TestPool pool(1 << 20);
     dragonmem::AgentLimits limits;
     limits.requests_per_turn = 2;
@@ -1390,7 +1413,7 @@ std::string am_send_protocols(ucp_ep_h ep) {
     return at == std::string::npos ? "" : all.substr(at, all.find('\n', at) - at);
 }
 
-TEST_CASE("UCX sends without zero copy (no pool or caller memory registered for a send), whatever UCX_ZCOPY_THRESH says") {
+TEST_CASE("UCX sends without zero copy (no pool or caller memory registered for a send), whatever UCX_ZCOPY_THRESH says" * doctest::skip(network_missing())) {
     TrustedFabric trusted;
     ScopedEnv tls("UCX_TLS", "tcp");  // a transport with zero-copy sends (TCP's start at 8 KiB by default)
     ScopedEnv zcopy("UCX_ZCOPY_THRESH", "0");
