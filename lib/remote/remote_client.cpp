@@ -9,10 +9,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <chrono>
 #include <cstring>
-#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,17 +37,26 @@ void on_endpoint_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
     static_cast<Connection*>(arg)->failure = status;
 }
 
-// The call in progress (calls are serialized): what its reply must match, where a
-// read's bytes go, and the outcome the reply handler recorded.
-struct Call {
-    std::uint64_t sequence = 0;  // 0: no call awaits a reply
+// A piece of the call in progress (calls are serialized; a call is split in pieces,
+// several in flight, Client::transfer): what its reply must match, where a read's bytes
+// go, its send (a write's bytes leave from the caller's buffer) and the outcome the reply
+// handler recorded.
+struct Piece {
+    std::uint64_t sequence = 0;  // 0: a free slot, no reply awaited
     Access access = Access::read;
     void* buffer = nullptr;
     std::uint64_t length = 0;
+    std::vector<std::uint8_t> header;    // the request, which UCX may read until the send completes
+    ucs_status_ptr_t sending = nullptr;  // the request message's send, until it completes
     bool replied = false;
     dragonError_t rc = DRAGON_SUCCESS;
     std::string message;
 };
+
+// The most bytes one request moves, and the most requests of a call in flight at once
+// (Client::transfer says why).
+constexpr std::uint64_t k_piece_bytes = std::uint64_t{1} << 20;
+constexpr std::size_t k_pieces_in_flight = 4;
 
 // The process's client: a static object, so that its endpoints, worker and context are
 // released at exit (UCX keeps its objects in memory of its own, which leak checkers do not
@@ -68,9 +77,10 @@ private:
     dragonError_t open();
     void close();
     dragonError_t connect(const std::string& agent, const std::optional<timespec>& deadline, Connection*& out);
+    dragonError_t send_piece(Connection& connection, const PoolIdentity& pool, const RemoteRange& range, void* buffer,
+                             Access access, Piece& slot);
     void drop(const std::string& agent);
-    dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during,
-                       std::initializer_list<ucs_status_ptr_t> pending);
+    dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during);
 
     // Timed: a call waits for another thread's call only within its own timeout.
     std::timed_mutex mutex_;
@@ -78,18 +88,21 @@ private:
     bool open_ = false;
     std::map<std::string, std::unique_ptr<Connection>> connections_;
     std::uint64_t next_sequence_ = 1;
-    Call call_;
+    std::array<Piece, k_pieces_in_flight> pieces_;
 };
 
 ucs_status_t Client::on_reply(void* arg, const void* header, std::size_t header_bytes, void* data,
                               std::size_t length, const ucp_am_recv_param_t* param) {
     auto* self = static_cast<Client*>(arg);
-    Call& call = self->call_;
     AccessReply reply;
     // Not the agent's, or a late reply to a call that timed out (an older sequence
     // number): dropped, with its data.
     if (decode_reply({static_cast<const std::uint8_t*>(header), header_bytes}, reply) != DRAGON_SUCCESS) return UCS_OK;
-    if (call.sequence == 0 || reply.sequence != call.sequence || call.replied) return UCS_OK;
+    if (reply.sequence == 0) return UCS_OK;
+    const auto found = std::find_if(self->pieces_.begin(), self->pieces_.end(),
+                                    [&](const Piece& piece) { return piece.sequence == reply.sequence; });
+    if (found == self->pieces_.end() || found->replied) return UCS_OK;
+    Piece& call = *found;
     call.replied = true;
     // Replies come eagerly (the agent sends them so): a rendezvous is refused unreceived
     // (UCX then tells the sender its send is done). Receiving one would post a receive into
@@ -196,17 +209,18 @@ void Client::drop(const std::string& agent) {
     connections_.erase(it);
 }
 
-// Drops the connection and reports what failed. The `pending` request (a write's send
-// from the caller's buffer) is complete and freed before this returns, however long UCX
-// takes (finish_request_now): UCX reads no byte of the caller's buffer once the call
-// returned. The call's sequence is cleared first, so that a reply UCX delivers while the
-// endpoint closes is not copied into the buffer.
-dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during,
-                           std::initializer_list<ucs_status_ptr_t> pending) {
-    call_.sequence = 0;
+// Drops the connection and reports what failed. The pieces' pending sends (a write's
+// bytes leave from the caller's buffer) are complete and freed before this returns,
+// however long UCX takes (finish_request_now): UCX reads no byte of the caller's buffer
+// once the call returned. The pieces' sequences are cleared first, so that a reply UCX
+// delivers while the endpoint closes is not copied into the buffer.
+dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during) {
+    for (Piece& piece : pieces_) piece.sequence = 0;
     drop(agent);
-    for (ucs_status_ptr_t request : pending) finish_request_now(ucx_.worker(), request);
-    call_ = Call{};
+    for (Piece& piece : pieces_) {
+        if (piece.sending != nullptr) finish_request_now(ucx_.worker(), piece.sending);
+        piece = Piece{};
+    }
     if (status == UCS_ERR_TIMED_OUT)
         return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);
     if (status == UCS_ERR_REJECTED)
@@ -241,8 +255,56 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     if (dragonError_t rc = open()) return rc;
     Connection* connection = nullptr;
     if (dragonError_t rc = connect(pool.agent, deadline, connection)) return rc;
-    const std::string agent = pool.agent;  // `connection` goes with drop()
+    const std::string agent = pool.agent;
+    // A transfer goes as pieces of at most k_piece_bytes, one request each, up to
+    // k_pieces_in_flight of them at once. UCX assembles an eager message in a buffer as
+    // large as the message, at the receiver (the agent for a write, this process for a
+    // read): bounded pieces bound that buffer, and glibc reuses it from one piece to the
+    // next instead of mapping and faulting in a fresh one per call (64 MiB reads were 2-4
+    // times slower as one message). Pieces in flight keep the link busy while the agent
+    // answers one. The agent checks each piece like a call of its own; the first piece
+    // refused (the allocation freed meanwhile, say) ends the call with its refusal once
+    // the pieces in flight are done; others may have moved (remote.h says so).
+    auto* bytes = static_cast<unsigned char*>(buffer);
+    const char* during = access == Access::write ? "sending the bytes" : "waiting for the reply";
+    std::uint64_t requested = 0;  // bytes of the range asked for so far
+    bool first = true;            // a call of 0 bytes is one request (the agent checks it)
+    std::optional<Piece> refused;
+    unsigned spins = 0;
+    for (;;) {
+        for (Piece& slot : pieces_) {
+            if (refused || (requested == range.length && !first)) break;
+            if (slot.sequence != 0) continue;
+            const RemoteRange piece{range.id, range.offset + requested, std::min(range.length - requested, k_piece_bytes)};
+            if (dragonError_t rc = send_piece(*connection, pool, piece, bytes + requested, access, slot)) return rc;
+            requested += piece.length;
+            first = false;
+        }
+        bool busy = false;
+        for (Piece& slot : pieces_) {
+            if (slot.sequence == 0) continue;
+            if (ucs_status_t st = take_if_done(slot.sending); st != UCS_OK && st != UCS_INPROGRESS)
+                return lost(agent, st, during);
+            if (slot.sending != nullptr || !slot.replied) {
+                busy = true;
+                continue;
+            }
+            if (slot.rc != DRAGON_SUCCESS && !refused) refused = std::move(slot);
+            slot = Piece{};
+        }
+        if (!busy && (refused || requested == range.length)) break;
+        if (connection->failure != UCS_OK) return lost(agent, connection->failure, during);
+        ucx_.progress_or_sleep();
+        if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline)) return lost(agent, UCS_ERR_TIMED_OUT, during);
+    }
+    if (refused) return failf(refused->rc, "agent {}: {}", agent, refused->message);
+    return DRAGON_SUCCESS;
+}
 
+// Sends `range`'s request (and a write's bytes, from `buffer`) into the free `slot`. The
+// reply and the send's completion are awaited by transfer.
+dragonError_t Client::send_piece(Connection& connection, const PoolIdentity& pool, const RemoteRange& range,
+                                 void* buffer, Access access, Piece& slot) {
     AccessRequest request;
     request.access = access;
     request.sequence = next_sequence_++;
@@ -252,12 +314,12 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     request.length = range.length;
     request.secret = pool.secret;
     request.pool_name = pool.name;
-    const std::vector<std::uint8_t> header = encode_request(request);
-    call_ = Call{};
-    call_.sequence = request.sequence;
-    call_.access = access;
-    call_.buffer = buffer;
-    call_.length = range.length;
+    slot = Piece{};
+    slot.header = encode_request(request);
+    slot.sequence = request.sequence;
+    slot.access = access;
+    slot.buffer = buffer;
+    slot.length = range.length;
     // The request is the message's header; a write's bytes its data, sent from the
     // caller's buffer (the agent checks the request before it takes them in). Eagerly,
     // always: the agent refuses a rendezvous (it could carry a key to the caller's memory).
@@ -265,25 +327,10 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     send.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     send.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;  // the agent answers on the endpoint it got
     const bool write = access == Access::write && range.length != 0;
-    ucs_status_ptr_t sending = ucp_am_send_nbx(connection->ep, k_am_request, header.data(), header.size(),
-                                               write ? buffer : nullptr, write ? range.length : 0, &send);
-    if (UCS_PTR_IS_ERR(sending)) return lost(agent, UCS_PTR_STATUS(sending), "sending the request", {});
-    // Done when the request (and a write's bytes) left and the reply came (a read's bytes
-    // copied into the buffer by on_reply). On a timeout or a lost agent the endpoint is
-    // force-closed before the call returns: nothing of the call is left running.
-    const char* during = write ? "sending the bytes" : "waiting for the reply";
-    unsigned spins = 0;
-    for (;;) {
-        if (ucs_status_t st = take_if_done(sending); st != UCS_OK && st != UCS_INPROGRESS)
-            return lost(agent, st, during, {});
-        if (sending == nullptr && call_.replied) break;
-        if (connection->failure != UCS_OK) return lost(agent, connection->failure, during, {sending});
-        ucx_.progress_or_sleep();
-        if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline))
-            return lost(agent, UCS_ERR_TIMED_OUT, during, {sending});
-    }
-    const Call done = std::exchange(call_, Call{});
-    if (done.rc != DRAGON_SUCCESS) return failf(done.rc, "agent {}: {}", agent, done.message);
+    const ucs_status_ptr_t sending = ucp_am_send_nbx(connection.ep, k_am_request, slot.header.data(), slot.header.size(),
+                                                     write ? buffer : nullptr, write ? range.length : 0, &send);
+    if (UCS_PTR_IS_ERR(sending)) return lost(connection.agent, UCS_PTR_STATUS(sending), "sending the request");
+    slot.sending = sending;
     return DRAGON_SUCCESS;
 }
 

@@ -687,8 +687,8 @@ TEST_CASE("through an in-process agent, remote writes and reads move the allocat
     if (dragonmem_remote_available() == 0) return;
     TestPool pool(32 << 20);
     InProcessAgent agent;
-    // Sizes UCX sends eagerly (the bytes in its own buffers) and by rendezvous (received
-    // straight into the pool or the caller's buffer), and one over its 4 MiB pieces.
+    // Sizes of one message, and of several pieces (the client sends requests of at most
+    // 1 MiB, 4 in flight: 9 MiB + 5 is 10 pieces, more than are ever in flight).
     for (const std::size_t size : {std::size_t{1}, std::size_t{4096}, std::size_t{(64 << 10) + 3},
                                    std::size_t{(1 << 20) + 17}, std::size_t{(9 << 20) + 5}}) {
         CAPTURE(size);
@@ -700,8 +700,19 @@ TEST_CASE("through an in-process agent, remote writes and reads move the allocat
         DM_REQUIRE_OK(dragonmem_memory_write(remote.get(), 0, data.data(), size, &k_limit));
         CHECK(std::memcmp(mem_pointer(&mem), data.data(), size) == 0);
         std::vector<unsigned char> back(size);
+        const std::size_t reads_before = agent.events_with("served read of pool");
         DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), 0, back.data(), size, &k_limit));
         CHECK(back == data);
+        // One request per piece (the agent logs a read once its reply has gone: awaited).
+        const std::size_t pieces = (size + (1 << 20) - 1) >> 20;
+        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (agent.events_with("served read of pool") - reads_before < pieces && std::chrono::steady_clock::now() < end)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        CHECK(agent.events_with("served read of pool") - reads_before == pieces);
+        // From an offset, across pieces: each piece's bytes land at their place.
+        std::fill(back.begin(), back.end(), 0);
+        DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), size / 3, back.data(), size - size / 3, &k_limit));
+        CHECK(std::memcmp(back.data(), data.data() + size / 3, size - size / 3) == 0);
         unsigned char part[100];
         const std::size_t tail = std::min<std::size_t>(size, 100);
         DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), size - tail, part, tail, &k_limit));
