@@ -24,9 +24,10 @@ extern "C" {
  * set to anything but 1 or 0), DRAGON_MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL for a
  * descriptor that names no agent, DRAGON_NOT_IMPLEMENTED in a library built without
  * UCX. dragon_getlasterrstr() says which. A remote transfer goes in pieces of at most
- * 1 MiB, each checked by the agent: an error past the first piece (the allocation freed
- * or the pool destroyed meanwhile, the agent lost) may leave part of the range moved
- * (part of `buffer` filled; for a write, part of the range written). */
+ * 1 MiB, up to 4 in flight, each checked by the agent; in a transfer of several pieces, a
+ * piece refused with DRAGON_EAGAIN is sent again (within the timeout). An error in a
+ * transfer of several pieces may leave part of the range moved (part of `buffer`
+ * filled; for a write, part of the range written); the message names the piece. */
 dragonError_t dragonmem_memory_read(const dragonMemoryDescr_t* mem_descr, size_t offset, void* buffer, size_t bytes,
                                     const timespec_t* timeout);
 /* Copies `bytes` bytes from `buffer` into the descriptor's view at byte `offset`; as

@@ -24,7 +24,8 @@ namespace dragonmem {
 // (DRAGONMEM_REMOTE_TRUSTED_FABRIC is not 1: trusted fabrics only),
 // MEMORY_OPERATION_ATTEMPT_ON_NONLOCAL_POOL (a remote descriptor that names no agent),
 // NOT_IMPLEMENTED (a remote one, in a library built without UCX). A remote transfer goes
-// in pieces of at most 1 MiB: an Error past the first may leave part of the range moved.
+// in pieces of at most 1 MiB (EAGAIN pieces sent again): an Error in a transfer of
+// several pieces may leave part of the range moved.
 void read_bytes(const Memory& memory, std::size_t offset, std::span<std::byte> out, const timespec* timeout = nullptr);
 // `in` into `memory`'s view at byte `offset`; as read_bytes.
 void write_bytes(const Memory& memory, std::size_t offset, std::span<const std::byte> in,

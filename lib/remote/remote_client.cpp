@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <tuple>
 #include <cstdint>
 #include <chrono>
 #include <cstring>
@@ -43,6 +44,7 @@ void on_endpoint_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
 // handler recorded.
 struct Piece {
     std::uint64_t sequence = 0;  // 0: a free slot, no reply awaited
+    std::uint64_t at = 0;        // its first byte's place in the call
     Access access = Access::read;
     void* buffer = nullptr;
     std::uint64_t length = 0;
@@ -80,7 +82,8 @@ private:
     dragonError_t send_piece(Connection& connection, const PoolIdentity& pool, const RemoteRange& range, void* buffer,
                              Access access, Piece& slot);
     void drop(const std::string& agent);
-    dragonError_t lost(const std::string& agent, ucs_status_t status, const char* during);
+    dragonError_t lost(std::string agent, ucs_status_t status, const char* during);
+    void abandon(const std::string& agent) noexcept;
 
     // Timed: a call waits for another thread's call only within its own timeout.
     std::timed_mutex mutex_;
@@ -214,13 +217,9 @@ void Client::drop(const std::string& agent) {
 // however long UCX takes (finish_request_now): UCX reads no byte of the caller's buffer
 // once the call returned. The pieces' sequences are cleared first, so that a reply UCX
 // delivers while the endpoint closes is not copied into the buffer.
-dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const char* during) {
-    for (Piece& piece : pieces_) piece.sequence = 0;
-    drop(agent);
-    for (Piece& piece : pieces_) {
-        if (piece.sending != nullptr) finish_request_now(ucx_.worker(), piece.sending);
-        piece = Piece{};
-    }
+// `agent` is a copy: drop() destroys the connection, whose name a caller may have passed.
+dragonError_t Client::lost(std::string agent, ucs_status_t status, const char* during) {
+    abandon(agent);
     if (status == UCS_ERR_TIMED_OUT)
         return failf(DRAGON_TIMEOUT, "agent {}: timed out {}; the connection was dropped", agent, during);
     if (status == UCS_ERR_REJECTED)
@@ -230,6 +229,18 @@ dragonError_t Client::lost(const std::string& agent, ucs_status_t status, const 
                      agent);
     return failf(DRAGON_FAILURE, "agent {}: {} failed: {} (is `dragonmem serve` running there?)", agent, during,
                  ucs_status_string(status));
+}
+
+// What lost() does before it reports: every piece's reply ignored from now on, the
+// connection force-closed, every send complete. Also run when something throws while
+// pieces are in flight (transfer's guard).
+void Client::abandon(const std::string& agent) noexcept {
+    for (Piece& piece : pieces_) piece.sequence = 0;
+    drop(agent);
+    for (Piece& piece : pieces_) {
+        if (piece.sending != nullptr) finish_request_now(ucx_.worker(), piece.sending);
+        piece = Piece{};
+    }
 }
 
 // Frees `request` if it completed; its status, or UCS_INPROGRESS (kept).
@@ -262,24 +273,34 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
     // read): bounded pieces bound that buffer, and glibc reuses it from one piece to the
     // next instead of mapping and faulting in a fresh one per call (64 MiB reads were 2-4
     // times slower as one message). Pieces in flight keep the link busy while the agent
-    // answers one. The agent checks each piece like a call of its own; the first piece
-    // refused (the allocation freed meanwhile, say) ends the call with its refusal once
-    // the pieces in flight are done; others may have moved (remote.h says so).
+    // answers one. The agent checks each piece like a call of its own; a piece refused
+    // (the allocation freed meanwhile, say) ends the call with its refusal once the pieces
+    // in flight are done; others may have moved (remote.h says so).
     auto* bytes = static_cast<unsigned char*>(buffer);
     const char* during = access == Access::write ? "sending the bytes" : "waiting for the reply";
-    std::uint64_t requested = 0;  // bytes of the range asked for so far
+    // Nothing of the call may outlive it, also when something below throws (an allocation
+    // failing) while pieces are in flight.
+    struct InFlightGuard {
+        Client& client;
+        const std::string& agent;
+        ~InFlightGuard() {
+            if (std::any_of(client.pieces_.begin(), client.pieces_.end(), [](const Piece& p) { return p.sequence != 0; }))
+                client.abandon(agent);
+        }
+    } guard{*this, agent};
+    // A piece refused with EAGAIN (the agent busy) in a call of several pieces is sent
+    // again after a pause, within the deadline, so that a busy agent does not end a call
+    // half done; a call of one piece returns EAGAIN, nothing moved.
+    const bool several = range.length > k_piece_bytes;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> again;  // (at, length) to send again
+    auto again_after = std::chrono::steady_clock::now();
+    auto pause = std::chrono::milliseconds(1);
+    std::uint64_t requested = 0;  // bytes of the range asked for a first time so far
     bool first = true;            // a call of 0 bytes is one request (the agent checks it)
-    std::optional<Piece> refused;
+    std::optional<Piece> refused;  // the first in the range, of the pieces refused
     unsigned spins = 0;
     for (;;) {
-        for (Piece& slot : pieces_) {
-            if (refused || (requested == range.length && !first)) break;
-            if (slot.sequence != 0) continue;
-            const RemoteRange piece{range.id, range.offset + requested, std::min(range.length - requested, k_piece_bytes)};
-            if (dragonError_t rc = send_piece(*connection, pool, piece, bytes + requested, access, slot)) return rc;
-            requested += piece.length;
-            first = false;
-        }
+        // Completions first, so that no piece is sent after one was refused.
         bool busy = false;
         for (Piece& slot : pieces_) {
             if (slot.sequence == 0) continue;
@@ -289,16 +310,46 @@ dragonError_t Client::transfer(const PoolIdentity& pool, const RemoteRange& rang
                 busy = true;
                 continue;
             }
-            if (slot.rc != DRAGON_SUCCESS && !refused) refused = std::move(slot);
+            if (slot.rc == DRAGON_EAGAIN && several) {
+                if (!refused) {  // else the call ends with the refusal: this piece is not sent again
+                    again.emplace_back(slot.at, slot.length);
+                    again_after = std::chrono::steady_clock::now() + pause;
+                    pause = std::min(pause * 2, std::chrono::milliseconds(64));
+                }
+            } else if (slot.rc != DRAGON_SUCCESS && (!refused || slot.at < refused->at)) {
+                refused = std::move(slot);
+            }
             slot = Piece{};
         }
-        if (!busy && (refused || requested == range.length)) break;
+        const bool all_asked = requested == range.length && !first && again.empty();
+        if (!busy && (refused || all_asked)) break;
         if (connection->failure != UCS_OK) return lost(agent, connection->failure, during);
+        for (Piece& slot : pieces_) {
+            if (refused) break;
+            if (slot.sequence != 0) continue;
+            std::uint64_t at = requested;
+            std::uint64_t length = std::min(range.length - requested, k_piece_bytes);
+            if (!again.empty()) {
+                if (std::chrono::steady_clock::now() < again_after) break;
+                std::tie(at, length) = again.back();
+                again.pop_back();
+            } else if (requested == range.length && !first) {
+                break;
+            } else {
+                requested += length;
+                first = false;
+            }
+            const RemoteRange piece{range.id, range.offset + at, length};
+            if (dragonError_t rc = send_piece(*connection, pool, piece, bytes + at, access, slot)) return rc;
+            slot.at = at;
+        }
         ucx_.progress_or_sleep();
         if (deadline && (++spins % 64) == 0 && deadline_passed(*deadline)) return lost(agent, UCS_ERR_TIMED_OUT, during);
     }
-    if (refused) return failf(refused->rc, "agent {}: {}", agent, refused->message);
-    return DRAGON_SUCCESS;
+    if (!refused) return DRAGON_SUCCESS;
+    if (!several) return failf(refused->rc, "agent {}: {}", agent, refused->message);
+    return failf(refused->rc, "agent {}: {} (of the piece of {} B at byte {} of this {} B call; other pieces may have moved)",
+                 agent, refused->message, refused->length, refused->at, range.length);
 }
 
 // Sends `range`'s request (and a write's bytes, from `buffer`) into the free `slot`. The
@@ -329,7 +380,7 @@ dragonError_t Client::send_piece(Connection& connection, const PoolIdentity& poo
     const bool write = access == Access::write && range.length != 0;
     const ucs_status_ptr_t sending = ucp_am_send_nbx(connection.ep, k_am_request, slot.header.data(), slot.header.size(),
                                                      write ? buffer : nullptr, write ? range.length : 0, &send);
-    if (UCS_PTR_IS_ERR(sending)) return lost(connection.agent, UCS_PTR_STATUS(sending), "sending the request");
+    if (UCS_PTR_IS_ERR(sending)) return lost(connection.agent, UCS_PTR_STATUS(sending), "sending the request");  // copied
     slot.sending = sending;
     return DRAGON_SUCCESS;
 }

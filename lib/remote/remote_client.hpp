@@ -1,7 +1,8 @@
 // The client side of off-node access: one UCX worker per process, one endpoint per agent
-// (kept between calls). A transfer is one active message each way: the request (a
-// write's bytes as its data, sent from the caller's buffer), and the agent's reply (a
-// read's bytes as its data, copied into the caller's buffer out of UCX's). Both are sent
+// (kept between calls). A transfer goes in pieces of at most 1 MiB, 4 in flight; a piece
+// is one active message each way: the request (a write's bytes as its data, sent from
+// the caller's buffer), and the agent's reply (a read's bytes as its data, copied into the
+// caller's buffer out of UCX's). Both are sent
 // eagerly, never by rendezvous (which hands the peer a key to the buffer's memory), so no
 // key or address of either side's memory is exchanged, and neither side's UCX offers
 // one-sided access. UCX is opened only where the operator says the fabric is trusted
