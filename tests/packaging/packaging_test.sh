@@ -14,7 +14,7 @@
 # Environment (set by tests/packaging/meson.build): BUILD_ROOT, SOURCE_ROOT, MESON, CC,
 # CXX, PREFIX, LIBDIR, INCLUDEDIR, MANDIR, PROJECT_VERSION. Exit 77: skipped (reason printed).
 set -euo pipefail
-case_name=${1:?usage: packaging_test.sh pkgconfig|cmake|symbols|cxx_std|version|man}
+case_name=${1:?usage: packaging_test.sh pkgconfig|cmake|symbols|cxx_std|version|man|unit}
 here=$(cd "$(dirname "$0")" && pwd)
 # Nothing from the build tree: programs find the installed library or none.
 unset LD_LIBRARY_PATH
@@ -201,6 +201,24 @@ version)
   fi
   grep -q "versions disagree" "$work/wrong.log" || fail "no disagreement reported: $(cat "$work/wrong.log")"
   echo "version $PROJECT_VERSION everywhere"
+  ;;
+unit)
+  # The agent's systemd unit, installed with a build that has UCX (dragonmem serve), and
+  # its ExecStart naming the installed program, which runs.
+  install_tree
+  unit=$root$PREFIX/lib/systemd/system/dragonmem-serve.service
+  if [ "$HAVE_UCX" != true ]; then
+    [ ! -e "$unit" ] || fail "$unit installed by a build without UCX (no dragonmem serve)"
+    skip "built without UCX: no agent, no unit (checked that none is installed)"
+  fi
+  [ -f "$unit" ] || fail "dragonmem-serve.service not installed in $(dirname "$unit")"
+  exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+  program=${exec_start%% *}
+  [ "$program" = "$(abs "$BINDIR")/dragonmem" ] || fail "ExecStart runs $program, not the installed dragonmem"
+  [ "${exec_start#* }" != "${exec_start#* serve }" ] || fail "ExecStart does not run serve: $exec_start"
+  grep -q '@' "$unit" && fail "unsubstituted @...@ in $unit"
+  run_consumer "$root$program" serve --help | grep -q -- "--listen" || fail "the installed dragonmem serve --help names no --listen"
+  echo "unit: $unit runs $exec_start"
   ;;
 man)
   need python3; need nm
