@@ -216,13 +216,7 @@ dragonError_t Agent::listen() {
     socklen_t address_len = 0;
     if (dragonError_t rc = resolve_agent_address(options_.listen, "serve --listen", true, std::nullopt, address, address_len)) return rc;
     if (dragonError_t rc = ucx_.open(true, "serve")) return rc;
-    ucp_am_handler_param_t handler{};
-    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
-    handler.id = k_am_request;
-    handler.cb = &Agent::on_request;
-    handler.arg = this;
-    if (ucs_status_t st = ucp_worker_set_am_recv_handler(ucx_.worker(), &handler); st != UCS_OK)
-        return failf(DRAGON_FAILURE, "serve: setting the request handler failed: {}", ucs_status_string(st));
+    if (dragonError_t rc = ucx_.set_handler(k_am_request, &Agent::on_request, this, "serve", "request")) return rc;
     ucp_listener_params_t params{};
     params.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
     params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&address);

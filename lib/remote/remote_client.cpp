@@ -150,14 +150,9 @@ dragonError_t Client::open() {
     if (open_) return DRAGON_SUCCESS;
     close();
     if (dragonError_t rc = ucx_.open(false, "remote access")) return rc;
-    ucp_am_handler_param_t handler{};
-    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
-    handler.id = k_am_reply;
-    handler.cb = &Client::on_reply;
-    handler.arg = this;
-    if (ucs_status_t st = ucp_worker_set_am_recv_handler(ucx_.worker(), &handler); st != UCS_OK) {
+    if (dragonError_t rc = ucx_.set_handler(k_am_reply, &Client::on_reply, this, "remote access", "reply")) {
         ucx_.close();
-        return failf(DRAGON_FAILURE, "remote access: setting the reply handler failed: {}", ucs_status_string(st));
+        return rc;
     }
     open_ = true;
     return DRAGON_SUCCESS;

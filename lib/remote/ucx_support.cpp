@@ -24,6 +24,18 @@ constexpr std::int64_t k_finish_limit_ns = 10'000'000'000;
 constexpr unsigned k_idle_turns_before_sleep = 16;
 }  // namespace
 
+dragonError_t UcxWorker::set_handler(unsigned id, ucp_am_recv_callback_t callback, void* arg, const char* who,
+                                     const char* what) {
+    ucp_am_handler_param_t handler{};
+    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+    handler.id = id;
+    handler.cb = callback;
+    handler.arg = arg;
+    if (ucs_status_t st = ucp_worker_set_am_recv_handler(worker_, &handler); st != UCS_OK)
+        return failf(DRAGON_FAILURE, "{}: setting the {} handler failed: {}", who, what, ucs_status_string(st));
+    return DRAGON_SUCCESS;
+}
+
 void UcxWorker::close() noexcept {
     if (worker_ != nullptr) ucp_worker_destroy(worker_);
     if (context_ != nullptr) ucp_cleanup(context_);

@@ -40,6 +40,10 @@ public:
     // with fewer cores than busy processes, a spinning waiter holds the core its peer
     // needs to answer (a remote read over TCP took ~10 ms per call on 2 loaded cores).
     void progress_or_sleep();
+    // Active messages of `id` go to `callback` with `arg`. FAILURE "`who`: setting the
+    // `what` handler failed: ..." if UCX refuses.
+    dragonError_t set_handler(unsigned id, ucp_am_recv_callback_t callback, void* arg, const char* who,
+                              const char* what);
 
 private:
     int event_fd_ = -1;  // -1: none (then the CPU is yielded instead)
