@@ -22,11 +22,17 @@ IPA=10.251.$((TAG % 250)).1 IPB=10.251.$((TAG % 250)).2
 POOL=dmbench$TAG
 OUT=$(mktemp -d /tmp/dm_remote_bench.XXXXXX)
 AGENT_PID=
+# /run/netns, mounted by the first `ip netns add`, is taken down again if this run made it
+# and left it empty (tests/remote/remote_test.sh says why).
+NETNS_DIR_MOUNTED=$(mountpoint -q /run/netns 2>/dev/null && echo yes)
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
   POD_UID=benchA "$D" destroy "$POOL" >/dev/null 2>&1 || true
   ip netns del "$NA" 2>/dev/null || true
   ip netns del "$NB" 2>/dev/null || true
+  if [ -z "$NETNS_DIR_MOUNTED" ] && mountpoint -q /run/netns 2>/dev/null && [ -z "$(ls -A /run/netns)" ]; then
+    umount /run/netns 2>/dev/null || true
+  fi
   rm -rf "$OUT"
 }
 trap cleanup EXIT

@@ -31,12 +31,23 @@ skip() { echo "SKIP: $*"; exit 77; }
 ok() { passes=$((passes + 1)); echo "ok   $*"; }
 bad() { failures=$((failures + 1)); echo "FAIL $*"; }
 
+# `ip netns add` mounts /run/netns on itself the first time; a test that made that mount
+# takes it down once no namespace is left in it (in a chroot, a mount left there keeps
+# the chroot's root busy after the run).
+NETNS_DIR_MOUNTED=$(mountpoint -q /run/netns 2>/dev/null && echo yes)
+release_netns_dir() {
+  [ -z "$NETNS_DIR_MOUNTED" ] && mountpoint -q /run/netns 2>/dev/null && [ -z "$(ls -A /run/netns)" ] &&
+    umount /run/netns 2>/dev/null
+  return 0
+}
+
 cleanup() {
   for pid in "${AGENTS[@]}"; do kill -9 "$pid" 2>/dev/null; done
   for pid in "${AGENTS[@]}"; do wait "$pid" 2>/dev/null; done
   for p in "${POOLS[@]}"; do POD_UID=$HA "$D" destroy "$p" >/dev/null 2>&1; rm -f "/dev/shm/dragonmem.$p"; done
   ip netns del "$NA" 2>/dev/null
   ip netns del "$NB" 2>/dev/null
+  release_netns_dir
   rm -rf "$WORK"
 }
 trap cleanup EXIT
