@@ -264,13 +264,14 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     if (group == nullptr) {
         group = new (std::nothrow) MagazineGroup();
         if (group == nullptr) return;  // no memory: this class stays uncached
-        // Blocks a thread may hold per class: bounded in count and bytes, and a small share
-        // of a small pool.
+        // Blocks a thread may hold per class: bounded in count and bytes (thread_cache.hpp),
+        // and a small share of a small pool (0: blocks this large are not cached).
         const std::uint64_t budget = std::min(k_cache_budget_bytes, header_->heap_bytes / 64);
         for (std::uint32_t i = 0; i < k_heap_sl_count; ++i) {
             const std::uint64_t bytes = heap_->class_bytes(group_index * k_heap_sl_count + i);
-            heads[i].cap =
-                bytes == 0 ? 0 : static_cast<std::uint8_t>(std::min<std::uint64_t>(k_magazine_slots, budget / bytes));
+            const std::uint64_t by_bytes =
+                bytes == 0 ? 0 : std::clamp(k_cache_class_bytes / bytes, k_magazine_min_slots, k_magazine_slots);
+            heads[i].cap = static_cast<std::uint8_t>(bytes == 0 ? 0 : std::min(by_bytes, budget / bytes));
         }
     }
     MagazineHead& mag = heads[size_class % k_heap_sl_count];
@@ -279,6 +280,7 @@ void PoolCaches::refill_locked(ThreadCache& cache, std::uint32_t size_class) noe
     if (mag.cap == 0 || !mag.recycled) return;
     if (header_->has_waiters.load(std::memory_order_relaxed) != 0) return;  // others need the memory
     std::uint64_t want = std::min<std::uint32_t>(mag.warm, mag.cap - mag.count);
+    want = std::min(want, std::max(k_refill_min_blocks, k_refill_bytes / block_bytes));
     mag.warm = static_cast<std::uint8_t>(std::min<std::uint32_t>(mag.cap, mag.warm == 0 ? 1u : mag.warm * 2u));
     // Leave most of the pool to others: at most 1/16 of the free slots and bytes.
     want = std::min(want, (manifest_->capacity() - header_->live_count) / 16);

@@ -49,13 +49,16 @@
 //   under the lock, each block committed or retired by its own record, so a death in
 //   between leaves what repair rebuilds from.
 //
-// Bounded: a magazine holds at most k_magazine_slots blocks and at most
-// min(k_cache_budget_bytes, heap / 64) bytes per class; magazines come in groups of the
-// 16 classes of one power of two, allocated when a thread first refills one of them
-// (4 KiB of slots each, at most k_cache_groups; the classes' counts are in the ThreadCache); refills grow 1, 2, 4... and take
-// at most 1/16 of the free slots and bytes; a thread with a sleeper waiting refills
-// nothing. A thread caches for at most k_thread_cached_pools pools, and at most
-// k_cache_entries threads per pool cache at once; the others use the locked path.
+// Bounded: blocks up to min(k_cache_budget_bytes, heap / 64) are cached; a magazine
+// holds at most k_magazine_slots blocks, k_cache_class_bytes of them but at least
+// k_magazine_min_slots, and never more than that first bound in bytes; magazines come in
+// groups of the 16 classes of one power of two, allocated when a thread first refills
+// one of them (4 KiB of slots each, at most k_cache_groups; the classes' counts are in
+// the ThreadCache); refills grow 1, 2, 4... blocks, take at most k_refill_bytes of them
+// (but at least k_refill_min_blocks) and at most 1/16 of the free slots and bytes; a
+// thread with a sleeper waiting refills nothing. A thread caches for at most
+// k_thread_cached_pools pools, and at most k_cache_entries threads per pool cache at
+// once; the others use the locked path.
 #pragma once
 
 #include "pool/pool_layout.hpp"
@@ -68,8 +71,21 @@ namespace dragonmem::detail {
 
 class PoolMapping;
 
-inline constexpr std::uint32_t k_magazine_slots = 64;
+inline constexpr std::uint64_t k_magazine_slots = 64;
 inline constexpr std::uint64_t k_cache_budget_bytes = 8ULL << 20;
+// What one class's magazine may hold, and what one refill may take, in bytes, sized for
+// 16 classes per power of two: a mixed-size workload keeps over 100 magazines in use,
+// each a random walk between empty and full, so a thread parks about half of the sum of
+// its classes' limits. With 8 MiB per class and refills doubling to 64 blocks, the
+// benchmark's mixed workload (two threads, 32 B - 64 KiB, 4 MiB live) parked about
+// 100 MB; the heap pages of that spread were backed under the pool lock as they were
+// first touched, and its first reps ran at half the buddy heap's speed (which has 16
+// times fewer classes). With these limits, 65 MB (docs/design.md §4.7). The floors keep
+// large blocks as they were: 8 blocks of 1 MiB per magazine and per refill.
+inline constexpr std::uint64_t k_cache_class_bytes = 1ULL << 20;
+inline constexpr std::uint64_t k_magazine_min_slots = 8;
+inline constexpr std::uint64_t k_refill_bytes = 256ULL << 10;
+inline constexpr std::uint64_t k_refill_min_blocks = 8;
 inline constexpr std::uint32_t k_thread_cached_pools = 4;  // pools a thread caches for at once
 inline constexpr std::uint32_t k_no_entry = ~0u;
 // Groups of magazines: the classes of blocks up to k_cache_budget_bytes of 64 B granules

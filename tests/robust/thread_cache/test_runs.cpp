@@ -164,4 +164,65 @@ TEST_CASE("size-class hint: a record whose hint was overwritten is never handed 
     CHECK(report.cached_blocks == 0);
 }
 
+TEST_CASE("bounds: a magazine holds at most 1 MiB of a class (at least 8 blocks) and a refill takes at most 256 KiB") {
+    // 1 GiB: the pool's share (heap / 64 = 16 MiB) is over the 8 MiB budget, so the
+    // per-class bounds below are the ones that act.
+    constexpr std::size_t heap = std::size_t{1} << 30;
+    ScopedPool scoped(heap, {}, "bd");
+    Pool& pool = scoped.pool();
+    ShmView view(scoped.name(), true);
+    REQUIRE(view.ok());
+    in_new_thread([&] {
+        first_locked_pair(pool);
+        const auto cached_after_frees = [&](std::size_t size, std::size_t count) {
+            std::vector<Memory> held;
+            for (std::size_t i = 0; i < count; ++i) held.push_back(pool.alloc(size, 1));
+            const int entry = my_entry(view);
+            REQUIRE_MESSAGE(entry >= 0, "the thread holds no cache entry");
+            const std::size_t before = records_of_entry(view, static_cast<unsigned>(entry));
+            free_each(held);
+            return records_of_entry(view, static_cast<unsigned>(entry)) - before;
+        };
+        // 4 KiB: 1 MiB is 256 blocks, so the 64-slot bound acts: all 64 frees are parked.
+        CHECK(cached_after_frees(4096, 64) == 64);
+        // 64 KiB: 16 blocks (1 MiB); the 17th free finds the magazine full and gives half
+        // back, and so on: 40 frees leave 8 to 16 parked, never the 40 of 8 MiB per class.
+        const std::size_t parked_64k = cached_after_frees(65536, 40);
+        CHECK(parked_64k >= 8);
+        CHECK(parked_64k <= 16);
+        // 1 MiB: the floor of 8 blocks (also the budget's 8 MiB).
+        const std::size_t parked_1m = cached_after_frees(std::size_t{1} << 20, 8);
+        CHECK(parked_1m == 8);
+        // Refills of 64 KiB blocks, now that the class was freed into: doubling 1, 2, 4,
+        // 8, then at most 256 KiB (4 blocks) but at least 8 blocks; 8 MiB per class
+        // went on to 16, 32, 64. Counted once the blocks parked above are used up.
+        const auto entry = static_cast<unsigned>(my_entry(view));
+        const auto parked_of_64k = [&] {
+            std::size_t n = 0;
+            for (std::uint64_t slot = 0; slot < view.header()->slot_hwm; ++slot) {
+                const auto& rec = view.records()[slot];
+                const std::uint64_t word = rec.id.load();
+                if ((word & k_cached_bit) != 0 && (word & dragonmem::detail::k_cache_entry_mask) == entry &&
+                    rec.requested_bytes.load() == 65536)
+                    ++n;
+            }
+            return n;
+        };
+        std::vector<Memory> held;
+        bool drained = false;
+        std::size_t most = 0;
+        for (int i = 0; i < 200; ++i) {
+            held.push_back(pool.alloc(65536, 1));
+            const std::size_t parked = parked_of_64k();
+            drained = drained || parked == 0;
+            if (drained) most = std::max(most, parked);
+        }
+        CHECK(drained);
+        CHECK(most == 8);
+        free_each(held);
+    });
+    checked(pool, "at the end");  // ok: every block on a list or named by a record
+    CHECK(pool.attributes().free_bytes == heap);  // the parked blocks are taken back
+}
+
 TEST_SUITE_END();
