@@ -45,27 +45,43 @@ bool Backing::back_range(std::uint64_t object_offset, std::uint64_t bytes, const
 
 bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     if (offset >= heap_bytes_) return false;
-    std::uint64_t chunk = offset >> chunk_shift_;
-    std::uint64_t map_page = chunk / k_bits_per_page;
-    // The map's page first: its bit is written below. Each bit is set only after the
+    const std::uint64_t chunk = offset >> chunk_shift_;
+    // The chunk and the next ones, in one system call: each call costs more than the page
+    // it backs (in a VM, about a microsecond), and it is made under the pool lock, so a
+    // workload spreading over fresh heap paid it once per page while the other threads
+    // waited. The chunks after it are nearly always touched soon (the blocks cut beside
+    // it). The kernel backs a range in order, so where /dev/shm runs out, the chunk needed
+    // is the first to get memory; the call then fails and the chunk alone is retried.
+    const std::uint64_t chunks = ((heap_bytes_ - 1) >> chunk_shift_) + 1;
+    const std::uint64_t map_page_end = (chunk / k_bits_per_page + 1) * k_bits_per_page;
+    const std::uint64_t count = std::min({k_chunks_per_backing, chunks - chunk, map_page_end - chunk});
+    if (back_heap_chunks(chunk, count)) return true;
+    if (count == 1) return false;
+    clear_failure();
+    return back_heap_chunks(chunk, 1);
+}
+
+bool Backing::back_heap_chunks(std::uint64_t first, std::uint64_t count) noexcept {
+    const std::uint64_t map_page = first / k_bits_per_page;  // holds every bit of the run
+    // The map's page first: its bits are written below. Each bit is set only after the
     // kernel backed what it stands for; killed in between, a survivor backs it again.
     if (!bit(dir_, map_page)) {
         if (!back_range(header_->backing_map_offset + map_page * k_page_bytes, k_page_bytes, "backing map"))
             return false;
         set_bit(dir_, map_page);
     }
-    std::uint64_t start = chunk << chunk_shift_;
-    std::uint64_t bytes = std::min(std::uint64_t{1} << chunk_shift_, heap_bytes_ - start);
-    // The free-map page(s) with the bits of every granule this chunk overlaps: the heap
-    // reads and writes them only once the chunk's bit below says it is backed.
-    std::uint64_t first_bit = start >> granule_order_;
-    std::uint64_t last_bit = (start + bytes - 1) >> granule_order_;
-    std::uint64_t map_from = first_bit / 8 / k_page_bytes * k_page_bytes;
-    std::uint64_t map_to = (last_bit / 8 + 1 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
-    if (!free_map_page_backed(chunk) && !back_range(free_map_offset_ + map_from, map_to - map_from, "free map"))
-        return false;
+    const std::uint64_t start = first << chunk_shift_;
+    const std::uint64_t bytes = std::min(count << chunk_shift_, heap_bytes_ - start);
+    // The free-map page(s) with the bits of every granule these chunks overlap: the heap
+    // reads and writes them only once a chunk's bit below says it is backed.
+    const std::uint64_t first_bit = start >> granule_order_;
+    const std::uint64_t last_bit = (start + bytes - 1) >> granule_order_;
+    const std::uint64_t map_from = first_bit / 8 / k_page_bytes * k_page_bytes;
+    const std::uint64_t map_to = (last_bit / 8 + 1 + k_page_bytes - 1) / k_page_bytes * k_page_bytes;
+    const bool map_known = free_map_page_backed(first) && free_map_page_backed(first + count - 1);
+    if (!map_known && !back_range(free_map_offset_ + map_from, map_to - map_from, "free map")) return false;
     if (!back_range(header_->heap_offset + start, bytes, "heap, for free-block headers,")) return false;
-    set_bit(map_ + map_page, chunk % k_bits_per_page);
+    for (std::uint64_t c = first; c < first + count; ++c) set_bit(map_ + map_page, c % k_bits_per_page);
     return true;
 }
 

@@ -57,6 +57,8 @@ namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_manifest_backing_step_bytes = std::uint64_t{64} * 1024;  // 1024 records
 
+// Heap chunks backed by one call (Backing::back_heap_chunk): 64 KiB of 4 KiB chunks.
+inline constexpr std::uint64_t k_chunks_per_backing = 16;
 // log2 of the heap bytes one map bit stands for, for a heap of 2^max_order bytes: a page,
 // more for heaps over 4 TiB (so that the map's pages fit the one-page directory).
 std::uint32_t heap_chunk_shift_for(std::uint32_t max_order) noexcept;
@@ -125,6 +127,9 @@ private:
         page->words[index / 64].fetch_or(std::uint64_t{1} << (index % 64), std::memory_order_release);
     }
     bool back_heap_chunk(std::uint64_t offset) noexcept;
+    // Backs heap chunks [first, first + count) (in the heap, their bits on one map page)
+    // and their free-map bits, then sets their bits.
+    bool back_heap_chunks(std::uint64_t first, std::uint64_t count) noexcept;
     // Whether the free-map page holding chunk `chunk`'s bits is known to be backed
     // (another chunk of it is): back_heap_chunk then skips backing it again.
     bool free_map_page_backed(std::uint64_t chunk) const noexcept;
