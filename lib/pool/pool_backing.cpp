@@ -46,18 +46,27 @@ bool Backing::back_range(std::uint64_t object_offset, std::uint64_t bytes, const
 bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     if (offset >= heap_bytes_) return false;
     const std::uint64_t chunk = offset >> chunk_shift_;
-    // The chunk and the next ones, in one system call: each call costs more than the page
-    // it backs (in a VM, about a microsecond), and it is made under the pool lock, so a
+    // The chunk and the next ones (not in a GPU pool, pool_backing.hpp), in one system
+    // call: each call costs more than the page it backs (in a VM, about a microsecond), and it is made under the pool lock, so a
     // workload spreading over fresh heap paid it once per page while the other threads
     // waited. The chunks after it are nearly always touched soon (the blocks cut beside
     // it). The kernel backs a range in order, so where /dev/shm runs out, the chunk needed
     // is the first to get memory; the call then fails and the chunk alone is retried.
     const std::uint64_t chunks = ((heap_bytes_ - 1) >> chunk_shift_) + 1;
     const std::uint64_t map_page_end = (chunk / k_bits_per_page + 1) * k_bits_per_page;
-    const std::uint64_t count = std::min({k_chunks_per_backing, chunks - chunk, map_page_end - chunk});
-    if (back_heap_chunks(chunk, count)) return true;
-    if (count == 1) return false;
-    clear_failure();
+    const std::uint64_t count = gpu_ ? 1 : std::min({k_chunks_per_backing, chunks - chunk, map_page_end - chunk});
+    if (count > 1) {
+        // A failure recorded earlier in the same locked call must survive this attempt.
+        const int err = failure_err_;
+        const std::uint64_t at = failure_offset_;
+        const std::uint64_t bytes = failure_bytes_;
+        const char* part = failure_part_;
+        if (back_heap_chunks(chunk, count)) return true;
+        failure_err_ = err;
+        failure_offset_ = at;
+        failure_bytes_ = bytes;
+        failure_part_ = part;
+    }
     return back_heap_chunks(chunk, 1);
 }
 
@@ -96,7 +105,7 @@ bool Backing::free_map_page_backed(std::uint64_t chunk) const noexcept {
     const std::uint64_t first = chunk & ~(per_page - 1);  // per_page divides k_bits_per_page: one map page
     const std::uint64_t map_page = first / k_bits_per_page;
     if (!bit(dir_, map_page)) return false;
-    // A chunk's bit is set only after its free-map page was backed (back_heap_chunk), and
+    // A chunk's bit is set only after its free-map page was backed (back_heap_chunks), and
     // memory is never given back: any chunk of the same free-map page with its bit set
     // proves the page has memory. One system call saved per new chunk, but the first.
     const BitPage& page = map_[map_page];

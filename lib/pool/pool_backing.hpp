@@ -43,12 +43,14 @@
 // call and changes nothing. Bits are only ever set; the counter only grows.
 //
 // Bounded: the directory is one page, the map 1/32768 of the heap and backed as used;
-// backing happens once per page (or manifest step) for the pool's life, so steady-state
-// allocation makes no system call. A reserved pool skips all of it (fully_backed).
+// backing happens once per page (or manifest step) for the pool's life, a call backing
+// up to k_chunks_per_backing heap pages, so steady-state allocation makes no system call. A reserved pool skips all of it (fully_backed).
 #pragma once
 
 #include "pool/pool_layout.hpp"
 #include "os/shm_segment.hpp"
+
+#include <dragon/managed_memory.h>  // DRAGON_MEMORY_TYPE_GPU
 
 #include <cstdint>
 #include <string>
@@ -57,7 +59,10 @@ namespace dragonmem::detail {
 
 inline constexpr std::uint64_t k_manifest_backing_step_bytes = std::uint64_t{64} * 1024;  // 1024 records
 
-// Heap chunks backed by one call (Backing::back_heap_chunk): 64 KiB of 4 KiB chunks.
+// Heap chunks one call backs (Backing::back_heap_chunk): the one needed and those after
+// it, 64 KiB of 4 KiB chunks (less at the heap's end or a map page's). One at a time in
+// a GPU pool, whose heap range in the object holds only free-block headers and footers,
+// which creation does not count against /dev/shm (pool_geometry.cpp).
 inline constexpr std::uint64_t k_chunks_per_backing = 16;
 // log2 of the heap bytes one map bit stands for, for a heap of 2^max_order bytes: a page,
 // more for heaps over 4 TiB (so that the map's pages fit the one-page directory).
@@ -80,7 +85,7 @@ public:
           shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
           chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity),
           free_map_offset_(header->free_map_offset), granule_order_(granule_order_of(header->min_block_order)),
-          all_backed_(header->fully_backed != 0) {}
+          all_backed_(header->fully_backed != 0), gpu_(header->mem_type == DRAGON_MEMORY_TYPE_GPU) {}
     // A heap whose every byte has memory (a private heap: tests of the heap alone).
     static Backing everything(std::uint64_t heap_bytes) noexcept {
         Backing all;
@@ -97,8 +102,8 @@ public:
         std::uint64_t chunk = offset >> chunk_shift_;
         return bit(dir_, chunk / k_bits_per_page) && bit(map_ + chunk / k_bits_per_page, chunk % k_bits_per_page);
     }
-    // Backs that page (and the free-map bits for it) unless it is; false (failure() says
-    // why) if the kernel cannot.
+    // Backs that page (and the free-map bits for it, and maybe the pages after it) unless
+    // it is; false (failure() says why) if the kernel cannot.
     bool back_heap(std::uint64_t offset) noexcept {
         return heap_backed(offset) || back_heap_chunk(offset);
     }
@@ -131,7 +136,7 @@ private:
     // and their free-map bits, then sets their bits.
     bool back_heap_chunks(std::uint64_t first, std::uint64_t count) noexcept;
     // Whether the free-map page holding chunk `chunk`'s bits is known to be backed
-    // (another chunk of it is): back_heap_chunk then skips backing it again.
+    // (another chunk of it is): back_heap_chunks then skips backing it again.
     bool free_map_page_backed(std::uint64_t chunk) const noexcept;
     bool back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept;
 
@@ -147,6 +152,7 @@ private:
     std::uint64_t free_map_offset_ = 0;
     std::uint32_t granule_order_ = 0;  // the heap's granule (tlsf_heap.hpp): one free-map bit each
     bool all_backed_ = false;  // a reserved pool: everything has memory
+    bool gpu_ = false;         // a GPU pool: back one heap chunk per call
     int failure_err_ = 0;
     std::uint64_t failure_offset_ = 0;
     std::uint64_t failure_bytes_ = 0;

@@ -21,6 +21,15 @@ namespace dragonmem::detail {
 namespace {
 
 constexpr int k_spins_before_sleep = 256;
+// How long a waiter spins (in rounds of k_spins_before_sleep, reading the clock between
+// them) before it sleeps. Longer than the pool's longer critical sections, such as a
+// thread-cache refill that backs fresh heap pages (about 10-20 us for 64 KiB in a VM),
+// and far shorter than the scheduler's slices. A sleep costs more than the wait it
+// saves: the sleeper is woken onto a CPU the scheduler picks, and two threads of a
+// process woken onto one CPU ran at half speed until the balancer moved one away (the
+// mixed benchmark's two threads: ~700 sleeps and many reps at half speed with the
+// 256-spin wait alone, ~170 with this; docs/design.md §4.3).
+constexpr std::int64_t k_spin_before_sleep_ns = 50'000;
 // How often a sleeper wakes to check that the owner is alive (and its deadline). Tests
 // lengthen it so that a lost wake-up shows as a stall instead of a 2 ms hiccup.
 std::atomic<long> g_owner_check_ns{2'000'000};
@@ -120,6 +129,7 @@ LockOutcome acquire_contended(OwnerLock& lock, LockWait& wait, std::uint64_t min
             wait.ended_by_limit = end.by_limit;
             return LockOutcome::timed_out;
         }
+        if (ns_between(started_at, now) < k_spin_before_sleep_ns) continue;  // spin on
         // Announce a sleeper on this very ownership (see robust_lock.hpp); if the word
         // changed meanwhile, look again instead.
         if ((seen & k_lock_waiters_bit) == 0) {

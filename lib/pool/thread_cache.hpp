@@ -114,7 +114,7 @@ static_assert(k_magazine_slots <= 255, "a magazine's count and cap are bytes");
 struct MagazineHead {
     std::uint8_t count = 0;
     std::uint8_t cap = 0;   // 0: this class is not cached (or its group is not allocated yet)
-    std::uint8_t warm = 0;  // blocks the next refill takes (doubles up to cap)
+    std::uint8_t warm = 0;  // blocks the next refill takes (doubles up to cap; k_refill_bytes bounds it)
     // The thread has freed a block of this class into the magazine: only then does a
     // refill take blocks from the heap. A thread that only allocates (filling a pool)
     // parks nothing: blocks parked in caches are holes the heap cannot coalesce, and

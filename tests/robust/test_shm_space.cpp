@@ -429,4 +429,40 @@ TEST_CASE("S7: a split whose heap pages have memory but whose free-map page has 
     }), "S7");
 }
 
+TEST_CASE("S8: a heap page is backed alone where /dev/shm has less than the 64 KiB one call backs") {
+    // A split backs the heap page it writes a header in together with the 15 after it
+    // (pool_backing.hpp). With 12 KiB left that call fails; the page alone must then be
+    // backed (the kernel gave the pages memory in order, so it has it), or the pool would
+    // refuse allocations a page-at-a-time backing served.
+    const std::string name = unique_pool_name("win");
+    expect_verdict(in_small_shm(16, [&]() -> std::string {
+        Verdict v;
+        Pool pool = Pool::create(name, 8 * MiB);
+        v.check(fill_shm(12 * 1024), "left 12 KiB free");
+        // 1 KiB blocks side by side from offset 0: every fourth split writes the rest's
+        // header in a page not backed yet. The first page of manifest records (64) holds
+        // them all.
+        std::vector<Memory> held;
+        std::string refusal;
+        for (int i = 0; i < 60; ++i) {
+            try {
+                held.push_back(pool.alloc(1024));
+            } catch (const dragonmem::Error& e) {
+                v.check(e.code() == DRAGON_OUT_OF_SPACE, std::string("refused with ") + dragon_getrcstr(e.code()) +
+                                                              ": " + e.what());
+                refusal = e.what();
+                break;
+            }
+        }
+        // Page 0 holds 4 blocks' splits; each of the 3 pages left to /dev/shm 4 more.
+        v.check(held.size() >= 12, "1 KiB allocations before the refusal: " + std::to_string(held.size()));
+        v.check(!refusal.empty(), "/dev/shm ran out within 60 KiB of blocks");
+        v.check(pool.check().ok, "check() passes");
+        held.clear();
+        free_all(pool);
+        pool.destroy();
+        return v.text;
+    }), "S8");
+}
+
 TEST_SUITE_END();
