@@ -47,11 +47,12 @@ bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     if (offset >= heap_bytes_) return false;
     const std::uint64_t chunk = offset >> chunk_shift_;
     // The chunk and the next ones (not in a GPU pool, pool_backing.hpp), in one system
-    // call: each call costs more than the page it backs (in a VM, about a microsecond), and it is made under the pool lock, so a
-    // workload spreading over fresh heap paid it once per page while the other threads
-    // waited. The chunks after it are nearly always touched soon (the blocks cut beside
-    // it). The kernel backs a range in order, so where /dev/shm runs out, the chunk needed
-    // is the first to get memory; the call then fails and the chunk alone is retried.
+    // call: each call costs more than the page it backs (in a VM, about a microsecond),
+    // and it is made under the pool lock, so a workload spreading over fresh heap paid it
+    // once per page while the other threads waited. The chunks after it are nearly
+    // always touched soon (the blocks cut beside it). The kernel backs a range in order,
+    // so where /dev/shm runs out, the chunk needed is the first to get memory; the call
+    // then fails and the chunk alone is retried.
     const std::uint64_t chunks = ((heap_bytes_ - 1) >> chunk_shift_) + 1;
     const std::uint64_t map_page_end = (chunk / k_bits_per_page + 1) * k_bits_per_page;
     const std::uint64_t count = gpu_ ? 1 : std::min({k_chunks_per_backing, chunks - chunk, map_page_end - chunk});

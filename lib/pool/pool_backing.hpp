@@ -44,7 +44,8 @@
 //
 // Bounded: the directory is one page, the map 1/32768 of the heap and backed as used;
 // backing happens once per page (or manifest step) for the pool's life, a call backing
-// up to k_chunks_per_backing heap pages, so steady-state allocation makes no system call. A reserved pool skips all of it (fully_backed).
+// up to k_chunks_per_backing heap pages, so steady-state allocation makes no system
+// call. A reserved pool skips all of it (fully_backed).
 #pragma once
 
 #include "pool/pool_layout.hpp"

@@ -26,9 +26,10 @@ constexpr int k_spins_before_sleep = 256;
 // thread-cache refill that backs fresh heap pages (about 10-20 us for 64 KiB in a VM),
 // and far shorter than the scheduler's slices. A sleep costs more than the wait it
 // saves: the sleeper is woken onto a CPU the scheduler picks, and two threads of a
-// process woken onto one CPU ran at half speed until the balancer moved one away (the
-// mixed benchmark's two threads: ~700 sleeps and many reps at half speed with the
-// 256-spin wait alone, ~170 with this; docs/design.md §4.3).
+// process woken onto one CPU ran at half speed until the balancer moved one away (a
+// driver of the mixed benchmark's loop, 8 reps of two new threads: 560-880 voluntary
+// context switches with the 256-spin wait alone, 300-450 with this, its own barrier
+// waits included; docs/design.md §4.3).
 constexpr std::int64_t k_spin_before_sleep_ns = 50'000;
 // How often a sleeper wakes to check that the owner is alive (and its deadline). Tests
 // lengthen it so that a lost wake-up shows as a stall instead of a 2 ms hiccup.
