@@ -80,7 +80,7 @@ inline constexpr std::uint64_t k_cache_budget_bytes = 8ULL << 20;
 // benchmark's mixed workload (two threads, 32 B - 64 KiB, 4 MiB live) parked about
 // 100 MB; the heap pages of that spread were backed under the pool lock as they were
 // first touched, and its first reps ran at half the buddy heap's speed (which has 16
-// times fewer classes). With these limits, 65 MB (docs/design.md §4.7). The floors keep
+// times fewer classes). With these limits, ~68 MB (docs/design.md §4.7). The floors keep
 // large blocks as they were: 8 blocks of 1 MiB per magazine and per refill.
 inline constexpr std::uint64_t k_cache_class_bytes = 1ULL << 20;
 inline constexpr std::uint64_t k_magazine_min_slots = 8;
