@@ -36,10 +36,7 @@ std::uint64_t initial_manifest_backed(std::uint64_t capacity) noexcept {
 bool Backing::back_range(std::uint64_t object_offset, std::uint64_t bytes, const char* part) noexcept {
     int err = shm_back_mapped(mapping_, shm_name_, object_, object_offset, bytes);
     if (err == 0) return true;
-    failure_err_ = err;
-    failure_offset_ = object_offset;
-    failure_bytes_ = bytes;
-    failure_part_ = part;
+    failure_ = Failure{err, object_offset, bytes, part};
     return false;
 }
 
@@ -55,18 +52,11 @@ bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
     // then fails and the chunk alone is retried.
     const std::uint64_t chunks = ((heap_bytes_ - 1) >> chunk_shift_) + 1;
     const std::uint64_t map_page_end = (chunk / k_bits_per_page + 1) * k_bits_per_page;
-    const std::uint64_t count = gpu_ ? 1 : std::min({k_chunks_per_backing, chunks - chunk, map_page_end - chunk});
+    const std::uint64_t count = std::min({chunks_per_call_, chunks - chunk, map_page_end - chunk});
     if (count > 1) {
-        // A failure recorded earlier in the same locked call must survive this attempt.
-        const int err = failure_err_;
-        const std::uint64_t at = failure_offset_;
-        const std::uint64_t bytes = failure_bytes_;
-        const char* part = failure_part_;
+        const Failure earlier = failure_;  // one recorded earlier in the same locked call survives
         if (back_heap_chunks(chunk, count)) return true;
-        failure_err_ = err;
-        failure_offset_ = at;
-        failure_bytes_ = bytes;
-        failure_part_ = part;
+        failure_ = earlier;
     }
     return back_heap_chunks(chunk, 1);
 }
@@ -74,7 +64,8 @@ bool Backing::back_heap_chunk(std::uint64_t offset) noexcept {
 bool Backing::back_heap_chunks(std::uint64_t first, std::uint64_t count) noexcept {
     const std::uint64_t map_page = first / k_bits_per_page;  // holds every bit of the run
     // The map's page first: its bits are written below. Each bit is set only after the
-    // kernel backed what it stands for; killed in between, a survivor backs it again.
+    // kernel backed what it stands for; killed in between (or between two of the bits
+    // set at the end), a chunk whose bit is clear is backed again by its next toucher.
     if (!bit(dir_, map_page)) {
         if (!back_range(header_->backing_map_offset + map_page * k_page_bytes, k_page_bytes, "backing map"))
             return false;
@@ -131,7 +122,7 @@ bool Backing::back_records(std::uint64_t count) noexcept {
 
 std::string Backing::describe_failure() const {
     return fmt::format("{} could not back {} B of the pool's {} at object offset {}: {} (errno {}); {}", k_shm_dir,
-                       failure_bytes_, failure_part_, failure_offset_, errno_text(failure_err_), failure_err_,
+                       failure_.bytes, failure_.part, failure_.offset, errno_text(failure_.err), failure_.err,
                        shm_space_text());
 }
 

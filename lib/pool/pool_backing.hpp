@@ -86,7 +86,8 @@ public:
           shm_name_(shm_name), object_(object), heap_bytes_(header->heap_bytes),
           chunk_shift_(header->heap_chunk_shift), capacity_(header->manifest_capacity),
           free_map_offset_(header->free_map_offset), granule_order_(granule_order_of(header->min_block_order)),
-          all_backed_(header->fully_backed != 0), gpu_(header->mem_type == DRAGON_MEMORY_TYPE_GPU) {}
+          all_backed_(header->fully_backed != 0),
+          chunks_per_call_(header->mem_type == DRAGON_MEMORY_TYPE_GPU ? 1 : k_chunks_per_backing) {}
     // A heap whose every byte has memory (a private heap: tests of the heap alone).
     static Backing everything(std::uint64_t heap_bytes) noexcept {
         Backing all;
@@ -119,8 +120,8 @@ public:
 
     // The last failure of back_*, for the caller's message; cleared by clear_failure().
     // Per process and written under the pool lock, like the heap calls that cause it.
-    bool failed() const noexcept { return failure_err_ != 0; }
-    void clear_failure() noexcept { failure_err_ = 0; }
+    bool failed() const noexcept { return failure_.err != 0; }
+    void clear_failure() noexcept { failure_.err = 0; }
     // "/dev/shm could not back N B of the pool's <part> (at object offset X): <strerror>
     // (errno E); /dev/shm has F B free of T B"
     std::string describe_failure() const;
@@ -153,11 +154,16 @@ private:
     std::uint64_t free_map_offset_ = 0;
     std::uint32_t granule_order_ = 0;  // the heap's granule (tlsf_heap.hpp): one free-map bit each
     bool all_backed_ = false;  // a reserved pool: everything has memory
-    bool gpu_ = false;         // a GPU pool: back one heap chunk per call
-    int failure_err_ = 0;
-    std::uint64_t failure_offset_ = 0;
-    std::uint64_t failure_bytes_ = 0;
-    const char* failure_part_ = "";
+    // Heap chunks one call backs: k_chunks_per_backing, or 1 in a GPU pool (above).
+    std::uint64_t chunks_per_call_ = k_chunks_per_backing;
+    // The last failure of back_*: errno (0: none) and what could not be backed.
+    struct Failure {
+        int err = 0;
+        std::uint64_t offset = 0;
+        std::uint64_t bytes = 0;
+        const char* part = "";
+    };
+    Failure failure_;
 };
 
 }  // namespace dragonmem::detail
