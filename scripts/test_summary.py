@@ -3,13 +3,16 @@
 ("[doctest] test cases: N | P passed | F failed") or a line "LABEL: P passed, F failed"
 contributes those counts; any other test counts as one case, passed or failed by its
 result. A test that failed without reporting failed cases counts one failure more.
-Prints per-suite counts and ends with the line "N passed, N failed"."""
+Prints the end of each failed test's output (CI keeps only this script's output, so a
+failure seen once must say why there), then per-suite counts, and ends with the line
+"N passed, N failed"."""
 import json
 import re
 import sys
 
 DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
 PLAIN = re.compile(r"^(?:\w[\w+-]*: )?(\d+) passed, (\d+) failed", re.M)
+FAILED_TAIL_LINES = 80
 
 
 def counts_of(entry):
@@ -32,8 +35,17 @@ def counts_of(entry):
     return passed, failed
 
 
+def print_failure(label, entry):
+    lines = (entry.get("stdout", "") or "").splitlines()
+    print(f"=== {label} / {entry.get('name')}: {entry.get('result')}, "
+          f"last {min(len(lines), FAILED_TAIL_LINES)} of {len(lines)} lines of its output")
+    for line in lines[-FAILED_TAIL_LINES:]:
+        print(f"  | {line}")
+
+
 def main(args):
     total_p = total_f = 0
+    per_suite = []
     for arg in args:
         label, path = arg.split("=", 1)
         p = f = 0
@@ -41,12 +53,17 @@ def main(args):
             with open(path) as log:
                 for line in log:
                     if line.strip():
-                        dp, df = counts_of(json.loads(line))
+                        entry = json.loads(line)
+                        dp, df = counts_of(entry)
                         p += dp; f += df
+                        if df:
+                            print_failure(label, entry)
         except OSError:
             f += 1
-        print(f"{label}: {p} passed, {f} failed")
+        per_suite.append(f"{label}: {p} passed, {f} failed")
         total_p += p; total_f += f
+    for line in per_suite:
+        print(line)
     print(f"{total_p} passed, {total_f} failed")
     return 0 if total_f == 0 else 1
 

@@ -602,6 +602,7 @@ public:
         options_.on_event = [this](const std::string& line) {
             const std::lock_guard lock(mutex_);
             events_.push_back(line);
+            logged_.notify_all();
         };
         options_.on_ready = [this](const std::string& address) {
             const std::lock_guard lock(mutex_);
@@ -640,6 +641,21 @@ public:
             return line.find(part) != std::string::npos;
         }));
     }
+    // Waits until at least `count` events contain `part`, for up to `limit`; returns how
+    // many do. The agent logs an event after the act it reports (a rejection sent, a
+    // reply gone), so a peer that saw the act may look before the event is there: on a
+    // loaded machine the agent's thread can be preempted between the two.
+    std::size_t wait_for_events(const std::string& part, std::size_t count,
+                                std::chrono::seconds limit = std::chrono::seconds(60)) {
+        std::unique_lock lock(mutex_);
+        logged_.wait_for(lock, limit, [&] {
+            return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [&](const std::string& line) {
+                       return line.find(part) != std::string::npos;
+                   })) >= count;
+        });
+        lock.unlock();
+        return events_with(part);
+    }
 
 private:
     TrustedFabric trusted_;  // first: the agent's UCX reads it when it starts, the client at each call
@@ -647,6 +663,7 @@ private:
     std::atomic<bool> stop_{false};
     std::mutex mutex_;
     std::condition_variable ready_;
+    std::condition_variable logged_;  // an event was added
     std::string address_;
     std::string failure_;
     std::vector<std::string> events_;
@@ -705,10 +722,7 @@ TEST_CASE("through an in-process agent, remote writes and reads move the allocat
         CHECK(back == data);
         // One request per piece (the agent logs a read once its reply has gone: awaited).
         const std::size_t pieces = (size + (1 << 20) - 1) >> 20;
-        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (agent.events_with("served read of pool") - reads_before < pieces && std::chrono::steady_clock::now() < end)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        CHECK(agent.events_with("served read of pool") - reads_before == pieces);
+        CHECK(agent.wait_for_events("served read of pool", reads_before + pieces) - reads_before == pieces);
         // From an offset, across pieces: each piece's bytes land at their place.
         std::fill(back.begin(), back.end(), 0);
         DM_REQUIRE_OK(dragonmem_memory_read(remote.get(), size / 3, back.data(), size - size / 3, &k_limit));
@@ -1324,9 +1338,7 @@ TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with E
     for (std::uint64_t sequence : {1, 2, 3}) send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, sequence));
     // Not reading (no progress) until the agent has taken all three: the first read stays
     // in flight meanwhile, however late the agent's thread runs on a loaded machine.
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (agent.events_with("AgentLimits::transfers") < 2 && std::chrono::steady_clock::now() < end)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    agent.wait_for_events("AgentLimits::transfers", 2);
     std::map<std::uint64_t, RawMessage> replies;
     for (int i = 0; i < 3; ++i) {
         RawMessage m = peer.next(std::chrono::seconds(60));
@@ -1369,9 +1381,7 @@ TEST_CASE("a client that does not read its replies is disconnected at AgentLimit
         // first is one reply unread, the second finds the bound.
         send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, 1));
         for (std::uint64_t sequence : {2, 3, 4}) send_now(ep, raw_request(forged, &mem, dd::Access::read, 0, 4, sequence));
-        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (agent.events_with("replies to it unread") == 0 && std::chrono::steady_clock::now() < end)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        agent.wait_for_events("replies to it unread", 1);
     }
     CHECK(agent.events_with("closing a connection: 1 replies to it unread (the most, AgentLimits::unread_replies)") == 1);
     RemoteView remote(&mem, agent.address());
@@ -1397,7 +1407,7 @@ TEST_CASE("past AgentLimits::connections a connection is rejected, and the clien
                     DRAGON_FAILURE);
         CHECK(last_error().find("rejected the connection") != std::string::npos);
         CHECK(std::all_of(buffer.begin(), buffer.end(), [](unsigned char c) { return c == 0xEE; }));
-        CHECK(agent.events_with("connection rejected: 1 connections open (the most, AgentLimits::connections)") >= 1);
+        CHECK(agent.wait_for_events("connection rejected: 1 connections open (the most, AgentLimits::connections)", 1) >= 1);
     }
     // The holder gone (the agent notices its endpoint failed), the client connects again.
     dragonError_t rc = DRAGON_FAILURE;
