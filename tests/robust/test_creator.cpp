@@ -215,7 +215,9 @@ TEST_CASE("C3: a blank object with no creator recorded: waited for while young, 
     REQUIRE(::ftruncate(fd, 64 * 1024) == 0);
     ::close(fd);
     count_bad_inputs(2);
-    // Young: it may be a creator between shm_open and its first write.
+    // Young: it may be a creator between shm_open and its first write. (Its mtime an hour
+    // ahead, so that a stall of the test past the grace period cannot age it first.)
+    REQUIRE(set_shm_mtime(name, 3600));
     try {
         Pool::force_remove(name);
         FAIL_CHECK("force_remove removed an object created a moment ago");
@@ -223,6 +225,8 @@ TEST_CASE("C3: a blank object with no creator recorded: waited for while young, 
         CHECK_MESSAGE(e.code() == DRAGON_INVALID_OPERATION, toString(e.code()) << ": " << e.what());
     }
     // Once older than the grace period, attach refuses it and force_remove removes it.
+    // (Its mtime back in the past; its ctime, now, then ages past the grace period.)
+    REQUIRE(set_shm_mtime(name, -3600));
     ::usleep((dragonmem::detail::k_unrecorded_grace_ms + 200) * 1000);
     try {
         Pool::attach_local(name);

@@ -2,8 +2,12 @@
 #include "shm_names.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <cerrno>
 #include <cstring>
@@ -52,6 +56,14 @@ std::string padded_pool_name(std::size_t length) {
 }
 
 bool shm_exists(std::string_view pool_name) { return ::access(shm_path(pool_name).c_str(), F_OK) == 0; }
+
+bool set_shm_mtime(std::string_view pool_name, long seconds) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const timespec when{now.tv_sec + seconds, now.tv_nsec};
+    const timespec times[2] = {when, when};  // atime, mtime
+    return ::utimensat(AT_FDCWD, shm_path(pool_name).c_str(), times, 0) == 0;
+}
 
 std::vector<std::string> shm_entries_with_prefix(std::string_view prefix) {
     std::vector<std::string> found;

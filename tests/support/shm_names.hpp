@@ -23,6 +23,12 @@ std::string my_name_prefix();
 // /dev/shm/dragonmem.<name>
 inline std::string shm_path(std::string_view pool_name) { return "/dev/shm/dragonmem." + std::string(pool_name); }
 bool shm_exists(std::string_view pool_name);
+// Sets the modification time of pool `name`'s object to `seconds` from now (a negative
+// value: in the past); false if it cannot. The library judges a blank object's age by the
+// later of its mtime and ctime, and ctime becomes now with this call: a future mtime
+// keeps the object young (a creator's grace) however long a loaded machine stalls the
+// test; any other call makes it young again for the grace period from now.
+bool set_shm_mtime(std::string_view pool_name, long seconds);
 // Entries of /dev/shm whose name starts with `prefix` (e.g. "dragonmem.dmt123_").
 std::vector<std::string> shm_entries_with_prefix(std::string_view prefix);
 // Every /dev/shm object belonging to pool `name`: "dragonmem.<name>" itself and any

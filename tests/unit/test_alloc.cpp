@@ -125,7 +125,9 @@ TEST_CASE("a request larger than the pool is TOO_LARGE at once, even when blocki
     DM_CHECK_RC(dragon_memory_alloc_type_blocking(&mem, pool.pd(), 4097, DRAGON_MEMORY_ALLOC_DATA, &one_second),
                 DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE);
     const double elapsed = now_ms() - t0;
-    CHECK_MESSAGE(elapsed < 200.0, "blocking too-large requests took " << elapsed << " ms (should not wait)");
+    // Either call waiting would take its whole second (a failure bound: the figure itself
+    // is a few microseconds, and a loaded machine may stall the test for hundreds of ms).
+    CHECK_MESSAGE(elapsed < 1000.0, "blocking too-large requests took " << elapsed << " ms (should not wait)");
     CHECK(pool_state(pool.pd()) == before);
 }
 
@@ -178,7 +180,7 @@ TEST_CASE("no block free now: NOT_AVAILABLE, or TIMEOUT when blocking; the pool 
     DM_CHECK_RC(dragon_memory_alloc_blocking(&mem, full.pool.pd(), 64, &timeout), DRAGON_TIMEOUT);
     double elapsed = now_ms() - t0;
     CHECK_MESSAGE(elapsed >= 95.0, "TIMEOUT after only " << elapsed << " ms of a 100 ms timeout");
-    CHECK_MESSAGE(elapsed < 600.0, "TIMEOUT after " << elapsed << " ms of a 100 ms timeout");
+    CHECK_MESSAGE(elapsed < 5000.0, "TIMEOUT after " << elapsed << " ms of a 100 ms timeout");
     CHECK(pool_state(full.pool.pd()) == before);
 
     const timespec short_timeout = ms_timespec(30);
@@ -188,7 +190,7 @@ TEST_CASE("no block free now: NOT_AVAILABLE, or TIMEOUT when blocking; the pool 
                 DRAGON_TIMEOUT);
     elapsed = now_ms() - t0;
     CHECK(elapsed >= 28.0);
-    CHECK(elapsed < 500.0);
+    CHECK(elapsed < 5000.0);
     CHECK(pool_state(full.pool.pd()) == before);
 }
 
@@ -225,7 +227,7 @@ TEST_CASE("a full manifest is OUT_OF_SPACE; blocking calls wait for a slot, then
     DM_CHECK_RC(dragon_memory_alloc_blocking(&extra, pool.pd(), 32, &timeout), DRAGON_OUT_OF_SPACE);
     const double elapsed = now_ms() - t0;
     CHECK_MESSAGE(elapsed >= 75.0, "blocking OUT_OF_SPACE after " << elapsed << " ms: did not wait for a slot");
-    CHECK(elapsed < 600.0);
+    CHECK(elapsed < 5000.0);
     CHECK(pool_state(pool.pd()) == before);
 
     // Zero-byte allocations need no manifest slot.
@@ -244,18 +246,18 @@ TEST_CASE("a blocking alloc is woken by a free in another thread") {
     dragonMemoryDescr_t got{};
     const double t0 = now_ms();
     std::thread waiter([&] {
-        const timespec timeout = ms_timespec(5000);
+        const timespec timeout = ms_timespec(20000);  // woken by the free long before
         rc = dragon_memory_alloc_blocking(&got, full.pool.pd(), 2048, &timeout);
         returned_at = now_ms() - t0;
     });
-    CHECK_MESSAGE(wait_for_waiter(full.pool.pd(), 2000), "get_attr never reported the blocked caller");
+    CHECK_MESSAGE(wait_for_waiter(full.pool.pd(), 10000), "get_attr never reported the blocked caller");
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(free_at_ms)));
     const double freed_at = now_ms() - t0;
     DM_CHECK_OK(dragon_memory_free(&full.a));  // not REQUIRE: the thread must be joined
     waiter.join();
     CHECK(rc == DRAGON_SUCCESS);
     CHECK_MESSAGE(returned_at >= freed_at, "returned before the free");
-    CHECK_MESSAGE(returned_at - freed_at < 500.0, "woke " << (returned_at - freed_at) << " ms after the free");
+    CHECK_MESSAGE(returned_at - freed_at < 5000.0, "woke " << (returned_at - freed_at) << " ms after the free");
     CHECK(mem_size(&got) == 2048);
     dragonMemoryPoolAttr_t attr{};
     DM_REQUIRE_OK(dragon_memory_get_attr(full.pool.pd(), &attr));
@@ -274,17 +276,17 @@ TEST_CASE("a blocking alloc waiting for a manifest slot is woken by a free") {
     const double t0 = now_ms();
     std::thread waiter([&] {
         dragonMemoryDescr_t got{};
-        const timespec timeout = ms_timespec(5000);
+        const timespec timeout = ms_timespec(20000);  // woken by the free long before
         rc = dragon_memory_alloc_blocking(&got, pool.pd(), 32, &timeout);
         returned_at = now_ms() - t0;
     });
-    CHECK(wait_for_waiter(pool.pd(), 2000));
+    CHECK(wait_for_waiter(pool.pd(), 10000));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const double freed_at = now_ms() - t0;
     DM_CHECK_OK(dragon_memory_free(&mems[0]));  // not REQUIRE: the thread must be joined
     waiter.join();
     CHECK(rc == DRAGON_SUCCESS);
-    CHECK_MESSAGE(returned_at - freed_at < 500.0, "woke " << (returned_at - freed_at) << " ms after the free");
+    CHECK_MESSAGE(returned_at - freed_at < 5000.0, "woke " << (returned_at - freed_at) << " ms after the free");
     CHECK(live_ids(pool.pd()).size() == 5);
 }
 

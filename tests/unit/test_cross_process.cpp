@@ -179,14 +179,14 @@ TEST_CASE("a child blocked in alloc_blocking is woken by the parent's free") {
                                     local_env(pool_b64(pool.pd())));
         REQUIRE(waiter.started());
         REQUIRE_MESSAGE(waiter.wait_for_output("ready", 10000), "child never got ready: " << waiter.output());
-        CHECK_MESSAGE(wait_for_waiter(pool.pd(), 3000), "get_attr never reported the blocked child");
+        CHECK_MESSAGE(wait_for_waiter(pool.pd(), 10000), "get_attr never reported the blocked child");
         std::this_thread::sleep_for(std::chrono::milliseconds(300));  // blocked time to measure CPU use over
         const double freed_at = now_ms();
         DM_REQUIRE_OK(dragon_memory_free(&a));
-        const auto r = waiter.wait(5000);
+        const auto r = waiter.wait(20000);
         const double woke_after = now_ms() - freed_at;
         REQUIRE_MESSAGE(r.exited_with(0), r.describe());
-        CHECK_MESSAGE(woke_after < 1000.0, "child returned " << woke_after << " ms after the free");
+        CHECK_MESSAGE(woke_after < 5000.0, "child returned " << woke_after << " ms after the free");
         // Asleep in the kernel, not spinning: 300+ ms blocked, little CPU (this includes
         // the child's start-up).
         CHECK_MESSAGE(r.cpu_ms < 150.0, "blocked child used " << r.cpu_ms << " ms of CPU: " << r.output);
@@ -206,14 +206,14 @@ TEST_CASE("a child's blocking alloc times out with TIMEOUT") {
     CHECK_MESSAGE(r.exited_with(DRAGON_TIMEOUT), r.describe());
     const double elapsed = std::atof(field(r.output, "elapsed_ms").c_str());
     CHECK_MESSAGE(elapsed >= 145.0, r.output);
-    CHECK_MESSAGE(elapsed < 1000.0, r.output);
+    CHECK_MESSAGE(elapsed < 5000.0, r.output);
     CHECK(pool_state(pool.pd()) == before);
 }
 
 TEST_CASE("a too-large blocking request without a timeout returns TOO_LARGE at once") {
     const std::string child = child_or_fail();
     TestPool pool(4096);
-    const auto r = run_child({child, "alloc-blocking", kPoolVar, "8192", "-1"}, local_env(pool_b64(pool.pd())), 5000);
+    const auto r = run_child({child, "alloc-blocking", kPoolVar, "8192", "-1"}, local_env(pool_b64(pool.pd())), 20000);
     CHECK_MESSAGE(r.exited_with(DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE), r.describe());
     CHECK(free_bytes(pool.pd()) == 4096);
 }

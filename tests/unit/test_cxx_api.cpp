@@ -374,12 +374,12 @@ TEST_CASE("alloc_blocking honours its timeout; too large throws at once") {
     DM_CHECK_THROWS_CODE(p.pool.alloc_blocking(32, DRAGON_MEMORY_ALLOC_DATA, &timeout), DRAGON_TIMEOUT, m1);
     const double elapsed = now_ms() - t0;
     CHECK(elapsed >= 45.0);
-    CHECK(elapsed < 600.0);
+    CHECK(elapsed < 5000.0);  // a failure bound (it fires), not a figure
     const double t1 = now_ms();
     const timespec long_timeout = ms_timespec(2000);  // NULL (forever) is tried in a child process
     DM_CHECK_THROWS_CODE(p.pool.alloc_blocking(8192, DRAGON_MEMORY_ALLOC_DATA, &long_timeout),
                          DRAGON_DYNHEAP_REQUESTED_SIZE_TOO_LARGE, m2);
-    CHECK(now_ms() - t1 < 200.0);
+    CHECK(now_ms() - t1 < 1500.0);  // waiting would take the whole 2 s
     DM_CHECK_THROWS_CODE(p.pool.alloc(32), DRAGON_DYNHEAP_REQUESTED_SIZE_NOT_AVAILABLE, m3);
 }
 
