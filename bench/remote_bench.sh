@@ -54,7 +54,12 @@ POD_UID=benchA "$D" create "$POOL" --size 128M >/dev/null
 SERIAL=$(POD_UID=benchA DRAGONMEM_AGENT=$AGENT "$D" alloc "$POOL" --size 64M --serialized |
          python3 -c 'import json,sys; print(json.load(sys.stdin)["allocations"][0]["serialized"])')
 
+# The agent's minor page faults over dragonmem's run (field 10 of /proc/PID/stat; $AGENT_PID
+# is the agent itself: exec all the way down), printed per MiB moved below the table.
+minflt() { awk '{ print $10 }' "/proc/$AGENT_PID/stat"; }
+FAULTS_BEFORE=$(minflt)
 inB "$BENCH" "$SERIAL" "$BUDGET" | tee "$OUT/dragonmem.jsonl" >&2
+echo $(( $(minflt) - FAULTS_BEFORE )) >"$OUT/agent_faults"
 
 # perftest TEST SIZE ITERATIONS: the Final line's fields (server in A, client in B).
 perftest() {
@@ -74,7 +79,7 @@ done
 echo "ucp_get 8 $(perftest ucp_get 8 20000)" | tee -a "$OUT/perftest.txt" >&2
 echo "ucp_am_lat 8 $(perftest ucp_am_lat 8 20000)" | tee -a "$OUT/perftest.txt" >&2
 
-python3 - "$OUT/dragonmem.jsonl" "$OUT/perftest.txt" <<'PY'
+python3 - "$OUT/dragonmem.jsonl" "$OUT/perftest.txt" "$OUT/agent_faults" <<'PY'
 import json, sys
 ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 perf = {}
@@ -104,4 +109,7 @@ print()
 print(f"8 B read: dragonmem median {lat['median_us']:.1f} us (p90 {lat['p90_us']:.1f} us); "
       f"ucp_get 8 B median {g8 if g8 is not None else 'n/a'} us; "
       f"ucp_am_lat 8 B median {a8 if a8 is not None else 'n/a'} us (one way: half a ping-pong)")
+faults = int(open(sys.argv[3]).read())
+moved = sum(o["bytes"] * (o["iterations"] + 1) for o in ours if o["op"] in ("read", "write")) / 2**20
+print(f"agent: {faults} minor page faults while dragonmem moved {moved:.0f} MiB ({faults / moved:.2f} per MiB)")
 PY
