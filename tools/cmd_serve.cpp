@@ -20,8 +20,8 @@ namespace {
 
 std::atomic<bool> stop_requested{false};
 
-// malloc tuning of the agent's process (where serve() runs, below): blocks above 4 MiB
-// are mapped on their own; up to 64 MiB freed at the heap's top is kept.
+// malloc tuning of the agent's process (where serve() runs, below): blocks of 4 MiB or
+// more are mapped on their own; up to 64 MiB freed at the heap's top is kept.
 constexpr int k_agent_mmap_threshold = 4 << 20;
 constexpr int k_agent_trim_threshold = 64 << 20;
 

@@ -80,7 +80,7 @@ dragonError_t registry_attach(const std::string& shm_name, std::uint64_t expecte
         result = share_registered_locked(reg, shm_name, expected_nonce);
     }
     if (result == nullptr) {
-        // Not mapped here yet. open() may sleep (up to 200 ms for a creator still
+        // Not mapped here yet. open() may sleep (up to k_creator_wait_ms for a creator still
         // formatting): it runs without the registry mutex, so attaches of other pools,
         // detaches and destroys in this process are not held up meanwhile.
         PoolMapping* opened = nullptr;

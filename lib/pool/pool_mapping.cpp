@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <limits>
@@ -36,7 +37,7 @@ namespace dragonmem::detail {
 
 namespace {
 
-constexpr long k_wait_slice_ms = 100;
+std::atomic<long> g_wait_slice_ms{100};  // wait_slice_ms()
 
 // Retired PoolMapping objects. Never freed: a MemoryRef may still hold a pointer to one
 // and must be able to read its epoch. Bounded by the most pools mapped at once.
@@ -52,6 +53,9 @@ Graveyard& graveyard() {
 }
 
 }  // namespace
+
+long wait_slice_ms() noexcept { return g_wait_slice_ms.load(std::memory_order_relaxed); }
+void set_wait_slice_ms(long ms) noexcept { g_wait_slice_ms.store(ms > 0 ? ms : 1, std::memory_order_relaxed); }
 
 void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
 
@@ -766,8 +770,9 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
         header_->has_waiters.store(1, std::memory_order_relaxed);
         unlock();
         // Sleep in slices: if a lock holder died mid-free nobody will bump wake_seq, so we
-        // look again (taking the lock repairs the pool) at least every k_wait_slice_ms.
-        timespec slice = deadline_after(timespec{0, k_wait_slice_ms * 1000000L});
+        // look again (taking the lock repairs the pool) at least every wait_slice_ms().
+        const long slice_ms = wait_slice_ms();
+        timespec slice = deadline_after(timespec{slice_ms / 1000, (slice_ms % 1000) * 1000000L});
         bool slice_first = timeout == nullptr || slice.tv_sec < deadline.tv_sec ||
                            (slice.tv_sec == deadline.tv_sec && slice.tv_nsec < deadline.tv_nsec);
         futex_wait_until(&header_->wake_seq, seen, slice_first ? &slice : &deadline);

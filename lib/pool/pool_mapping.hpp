@@ -45,6 +45,13 @@
 
 namespace dragonmem::detail {
 
+// A blocking allocation sleeps at most this long (100 ms unless set) before it looks at
+// the pool again: a process that died between a free's commit and its wake-up wakes
+// nobody. Tests of the wake-up itself set it far beyond their bounds, so that a wake-up
+// that never comes shows as a wait that long, not as a prompt one.
+long wait_slice_ms() noexcept;
+void set_wait_slice_ms(long ms) noexcept;
+
 class PoolMapping {
 public:
     // Creates the shm object and formats it; the result holds one reference.

@@ -19,9 +19,12 @@
 //   crash_point.cpp         tests/robust: crash-point
 //   c_boundary.cpp          tests/robust: c-boundary (replaces the global operator new)
 // Exit status 2: unknown command or wrong number of arguments.
+// $DMTEST_WAIT_SLICE_MS, when set, is the library's wait slice here (wait_slice.hpp).
 #include "commands.hpp"
+#include "wait_slice.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -77,6 +80,7 @@ int usage(const char* why) {
 
 int main(int argc, char** argv) {
     if (argc < 2) return usage("no command");
+    if (const char* slice = std::getenv(dmtest::k_wait_slice_env)) dragonmem::detail::set_wait_slice_ms(std::atol(slice));
     for (const Entry& e : k_commands) {
         if (std::strcmp(argv[1], e.name) != 0) continue;
         const int given = argc - 2;

@@ -4,6 +4,7 @@
 // burn no CPU, and a waiter SIGKILLed while asleep does not stop the others being woken.
 #include "shm_view.hpp"
 #include "testing.hpp"
+#include "wait_slice.hpp"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -27,10 +28,15 @@ struct WaiterResult {
     std::string msg;
 };
 
-Child spawn_waiter(const std::string& pool_b64, std::size_t bytes, long timeout_ms, int type = 0) {
+// A waiter child. With the long wait slice (wait_slice.hpp) unless a test needs the
+// short one: only a free's wake-up then ends its sleep before its timeout.
+Child spawn_waiter(const std::string& pool_b64, std::size_t bytes, long timeout_ms, int type = 0,
+                   bool long_slice = true) {
+    EnvChanges env{{"DMR_POOL", pool_b64}};
+    if (long_slice) env.emplace_back(k_wait_slice_env, std::to_string(k_long_wait_slice_ms));
     return Child::spawn({child_program(), "waiter", std::to_string(bytes), std::to_string(timeout_ms),
                          std::to_string(type)},
-                        {{"DMR_POOL", pool_b64}});
+                        env);
 }
 
 WaiterResult parse_done(const std::string& line) {
@@ -71,10 +77,11 @@ void require_whole_after_cleanup(const Pool& pool) {
 
 }  // namespace
 
-// Wake-ups and timeouts are judged against failure bounds far from what a working
-// mechanism gives (a waiter woken by the free, not by its timeout; a timeout that fires,
-// never early), with the measured figures printed: on a loaded 2-core machine under
-// ASan a process can wait for a CPU for hundreds of ms, which says nothing of the library.
+// Wake-ups and timeouts are judged against failure bounds, with the measured figures
+// printed: on a loaded 2-core machine under ASan a process can wait for a CPU for
+// hundreds of ms, which says nothing of the library. The waiters run with the long wait
+// slice (wait_slice.hpp), so a wake-up that never comes takes the waiter's whole timeout
+// (4-5 s here, or forever), far past the bound; a timeout must fire, never early.
 constexpr double k_late_bound_ms = 1000;
 
 TEST_CASE("blocking: N waiter processes, M frees from another process: prompt wake-ups, honest timeouts, no CPU") {
@@ -305,7 +312,8 @@ TEST_CASE("blocking: contenders for the only block never miss a wake-up (ping-po
     for (int i = 0; i < 3; ++i) {
         players.push_back(Child::spawn({child_program(), "pingpong", std::to_string(pool.heap_bytes()),
                                         std::to_string(iterations), "2000"},
-                                       {{"DMR_POOL", b64}}));
+                                       {{"DMR_POOL", b64},
+                                        {k_wait_slice_env, std::to_string(k_long_wait_slice_ms)}}));  // a lost wake-up times out
         REQUIRE(players.back().wait_line("ready", 10000).has_value());
     }
     watchdog().arm(240000, "ping-pong contenders");
@@ -337,7 +345,7 @@ TEST_CASE("blocking: a sleeping waiter gets memory freed by a holder that died r
     const std::string b64 = pool.serialize_base64();
     Memory whole = pool.alloc(pool.heap_bytes());
     const long timeout_ms = 3000;
-    Child waiter = spawn_waiter(b64, 64, timeout_ms);
+    Child waiter = spawn_waiter(b64, 64, timeout_ms, 0, false);  // the slice is what finds the dead holder's free
     REQUIRE(waiter.wait_line("ready", 10000).has_value());
     wait_for_sleepers(pool);
     Child dying = Child::spawn({child_program(), "crash-point", scoped.name(), "retire", std::to_string(whole.id())});

@@ -2,6 +2,7 @@
 // request (and the pool left exactly as it was), blocking waits woken by frees,
 // zero-byte allocations, ids and from_id, double and stale frees.
 #include "testing.hpp"
+#include "wait_slice.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -239,6 +240,7 @@ TEST_CASE("a full manifest is OUT_OF_SPACE; blocking calls wait for a slot, then
 }
 
 TEST_CASE("a blocking alloc is woken by a free in another thread") {
+    LongWaitSlice only_the_free_wakes;  // wait_slice.hpp
     FullPool full;
     const double free_at_ms = 80;
     dragonError_t rc = DRAGON_FAILURE;
@@ -266,6 +268,7 @@ TEST_CASE("a blocking alloc is woken by a free in another thread") {
 }
 
 TEST_CASE("a blocking alloc waiting for a manifest slot is woken by a free") {
+    LongWaitSlice only_the_free_wakes;  // wait_slice.hpp
     dragonMemoryPoolAttr_t attr = attr_with_max_allocations(5);
     TestPool pool(4096, &attr);
     dragon_memory_attr_destroy(&attr);

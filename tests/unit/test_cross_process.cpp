@@ -4,6 +4,7 @@
 // woken by the parent's free; a child with another POD_UID or DRAGON_RT_UID sees the
 // pool as remote; a destroyed pool cannot be attached from another process.
 #include "testing.hpp"
+#include "wait_slice.hpp"
 
 #include <unistd.h>
 
@@ -175,8 +176,10 @@ TEST_CASE("a child blocked in alloc_blocking is woken by the parent's free") {
 
     for (const char* timeout_arg : {"10000", "-1"}) {  // with a timeout, and without (NULL)
         CAPTURE(timeout_arg);
-        Child waiter = Child::spawn({child, "alloc-blocking", kPoolVar, "2048", timeout_arg},
-                                    local_env(pool_b64(pool.pd())));
+        // The long wait slice (wait_slice.hpp): only the free's wake-up ends its sleep early.
+        EnvChanges env = local_env(pool_b64(pool.pd()));
+        env.emplace_back(k_wait_slice_env, std::to_string(k_long_wait_slice_ms));
+        Child waiter = Child::spawn({child, "alloc-blocking", kPoolVar, "2048", timeout_arg}, env);
         REQUIRE(waiter.started());
         REQUIRE_MESSAGE(waiter.wait_for_output("ready", 10000), "child never got ready: " << waiter.output());
         CHECK_MESSAGE(wait_for_waiter(pool.pd(), 10000), "get_attr never reported the blocked child");

@@ -641,12 +641,13 @@ public:
             return line.find(part) != std::string::npos;
         }));
     }
-    // Waits until at least `count` events contain `part`, for up to `limit`; returns how
-    // many do. The agent logs an event after the act it reports (a rejection sent, a
+    // Waits until at least `count` events contain `part`, for up to `limit` (well inside
+    // the suite's meson timeout, so that a missing event fails the check that waited for
+    // it, by name); returns how many do. The agent logs an event after the act it reports (a rejection sent, a
     // reply gone), so a peer that saw the act may look before the event is there: on a
     // loaded machine the agent's thread can be preempted between the two.
     std::size_t wait_for_events(const std::string& part, std::size_t count,
-                                std::chrono::seconds limit = std::chrono::seconds(60)) {
+                                std::chrono::seconds limit = std::chrono::seconds(20)) {
         std::unique_lock lock(mutex_);
         logged_.wait_for(lock, limit, [&] {
             return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [&](const std::string& line) {
@@ -1338,7 +1339,7 @@ TEST_CASE("past AgentLimits::transfers reads in flight, a read is refused with E
     for (std::uint64_t sequence : {1, 2, 3}) send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, sequence));
     // Not reading (no progress) until the agent has taken all three: the first read stays
     // in flight meanwhile, however late the agent's thread runs on a loaded machine.
-    agent.wait_for_events("AgentLimits::transfers", 2);
+    REQUIRE(agent.wait_for_events("AgentLimits::transfers", 2) >= 2);
     std::map<std::uint64_t, RawMessage> replies;
     for (int i = 0; i < 3; ++i) {
         RawMessage m = peer.next(std::chrono::seconds(60));
@@ -1381,7 +1382,7 @@ TEST_CASE("a client that does not read its replies is disconnected at AgentLimit
         // first is one reply unread, the second finds the bound.
         send_now(ep, raw_request(identity, &mem, dd::Access::read, 0, size, 1));
         for (std::uint64_t sequence : {2, 3, 4}) send_now(ep, raw_request(forged, &mem, dd::Access::read, 0, 4, sequence));
-        agent.wait_for_events("replies to it unread", 1);
+        REQUIRE(agent.wait_for_events("replies to it unread", 1) >= 1);
     }
     CHECK(agent.events_with("closing a connection: 1 replies to it unread (the most, AgentLimits::unread_replies)") == 1);
     RemoteView remote(&mem, agent.address());
