@@ -37,7 +37,7 @@ namespace dragonmem::detail {
 
 namespace {
 
-std::atomic<long> g_wait_slice_ms{100};  // wait_slice_ms()
+std::atomic<long> g_wait_slice_ms{100};  // set_wait_slice_for_tests()
 
 // Retired PoolMapping objects. Never freed: a MemoryRef may still hold a pointer to one
 // and must be able to read its epoch. Bounded by the most pools mapped at once.
@@ -54,8 +54,9 @@ Graveyard& graveyard() {
 
 }  // namespace
 
-long wait_slice_ms() noexcept { return g_wait_slice_ms.load(std::memory_order_relaxed); }
-void set_wait_slice_ms(long ms) noexcept { g_wait_slice_ms.store(ms > 0 ? ms : 1, std::memory_order_relaxed); }
+long set_wait_slice_for_tests(long slice_ms) noexcept {
+    return g_wait_slice_ms.exchange(slice_ms > 0 ? slice_ms : 1, std::memory_order_relaxed);
+}
 
 void graveyard_lock_for_fork() noexcept { graveyard().mutex.lock(); }
 
@@ -770,8 +771,8 @@ dragonError_t PoolMapping::alloc(std::uint64_t bytes, std::uint64_t type, bool b
         header_->has_waiters.store(1, std::memory_order_relaxed);
         unlock();
         // Sleep in slices: if a lock holder died mid-free nobody will bump wake_seq, so we
-        // look again (taking the lock repairs the pool) at least every wait_slice_ms().
-        const long slice_ms = wait_slice_ms();
+        // look again (taking the lock repairs the pool) at least every slice (100 ms).
+        const long slice_ms = g_wait_slice_ms.load(std::memory_order_relaxed);
         timespec slice = deadline_after(timespec{slice_ms / 1000, (slice_ms % 1000) * 1000000L});
         bool slice_first = timeout == nullptr || slice.tv_sec < deadline.tv_sec ||
                            (slice.tv_sec == deadline.tv_sec && slice.tv_nsec < deadline.tv_nsec);

@@ -45,12 +45,12 @@
 
 namespace dragonmem::detail {
 
-// A blocking allocation sleeps at most this long (100 ms unless set) before it looks at
-// the pool again: a process that died between a free's commit and its wake-up wakes
-// nobody. Tests of the wake-up itself set it far beyond their bounds, so that a wake-up
-// that never comes shows as a wait that long, not as a prompt one.
-long wait_slice_ms() noexcept;
-void set_wait_slice_ms(long ms) noexcept;
+// For tests: sets how long a blocking allocation sleeps at most before it looks at the
+// pool again (default 100 ms: a process that died between a free's commit and its
+// wake-up wakes nobody); returns the previous slice. A long one turns a lost wake-up into
+// a wait until the waiter's timeout (as set_owner_check_interval_for_tests does for the
+// lock, robust_lock.hpp).
+long set_wait_slice_for_tests(long slice_ms) noexcept;
 
 class PoolMapping {
 public:

@@ -80,7 +80,7 @@ int usage(const char* why) {
 
 int main(int argc, char** argv) {
     if (argc < 2) return usage("no command");
-    if (const char* slice = std::getenv(dmtest::k_wait_slice_env)) dragonmem::detail::set_wait_slice_ms(std::atol(slice));
+    if (const char* slice = std::getenv(dmtest::k_wait_slice_env)) dragonmem::detail::set_wait_slice_for_tests(std::atol(slice));
     for (const Entry& e : k_commands) {
         if (std::strcmp(argv[1], e.name) != 0) continue;
         const int given = argc - 2;

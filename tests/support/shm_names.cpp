@@ -7,10 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ctime>
-
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include <atomic>
 #include <cstdlib>

@@ -15,12 +15,10 @@ inline constexpr long k_long_wait_slice_ms = 60'000;
 // The long slice in this process while it lives.
 class LongWaitSlice {
 public:
-    LongWaitSlice() : previous_(dragonmem::detail::wait_slice_ms()) {
-        dragonmem::detail::set_wait_slice_ms(k_long_wait_slice_ms);
-    }
+    LongWaitSlice() : previous_(dragonmem::detail::set_wait_slice_for_tests(k_long_wait_slice_ms)) {}
     LongWaitSlice(const LongWaitSlice&) = delete;
     LongWaitSlice& operator=(const LongWaitSlice&) = delete;
-    ~LongWaitSlice() { dragonmem::detail::set_wait_slice_ms(previous_); }
+    ~LongWaitSlice() { dragonmem::detail::set_wait_slice_for_tests(previous_); }
 
 private:
     long previous_;

@@ -637,28 +637,27 @@ public:
     // How many of its events so far contain `part`.
     std::size_t events_with(const std::string& part) {
         const std::lock_guard lock(mutex_);
+        return count_locked(part);
+    }
+    // Waits until at least `count` events contain `part`, for up to `limit` (well inside
+    // the suite's meson timeout, so that a missing event fails the check that waited
+    // for it, by name); returns how many do. The agent logs some events after the act
+    // they report (a rejection sent, a reply gone), so a peer that saw the act may look
+    // before the event is there: the agent's thread can be preempted between the two.
+    std::size_t wait_for_events(const std::string& part, std::size_t count,
+                                std::chrono::seconds limit = std::chrono::seconds(20)) {
+        std::unique_lock lock(mutex_);
+        logged_.wait_for(lock, limit, [&] { return count_locked(part) >= count; });
+        return count_locked(part);
+    }
+
+private:
+    std::size_t count_locked(const std::string& part) const {  // mutex_ held
         return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [&](const std::string& line) {
             return line.find(part) != std::string::npos;
         }));
     }
-    // Waits until at least `count` events contain `part`, for up to `limit` (well inside
-    // the suite's meson timeout, so that a missing event fails the check that waited for
-    // it, by name); returns how many do. The agent logs an event after the act it reports (a rejection sent, a
-    // reply gone), so a peer that saw the act may look before the event is there: on a
-    // loaded machine the agent's thread can be preempted between the two.
-    std::size_t wait_for_events(const std::string& part, std::size_t count,
-                                std::chrono::seconds limit = std::chrono::seconds(20)) {
-        std::unique_lock lock(mutex_);
-        logged_.wait_for(lock, limit, [&] {
-            return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [&](const std::string& line) {
-                       return line.find(part) != std::string::npos;
-                   })) >= count;
-        });
-        lock.unlock();
-        return events_with(part);
-    }
 
-private:
     TrustedFabric trusted_;  // first: the agent's UCX reads it when it starts, the client at each call
     dragonmem::AgentOptions options_;
     std::atomic<bool> stop_{false};
